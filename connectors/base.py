@@ -1,0 +1,185 @@
+"""The one small interface every calendar adapter implements.
+
+Terminology
+-----------
+calendar
+    One collection on a server: a CalDAV calendar URL or a Google calendar id. A
+    technician has one *session calendar* (sessions are written there and it blocks time)
+    and any number of *busy calendars* (they only block time).
+object
+    One stored resource in a calendar, named by its ``href`` (CalDAV resource path, Google
+    event id), holding one UID: a single event, or a recurring master with its overrides.
+busy block
+    One occurrence of an event that blocks time, reduced to its interval. Titles,
+    descriptions and attendees never leave the adapter: only busy/free is published.
+sync state
+    An opaque string the adapter returns after each sync and gets back next time (a
+    CalDAV sync token or ETag map, a Google ``nextSyncToken``). ``None`` means "never
+    synced": the adapter then does a full sync.
+session event
+    An event this daemon writes for a booked session, identified by a stable UID derived
+    from the session id, so writes are idempotent and retries never duplicate.
+
+Errors are distinct so callers can act on them: :class:`Unavailable` is transient (retry
+with backoff, keep the last good data), :class:`NotFound` and :class:`Conflict` answer
+conditional writes, :class:`AuthFailed` and :class:`BadConfiguration` need a person.
+A failed request is always an exception, never an empty result: an empty answer would
+read as "every event was deleted".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+from rules.intervals import Interval
+
+
+class ConnectorError(Exception):
+    """Base of every error raised by an adapter; ``calendar`` names the calendar."""
+
+    def __init__(self, message: str, *, calendar: str = "") -> None:
+        super().__init__(f"{calendar}: {message}" if calendar else message)
+        self.calendar = calendar
+
+
+class Unavailable(ConnectorError):
+    """The server could not be reached or answered 429/5xx; try again later."""
+
+    def __init__(
+        self, message: str, *, calendar: str = "", retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, calendar=calendar)
+        self.retry_after = retry_after
+
+
+class AuthFailed(ConnectorError):
+    """Credentials were refused (401/403 not caused by a precondition)."""
+
+
+class BadConfiguration(ConnectorError):
+    """The calendar does not exist or the configuration cannot work with this server."""
+
+
+class NotFound(ConnectorError):
+    """The object to update or delete is not on the server."""
+
+
+class Conflict(ConnectorError):
+    """A conditional write failed: the object exists (create) or changed (ETag mismatch)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Bad data met while reading a calendar; logged, never fatal to a sync."""
+
+    calendar: str
+    uid: str | None
+    message: str
+    severity: Literal["warning", "error"] = "warning"
+
+    def __str__(self) -> str:
+        return f"{self.calendar} UID={self.uid or '?'}: {self.message}"
+
+
+SessionState = Literal["booked", "in_progress", "completed", "rescheduled", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEvent:
+    """Everything written into a technician's calendar for one session.
+
+    ``state`` drives the visible marker (summary prefix, STATUS, colour) and whether the
+    event blocks time: rescheduled and cancelled sessions are transparent, so the
+    technician's time is freed without deleting what happened.
+    """
+
+    uid: str  # stable, derived from the session id
+    start: datetime
+    end: datetime
+    summary: str  # e.g. "Empresa X — Atendimento remoto"
+    description: str  # responsible person, phone, tool + ID, problem, check-in link
+    state: SessionState = "booked"
+    url: str = ""  # check-in link
+    alarm_minutes: int = 10
+    organizer_email: str = ""
+    attendee_email: str = ""
+    attendee_name: str = ""
+
+    @property
+    def blocks_time(self) -> bool:
+        return self.state in ("booked", "in_progress", "completed")
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectChange:
+    """One object created, changed or deleted since the last sync.
+
+    ``blocks`` are the object's busy occurrences inside the sync window (empty when the
+    event is transparent, cancelled or declined). For an object that is one of our
+    session events, ``start``/``end`` give its current time so the daemon can notice a
+    technician moving it, and ``cancelled`` a technician cancelling it.
+    """
+
+    href: str
+    uid: str | None
+    etag: str | None
+    deleted: bool = False
+    blocks: tuple[Interval, ...] = ()
+    start: datetime | None = None
+    end: datetime | None = None
+    cancelled: bool = False
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """``full`` means the changes describe the whole calendar: drop anything not listed."""
+
+    changes: Sequence[ObjectChange]
+    state: str | None
+    full: bool
+    problems: Sequence[Problem] = field(default_factory=tuple)
+    requests: int = 0  # HTTP requests spent, for benchmarks and metrics
+
+
+class Calendar(Protocol):
+    """A calendar that blocks time."""
+
+    @property
+    def name(self) -> str:
+        """A short printable name for logs (URL or calendar id, no credentials)."""
+        ...
+
+    def sync(self, state: str | None, window: Interval) -> SyncResult:
+        """Changes since ``state`` with busy blocks expanded over ``window``.
+
+        An invalid or expired ``state`` makes the adapter resync in full and say so with
+        ``full=True``. Raises :class:`ConnectorError` subclasses; never returns a partial
+        result as if it were complete.
+        """
+        ...
+
+
+class SessionCalendar(Calendar, Protocol):
+    """A calendar the daemon writes session events into."""
+
+    def put_session(self, event: SessionEvent, etag: str | None = None) -> str:
+        """Create or update ``event`` by its UID; returns the new ETag.
+
+        With ``etag=None`` the write is a create that must not overwrite: if the UID
+        already exists the adapter compares and updates it (a retried create is not a
+        duplicate). With an ETag the update is conditional and raises :class:`Conflict`
+        when the object changed meanwhile.
+        """
+        ...
+
+    def get_session(self, uid: str) -> tuple[ObjectChange, str] | None:
+        """The current state of a session event and its ETag, or None if absent."""
+        ...
+
+    def delete_session(self, uid: str, etag: str | None = None) -> None:
+        """Remove a session event; absent already is success (idempotent)."""
+        ...
