@@ -1,4 +1,4 @@
-"""Durations as people write them in the configuration: ``90s``, ``10m``, ``2h``, ``1d``, ``1h30m``."""
+"""Durations as people write them in the configuration: ``90s``, ``10m``, ``2h``, ``1h30m``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def parse_duration(text: str) -> timedelta:
         unit_rank = _ORDER.index(match.group(2))
         if unit_rank <= last_unit:
             raise DurationError(
-                f'duration {text!r} repeats or misorders units; write them largest first, like "1h30m"'
+                f"duration {text!r} repeats or misorders units; "
+                'write them largest first, like "1h30m"'
             )
         last_unit = unit_rank
         seconds += int(match.group(1)) * _UNITS[match.group(2)]

@@ -80,7 +80,9 @@ KNOWN_TOOLS: Mapping[str, RemoteTool] = {
         id_example="123 456 789",
     ),
     "teamviewer": RemoteTool("TeamViewer", id_pattern=r"\d{9,10}", id_example="1 234 567 890"),
-    "rustdesk": RemoteTool("RustDesk", id_pattern=r"\d{9,10}|[a-z0-9_-]{6,16}", id_example="123456789"),
+    "rustdesk": RemoteTool(
+        "RustDesk", id_pattern=r"\d{9,10}|[a-z0-9_-]{6,16}", id_example="123456789"
+    ),
     "chrome remote desktop": RemoteTool(
         "Chrome Remote Desktop", id_pattern=r"\d{12}", id_example="123456789012"
     ),
@@ -90,7 +92,11 @@ KNOWN_TOOLS: Mapping[str, RemoteTool] = {
 def remote_tool(name: str) -> RemoteTool:
     """The known definition for ``name`` (case-insensitive), or a permissive one."""
     known = KNOWN_TOOLS.get(name.strip().lower())
-    return RemoteTool(name.strip(), known.id_pattern, known.id_example) if known else RemoteTool(name.strip())
+    return (
+        RemoteTool(name.strip(), known.id_pattern, known.id_example)
+        if known
+        else RemoteTool(name.strip())
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,143 @@
+"""Booking validation: a request, ``now`` and busy time in; Accepted or Rejected out.
+
+Every broken rule is reported at once (a client fixes the form in one go); rejections are
+data with stable codes, never exceptions. The technician is chosen here so that the choice
+is deterministic and testable: the least loaded free technician, ties broken by the order
+of the technicians in the policy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from datetime import datetime
+
+from rules.contact import normalise_email, normalise_phone
+from rules.intervals import BusyTimeline
+from rules.model import (
+    BOOKING_FIELDS,
+    Accepted,
+    BookingRequest,
+    Code,
+    Policy,
+    Rejected,
+    Violation,
+)
+from rules.slots import free_technicians, time_violations
+
+MAX_LENGTHS: Mapping[str, int] = {
+    "company": 200,
+    "responsible_name": 200,
+    "phone": 40,
+    "email": 254,
+    "remote_tool": 64,
+    "remote_id": 128,
+    "description": 5000,
+}
+_MULTILINE = frozenset({"description"})
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(name: str, value: str) -> str:
+    """Trim; single-line fields get inner whitespace (CR/LF included) collapsed to spaces."""
+    value = _CONTROL.sub("", value)
+    if name in _MULTILINE:
+        return value.replace("\r\n", "\n").replace("\r", "\n").strip()
+    return " ".join(value.split())
+
+
+def field_violations(
+    policy: Policy, request: BookingRequest
+) -> tuple[dict[str, str], list[Violation]]:
+    """Check and normalise the form fields; returns (clean fields, violations)."""
+    found: list[Violation] = []
+    fields = {name: clean_text(name, str(getattr(request, name) or "")) for name in BOOKING_FIELDS}
+    for name in BOOKING_FIELDS:
+        if not fields[name] and name in policy.required_fields:
+            found.append(Violation(Code.MISSING_FIELD, name))
+        elif len(fields[name]) > MAX_LENGTHS[name]:
+            found.append(
+                Violation(
+                    Code.INVALID_FIELD,
+                    name,
+                    detail="too_long",
+                    params={"max": str(MAX_LENGTHS[name])},
+                )
+            )
+    if fields["phone"] and len(fields["phone"]) <= MAX_LENGTHS["phone"]:
+        phone = normalise_phone(fields["phone"])
+        if phone is None:
+            found.append(Violation(Code.INVALID_FIELD, "phone", detail="phone"))
+        else:
+            fields["phone"] = phone
+    if fields["email"] and len(fields["email"]) <= MAX_LENGTHS["email"]:
+        email = normalise_email(fields["email"])
+        if email is None:
+            found.append(Violation(Code.INVALID_FIELD, "email", detail="email"))
+        else:
+            fields["email"] = email
+    tool = policy.tool(fields["remote_tool"]) if fields["remote_tool"] else policy.remote_tools[0]
+    if tool is None:
+        found.append(
+            Violation(
+                Code.TOOL_NOT_ALLOWED,
+                "remote_tool",
+                params={"tools": ", ".join(t.name for t in policy.remote_tools)},
+            )
+        )
+    else:
+        fields["remote_tool"] = tool.name
+        if fields["remote_id"] and not tool.id_is_valid(fields["remote_id"]):
+            found.append(
+                Violation(
+                    Code.INVALID_FIELD,
+                    "remote_id",
+                    detail="remote_id",
+                    params={"tool": tool.name, "example": tool.id_example},
+                )
+            )
+    if not request.accept_rules:
+        found.append(Violation(Code.RULES_NOT_ACCEPTED, "accept_rules"))
+    return fields, found
+
+
+def validate(
+    policy: Policy,
+    request: BookingRequest,
+    now: datetime,
+    busy: Mapping[str, BusyTimeline],
+    load: Mapping[str, int] | None = None,
+    eligible: Collection[str] | None = None,
+) -> Accepted | Rejected:
+    """Decide a booking request.
+
+    ``busy`` holds each technician's busy time (calendars and active sessions); ``load``
+    how many sessions each already has in the assignment period; ``eligible`` limits the
+    technicians that may be chosen. ``now`` must be an aware datetime.
+    """
+    fields, found = field_violations(policy, request)
+    session_type = policy.session_types.get(request.type)
+    if session_type is None:
+        found.append(
+            Violation(
+                Code.UNKNOWN_TYPE,
+                "type",
+                params={"types": ", ".join(policy.session_types)},
+            )
+        )
+        return Rejected(tuple(found))
+    time_found = time_violations(policy, session_type, request.start, now)
+    found.extend(time_found)
+    end = request.start + session_type.duration
+    technician: str | None = None
+    if not time_found:
+        free = free_technicians(policy, busy, request.start, end, eligible)
+        if free:
+            loads = load or {}
+            order = {t.id: n for n, t in enumerate(policy.technicians)}
+            technician = min(free, key=lambda tech: (loads.get(tech, 0), order[tech]))
+        else:
+            found.append(Violation(Code.NO_TECHNICIAN_AVAILABLE, "start"))
+    if found or technician is None:
+        return Rejected(tuple(found))
+    return Accepted(technician, request.start, end, session_type.name, fields)

@@ -1,0 +1,68 @@
+"""Normalising what clients type: phone/WhatsApp numbers (Brazilian formats) and e-mail.
+
+Clients type phones in every Brazilian habit: ``(11) 98765-4321``, ``11 3456 7890``,
+``+55 11 98765 4321``, ``0 21 11 98765-4321`` (carrier code), ``5511987654321``. All are
+stored as E.164 (``+5511987654321``) so the desk can click to call or open WhatsApp.
+Foreign numbers are accepted when written with ``+`` and a country code.
+"""
+
+from __future__ import annotations
+
+import re
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+
+
+def normalise_phone(text: str) -> str | None:
+    """E.164 form of ``text``, or None when it is not a plausible phone number."""
+    stripped = text.strip()
+    if not stripped or len(stripped) > 40:
+        return None
+    if re.search(r"[^\d\s()+.\-/]", stripped):
+        return None
+    digits = re.sub(r"\D", "", stripped)
+    if stripped.startswith("+"):
+        if digits.startswith("55"):
+            national = _brazilian(digits[2:])
+            return f"+55{national}" if national else None
+        return f"+{digits}" if 8 <= len(digits) <= 15 and digits[0] != "0" else None
+    if digits.startswith("00"):  # international prefix dialled from Brazil
+        return normalise_phone("+" + digits[2:])
+    if digits.startswith("0") and len(digits) in (13, 14):
+        digits = digits[3:]  # 0 + carrier code (2 digits) + area code + number
+    elif digits.startswith("0") and len(digits) in (11, 12):
+        digits = digits[1:]  # trunk prefix 0 + area code + number
+    elif digits.startswith("55") and len(digits) in (12, 13):
+        digits = digits[2:]
+    national = _brazilian(digits)
+    return f"+55{national}" if national else None
+
+
+def _brazilian(national: str) -> str | None:
+    """Area code (two digits, 1-9 each) + 8-digit landline or 9-digit mobile starting with 9."""
+    if len(national) not in (10, 11):
+        return None
+    area, number = national[:2], national[2:]
+    if "0" in area:
+        return None
+    if len(number) == 9 and number[0] != "9":
+        return None
+    if len(number) == 8 and number[0] not in "2345":
+        return None
+    return national
+
+
+def format_phone(e164: str) -> str:
+    """A readable form for people: ``+55 11 98765-4321``."""
+    if e164.startswith("+55") and len(e164) in (13, 14):
+        area, number = e164[3:5], e164[5:]
+        return f"+55 {area} {number[:-4]}-{number[-4:]}"
+    return e164
+
+
+def normalise_email(text: str) -> str | None:
+    """The address trimmed, or None when it cannot be an address."""
+    value = text.strip()
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
+        return None
+    return value

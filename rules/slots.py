@@ -1,0 +1,178 @@
+"""Free slots, and the single definition of "this start time is bookable".
+
+Slot listing and booking validation share :func:`time_violations` and
+:func:`free_technicians`: a slot offered is a booking accepted and a booking accepted is a
+slot that would be offered. Two implementations would drift; there is one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from rules.hours import DayHours, day_hours, days, local_date, range_interval
+from rules.intervals import BusyTimeline, Interval, require_aware
+from rules.model import Code, Policy, SessionType, Violation
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    start: datetime
+    end: datetime
+    technicians: tuple[str, ...]  # ids of the technicians free for it, in policy order
+
+
+def _fmt(value: datetime, policy: Policy) -> str:
+    return value.astimezone(policy.timezone).strftime("%H:%M")
+
+
+def time_violations(
+    policy: Policy, session_type: SessionType, start: datetime, now: datetime
+) -> list[Violation]:
+    """Why a session of ``session_type`` cannot start at ``start`` (empty: it can).
+
+    Checks, in order: past, closed day, fit inside one opening range (or which rule the
+    misfit breaks), alignment to the range's grid, notice, horizon.
+    """
+    require_aware(start, "start")
+    require_aware(now, "now")
+    found: list[Violation] = []
+    end = start + session_type.duration
+    if start < now:
+        found.append(Violation(Code.IN_PAST, "start"))
+    day = local_date(policy, start)
+    hours = day_hours(policy, day)
+    if hours.closed is not None:
+        found.append(
+            Violation(
+                Code.CLOSED_DAY,
+                "start",
+                detail=hours.closed,
+                params={"date": day.isoformat(), "label": hours.label},
+            )
+        )
+        return found
+    spans = [range_interval(policy, day, r) for r in hours.ranges]
+    containing = next((s for s in spans if s.start <= start < s.end), None)
+    if containing is None:
+        found.append(Violation(Code.OUTSIDE_HOURS, "start", params=_hours_params(policy, hours)))
+        return found
+    if end > containing.end:
+        # Running into the gap before a later range of the day is the lunch-break rule;
+        # running past the day's last range is plain outside_hours.
+        later = [s for s in spans if s.start >= containing.end]
+        code = Code.SPANS_BREAK if later else Code.OUTSIDE_HOURS
+        params = _hours_params(policy, hours)
+        params["break_start"] = _fmt(containing.end, policy)
+        if later:
+            params["break_end"] = _fmt(later[0].start, policy)
+        found.append(Violation(code, "start", params=params))
+        return found
+    if (start - containing.start) % policy.slot_step:
+        found.append(
+            Violation(
+                Code.INVALID_FIELD,
+                "start",
+                detail="grid",
+                params={"step": str(int(policy.slot_step.total_seconds() // 60))},
+            )
+        )
+    if now <= start < now + session_type.min_notice:
+        found.append(
+            Violation(
+                Code.INSUFFICIENT_NOTICE,
+                "start",
+                params={"notice": _human(session_type.min_notice), "type": session_type.name},
+            )
+        )
+    if start > now + policy.horizon:
+        found.append(
+            Violation(Code.BEYOND_HORIZON, "start", params={"horizon": _human(policy.horizon)})
+        )
+    return found
+
+
+def _hours_params(policy: Policy, hours: DayHours) -> dict[str, str]:
+    return {"hours": ", ".join(str(r) for r in hours.ranges)}
+
+
+def _human(value: timedelta) -> str:
+    minutes = int(value.total_seconds() // 60)
+    if minutes % (60 * 24) == 0 and minutes >= 60 * 24 * 2:
+        return f"{minutes // (60 * 24)}d"
+    if minutes % 60 == 0 and minutes >= 60:
+        return f"{minutes // 60}h"
+    return f"{minutes}min"
+
+
+def free_technicians(
+    policy: Policy,
+    busy: Mapping[str, BusyTimeline],
+    start: datetime,
+    end: datetime,
+    eligible: Collection[str] | None = None,
+) -> list[str]:
+    """Ids of technicians with no busy time within ``buffer`` of ``[start, end)``.
+
+    A technician absent from ``busy`` has no busy time. ``eligible`` restricts the choice
+    (the daemon leaves out technicians whose calendar data is too stale to trust).
+    """
+    lo, hi = start - policy.buffer, end + policy.buffer
+    result = []
+    for tech in policy.technicians:
+        if eligible is not None and tech.id not in eligible:
+            continue
+        timeline = busy.get(tech.id)
+        if timeline is None or timeline.is_free(lo, hi):
+            result.append(tech.id)
+    return result
+
+
+def candidate_starts(policy: Policy, session_type: SessionType, day: date) -> list[datetime]:
+    """The grid of a day: each range's start, then every ``slot_step``, while it fits."""
+    found = []
+    for time_range in day_hours(policy, day).ranges:
+        span = range_interval(policy, day, time_range)
+        start = span.start
+        while start + session_type.duration <= span.end:
+            found.append(start)
+            start += policy.slot_step
+    return found
+
+
+def free_slots(
+    policy: Policy,
+    type_name: str,
+    first: date,
+    last: date,
+    now: datetime,
+    busy: Mapping[str, BusyTimeline],
+    eligible: Collection[str] | None = None,
+) -> list[Slot]:
+    """Free slots of ``type_name`` on the desk-zone days ``first``..``last`` (both included).
+
+    Raises KeyError naming the unknown type; a range with ``last < first`` is empty.
+    """
+    session_type = policy.session_types.get(type_name)
+    if session_type is None:
+        raise KeyError(f"unknown session type {type_name!r}")
+    require_aware(now, "now")
+    # Days past the horizon cannot hold a slot: stop there instead of walking a long range.
+    last = min(last, local_date(policy, now + policy.horizon))
+    first = max(first, local_date(policy, now))
+    slots: list[Slot] = []
+    for day in days(first, last) if first <= last else []:
+        for start in candidate_starts(policy, session_type, day):
+            if time_violations(policy, session_type, start, now):
+                continue
+            end = start + session_type.duration
+            free = free_technicians(policy, busy, start, end, eligible)
+            if free:
+                slots.append(Slot(start, end, tuple(free)))
+    return slots
+
+
+def timelines(busy: Mapping[str, Sequence[Interval]]) -> dict[str, BusyTimeline]:
+    """Build the per-technician timelines the functions above take."""
+    return {tech: BusyTimeline(intervals) for tech, intervals in busy.items()}

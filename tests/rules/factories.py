@@ -1,0 +1,59 @@
+"""The seed policy (Pardini's remote-access rules) built directly, without a config file."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import holidays
+
+from rules.model import KNOWN_TOOLS, BookingRequest, Policy, SessionType, Technician, TimeRange
+
+SAO_PAULO = ZoneInfo("America/Sao_Paulo")
+SEED_DAY = (TimeRange.parse("07:30-12:00"), TimeRange.parse("13:00-17:30"))
+
+
+def seed_policy(technicians: int = 2, **changes: object) -> Policy:
+    values: dict[str, object] = {
+        "timezone": SAO_PAULO,
+        "weekly": {day: SEED_DAY for day in range(5)},
+        "session_types": {
+            "standard": SessionType(
+                "standard", "Atendimento remoto", timedelta(minutes=30), timedelta(minutes=15)
+            ),
+            "extended": SessionType(
+                "extended",
+                "Atendimento longo (agendado com antecedência)",
+                timedelta(hours=2),
+                timedelta(hours=24),
+            ),
+        },
+        "technicians": tuple(Technician(f"t{n}", f"Tech {n}") for n in range(technicians)),
+        "holidays": holidays.country_holidays("BR", subdiv="SP", years=range(2025, 2029)),
+        "closed_dates": {date(2026, 12, 24): "véspera de Natal"},
+        "remote_tools": (KNOWN_TOOLS["anydesk"],),
+    }
+    values.update(changes)
+    return Policy(**values)  # type: ignore[arg-type]
+
+
+def at(text: str) -> datetime:
+    """A desk-local instant from 'YYYY-MM-DD HH:MM'."""
+    return datetime.fromisoformat(text).replace(tzinfo=SAO_PAULO)
+
+
+def request(start: datetime, type: str = "standard", **changes: object) -> BookingRequest:
+    values: dict[str, object] = {
+        "type": type,
+        "start": start,
+        "company": "Relojoaria Central",
+        "responsible_name": "Maria Lima",
+        "phone": "(11) 98765-4321",
+        "email": "maria@example.com",
+        "remote_tool": "AnyDesk",
+        "remote_id": "123 456 789",
+        "description": "Relógio de ponto não sincroniza",
+        "accept_rules": True,
+    }
+    values.update(changes)
+    return BookingRequest(**values)  # type: ignore[arg-type]

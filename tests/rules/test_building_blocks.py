@@ -1,0 +1,160 @@
+"""Durations, intervals, contacts, messages and lifecycle on their own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rules.contact import format_phone, normalise_email, normalise_phone
+from rules.durations import DurationError, format_duration, parse_duration
+from rules.intervals import BusyTimeline, Interval, NaiveDatetimeError, merge
+from rules.lifecycle import TRANSITIONS, Event, IllegalTransition, check_in, transition
+from rules.messages import message
+from rules.model import Code, Status, TimeRange, Violation, remote_tool
+from tests.rules.factories import at, seed_policy
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [("90s", 1.5), ("10m", 10), ("2h", 120), ("1d", 1440), ("1h30m", 90), (" 1h 30m ", 90)],
+)
+def test_durations(text: str, minutes: float) -> None:
+    assert parse_duration(text) == timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize("text", ["", "30", "30 minutes", "m", "1m1h", "1h1h", "-5m", "1.5h"])
+def test_bad_durations_say_how_to_write_them(text: str) -> None:
+    with pytest.raises(DurationError, match=r'"30m"|largest first'):
+        parse_duration(text)
+
+
+@given(st.integers(0, 10**7))
+def test_format_duration_round_trips(seconds: int) -> None:
+    value = timedelta(seconds=seconds)
+    assert parse_duration(format_duration(value)) == value
+
+
+def test_time_range_parse() -> None:
+    assert str(TimeRange.parse("7:30-12:00")) == "07:30-12:00"
+    for bad in ("12:00-07:30", "07:30", "25:00-26:00"):
+        with pytest.raises(ValueError):
+            TimeRange.parse(bad)
+
+
+def test_naive_datetimes_are_refused() -> None:
+    with pytest.raises(NaiveDatetimeError, match="time zone"):
+        Interval(datetime(2026, 1, 1), datetime(2026, 1, 2))
+
+
+def utc(hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 12, 1, hour, minute, tzinfo=UTC)
+
+
+def test_merge_and_timeline() -> None:
+    merged = merge(
+        [Interval(utc(9), utc(10)), Interval(utc(10), utc(11)), Interval(utc(13), utc(14))]
+    )
+    assert merged == [Interval(utc(9), utc(11)), Interval(utc(13), utc(14))]
+    timeline = BusyTimeline(merged)
+    assert timeline.is_free(utc(11), utc(13))  # touching both ends is free
+    assert not timeline.is_free(utc(10, 59), utc(12))
+    assert not timeline.is_free(utc(8), utc(15))
+    assert timeline.conflicts(utc(10), utc(13, 30)) == merged
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 200), st.integers(0, 30)), max_size=30),
+    st.integers(0, 230),
+    st.integers(1, 30),
+)
+def test_timeline_agrees_with_brute_force(raw, start, length) -> None:
+    base = utc(0)
+    intervals = [
+        Interval(base + timedelta(minutes=a), base + timedelta(minutes=a + b)) for a, b in raw
+    ]
+    query = Interval(base + timedelta(minutes=start), base + timedelta(minutes=start + length))
+    expected = not any(query.overlaps(i) for i in intervals)
+    assert BusyTimeline(intervals).is_free(query.start, query.end) == expected
+
+
+@pytest.mark.parametrize(
+    ("typed", "e164"),
+    [
+        ("(11) 98765-4321", "+5511987654321"),
+        ("11 3456 7890", "+551134567890"),
+        ("+55 11 98765 4321", "+5511987654321"),
+        ("5511987654321", "+5511987654321"),
+        ("0 21 11 98765-4321", "+5511987654321"),
+        ("011987654321", "+5511987654321"),
+        ("0055 11 98765-4321", "+5511987654321"),
+        ("+1 415 555 2671", "+14155552671"),
+    ],
+)
+def test_brazilian_phone_formats_are_normalised(typed: str, e164: str) -> None:
+    assert normalise_phone(typed) == e164
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["", "12345", "(11) 88765-4321", "(01) 98765-4321", "11 1234 5678", "ligar à tarde", "+0 11"],
+)
+def test_implausible_phones_are_refused(typed: str) -> None:
+    assert normalise_phone(typed) is None
+
+
+def test_format_phone_and_email() -> None:
+    assert format_phone("+5511987654321") == "+55 11 98765-4321"
+    assert normalise_email(" ana@example.com.br ") == "ana@example.com.br"
+    assert normalise_email("ana@localhost") is None
+    assert normalise_email("a b@example.com") is None
+
+
+def test_anydesk_ids() -> None:
+    anydesk = remote_tool("anydesk")
+    assert anydesk.name == "anydesk" and anydesk.id_pattern
+    for good in ("123 456 789", "1234567890", "loja-centro@ad", "caixa1@pardini"):
+        assert anydesk.id_is_valid(good), good
+    for bad in ("12345", "12345678901", "@ad", "abc", ""):
+        assert not anydesk.id_is_valid(bad), bad
+    assert remote_tool("Outra ferramenta").id_is_valid("qualquer-coisa")
+
+
+@pytest.mark.parametrize("code", list(Code))
+@pytest.mark.parametrize("language", ["pt-BR", "en"])
+def test_every_code_has_a_message_in_both_languages(code: Code, language: str) -> None:
+    text = message(Violation(code, "phone"), language)
+    assert text and "{" not in text
+
+
+def test_messages_differ_by_language_and_fill_parameters() -> None:
+    violation = Violation(
+        Code.SPANS_BREAK, "start", params={"break_start": "12:00", "break_end": "13:00"}
+    )
+    assert "intervalo das 12:00 às 13:00" in message(violation, "pt-BR")
+    assert "break from 12:00 to 13:00" in message(violation, "en-US")
+
+
+def test_lifecycle_table_and_illegal_transitions() -> None:
+    assert transition(Status.BOOKED, Event.CHECK_IN) == Status.IN_PROGRESS
+    assert transition(Status.IN_PROGRESS, Event.COMPLETE) == Status.COMPLETED
+    assert transition(Status.BOOKED, Event.CANCEL) == Status.CANCELLED
+    for status in Status:
+        for event in Event:
+            if (status, event) not in TRANSITIONS:
+                with pytest.raises(IllegalTransition, match=status.value):
+                    transition(status, event)
+    with pytest.raises(IllegalTransition, match="final"):
+        transition(Status.RESCHEDULED, Event.CHECK_IN)
+
+
+def test_check_in_window() -> None:
+    policy = seed_policy()
+    start = at("2026-12-01 09:00")
+    assert (
+        check_in(policy, Status.BOOKED, start, start - timedelta(minutes=30)) == Status.IN_PROGRESS
+    )
+    with pytest.raises(IllegalTransition, match="too early"):
+        check_in(policy, Status.BOOKED, start, start - timedelta(minutes=31))
