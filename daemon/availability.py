@@ -1,0 +1,58 @@
+"""Free slots as the outside world sees them: one document shape for the CLI and the API.
+
+Busy time comes from wherever the caller has it (the store's cache, live calendars,
+.ics files); this module only turns rules' slots into the contract of SPEC.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from rules.intervals import BusyTimeline, Interval
+from rules.model import Policy
+from rules.slots import Slot, free_slots
+
+
+def iso(value: datetime, policy: Policy) -> str:
+    """ISO 8601 with offset, in the desk's zone, to the second."""
+    return value.astimezone(policy.timezone).isoformat(timespec="seconds")
+
+
+def date_range_window(policy: Policy, first: date, last: date) -> Interval:
+    """The instants covered by desk-zone days ``first``..``last``, both included."""
+    tz = policy.timezone
+    return Interval(
+        datetime.combine(first, time(0), tzinfo=tz),
+        datetime.combine(last + timedelta(days=1), time(0), tzinfo=tz),
+    )
+
+
+def compute_slots(
+    policy: Policy,
+    type_name: str,
+    first: date,
+    last: date,
+    now: datetime,
+    busy: Mapping[str, Sequence[Interval]],
+    eligible: Collection[str] | None = None,
+) -> list[Slot]:
+    timelines = {tech: BusyTimeline(intervals) for tech, intervals in busy.items()}
+    return free_slots(policy, type_name, first, last, now, timelines, eligible)
+
+
+def slots_document(policy: Policy, type_name: str, slots: Sequence[Slot]) -> dict[str, Any]:
+    """``{"timezone", "type", "slots": [{"start", "end", "technicians"}]}`` (SPEC.md)."""
+    return {
+        "timezone": policy.timezone.key,
+        "type": type_name,
+        "slots": [
+            {
+                "start": iso(slot.start, policy),
+                "end": iso(slot.end, policy),
+                "technicians": len(slot.technicians),
+            }
+            for slot in slots
+        ],
+    }

@@ -1,0 +1,249 @@
+"""The ``expediente`` command line.
+
+One top-level handler turns user errors into a message on stderr and exit code 2
+(usage and configuration), runtime failures into exit code 1, and lets bugs show a
+traceback. Output meant for programs (``--json``) goes to stdout alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from daemon import __version__
+from daemon.availability import compute_slots, date_range_window, slots_document
+from daemon.clock import Clock, SystemClock
+from daemon.errors import UserError
+from rules.intervals import Interval
+from rules.model import Policy
+
+if TYPE_CHECKING:
+    from daemon.config import Config
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="expediente",
+        description="Scheduling daemon for remote-access support desks.",
+    )
+    parser.add_argument("--version", action="version", version=f"expediente {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    check = commands.add_parser(
+        "check-config", help="validate a configuration file and print the effective policy"
+    )
+    check.add_argument("path", type=Path)
+
+    slots = commands.add_parser("slots", help="list free slots")
+    slots.add_argument("--config", required=True, type=Path)
+    slots.add_argument("--from", dest="first", type=_date, help="first day, YYYY-MM-DD (today)")
+    slots.add_argument("--to", dest="last", type=_date, help="last day, YYYY-MM-DD (from + 6 days)")
+    slots.add_argument("--type", dest="type_name", help="session type (the first one configured)")
+    slots.add_argument(
+        "--now",
+        type=_instant,
+        help="pretend it is this instant, ISO 8601 (no offset: the desk's zone); "
+        "default: the clock",
+    )
+    slots.add_argument(
+        "--offline", action="store_true", help="contact no calendar: technicians are free"
+    )
+    slots.add_argument(
+        "--busy",
+        action="append",
+        default=[],
+        metavar="TECH=FILE.ics",
+        help="read a technician's busy time from an iCalendar file (repeatable)",
+    )
+    slots.add_argument("--json", action="store_true", help="print the API's JSON document")
+    return parser
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (expected YYYY-MM-DD)") from None
+
+
+def _instant(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 instant: {text!r} (e.g. 2026-12-01T09:00-03:00)"
+        ) from None
+
+
+def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "check-config":
+            return cmd_check_config(args)
+        if args.command == "slots":
+            return cmd_slots(args, clock or SystemClock())
+    except UserError as error:
+        print(f"expediente: {error}", file=sys.stderr)
+        return error.exit_code
+    raise AssertionError(f"unhandled command {args.command}")  # argparse guarantees one
+
+
+def _load(path: Path) -> Config:
+    from daemon.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        raise UserError(str(error)) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from daemon.config import describe
+
+    config = _load(args.path)
+    print(describe(config))
+    print(f"{args.path}: OK")
+    return 0
+
+
+def cmd_slots(args: argparse.Namespace, clock: Clock) -> int:
+    config = _load(args.config)
+    policy = config.policy
+    now = args.now or clock.now()
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=policy.timezone)
+    type_name = args.type_name or next(iter(policy.session_types))
+    if type_name not in policy.session_types:
+        raise UserError(
+            f"unknown session type {type_name!r}; configured: {', '.join(policy.session_types)}"
+        )
+    first = args.first or now.astimezone(policy.timezone).date()
+    last = args.last or first + timedelta(days=6)
+    if last < first:
+        raise UserError(f"--to {last} is before --from {first}")
+    window = date_range_window(policy, first, last)
+    files = _busy_files(args.busy, policy)
+    eligible: set[str] | None = None
+    if args.offline:
+        busy = {tech: _read_busy_file(path, window, policy) for tech, path in files.items()}
+    else:
+        busy, unreadable = _live_busy(config, window, files)
+        if unreadable:
+            eligible = {t.id for t in policy.technicians} - unreadable
+    slots = compute_slots(policy, type_name, first, last, now, busy, eligible)
+    document = slots_document(policy, type_name, slots)
+    if args.json:
+        json.dump(document, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_table(policy, document, first, last))
+    return 0
+
+
+def _busy_files(specs: Sequence[str], policy: Policy) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    known = [t.id for t in policy.technicians]
+    for spec in specs:
+        tech, sep, filename = spec.partition("=")
+        if not sep or not tech or not filename:
+            raise UserError(f"--busy {spec!r}: expected TECH=FILE.ics")
+        if tech not in known:
+            raise UserError(
+                f"--busy {spec!r}: no technician {tech!r} (configured: {', '.join(known)})"
+            )
+        files[tech] = Path(filename)
+    return files
+
+
+def _read_busy_file(path: Path, window: Interval, policy: Policy) -> list[Interval]:
+    from connectors.ical import busy_from_ics
+
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UserError(f"cannot read busy file {path}: {error.strerror}") from None
+    result = busy_from_ics(data, window, policy.timezone, calendar=str(path))
+    for problem in result.problems:
+        print(f"expediente: warning: {problem}", file=sys.stderr)
+    return list(result.intervals)
+
+
+def _live_busy(
+    config: Config, window: Interval, files: dict[str, Path]
+) -> tuple[dict[str, list[Interval]], set[str]]:
+    """Busy time read from each technician's calendars now; unreadable ones are left out."""
+    from connectors.base import ConnectorError
+    from daemon.calendars import open_calendar
+
+    busy: dict[str, list[Interval]] = {}
+    unreadable: set[str] = set()
+    for tech in config.technicians:
+        if tech.id in files:
+            busy[tech.id] = _read_busy_file(files[tech.id], window, config.policy)
+            continue
+        intervals: list[Interval] = []
+        for calendar_config in (tech.calendar, *tech.busy):
+            try:
+                calendar = open_calendar(calendar_config, config.policy.timezone)
+                result = calendar.sync(None, window)
+            except ConnectorError as error:
+                print(
+                    f"expediente: warning: {tech.id}: {error}; leaving this technician out",
+                    file=sys.stderr,
+                )
+                unreadable.add(tech.id)
+                break
+            for change in result.changes:
+                intervals.extend(change.blocks)
+            for problem in result.problems:
+                print(f"expediente: warning: {problem}", file=sys.stderr)
+        busy[tech.id] = intervals
+    return busy, unreadable
+
+
+WEEKDAY_NAMES = {
+    "pt-BR": ("seg", "ter", "qua", "qui", "sex", "sáb", "dom"),
+    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+}
+
+
+def render_table(policy: Policy, document: dict[str, Any], first: date, last: date) -> str:
+    """Free slots by day for people: start time, and ``×N`` when N technicians are free."""
+    session_type = policy.session_types[str(document["type"])]
+    slots: list[dict[str, Any]] = document["slots"]
+    by_day: dict[date, list[str]] = {}
+    for slot in slots:
+        start = datetime.fromisoformat(slot["start"])
+        count = slot["technicians"]
+        by_day.setdefault(start.date(), []).append(
+            f"{start:%H:%M}" + (f"×{count}" if count > 1 else "")
+        )
+    minutes = int(session_type.duration.total_seconds() // 60)
+    lines = [
+        f"{session_type.label} ({session_type.name}, {minutes} min), "
+        f"{first.isoformat()} to {last.isoformat()}, {document['timezone']}"
+    ]
+    day = first
+    while day <= last:
+        times = by_day.get(day)
+        label = f"{WEEKDAY_NAMES['en'][day.weekday()]} {day.isoformat()}"
+        lines.append(f"  {label}  {'  '.join(times) if times else '-'}")
+        day += timedelta(days=1)
+    lines.append(f"{len(slots)} free slot(s)")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
