@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         "check-config", help="validate a configuration file and print the effective policy"
     )
     check.add_argument("path", type=Path)
+    check.add_argument(
+        "--no-secrets",
+        action="store_true",
+        help="do not require the secret files (checking a file meant for another machine)",
+    )
 
     slots = commands.add_parser("slots", help="list free slots")
     slots.add_argument("--config", required=True, type=Path)
@@ -95,31 +100,34 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
         if args.command == "slots":
             return cmd_slots(args, clock or SystemClock())
     except UserError as error:
-        print(f"expediente: {error}", file=sys.stderr)
+        for line in str(error).splitlines() or [""]:
+            print(f"expediente: error: {line}", file=sys.stderr)
         return error.exit_code
+    except BrokenPipeError:
+        # `expediente slots | head`: the reader left; that is not an error worth a trace.
+        sys.stderr.close()
+        return 0
     raise AssertionError(f"unhandled command {args.command}")  # argparse guarantees one
 
 
-def _load(path: Path) -> Config:
-    from daemon.config import ConfigError, load_config
+def _load(path: Path, *, check_secrets: bool = True) -> Config:
+    from daemon.config import load_config
 
-    try:
-        return load_config(path)
-    except ConfigError as error:
-        raise UserError(str(error)) from None
+    return load_config(path, check_secrets=check_secrets)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from daemon.config import describe
 
-    config = _load(args.path)
+    config = _load(args.path, check_secrets=not args.no_secrets)
     print(describe(config))
     print(f"{args.path}: OK")
     return 0
 
 
 def cmd_slots(args: argparse.Namespace, clock: Clock) -> int:
-    config = _load(args.config)
+    # Offline, no calendar is contacted, so calendar secrets need not exist here.
+    config = _load(args.config, check_secrets=not args.offline)
     policy = config.policy
     now = args.now or clock.now()
     if now.tzinfo is None:

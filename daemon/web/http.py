@@ -1,0 +1,219 @@
+"""A small WSGI toolkit: request, response, router. Enough for a JSON API and a few pages.
+
+No framework: the surface is tiny, and owning it keeps the hot path (slot listing) short
+and every failure mode explicit. Bad input becomes a 4xx with a JSON error body; only a
+bug is a 500, and it is logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs
+
+log = logging.getLogger("expediente.web")
+
+MAX_BODY = 64 * 1024  # a booking is a few hundred bytes; anything near this is abuse
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+class HTTPError(Exception):
+    """An error answer with a machine-readable code (and optional violations)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        violations: list[dict[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.violations = violations
+        self.headers = dict(headers or {})
+
+    def document(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.violations is not None:
+            error["violations"] = self.violations
+        return {"error": error}
+
+
+@dataclass
+class Request:
+    environ: Mapping[str, Any]
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    params: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, Any]) -> Request:
+        raw_path = environ.get("PATH_INFO", "") or "/"
+        # WSGI hands PATH_INFO over as latin-1 decoded bytes; recover UTF-8 text.
+        try:
+            path = raw_path.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            path = raw_path
+        return cls(
+            environ=environ,
+            method=environ.get("REQUEST_METHOD", "GET").upper(),
+            path=path,
+            query=parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True),
+        )
+
+    def header(self, name: str) -> str | None:
+        key = "HTTP_" + name.upper().replace("-", "_")
+        if name.lower() == "content-type":
+            key = "CONTENT_TYPE"
+        elif name.lower() == "content-length":
+            key = "CONTENT_LENGTH"
+        value = self.environ.get(key)
+        return None if value is None else str(value)
+
+    def arg(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else None
+
+    @property
+    def client_address(self) -> str:
+        return str(self.environ.get("REMOTE_ADDR", ""))
+
+    def body(self) -> bytes:
+        length_text = self.header("content-length") or "0"
+        try:
+            length = int(length_text)
+        except ValueError:
+            raise HTTPError(400, "bad_request", "invalid Content-Length") from None
+        if length > MAX_BODY:
+            raise HTTPError(413, "payload_too_large", f"request body over {MAX_BODY} bytes")
+        stream = self.environ.get("wsgi.input")
+        return stream.read(length) if stream is not None and length > 0 else b""
+
+    def json(self) -> dict[str, Any]:
+        content_type = (self.header("content-type") or "").split(";")[0].strip().lower()
+        if content_type not in ("application/json", ""):
+            raise HTTPError(415, "unsupported_media_type", "send the body as application/json")
+        raw = self.body()
+        try:
+            value = json.loads(raw.decode("utf-8")) if raw else None
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise HTTPError(400, "bad_json", f"the body is not valid JSON: {error}") from None
+        if not isinstance(value, dict):
+            raise HTTPError(400, "bad_json", "the body must be a JSON object")
+        return value
+
+    def form(self) -> dict[str, str]:
+        raw = self.body()
+        try:
+            parsed = parse_qs(raw.decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError:
+            raise HTTPError(400, "bad_request", "the form is not UTF-8") from None
+        return {key: values[-1] for key, values in parsed.items()}
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def json(
+        cls, document: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        return cls(
+            status,
+            body,
+            [("Content-Type", "application/json; charset=utf-8"), *(headers or {}).items()],
+        )
+
+    @classmethod
+    def text(cls, text: str, status: int = 200, content_type: str = "text/plain") -> Response:
+        return cls(status, text.encode(), [("Content-Type", f"{content_type}; charset=utf-8")])
+
+
+Handler = Callable[[Request], Response]
+
+
+class Router:
+    """Routes ``METHOD /path/{name}`` patterns to handlers; 404 and 405 answered in JSON."""
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
+        self._routes.append((method.upper(), re.compile(f"^{regex}$"), handler))
+
+    def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.add(method, pattern, handler)
+            return handler
+
+        return register
+
+    def dispatch(self, request: Request) -> Response:
+        allowed: list[str] = []
+        for method, regex, handler in self._routes:
+            match = regex.match(request.path)
+            if not match:
+                continue
+            if method != request.method and not (method == "GET" and request.method == "HEAD"):
+                allowed.append(method)
+                continue
+            request.params = match.groupdict()
+            return handler(request)
+        if allowed:
+            raise HTTPError(
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed here",
+                headers={"Allow": ", ".join(sorted(set(allowed)))},
+            )
+        raise HTTPError(404, "not_found", f"nothing at {request.path}")
+
+
+class App:
+    """The WSGI callable: dispatch, map errors, log bugs, add security headers."""
+
+    def __init__(self, router: Router, *, on_request: Callable[[Request, int], None] | None = None):
+        self.router = router
+        self.on_request = on_request
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        request = Request.from_environ(environ)
+        try:
+            response = self.router.dispatch(request)
+        except HTTPError as error:
+            response = Response.json(error.document(), error.status, error.headers)
+        except Exception:
+            log.exception("bug while answering %s %s", request.method, request.path)
+            response = Response.json(
+                {"error": {"code": "internal_error", "message": "internal error; see the log"}},
+                500,
+            )
+        headers = [
+            *response.headers,
+            ("Content-Length", str(len(response.body))),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "no-referrer"),
+        ]
+        if not any(name.lower() == "cache-control" for name, _ in headers):
+            headers.append(("Cache-Control", "no-store"))
+        reason = HTTPStatus(response.status).phrase
+        start_response(f"{response.status} {reason}", headers)
+        if self.on_request is not None:
+            self.on_request(request, response.status)
+        return [b"" if request.method == "HEAD" else response.body]

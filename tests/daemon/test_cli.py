@@ -1,0 +1,125 @@
+"""The command line as an admin uses it: exit codes, messages, and the slots it prints."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemon import __version__
+from daemon.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "deploy" / "expediente.example.toml"
+MONDAY_7AM = "2026-11-30T07:00:00-03:00"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_version_via_the_console_script() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "expediente"), "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"expediente {__version__}"
+
+
+def test_slots_json_is_the_api_document(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "slots", "--config", str(EXAMPLE), "--offline", "--json",
+        "--from", "2026-12-04", "--to", "2026-12-05", "--now", MONDAY_7AM,
+    )  # fmt: skip
+    assert code == 0
+    document = json.loads(out)
+    assert document["timezone"] == "America/Sao_Paulo" and document["type"] == "standard"
+    starts = [slot["start"] for slot in document["slots"]]
+    assert starts[0] == "2026-12-04T07:30:00-03:00"
+    assert starts[-1] == "2026-12-04T17:00:00-03:00"  # Friday 17:00 offered, Saturday closed
+    assert document["slots"][-1] == {
+        "start": "2026-12-04T17:00:00-03:00",
+        "end": "2026-12-04T17:30:00-03:00",
+        "technicians": 1,
+    }
+
+
+def test_slots_table_and_extended_type(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "slots", "--config", str(EXAMPLE), "--offline", "--type", "extended",
+        "--from", "2026-11-30", "--to", "2026-12-01", "--now", "2026-11-30T07:00",
+    )  # fmt: skip
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1].strip() == "Mon 2026-11-30  -"  # 24 h notice: nothing today
+    assert lines[2].split()[2] == "07:30"  # tomorrow morning is offered
+    assert lines[-1] == "12 free slot(s)"  # 07:30-10:00 and 13:00-15:30, every 30 min
+
+
+def test_busy_file_removes_the_technicians_time(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ics = tmp_path / "ana.ics"
+    ics.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:a\r\n"
+        "DTSTAMP:20261101T000000Z\r\nSUMMARY:Dentista\r\n"
+        "DTSTART;TZID=America/Sao_Paulo:20261201T090000\r\n"
+        "DTEND;TZID=America/Sao_Paulo:20261201T100000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    code, out, _ = run(
+        capsys,
+        "slots", "--config", str(EXAMPLE), "--offline", "--json", "--busy", f"ana={ics}",
+        "--from", "2026-12-01", "--to", "2026-12-01", "--now", MONDAY_7AM,
+    )  # fmt: skip
+    assert code == 0
+    starts = {s["start"][11:16] for s in json.loads(out)["slots"]}
+    assert {"08:30", "10:00"} <= starts
+    assert not {"09:00", "09:30"} & starts
+    assert "Dentista" not in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--busy", "bob=x.ics"], "no technician 'bob'"),
+        (["--busy", "ana"], "expected TECH=FILE.ics"),
+        (["--busy", "ana=/nonexistent.ics"], "cannot read busy file"),
+        (["--type", "vip"], "unknown session type 'vip'"),
+        (["--from", "2026-12-05", "--to", "2026-12-01"], "before --from"),
+    ],
+)
+def test_slots_usage_errors_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, "slots", "--config", str(EXAMPLE), "--offline", *argv)
+    assert code == 2 and out == ""
+    assert message in err
+
+
+def test_bad_argument_values_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["slots", "--config", str(EXAMPLE), "--from", "tomorrow"])
+    assert exit_info.value.code == 2
+    assert "not a date: 'tomorrow'" in capsys.readouterr().err
+
+
+def test_check_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "check-config", "--no-secrets", str(EXAMPLE))
+    assert code == 0 and "07:30-12:00, 13:00-17:30" in out and out.rstrip().endswith("OK")
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[booking]\nslot_step = "30 minutes"\ngrase = "10m"\n')
+    code, out, err = run(capsys, "check-config", str(broken))
+    assert code == 2 and out == ""
+    assert "slot_step" in err and "30 minutes" in err
+    assert "grace" in err  # did you mean
+    assert all(line.startswith("expediente: error: ") for line in err.splitlines())
