@@ -1,0 +1,52 @@
+"""Signed, expiring links: check-in links in the technician's event, manage links for clients.
+
+A token is ``<purpose>.<session id>.<expiry epoch>.<HMAC-SHA256>``, URL-safe base64 for
+the MAC. The purpose is part of what is signed, so a client's manage link can never be
+replayed as a check-in link. Verification is constant-time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+class BadToken(ValueError):
+    """The link is malformed, forged, for another purpose, or expired (message says which)."""
+
+
+@dataclass(frozen=True)
+class Signer:
+    key: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.key) < 16:
+            raise ValueError("the signing key must be at least 16 bytes")
+
+    def _mac(self, message: str) -> str:
+        digest = hmac.new(self.key, message.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def sign(self, purpose: str, session_id: str, expires: datetime) -> str:
+        if "." in purpose or "." in session_id:
+            raise ValueError("purpose and session id must not contain '.'")
+        message = f"{purpose}.{session_id}.{int(expires.timestamp())}"
+        return f"{message}.{self._mac(message)}"
+
+    def verify(self, token: str, purpose: str, now: datetime) -> str:
+        """The session id the token was made for; raises :class:`BadToken`."""
+        parts = token.split(".")
+        if len(parts) != 4 or not parts[2].isdigit():
+            raise BadToken("malformed link")
+        token_purpose, session_id, expiry, mac = parts
+        expected = self._mac(f"{token_purpose}.{session_id}.{expiry}")
+        if not hmac.compare_digest(expected, mac):
+            raise BadToken("invalid signature")
+        if token_purpose != purpose:
+            raise BadToken("link made for another purpose")
+        if now >= datetime.fromtimestamp(int(expiry), UTC):
+            raise BadToken("expired link")
+        return session_id
