@@ -53,23 +53,27 @@ def time_violations(
             )
         )
         return found
-    spans = [range_interval(policy, day, r) for r in hours.ranges]
-    containing = next((s for s in spans if s.start <= start < s.end), None)
+    tz = policy.timezone
+    spans = [
+        (datetime.combine(day, r.start, tzinfo=tz), datetime.combine(day, r.end, tzinfo=tz))
+        for r in hours.ranges
+    ]
+    containing = next((s for s in spans if s[0] <= start < s[1]), None)
     if containing is None:
         found.append(Violation(Code.OUTSIDE_HOURS, "start", params=_hours_params(policy, hours)))
         return found
-    if end > containing.end:
+    if end > containing[1]:
         # Running into the gap before a later range of the day is the lunch-break rule;
         # running past the day's last range is plain outside_hours.
-        later = [s for s in spans if s.start >= containing.end]
+        later = [s for s in spans if s[0] >= containing[1]]
         code = Code.SPANS_BREAK if later else Code.OUTSIDE_HOURS
         params = _hours_params(policy, hours)
-        params["break_start"] = _fmt(containing.end, policy)
+        params["break_start"] = _fmt(containing[1], policy)
         if later:
-            params["break_end"] = _fmt(later[0].start, policy)
+            params["break_end"] = _fmt(later[0][0], policy)
         found.append(Violation(code, "start", params=params))
         return found
-    if (start - containing.start) % policy.slot_step:
+    if (start - containing[0]) % policy.slot_step:
         found.append(
             Violation(
                 Code.INVALID_FIELD,
@@ -118,13 +122,14 @@ def free_technicians(
     A technician absent from ``busy`` has no busy time. ``eligible`` restricts the choice
     (the daemon leaves out technicians whose calendar data is too stale to trust).
     """
-    lo, hi = start - policy.buffer, end + policy.buffer
+    lo = (start - policy.buffer).timestamp()
+    hi = (end + policy.buffer).timestamp()
     result = []
     for tech in policy.technicians:
         if eligible is not None and tech.id not in eligible:
             continue
         timeline = busy.get(tech.id)
-        if timeline is None or timeline.is_free(lo, hi):
+        if timeline is None or timeline.is_free_at(lo, hi):
             result.append(tech.id)
     return result
 
@@ -161,15 +166,32 @@ def free_slots(
     # Days past the horizon cannot hold a slot: stop there instead of walking a long range.
     last = min(last, local_date(policy, now + policy.horizon))
     first = max(first, local_date(policy, now))
+    starts = [
+        start
+        for day in (days(first, last) if first <= last else [])
+        for start in candidate_starts(policy, session_type, day)
+        if not time_violations(policy, session_type, start, now)
+    ]
+    queries = [
+        (
+            (start - policy.buffer).timestamp(),
+            (start + session_type.duration + policy.buffer).timestamp(),
+        )
+        for start in starts
+    ]
+    # The same question free_technicians() asks, answered for all candidates per technician
+    # in one pass (BusyTimeline.free_mask agrees with is_free_at; property-tested).
+    masks = []
+    for tech in policy.technicians:
+        if eligible is not None and tech.id not in eligible:
+            continue
+        timeline = busy.get(tech.id)
+        masks.append((tech.id, timeline.free_mask(queries) if timeline else None))
     slots: list[Slot] = []
-    for day in days(first, last) if first <= last else []:
-        for start in candidate_starts(policy, session_type, day):
-            if time_violations(policy, session_type, start, now):
-                continue
-            end = start + session_type.duration
-            free = free_technicians(policy, busy, start, end, eligible)
-            if free:
-                slots.append(Slot(start, end, tuple(free)))
+    for n, start in enumerate(starts):
+        free = tuple(tech for tech, mask in masks if mask is None or mask[n])
+        if free:
+            slots.append(Slot(start, start + session_type.duration, free))
     return slots
 
 

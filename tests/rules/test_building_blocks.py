@@ -80,6 +80,16 @@ def test_timeline_agrees_with_brute_force(raw, start, length) -> None:
     assert BusyTimeline(intervals).is_free(query.start, query.end) == expected
 
 
+@given(
+    st.lists(st.tuples(st.integers(0, 200), st.integers(0, 30)), max_size=30),
+    st.lists(st.tuples(st.integers(0, 230), st.integers(1, 30)), max_size=30),
+)
+def test_free_mask_answers_like_is_free(raw, queries) -> None:
+    timeline = BusyTimeline.from_timestamps((a * 60.0, (a + b) * 60.0) for a, b in raw)
+    asked = sorted((a * 60.0, (a + b) * 60.0) for a, b in queries)
+    assert timeline.free_mask(asked) == [timeline.is_free_at(a, b) for a, b in asked]
+
+
 @pytest.mark.parametrize(
     ("typed", "e164"),
     [

@@ -14,6 +14,8 @@ ALLOWED = {
     "dataclasses",
     "datetime",
     "enum",
+    "itertools",
+    "operator",
     "re",
     "typing",
     "zoneinfo",
