@@ -1,9 +1,10 @@
-"""An in-memory view of every technician's busy time, rebuilt only when the store changes.
+"""An in-memory view of every technician's busy time, rebuilt only when the store changed.
 
-Availability requests are the hot path (a booking page asks for two weeks of slots on
-every load), so they must not read thousands of rows from SQLite each time. The store
-bumps a version on every write that can change busy time; readers rebuild a technician's
-timeline lazily when the version moved.
+Availability requests are the hot path (the booking page asks for two weeks of slots on
+every load), so they must not read thousands of rows from SQLite each time. The store's
+``data_version`` moves whenever anything commits, from this process or another (the CLI),
+and the cache reloads then. A stale view can only hide a free slot for a moment, never
+cause a double booking: the booking insert re-checks inside its own transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from rules.intervals import BusyTimeline, Interval
 
-Loader = Callable[[str, Interval], Sequence[Interval]]
+Loader = Callable[[str, Interval], Sequence[tuple[float, float]]]
 
 
 @dataclass
@@ -25,26 +26,19 @@ class _Entry:
 
 
 class BusyCache:
-    """Per-technician timelines over a window, invalidated by :meth:`invalidate`."""
-
-    def __init__(self, loader: Loader) -> None:
+    def __init__(self, loader: Loader, version: Callable[[], int]) -> None:
         self._loader = loader
+        self._version = version
         self._lock = threading.Lock()
-        self._version = 0
         self._entries: dict[str, _Entry] = {}
 
-    def invalidate(self) -> None:
-        with self._lock:
-            self._version += 1
-
     def timeline(self, technician_id: str, window: Interval) -> BusyTimeline:
+        version = self._version()
         with self._lock:
-            version = self._version
             entry = self._entries.get(technician_id)
         if entry is not None and entry.version == version and entry.window.contains(window):
             return entry.timeline
-        timeline = BusyTimeline(self._loader(technician_id, window))
+        timeline = BusyTimeline.from_timestamps(self._loader(technician_id, window))
         with self._lock:
-            if self._version == version:
-                self._entries[technician_id] = _Entry(version, window, timeline)
+            self._entries[technician_id] = _Entry(version, window, timeline)
         return timeline

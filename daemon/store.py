@@ -201,6 +201,8 @@ class Store:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._watch: sqlite3.Connection | None = None
+        self._commits = 0
         self._migrate()
 
     # ------------------------------------------------------------- connections
@@ -224,11 +226,27 @@ class Store:
                 self._connections.append(db)
         return db
 
+    def data_version(self) -> int:
+        """A number that changes whenever any connection (any thread or process) commits.
+
+        Caches compare it to know when to reload; it is read on a connection of its own,
+        since SQLite reports changes made through *other* connections.
+        """
+        with self._lock:
+            if self._watch is None:
+                self._watch = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False
+                )
+                self._connections.append(self._watch)
+            own = self._commits
+            return int(self._watch.execute("PRAGMA data_version").fetchone()[0]) * 1_000_003 + own
+
     def close(self) -> None:
         with self._lock:
             for db in self._connections:
                 db.close()
             self._connections.clear()
+            self._watch = None
         self._local = threading.local()
 
     @contextmanager
@@ -242,6 +260,8 @@ class Store:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        with self._lock:
+            self._commits += 1
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self._connection().execute(sql, args).fetchall()
@@ -522,6 +542,13 @@ class Store:
             self._enqueue(db, now, session.id, "put", {})
             row = db.execute(f"{_SESSION_SELECT} WHERE id = ?", (session.id,)).fetchone()
         return Inserted(_session(row))
+
+    def session_by_idempotency_key(self, key: str) -> tuple[SessionRecord, str | None] | None:
+        rows = self._read(f"{_SESSION_SELECT} WHERE idempotency_key = ?", (key,))
+        if not rows:
+            return None
+        stored = self._read("SELECT request_hash FROM sessions WHERE id = ?", (rows[0]["id"],))
+        return _session(rows[0]), stored[0][0]
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         rows = self._read(f"{_SESSION_SELECT} WHERE id = ?", (session_id,))

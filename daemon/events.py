@@ -1,0 +1,98 @@
+"""What a session looks like in the technician's calendar.
+
+Everything needed to start the session is in the event (R1, R2, R7): company, responsible
+person, phone/WhatsApp with a click-to-chat link, remote tool and access ID, the problem,
+and the signed check-in link. Client text goes in as values; the iCalendar and JSON
+libraries escape it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from connectors.base import SessionEvent, SessionState
+from daemon.signing import Signer
+from daemon.store import SessionRecord
+from rules.contact import format_phone
+from rules.model import Policy
+
+CHECKIN_PURPOSE = "checkin"
+MANAGE_PURPOSE = "manage"
+
+_LABELS = {
+    "pt-BR": {
+        "responsible": "Responsável",
+        "phone": "Telefone/WhatsApp",
+        "tool": "Acesso remoto",
+        "id": "ID",
+        "id_missing": "(o cliente informará ao ligar)",
+        "problem": "Problema",
+        "checkin": "Check-in (abrir quando o cliente ligar)",
+        "session": "Sessão",
+        "tolerance": "Tolerância: {minutes} min; sem check-in até lá, a sessão é reagendada.",
+    },
+    "en": {
+        "responsible": "Responsible person",
+        "phone": "Phone/WhatsApp",
+        "tool": "Remote access",
+        "id": "ID",
+        "id_missing": "(the client gives it when calling)",
+        "problem": "Problem",
+        "checkin": "Check-in (open when the client calls)",
+        "session": "Session",
+        "tolerance": "Tolerance: {minutes} min; "
+        "without a check-in by then the session is rescheduled.",
+    },
+}
+
+
+def calendar_uid(session_id: str) -> str:
+    """The stable UID of a session's event: letters, digits and a dash (safe everywhere)."""
+    return f"expediente-{session_id}"
+
+
+def checkin_url(public_url: str, signer: Signer, session: SessionRecord, policy: Policy) -> str:
+    token = signer.sign(CHECKIN_PURPOSE, session.id, session.end + policy.grace + timedelta(days=1))
+    return f"{public_url}/checkin/{token}"
+
+
+def session_event(
+    session: SessionRecord,
+    policy: Policy,
+    *,
+    public_url: str,
+    signer: Signer,
+    language: str = "pt-BR",
+    alarm_minutes: int = 10,
+) -> SessionEvent:
+    labels = _LABELS["en" if language.startswith("en") else "pt-BR"]
+    session_type = policy.session_types.get(session.type)
+    type_label = session_type.label if session_type else session.type
+    url = checkin_url(public_url, signer, session, policy)
+    digits = session.phone.lstrip("+")
+    lines = [
+        f"{labels['responsible']}: {session.responsible_name}",
+        f"{labels['phone']}: {format_phone(session.phone)} (https://wa.me/{digits})",
+        f"{labels['tool']}: {session.remote_tool} — {labels['id']}: "
+        f"{session.remote_id or labels['id_missing']}",
+    ]
+    if session.description:
+        lines += ["", f"{labels['problem']}:", session.description]
+    minutes = int(policy.grace.total_seconds() // 60)
+    lines += [
+        "",
+        labels["tolerance"].format(minutes=minutes),
+        f"{labels['checkin']}: {url}",
+        f"{labels['session']}: {session.id}",
+    ]
+    state: SessionState = session.status.value
+    return SessionEvent(
+        uid=session.calendar_uid,
+        start=session.start,
+        end=session.end,
+        summary=f"{session.company} — {type_label}",
+        description="\n".join(lines),
+        state=state,
+        url=url,
+        alarm_minutes=alarm_minutes,
+    )

@@ -1,0 +1,319 @@
+"""The daemon's operations, wired: configuration → store → rules, and back to the store.
+
+Rules decide (slots, validity, technician, lifecycle); the store records atomically;
+this module only gathers the inputs (busy time, load, staleness, ``now`` from the one
+clock) and maps outcomes. Calendar and mail I/O never happens here: accepted changes put
+work in the outbox, which the loop drains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from daemon.busy import BusyCache
+from daemon.clock import Clock
+from daemon.config import Config
+from daemon.events import calendar_uid
+from daemon.store import (
+    Inserted,
+    KeyReused,
+    NewSession,
+    Replayed,
+    SessionRecord,
+    Store,
+)
+from rules.booking import validate
+from rules.intervals import BusyTimeline, Interval
+from rules.lifecycle import Event, IllegalTransition, check_in, due_event, transition
+from rules.model import Accepted, BookingRequest, Code, Policy, Rejected, Status, Violation
+from rules.slots import Slot, free_slots, time_violations
+
+log = logging.getLogger("expediente.service")
+
+BOOKING_ATTEMPTS = 3
+
+
+class SessionNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class BookingOutcome:
+    """``session`` when accepted (``replayed`` for an idempotent retry), else violations."""
+
+    session: SessionRecord | None = None
+    violations: tuple[Violation, ...] = ()
+    replayed: bool = False
+
+    @property
+    def codes(self) -> list[str]:
+        return [str(v.code) for v in self.violations]
+
+
+def request_hash(request: BookingRequest) -> str:
+    """Fingerprint of what was asked, to tell an idempotent retry from a key reused."""
+    fields = {
+        name: getattr(request, name)
+        for name in (
+            "type", "company", "responsible_name", "phone", "email",
+            "remote_tool", "remote_id", "description", "accept_rules",
+        )
+    }  # fmt: skip
+    fields["start"] = request.start.timestamp()
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+class Service:
+    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.cache = BusyCache(self._load_busy, store.data_version)
+        store.sync_technicians(
+            [(t.id, t.name) for t in config.technicians],
+            [(c.id, c.technician, c.role, c.kind, c.address) for c in config.calendars],
+        )
+
+    @property
+    def policy(self) -> Policy:
+        return self.config.policy
+
+    # ------------------------------------------------------------ busy time
+
+    def _load_busy(self, technician_id: str, window: Interval) -> list[tuple[float, float]]:
+        return [
+            *self.store.busy_pairs(technician_id, window),
+            *self.store.session_pairs(technician_id, window),
+        ]
+
+    def cache_window(self, now: datetime) -> Interval:
+        """The span every availability question falls in: yesterday to past the horizon.
+
+        Fixed for a whole day, so cached timelines serve every request of the day.
+        """
+        tz = self.policy.timezone
+        today = now.astimezone(tz).date()
+        start = datetime.combine(today - timedelta(days=1), time(0), tzinfo=tz)
+        end = datetime.combine(
+            (now + self.policy.horizon).astimezone(tz).date() + timedelta(days=2),
+            time(0),
+            tzinfo=tz,
+        )
+        return Interval(start, end)
+
+    def timelines(self, now: datetime) -> dict[str, BusyTimeline]:
+        window = self.cache_window(now)
+        return {t.id: self.cache.timeline(t.id, window) for t in self.policy.technicians}
+
+    def stale_technicians(self, now: datetime) -> set[str]:
+        """Technicians whose calendar data is too old to promise their time."""
+        limit = now - self.config.sync.stale_after
+        return {
+            c.technician_id
+            for c in self.store.calendars()
+            if c.last_sync_ok_at is None or c.last_sync_ok_at < limit
+        }
+
+    def eligible(self, now: datetime) -> set[str]:
+        return {t.id for t in self.policy.technicians} - self.stale_technicians(now)
+
+    # ------------------------------------------------------------------ slots
+
+    def slots(self, type_name: str, first: date, last: date) -> list[Slot]:
+        """Raises KeyError for an unknown type."""
+        now = self.clock.now()
+        return free_slots(
+            self.policy, type_name, first, last, now, self.timelines(now), self.eligible(now)
+        )
+
+    # ---------------------------------------------------------------- booking
+
+    def book(
+        self,
+        request: BookingRequest,
+        *,
+        idempotency_key: str | None = None,
+        actor: str = "client",
+        rebooked_from: str | None = None,
+    ) -> BookingOutcome:
+        now = self.clock.now()
+        fingerprint = request_hash(request)
+        if idempotency_key is not None:
+            previous = self.store.session_by_idempotency_key(idempotency_key)
+            if previous is not None:
+                if previous[1] == fingerprint:
+                    return BookingOutcome(previous[0], replayed=True)
+                return self._rejected(
+                    request, now, actor,
+                    (Violation(Code.INVALID_FIELD, "idempotency_key", detail="reused"),),
+                )  # fmt: skip
+        for _ in range(BOOKING_ATTEMPTS):
+            eligible = self.eligible(now)
+            result = validate(
+                self.policy, request, now, self.timelines(now), self._load(request, now), eligible
+            )
+            if isinstance(result, Rejected):
+                return self._rejected(request, now, actor, self._explain(result, request, eligible))
+            inserted = self.store.insert_booking(
+                self._new_session(result, request, rebooked_from),
+                buffer=self.policy.buffer,
+                now=now,
+                idempotency_key=idempotency_key,
+                request_hash=fingerprint,
+                actor=actor,
+            )
+            if isinstance(inserted, Inserted):
+                log.info(
+                    "booked %s for %s at %s",
+                    inserted.session.id, inserted.session.technician_id, inserted.session.start,
+                )  # fmt: skip
+                return BookingOutcome(inserted.session)
+            if isinstance(inserted, Replayed):
+                return BookingOutcome(inserted.session, replayed=True)
+            if isinstance(inserted, KeyReused):
+                return self._rejected(
+                    request, now, actor,
+                    (Violation(Code.INVALID_FIELD, "idempotency_key", detail="reused"),),
+                )  # fmt: skip
+            # A Conflict: someone else took that technician's time between our read and our write;
+            # read again: another technician may still be free.
+        return self._rejected(request, now, actor, (Violation(Code.SLOT_TAKEN, "start"),))
+
+    def _load(self, request: BookingRequest, now: datetime) -> dict[str, int]:
+        """Sessions per technician in the desk-local week of the requested start."""
+        tz = self.policy.timezone
+        day = request.start.astimezone(tz).date()
+        monday = day - timedelta(days=day.weekday())
+        start = datetime.combine(monday, time(0), tzinfo=tz)
+        return self.store.load_by_technician(Interval(start, start + timedelta(days=7)))
+
+    def _explain(
+        self, rejected: Rejected, request: BookingRequest, eligible: Collection[str]
+    ) -> tuple[Violation, ...]:
+        """Say ``slot_taken`` when only bookings (not calendars) fill the time.
+
+        The slot was offered and someone booked it first: a 409 the page can answer with
+        fresh slots, rather than a rule the client broke.
+        """
+        if rejected.codes != [Code.NO_TECHNICIAN_AVAILABLE]:
+            return rejected.violations
+        session_type = self.policy.session_types[request.type]
+        end = request.start + session_type.duration
+        window = Interval(request.start - self.policy.buffer, end + self.policy.buffer)
+        if any(not self.store.busy_pairs(tech, window) for tech in eligible):
+            return (Violation(Code.SLOT_TAKEN, "start"),)
+        return rejected.violations
+
+    def _rejected(
+        self,
+        request: BookingRequest,
+        now: datetime,
+        actor: str,
+        violations: tuple[Violation, ...],
+    ) -> BookingOutcome:
+        self.store.audit(
+            actor,
+            "booking_rejected",
+            now=now,
+            reason=",".join(str(v.code) for v in violations),
+            details={"type": request.type, "start": request.start.isoformat()},
+        )
+        return BookingOutcome(violations=violations)
+
+    def _new_session(
+        self, accepted: Accepted, request: BookingRequest, rebooked_from: str | None
+    ) -> NewSession:
+        session_id = uuid.uuid4().hex
+        fields = accepted.fields
+        return NewSession(
+            id=session_id,
+            type=accepted.type,
+            start=accepted.start,
+            end=accepted.end,
+            technician_id=accepted.technician_id,
+            company=fields["company"],
+            responsible_name=fields["responsible_name"],
+            phone=fields["phone"],
+            email=fields["email"],
+            remote_tool=fields["remote_tool"],
+            remote_id=fields["remote_id"],
+            description=fields["description"],
+            language=request.language,
+            rules_version=self.policy.rules_version,
+            calendar_uid=calendar_uid(session_id),
+            rebooked_from=rebooked_from,
+        )
+
+    # -------------------------------------------------------------- lifecycle
+
+    def get(self, session_id: str) -> SessionRecord:
+        session = self.store.get_session(session_id)
+        if session is None:
+            raise SessionNotFound(session_id)
+        return session
+
+    def check_in(self, session_id: str, *, actor: str) -> SessionRecord:
+        """Mark the session in progress; raises IllegalTransition (too early/late, final)."""
+        session = self.get(session_id)
+        now = self.clock.now()
+        new_status = check_in(self.policy, session.status, session.start, now)
+        return self._apply(session, new_status, now, actor, "checked in")
+
+    def cancel(self, session_id: str, *, actor: str, reason: str = "") -> SessionRecord:
+        session = self.get(session_id)
+        new_status = transition(session.status, Event.CANCEL)
+        return self._apply(session, new_status, self.clock.now(), actor, reason or "cancelled")
+
+    def _apply(
+        self, session: SessionRecord, new_status: Status, now: datetime, actor: str, reason: str
+    ) -> SessionRecord:
+        updated = self.store.transition(
+            session.id,
+            new_status,
+            now=now,
+            actor=actor,
+            reason=reason,
+            expected=session.status,
+            outbox=(("put", {}), ("notify", {"event": str(new_status)})),
+        )
+        if updated is None:  # another actor changed it first: report what it is now
+            current = self.get(session.id)
+            raise IllegalTransition(current.status, Event.CHECK_IN, f"it is {current.status} now")
+        return updated
+
+    def sweep(self) -> list[SessionRecord]:
+        """Apply due no-shows (R5) and completions; returns the sessions changed."""
+        now = self.clock.now()
+        changed = []
+        for session in self.store.due_sessions(
+            booked_started_before=now - self.policy.grace, in_progress_ended_by=now
+        ):
+            event = due_event(self.policy, session.status, session.start, session.end, now)
+            if event is None:
+                continue
+            new_status = transition(session.status, event)
+            reason = "no check-in within the tolerance" if event == Event.NO_SHOW else "ended"
+            outbox: list[tuple[str, dict[str, Any]]] = [("put", {})]
+            if event == Event.NO_SHOW:
+                outbox.append(("notify", {"event": "rescheduled"}))
+            updated = self.store.transition(
+                session.id, new_status, now=now, actor="system", reason=reason,
+                expected=session.status, outbox=outbox,
+            )  # fmt: skip
+            if updated is not None:
+                log.info("session %s %s: %s", session.id, new_status, reason)
+                changed.append(updated)
+        return changed
+
+    def time_check(self, type_name: str, start: datetime) -> list[Violation]:
+        """Whether a start time is bookable, ignoring who is free (for moved events)."""
+        return time_violations(
+            self.policy, self.policy.session_types[type_name], start, self.clock.now()
+        )

@@ -1,0 +1,263 @@
+"""The JSON API of SPEC.md: slots, bookings, sessions (admin), health.
+
+Input is checked here for shape (types, formats) and by ``rules/`` for meaning; either
+way the answer is a 4xx with codes a program can act on. Nothing a client sends can
+produce a 5xx.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from daemon.availability import iso, slots_document
+from daemon.events import MANAGE_PURPOSE
+from daemon.service import BookingOutcome, Service, SessionNotFound
+from daemon.signing import Signer
+from daemon.store import SessionRecord
+from daemon.web.http import HTTPError, Request, Response, Router
+from rules.lifecycle import IllegalTransition
+from rules.messages import language_of, message
+from rules.model import BOOKING_FIELDS, BookingRequest, Code, Violation
+
+MAX_RANGE_DAYS = 62
+
+
+def request_language(request: Request, default: str) -> str:
+    header = request.header("accept-language")
+    if not header:
+        return default
+    first = header.split(",")[0].split(";")[0].strip()
+    return language_of(first) if first else default
+
+
+def violation_documents(violations: tuple[Violation, ...], language: str) -> list[dict[str, Any]]:
+    documents = []
+    for violation in violations:
+        document: dict[str, Any] = {
+            "code": str(violation.code),
+            "message": message(violation, language),
+        }
+        if violation.field:
+            document["field"] = violation.field
+        documents.append(document)
+    return documents
+
+
+def rejection(outcome: BookingOutcome, language: str) -> HTTPError:
+    taken = outcome.codes == [Code.SLOT_TAKEN]
+    violations = violation_documents(outcome.violations, language)
+    first = violations[0]["message"] if violations else ""
+    if taken:
+        return HTTPError(409, "slot_taken", first, violations=violations)
+    return HTTPError(422, "booking_rejected", first, violations=violations)
+
+
+def _field_error(
+    field: str, text: str, language: str, code: Code = Code.INVALID_FIELD
+) -> HTTPError:
+    violation = Violation(code, field)
+    documents = violation_documents((violation,), language)
+    documents[0]["message"] = f"{documents[0]['message']} ({text})"
+    return HTTPError(422, "booking_rejected", documents[0]["message"], violations=documents)
+
+
+def parse_booking(body: dict[str, Any], language: str) -> BookingRequest:
+    """Shape checks only (types, formats); the rules judge the content."""
+    unknown = set(body) - {*BOOKING_FIELDS, "type", "start", "accept_rules", "language"}
+    if unknown:
+        raise _field_error(sorted(unknown)[0], "unknown field", language)
+    for name in (*BOOKING_FIELDS, "type", "start", "language"):
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            raise _field_error(name, "expected a string", language)
+    if not body.get("type"):
+        raise _field_error("type", "required", language, Code.MISSING_FIELD)
+    if not body.get("start"):
+        raise _field_error("start", "required", language, Code.MISSING_FIELD)
+    try:
+        start = datetime.fromisoformat(body["start"])
+    except ValueError:
+        raise _field_error("start", "expected ISO 8601 with offset", language) from None
+    if start.tzinfo is None:
+        raise _field_error("start", "the time needs a UTC offset, e.g. -03:00", language)
+    accept = body.get("accept_rules", False)
+    if not isinstance(accept, bool):
+        raise _field_error("accept_rules", "expected true or false", language)
+    return BookingRequest(
+        type=body["type"],
+        start=start,
+        accept_rules=accept,
+        language=language_of(body.get("language") or language),
+        **{name: body.get(name) or "" for name in BOOKING_FIELDS},
+    )
+
+
+class Api:
+    def __init__(self, service: Service, signer: Signer) -> None:
+        self.service = service
+        self.signer = signer
+        config = service.config
+        self.public_url = config.server.public_url
+        self._admin_token = config.server.admin_token
+
+    @property
+    def language(self) -> str:
+        return self.service.config.desk.language
+
+    def routes(self, router: Router) -> None:
+        router.add("GET", "/api/v1/slots", self.slots)
+        router.add("POST", "/api/v1/bookings", self.create_booking)
+        router.add("GET", "/api/v1/sessions/{id}", self.get_session)
+        router.add("POST", "/api/v1/sessions/{id}/check-in", self.check_in)
+        router.add("POST", "/api/v1/sessions/{id}/cancel", self.cancel)
+        router.add("GET", "/healthz", self.health)
+
+    # ------------------------------------------------------------------ public
+
+    def slots(self, request: Request) -> Response:
+        policy = self.service.policy
+        type_name = request.arg("type") or next(iter(policy.session_types))
+        if type_name not in policy.session_types:
+            raise HTTPError(
+                400,
+                "unknown_type",
+                f"unknown session type {type_name!r}; known: {', '.join(policy.session_types)}",
+            )
+        today = self.service.clock.now().astimezone(policy.timezone).date()
+        first = _date_arg(request, "from", today)
+        last = _date_arg(request, "to", first + timedelta(days=13))
+        if last < first:
+            raise HTTPError(400, "bad_range", "'to' is before 'from'")
+        if (last - first).days >= MAX_RANGE_DAYS:
+            raise HTTPError(400, "bad_range", f"ask for at most {MAX_RANGE_DAYS} days at once")
+        slots = self.service.slots(type_name, first, last)
+        return Response.json(slots_document(policy, type_name, slots))
+
+    def create_booking(self, request: Request) -> Response:
+        language = request_language(request, self.language)
+        booking = parse_booking(request.json(), language)
+        key = request.header("idempotency-key")
+        if key is not None and not (1 <= len(key) <= 200):
+            raise HTTPError(400, "bad_idempotency_key", "Idempotency-Key must be 1-200 characters")
+        outcome = self.service.book(booking, idempotency_key=key)
+        if outcome.session is None:
+            raise rejection(outcome, language)
+        document = self.session_document(outcome.session)
+        headers = {"Location": f"/api/v1/sessions/{outcome.session.id}"}
+        if outcome.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response.json(document, 201, headers)
+
+    def session_document(self, session: SessionRecord, *, full: bool = False) -> dict[str, Any]:
+        policy = self.service.policy
+        technician = policy.technician(session.technician_id)
+        expires = session.end + timedelta(days=30)
+        token = self.signer.sign(MANAGE_PURPOSE, session.id, expires)
+        document: dict[str, Any] = {
+            "id": session.id,
+            "status": str(session.status),
+            "type": session.type,
+            "start": iso(session.start, policy),
+            "end": iso(session.end, policy),
+            "technician": technician.first_name if technician else session.technician_id,
+            "manage_url": f"{self.public_url}/manage/{token}",
+        }
+        if full:
+            document.update(
+                technician_id=session.technician_id,
+                company=session.company,
+                responsible_name=session.responsible_name,
+                phone=session.phone,
+                email=session.email,
+                remote_tool=session.remote_tool,
+                remote_id=session.remote_id,
+                description=session.description,
+                language=session.language,
+                rules_version=session.rules_version,
+                rules_accepted_at=iso(session.rules_accepted_at, policy),
+                created_at=iso(session.created_at, policy),
+                checked_in_at=iso(session.checked_in_at, policy) if session.checked_in_at else None,
+                needs_attention=session.needs_attention,
+            )
+        return document
+
+    # ------------------------------------------------------------------- admin
+
+    def _require_admin(self, request: Request) -> None:
+        header = request.header("authorization") or ""
+        scheme, _, token = header.partition(" ")
+        expected = self._admin_token.reveal()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected):
+            raise HTTPError(
+                401,
+                "unauthorized",
+                "this needs the admin token: Authorization: Bearer <token>",
+                headers={"WWW-Authenticate": 'Bearer realm="expediente"'},
+            )
+
+    def _session(self, request: Request) -> SessionRecord:
+        try:
+            return self.service.get(request.params["id"])
+        except SessionNotFound:
+            raise HTTPError(404, "not_found", "no such session") from None
+
+    def get_session(self, request: Request) -> Response:
+        self._require_admin(request)
+        return Response.json(self.session_document(self._session(request), full=True))
+
+    def check_in(self, request: Request) -> Response:
+        self._require_admin(request)
+        session = self._session(request)
+        try:
+            updated = self.service.check_in(session.id, actor="admin")
+        except IllegalTransition as error:
+            raise HTTPError(409, "illegal_transition", str(error)) from None
+        return Response.json(self.session_document(updated, full=True))
+
+    def cancel(self, request: Request) -> Response:
+        self._require_admin(request)
+        session = self._session(request)
+        try:
+            updated = self.service.cancel(session.id, actor="admin", reason="cancelled by the desk")
+        except IllegalTransition as error:
+            raise HTTPError(409, "illegal_transition", str(error)) from None
+        return Response.json(self.session_document(updated, full=True))
+
+    def health(self, request: Request) -> Response:
+        now = self.service.clock.now()
+        stale_after = self.service.config.sync.stale_after
+        calendars = []
+        healthy = True
+        for state in self.service.store.calendars():
+            age = (now - state.last_sync_ok_at).total_seconds() if state.last_sync_ok_at else None
+            stale = age is None or age > stale_after.total_seconds()
+            healthy = healthy and not stale
+            calendars.append(
+                {
+                    "id": state.id,
+                    "technician": state.technician_id,
+                    "last_sync_age_seconds": None if age is None else round(age, 1),
+                    "stale": stale,
+                    "last_error": state.last_error,
+                }
+            )
+        document = {
+            "status": "ok" if healthy else "stale",
+            "stale_after_seconds": stale_after.total_seconds(),
+            "calendars": calendars,
+            "outbox_depth": self.service.store.outbox_depth(),
+            "sessions_needing_attention": len(self.service.store.flagged_sessions()),
+        }
+        return Response.json(document, 200 if healthy else 503)
+
+
+def _date_arg(request: Request, name: str, default: date) -> date:
+    text = request.arg(name)
+    if not text:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise HTTPError(400, "bad_date", f"{name}={text!r} is not a date (YYYY-MM-DD)") from None
