@@ -98,9 +98,7 @@ def test_bad_slot_queries_are_400(desk: Desk, query: str, code: str) -> None:
 
 
 def test_booking_201_then_slot_fills_and_409(desk: Desk) -> None:
-    status, _, first = call(
-        desk, "POST", "/api/v1/bookings", booking("2026-12-01T09:00:00-03:00")
-    )
+    status, _, first = call(desk, "POST", "/api/v1/bookings", booking("2026-12-01T09:00:00-03:00"))
     assert status == 201, first
     assert first["status"] == "booked" and first["technician"] in ("Ana", "Bruno")
     assert (
