@@ -1,12 +1,17 @@
 """The SQLite store: the single source of truth for sessions, and the busy cache.
 
 One file, WAL journal (readers never block the writer), foreign keys on, a busy timeout
-so concurrent writers queue instead of failing. Every write that decides something
-(a booking, a status change) runs in one transaction taken up front with
-``BEGIN IMMEDIATE``: the check and the write see the same data, so two requests can never
-both book the same technician's time, whether they come from two threads or two
-processes. Instants are stored as integer UTC epoch seconds; the API speaks aware
-datetimes. The store never reads the clock: callers pass ``now``.
+so concurrent writers queue instead of failing, ``synchronous=FULL`` so a booking that was
+answered "accepted" survives a power cut. Every write that decides something (a booking,
+a status change, a move) runs in one transaction taken up front with ``BEGIN IMMEDIATE``:
+the check and the write see the same data, so two requests can never both book the same
+technician's time, whether they come from two threads or two processes.
+
+Each thread gets its own connection (thread-local), so the web server's worker threads
+read in parallel; other processes (the CLI) open their own ``Store`` on the same file.
+
+Instants are stored as integer UTC epoch seconds (``*_at``, ``start_ts``, ``end_ts``);
+the API speaks aware datetimes only. The store never reads the clock: callers pass ``now``.
 """
 
 from __future__ import annotations
@@ -24,33 +29,59 @@ from typing import Any
 
 from connectors.base import ObjectChange
 from daemon.errors import ExpedienteError
-from rules.intervals import Interval
+from rules.intervals import Interval, require_aware
 from rules.model import ACTIVE_STATUSES, Status
 
 BUSY_TIMEOUT_MS = 10_000
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+
+# An outbox item: the action ('put', 'delete', 'email', 'webhook', 'notify', ...) and its
+# JSON payload. Written in the same transaction as the change that needs it.
+OutboxRequest = tuple[str, dict[str, Any]]
+
 
 class StoreError(ExpedienteError):
-    """The database cannot be used (unreadable, from a newer version, corrupt)."""
+    """The database cannot be used (unreadable, from a newer version, corrupt, locked)."""
+
+
+# ------------------------------------------------------------------ time conversion
 
 
 def ts(value: datetime) -> int:
-    if value.tzinfo is None:
-        raise ValueError("the store takes aware datetimes only")
-    return int(value.timestamp())
+    """``value`` as epoch seconds, rounded down (exact: no float on the way)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"the store takes aware datetimes only (got naive {value.isoformat()})")
+    return (value - _EPOCH) // _SECOND
+
+
+def ts_ceil(value: datetime) -> int:
+    """``value`` as epoch seconds, rounded up: the end of something that must not shrink."""
+    floor = ts(value)
+    return floor if _EPOCH + floor * _SECOND == value else floor + 1
 
 
 def dt(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
+    return None if value is None else _dt(value)
 
 
 def _dt(value: int) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
+    return _EPOCH + value * _SECOND
+
+
+def _span(window: Interval) -> tuple[int, int]:
+    """Integer bounds ``(lo, hi)`` such that, for integer columns, ``start < hi AND end > lo``
+    is exactly "overlaps ``window``" even when the window has sub-second ends."""
+    return ts(window.start), ts_ceil(window.end)
+
+
+# ------------------------------------------------------------------ records
 
 
 @dataclass(frozen=True)
 class NewSession:
-    """A validated booking, ready to insert."""
+    """A booking validated by ``rules``, ready to insert (status starts as ``booked``)."""
 
     id: str
     type: str
@@ -69,9 +100,18 @@ class NewSession:
     calendar_uid: str
     rebooked_from: str | None = None
 
+    def __post_init__(self) -> None:
+        require_aware(self.start, "NewSession.start")
+        require_aware(self.end, "NewSession.end")
+        if self.end <= self.start:
+            raise ValueError(f"session {self.id} ends before it starts")
+
 
 @dataclass(frozen=True)
 class SessionRecord:
+    """A stored session. ``rules_accepted_at`` is when the client accepted the desk rules
+    (the booking instant); ``needs_attention`` is a reason the admin must look at it."""
+
     id: str
     type: str
     start: datetime
@@ -102,9 +142,13 @@ class SessionRecord:
     def active(self) -> bool:
         return self.status in ACTIVE_STATUSES
 
+    @property
+    def interval(self) -> Interval:
+        return Interval(self.start, self.end)
 
-_TIME_FIELDS = {"start", "end", "rules_accepted_at", "created_at", "updated_at"}
-_OPTIONAL_TIME_FIELDS = {"checked_in_at", "ended_at"}
+
+_TIME_FIELDS = ("start", "end", "rules_accepted_at", "created_at", "updated_at")
+_OPTIONAL_TIME_FIELDS = ("checked_in_at", "ended_at")
 _SESSION_SELECT = (
     "SELECT id, type, start_ts AS start, end_ts AS end, technician_id, status, company, "
     "responsible_name, phone, email, remote_tool, remote_id, description, language, "
@@ -130,7 +174,7 @@ class Inserted:
 
 @dataclass(frozen=True)
 class Replayed:
-    """The idempotency key was used before with the same request: its first result."""
+    """The idempotency key was used before with the same request: the stored session."""
 
     session: SessionRecord
 
@@ -144,7 +188,7 @@ class Conflict:
 
 @dataclass(frozen=True)
 class KeyReused:
-    """The idempotency key was used before for a different request."""
+    """The idempotency key was used before for a different request (an API 422)."""
 
     session_id: str
 
@@ -156,6 +200,7 @@ class OutboxItem:
     action: str
     payload: dict[str, Any]
     attempts: int
+    last_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,45 +227,136 @@ class AuditEntry:
     details: dict[str, Any]
 
 
-def migrations() -> list[tuple[int, str]]:
-    """The packaged migrations as ``(version, sql)``, in order."""
+# ------------------------------------------------------------------ migrations
+
+
+def packaged_migrations() -> list[tuple[int, str]]:
+    """The migrations shipped in ``daemon/migrations`` as ``(version, sql)``, in order.
+
+    Files are named ``NNNN_what.sql``; versions must run 1, 2, 3... without gaps, since
+    a gap would mean a file is missing from the package.
+    """
     folder = resources.files("daemon") / "migrations"
-    found = []
-    for entry in folder.iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    found = sorted(
+        (int(entry.name[:4]), entry.read_text(encoding="utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql") and entry.name[:4].isdigit() and entry.name[4] == "_"
+    )
+    versions = [version for version, _ in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise StoreError(
+            f"the packaged migrations are numbered {versions}, expected 1..{len(found)}: "
+            "the installation is incomplete; reinstall expediente"
+        )
+    return found
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into complete statements, as SQLite itself would read them
+    (semicolons inside literals or trigger bodies do not end a statement)."""
+    statements: list[str] = []
+    pending = ""
+    for line in sql.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            if not _only_comments(pending):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip() and not _only_comments(pending):
+        raise StoreError(f"a migration ends in an incomplete statement: {pending.strip()[:80]}")
+    return statements
+
+
+def _only_comments(text: str) -> bool:
+    return all(
+        not line.strip() or line.strip().startswith("--") or line.strip() == ";"
+        for line in text.splitlines()
+    )
+
+
+# ------------------------------------------------------------------ queries shared by checks
+
+# Busy blocks from the technician's calendars. Our own session events are left out when
+# they say nothing the sessions table does not: the event of an inactive session (its
+# time is free), and the event of an active session at the session's stored time (the
+# session counts by itself). An active session's event found at *another* time — the
+# technician moved it and the daemon has not reconciled yet — still blocks that time.
+# ``:own`` is a session whose every event is ignored (the one being moved).
+_CALENDAR_BUSY = (
+    "FROM busy_intervals b "
+    "JOIN calendars c ON c.id = b.calendar_id "
+    "JOIN calendar_objects o ON o.calendar_id = b.calendar_id AND o.href = b.href "
+    "WHERE c.technician_id = :tech AND b.start_ts < :hi AND b.end_ts > :lo "
+    "AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.calendar_uid = o.uid AND ("
+    "s.status NOT IN ('booked', 'in_progress') OR s.id IS :own "
+    "OR (s.start_ts = o.start_ts AND s.end_ts = o.end_ts)))"
+)
+_ACTIVE_SESSIONS = (
+    "FROM sessions WHERE technician_id = :tech "
+    "AND status IN ('booked', 'in_progress') AND start_ts < :hi AND end_ts > :lo "
+    "AND id IS NOT :own"
+)
 
 
 class Store:
-    """A handle on the database; safe to share between threads (one connection each)."""
+    """A handle on the database; share one between threads (each gets its own connection).
 
-    def __init__(self, path: str | Path) -> None:
+    Raises :class:`StoreError` when the file cannot be opened, is from a newer version of
+    expediente, or stays locked by another writer past the busy timeout.
+    """
+
+    def __init__(
+        self, path: str | Path, *, migrations: Sequence[tuple[int, str]] | None = None
+    ) -> None:
+        if str(path) in ("", ":memory:") or str(path).startswith("file:"):
+            # Each thread has its own connection: an in-memory database would be one per thread.
+            raise StoreError("the store needs a file path (in-memory databases are per thread)")
         self.path = Path(path)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._watch: sqlite3.Connection | None = None
         self._commits = 0
-        self._migrate()
+        try:
+            self._migrate(packaged_migrations() if migrations is None else list(migrations))
+        except BaseException:
+            self.close()
+            raise
 
     # ------------------------------------------------------------- connections
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            # check_same_thread=False only so close() may run in another thread; each
+            # connection is otherwise used by the thread that opened it.
+            db = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                check_same_thread=False,
+            )
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA foreign_keys = ON")
+            # WAL is persistent in the file: switch only once, so concurrent openers do
+            # not all queue for the exclusive lock the switch needs.
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode != "wal":
+                    db.close()
+                    raise StoreError(
+                        f"the store {self.path} cannot use a WAL journal (got {mode!r}); "
+                        "put it on a local file system"
+                    )
+            db.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open the store {self.path}: {error}") from None
+        db.row_factory = sqlite3.Row
+        return db
 
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            try:
-                db = sqlite3.connect(
-                    self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
-                )
-                db.row_factory = sqlite3.Row
-                db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                db.execute("PRAGMA foreign_keys = ON")
-                db.execute("PRAGMA journal_mode = WAL")
-                db.execute("PRAGMA synchronous = NORMAL")
-            except sqlite3.Error as error:
-                raise StoreError(f"cannot open the store {self.path}: {error}") from None
+            db = self._open()
             self._local.db = db
             with self._lock:
                 self._connections.append(db)
@@ -229,58 +365,84 @@ class Store:
     def data_version(self) -> int:
         """A number that changes whenever any connection (any thread or process) commits.
 
-        Caches compare it to know when to reload; it is read on a connection of its own,
-        since SQLite reports changes made through *other* connections.
+        Caches compare it to know when to reload. It is read on a connection of its own:
+        SQLite's ``data_version`` only moves for commits made through *other* connections.
         """
         with self._lock:
             if self._watch is None:
                 self._watch = sqlite3.connect(
                     self.path, isolation_level=None, check_same_thread=False
                 )
+                self._watch.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 self._connections.append(self._watch)
-            own = self._commits
-            return int(self._watch.execute("PRAGMA data_version").fetchone()[0]) * 1_000_003 + own
+            version = int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+            return version * 1_000_003 + self._commits
 
     def close(self) -> None:
+        """Close every connection of this handle (from any thread); it reopens on next use."""
         with self._lock:
             for db in self._connections:
                 db.close()
             self._connections.clear()
             self._watch = None
-        self._local = threading.local()
+            self._local = threading.local()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, locked up front so the checks inside it stay true."""
+        """One write transaction, locked up front so the checks inside it stay true.
+
+        A deferred transaction would read first and upgrade to a write lock later; two of
+        them could both read "free" and then one fails (or, worse, both had checked stale
+        data). ``BEGIN IMMEDIATE`` takes the write lock before the first read.
+        """
         db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise StoreError(f"the store {self.path} is busy: {error}") from None
         try:
             yield db
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
         with self._lock:
             self._commits += 1
 
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _read(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         return self._connection().execute(sql, args).fetchall()
 
-    def _migrate(self) -> None:
-        known = migrations()
+    def _migrate(self, known: list[tuple[int, str]]) -> None:
+        """Apply the migrations newer than the file, each in its own transaction.
+
+        The version is re-read inside each transaction, so processes opening a fresh file
+        at the same moment apply every migration exactly once between them.
+        """
         latest = known[-1][0] if known else 0
-        with self._write() as db:
-            current = db.execute("PRAGMA user_version").fetchone()[0]
-            if current > latest:
-                raise StoreError(
-                    f"the store {self.path} has schema version {current}, newer than this "
-                    f"expediente knows ({latest}); run the newer version or restore a backup"
-                )
-            for version, sql in known:
-                if version > current:
-                    for statement in _statements(sql):
-                        db.execute(statement)
-                    db.execute(f"PRAGMA user_version = {version}")
+        self._refuse_newer(int(self._read("PRAGMA user_version")[0][0]), latest)
+        for version, sql in known:
+            with self._write() as db:
+                current = int(db.execute("PRAGMA user_version").fetchone()[0])
+                self._refuse_newer(current, latest)
+                if current >= version:
+                    continue  # applied before, or by another process just now
+                for statement in _statements(sql):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {int(version)}")
+
+    def _refuse_newer(self, current: int, latest: int) -> None:
+        if current > latest:
+            raise StoreError(
+                f"the store {self.path} has schema version {current}, newer than this "
+                f"expediente knows ({latest}); run the newer version or restore a backup"
+            )
 
     @property
     def schema_version(self) -> int:
@@ -288,59 +450,117 @@ class Store:
 
     # ----------------------------------------------------- technicians, calendars
 
+    def upsert_technicians(self, technicians: Sequence[tuple[str, str]]) -> None:
+        """Insert or rename technicians, given as ``(id, name)`` in configuration order
+        (the order is kept as ``position``). Technicians are never deleted: sessions
+        refer to them."""
+        with self._write() as db:
+            self._upsert_technicians(db, technicians)
+
+    def upsert_calendars(
+        self, calendars: Sequence[tuple[str, str, str, str, str]], *, prune: bool = True
+    ) -> None:
+        """Insert or update calendars given as ``(id, technician_id, role, kind, address)``.
+
+        ``role`` is ``'sessions'`` or ``'busy'``. A calendar whose kind or address changed
+        starts over (sync state and cache dropped: the old token means nothing to the new
+        calendar). With ``prune``, calendars not listed are removed with their cache.
+        """
+        with self._write() as db:
+            self._upsert_calendars(db, calendars, prune=prune)
+
     def sync_technicians(
         self,
         technicians: Sequence[tuple[str, str]],
         calendars: Sequence[tuple[str, str, str, str, str]],
     ) -> None:
-        """Make the stored technicians and calendars match the configuration.
-
-        ``technicians`` are ``(id, name)`` in configuration order; ``calendars`` are
-        ``(id, technician_id, role, kind, address)``. A calendar no longer configured is
-        removed with its cache; sessions are never removed.
-        """
+        """Make the stored technicians and calendars match the configuration, in one
+        transaction (see :meth:`upsert_technicians` and :meth:`upsert_calendars`)."""
         with self._write() as db:
-            for position, (tech_id, name) in enumerate(technicians):
-                db.execute(
-                    "INSERT INTO technicians (id, name, position) VALUES (?, ?, ?) "
-                    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
-                    "position = excluded.position",
-                    (tech_id, name, position),
-                )
-            keep = [c[0] for c in calendars]
-            placeholders = ",".join("?" * len(keep)) or "''"
-            db.execute(f"DELETE FROM calendars WHERE id NOT IN ({placeholders})", keep)  # noqa: S608
-            for cal_id, tech_id, role, kind, address in calendars:
-                db.execute(
-                    "INSERT INTO calendars (id, technician_id, role, kind, address) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                    "technician_id = excluded.technician_id, role = excluded.role",
-                    (cal_id, tech_id, role, kind, address),
-                )
+            self._upsert_technicians(db, technicians)
+            self._upsert_calendars(db, calendars, prune=True)
 
-    def calendars(self) -> list[CalendarState]:
-        rows = self._read(
-            "SELECT id, technician_id, role, kind, address, sync_state, last_sync_ok_at, "
-            "last_attempt_at, last_error, consecutive_failures FROM calendars ORDER BY id"
-        )
-        return [
-            CalendarState(
-                r["id"],
-                r["technician_id"],
-                r["role"],
-                r["kind"],
-                r["address"],
-                r["sync_state"],
-                dt(r["last_sync_ok_at"]),
-                dt(r["last_attempt_at"]),
-                r["last_error"],
-                r["consecutive_failures"],
+    @staticmethod
+    def _upsert_technicians(db: sqlite3.Connection, technicians: Sequence[tuple[str, str]]) -> None:
+        for position, (tech_id, name) in enumerate(technicians):
+            db.execute(
+                "INSERT INTO technicians (id, name, position) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+                "position = excluded.position",
+                (tech_id, name, position),
             )
-            for r in rows
+
+    @staticmethod
+    def _upsert_calendars(
+        db: sqlite3.Connection,
+        calendars: Sequence[tuple[str, str, str, str, str]],
+        *,
+        prune: bool,
+    ) -> None:
+        if prune:
+            keep = json.dumps([c[0] for c in calendars])
+            db.execute(
+                "DELETE FROM calendars WHERE id NOT IN (SELECT value FROM json_each(?))", (keep,)
+            )
+        for cal_id, tech_id, role, kind, address in calendars:
+            old = db.execute(
+                "SELECT kind, address FROM calendars WHERE id = ?", (cal_id,)
+            ).fetchone()
+            if old is not None and (old["kind"], old["address"]) != (kind, address):
+                db.execute("DELETE FROM calendar_objects WHERE calendar_id = ?", (cal_id,))
+                db.execute(
+                    "UPDATE calendars SET sync_state = NULL, last_sync_ok_at = NULL, "
+                    "last_attempt_at = NULL, last_error = NULL, consecutive_failures = 0 "
+                    "WHERE id = ?",
+                    (cal_id,),
+                )
+            db.execute(
+                "INSERT INTO calendars (id, technician_id, role, kind, address) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "technician_id = excluded.technician_id, role = excluded.role, "
+                "kind = excluded.kind, address = excluded.address",
+                (cal_id, tech_id, role, kind, address),
+            )
+
+    def technicians(self) -> list[tuple[str, str]]:
+        """``(id, name)`` of every technician ever configured, in configuration order."""
+        return [
+            (r[0], r[1])
+            for r in self._read("SELECT id, name FROM technicians ORDER BY position, id")
         ]
 
+    _CALENDAR_SELECT = (
+        "SELECT id, technician_id, role, kind, address, sync_state, last_sync_ok_at, "
+        "last_attempt_at, last_error, consecutive_failures FROM calendars"
+    )
+
+    @staticmethod
+    def _calendar_state(r: sqlite3.Row) -> CalendarState:
+        return CalendarState(
+            r["id"],
+            r["technician_id"],
+            r["role"],
+            r["kind"],
+            r["address"],
+            r["sync_state"],
+            dt(r["last_sync_ok_at"]),
+            dt(r["last_attempt_at"]),
+            r["last_error"],
+            r["consecutive_failures"],
+        )
+
+    def calendars(self) -> list[CalendarState]:
+        rows = self._read(f"{self._CALENDAR_SELECT} ORDER BY id")
+        return [self._calendar_state(r) for r in rows]
+
     def calendar(self, calendar_id: str) -> CalendarState | None:
-        return next((c for c in self.calendars() if c.id == calendar_id), None)
+        rows = self._read(f"{self._CALENDAR_SELECT} WHERE id = ?", (calendar_id,))
+        return self._calendar_state(rows[0]) if rows else None
+
+    @staticmethod
+    def _require_calendar(db: sqlite3.Connection, calendar_id: str) -> None:
+        if db.execute("SELECT 1 FROM calendars WHERE id = ?", (calendar_id,)).fetchone() is None:
+            raise StoreError(f"unknown calendar {calendar_id!r}: configure it before syncing")
 
     def apply_sync(
         self,
@@ -354,12 +574,17 @@ class Store:
         """Store a sync's result in one transaction: all of it or, on error, none of it.
 
         ``full`` replaces everything cached for the calendar; otherwise each change
-        upserts or deletes its object.
+        upserts or deletes its object (by href). Then ``state`` becomes the calendar's
+        sync state and ``now`` its last good sync. Busy blocks are rounded outwards to
+        whole seconds. Raises :class:`StoreError` for an unknown calendar and
+        ``ValueError`` for a naive datetime (nothing is stored then).
         """
         with self._write() as db:
+            self._require_calendar(db, calendar_id)
             if full:
                 db.execute("DELETE FROM calendar_objects WHERE calendar_id = ?", (calendar_id,))
             for change in changes:
+                # busy_intervals rows go with their object (ON DELETE CASCADE).
                 db.execute(
                     "DELETE FROM calendar_objects WHERE calendar_id = ? AND href = ?",
                     (calendar_id, change.href),
@@ -375,15 +600,19 @@ class Store:
                         change.href,
                         change.uid,
                         change.etag,
-                        ts(change.start) if change.start else None,
-                        ts(change.end) if change.end else None,
+                        None if change.start is None else ts(change.start),
+                        None if change.end is None else ts_ceil(change.end),
                         int(change.cancelled),
                     ),
                 )
                 db.executemany(
                     "INSERT INTO busy_intervals (calendar_id, href, start_ts, end_ts) "
                     "VALUES (?, ?, ?, ?)",
-                    [(calendar_id, change.href, ts(b.start), ts(b.end)) for b in change.blocks],
+                    [
+                        (calendar_id, change.href, ts(b.start), ts_ceil(b.end))
+                        for b in change.blocks
+                        if b.end > b.start
+                    ],
                 )
             db.execute(
                 "UPDATE calendars SET sync_state = ?, last_sync_ok_at = ?, last_attempt_at = ?, "
@@ -392,8 +621,10 @@ class Store:
             )
 
     def record_sync_failure(self, calendar_id: str, error: str, now: datetime) -> None:
-        """Note a failed sync; the cached busy data stays as it was (marked by its age)."""
+        """Note a failed sync; the cached busy data and sync state stay as they were (the
+        age of ``last_sync_ok_at`` tells how much to trust them)."""
         with self._write() as db:
+            self._require_calendar(db, calendar_id)
             db.execute(
                 "UPDATE calendars SET last_attempt_at = ?, last_error = ?, "
                 "consecutive_failures = consecutive_failures + 1 WHERE id = ?",
@@ -415,51 +646,75 @@ class Store:
     # -------------------------------------------------------------- busy time
 
     def busy_pairs(self, technician_id: str, window: Interval) -> list[tuple[int, int]]:
-        """Busy time from the technician's calendars, as epoch pairs ordered by start.
+        """Busy time from the technician's calendars overlapping ``window``, as epoch pairs
+        ordered by start (not merged).
 
-        Our own session events are left out: sessions count through
-        :meth:`session_pairs`, by their status in the store, so a rescheduled session
-        frees its time even before its calendar event is updated.
+        Our own session events are left out where they only repeat a session (see
+        ``_CALENDAR_BUSY``): sessions count through :meth:`session_pairs`, by their
+        status in the store, so a rescheduled session frees its time at once.
         """
-        rows = self._connection().execute(
-            "SELECT b.start_ts, b.end_ts FROM busy_intervals b "
-            "JOIN calendars c ON c.id = b.calendar_id "
-            "JOIN calendar_objects o ON o.calendar_id = b.calendar_id AND o.href = b.href "
-            "WHERE c.technician_id = ? AND b.start_ts < ? AND b.end_ts > ? "
-            "AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.calendar_uid = o.uid) "
-            "ORDER BY b.start_ts",
-            (technician_id, ts(window.end), ts(window.start)),
+        lo, hi = _span(window)
+        rows = self._read(
+            f"SELECT b.start_ts, b.end_ts {_CALENDAR_BUSY} ORDER BY b.start_ts, b.end_ts",
+            {"tech": technician_id, "lo": lo, "hi": hi, "own": None},
         )
         return [(row[0], row[1]) for row in rows]
 
     def session_pairs(self, technician_id: str, window: Interval) -> list[tuple[int, int]]:
-        """Active sessions of the technician overlapping ``window``, as epoch pairs."""
-        rows = self._connection().execute(
-            "SELECT start_ts, end_ts FROM sessions WHERE technician_id = ? "
-            "AND status IN ('booked', 'in_progress') AND start_ts < ? AND end_ts > ? "
-            "ORDER BY start_ts",
-            (technician_id, ts(window.end), ts(window.start)),
+        """Active sessions (booked, in progress) of the technician overlapping ``window``."""
+        lo, hi = _span(window)
+        rows = self._read(
+            f"SELECT start_ts, end_ts {_ACTIVE_SESSIONS} ORDER BY start_ts",
+            {"tech": technician_id, "lo": lo, "hi": hi, "own": None},
         )
         return [(row[0], row[1]) for row in rows]
 
     def busy_intervals(self, technician_id: str, window: Interval) -> list[Interval]:
-        return [
-            Interval(_dt(a), _dt(b))
-            for a, b in self.busy_pairs(technician_id, window)
-            + self.session_pairs(technician_id, window)
-        ]
+        """What the technician's calendars say is busy in ``window`` (the busy cache).
+
+        Active sessions are not included: add :meth:`active_session_intervals`.
+        """
+        return [Interval(_dt(a), _dt(b)) for a, b in self.busy_pairs(technician_id, window)]
+
+    def active_session_intervals(self, technician_id: str, window: Interval) -> list[Interval]:
+        """The technician's booked and in-progress sessions overlapping ``window``."""
+        return [Interval(_dt(a), _dt(b)) for a, b in self.session_pairs(technician_id, window)]
 
     def load_by_technician(self, window: Interval) -> dict[str, int]:
-        """Sessions (booked, in progress, completed) per technician in ``window``."""
+        """Sessions (booked, in progress, completed) per technician overlapping ``window``;
+        technicians with none are absent."""
+        lo, hi = _span(window)
         rows = self._read(
             "SELECT technician_id, count(*) FROM sessions "
             "WHERE status IN ('booked', 'in_progress', 'completed') "
             "AND start_ts < ? AND end_ts > ? GROUP BY technician_id",
-            (ts(window.end), ts(window.start)),
+            (hi, lo),
         )
         return {row[0]: row[1] for row in rows}
 
     # -------------------------------------------------------------- sessions
+
+    @staticmethod
+    def _clash(
+        db: sqlite3.Connection,
+        technician_id: str,
+        interval: Interval,
+        buffer: timedelta,
+        own: str | None = None,
+    ) -> Conflict | None:
+        """What blocks ``interval`` widened by ``buffer`` for the technician, if anything."""
+        args = {
+            "tech": technician_id,
+            "lo": ts(interval.start - buffer),
+            "hi": ts_ceil(interval.end + buffer),
+            "own": own,
+        }
+        row = db.execute(f"SELECT id {_ACTIVE_SESSIONS} LIMIT 1", args).fetchone()
+        if row is not None:
+            return Conflict(f"session {row[0]}")
+        if db.execute(f"SELECT 1 {_CALENDAR_BUSY} LIMIT 1", args).fetchone() is not None:
+            return Conflict("calendar event")
+        return None
 
     def insert_booking(
         self,
@@ -470,43 +725,37 @@ class Store:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         actor: str = "client",
+        outbox: Sequence[OutboxRequest] = (("put", {}),),
     ) -> Inserted | Replayed | Conflict | KeyReused:
         """Insert a booking unless the technician's time was taken meanwhile.
 
-        The re-check and the insert share one ``BEGIN IMMEDIATE`` transaction: no other
-        writer can slip in between them. Also writes the audit entry and queues the
-        calendar write (outbox) in the same transaction.
+        The re-check (no active session and no cached busy block within ``buffer`` of the
+        session) and the insert share one ``BEGIN IMMEDIATE`` transaction: no other
+        writer can slip in between them. The audit entry and the ``outbox`` items (by
+        default the calendar write) are written in the same transaction. An
+        ``idempotency_key`` seen before yields :class:`Replayed` when ``request_hash``
+        matches the first request and :class:`KeyReused` otherwise.
         """
-        lo, hi = ts(session.start - buffer), ts(session.end + buffer)
         with self._write() as db:
             if idempotency_key is not None:
                 row = db.execute(
-                    f"{_SESSION_SELECT} WHERE idempotency_key = ?", (idempotency_key,)
+                    "SELECT id, request_hash FROM sessions WHERE idempotency_key = ?",
+                    (idempotency_key,),
                 ).fetchone()
                 if row is not None:
-                    stored = db.execute(
-                        "SELECT request_hash FROM sessions WHERE id = ?", (row["id"],)
-                    ).fetchone()[0]
-                    if stored == request_hash:
-                        return Replayed(_session(row))
-                    return KeyReused(row["id"])
-            clash = db.execute(
-                "SELECT id FROM sessions WHERE technician_id = ? "
-                "AND status IN ('booked', 'in_progress') AND start_ts < ? AND end_ts > ? LIMIT 1",
-                (session.technician_id, hi, lo),
+                    if row["request_hash"] != request_hash:
+                        return KeyReused(row["id"])
+                    first = db.execute(f"{_SESSION_SELECT} WHERE id = ?", (row["id"],)).fetchone()
+                    return Replayed(_session(first))
+            known = db.execute(
+                "SELECT 1 FROM technicians WHERE id = ?", (session.technician_id,)
             ).fetchone()
-            if clash is not None:
-                return Conflict(f"session {clash[0]}")
-            busy = db.execute(
-                "SELECT o.uid FROM busy_intervals b "
-                "JOIN calendars c ON c.id = b.calendar_id "
-                "JOIN calendar_objects o ON o.calendar_id = b.calendar_id AND o.href = b.href "
-                "WHERE c.technician_id = ? AND b.start_ts < ? AND b.end_ts > ? "
-                "AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.calendar_uid = o.uid) LIMIT 1",
-                (session.technician_id, hi, lo),
-            ).fetchone()
-            if busy is not None:
-                return Conflict("calendar event")
+            if known is None:
+                raise StoreError(f"unknown technician {session.technician_id!r}")
+            interval = Interval(session.start, session.end)
+            conflict = self._clash(db, session.technician_id, interval, buffer)
+            if conflict is not None:
+                return conflict
             stamp = ts(now)
             db.execute(
                 "INSERT INTO sessions (id, type, start_ts, end_ts, technician_id, status, "
@@ -518,7 +767,7 @@ class Store:
                     session.id,
                     session.type,
                     ts(session.start),
-                    ts(session.end),
+                    ts_ceil(session.end),
                     session.technician_id,
                     session.company,
                     session.responsible_name,
@@ -538,17 +787,27 @@ class Store:
                     session.rebooked_from,
                 ),
             )
-            self._audit(db, now, actor, "booking_accepted", session.id, "", {})
-            self._enqueue(db, now, session.id, "put", {})
+            details: dict[str, Any] = {
+                "technician": session.technician_id,
+                "type": session.type,
+                "start": ts(session.start),
+                "end": ts_ceil(session.end),
+            }
+            if session.rebooked_from:
+                details["rebooked_from"] = session.rebooked_from
+            self._audit(db, now, actor, "booking_accepted", session.id, "", details)
+            for action, payload in outbox:
+                self._enqueue(db, now, session.id, action, payload)
             row = db.execute(f"{_SESSION_SELECT} WHERE id = ?", (session.id,)).fetchone()
         return Inserted(_session(row))
 
     def session_by_idempotency_key(self, key: str) -> tuple[SessionRecord, str | None] | None:
-        rows = self._read(f"{_SESSION_SELECT} WHERE idempotency_key = ?", (key,))
+        """The session first booked with ``key`` and that request's hash, if any."""
+        rows = self._read("SELECT id, request_hash FROM sessions WHERE idempotency_key = ?", (key,))
         if not rows:
             return None
-        stored = self._read("SELECT request_hash FROM sessions WHERE id = ?", (rows[0]["id"],))
-        return _session(rows[0]), stored[0][0]
+        session = self.get_session(rows[0]["id"])
+        return None if session is None else (session, rows[0]["request_hash"])
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         rows = self._read(f"{_SESSION_SELECT} WHERE id = ?", (session_id,))
@@ -561,24 +820,30 @@ class Store:
     def list_sessions(
         self,
         *,
-        status: Status | None = None,
+        status: Status | Iterable[Status] | None = None,
         technician_id: str | None = None,
         window: Interval | None = None,
         limit: int = 1000,
     ) -> list[SessionRecord]:
+        """Sessions by start time, filtered by status(es), technician and overlap with
+        ``window``."""
         where: list[str] = []
         args: list[Any] = []
         if status is not None:
-            where.append("status = ?")
-            args.append(str(status))
+            statuses = [status] if isinstance(status, Status) else list(status)
+            where.append("status IN (SELECT value FROM json_each(?))")
+            args.append(json.dumps([str(s) for s in statuses]))
         if technician_id is not None:
             where.append("technician_id = ?")
             args.append(technician_id)
         if window is not None:
+            lo, hi = _span(window)
             where.append("start_ts < ? AND end_ts > ?")
-            args += [ts(window.end), ts(window.start)]
+            args += [hi, lo]
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = self._read(f"{_SESSION_SELECT}{clause} ORDER BY start_ts LIMIT ?", [*args, limit])
+        rows = self._read(
+            f"{_SESSION_SELECT}{clause} ORDER BY start_ts, id LIMIT ?", [*args, limit]
+        )
         return [_session(r) for r in rows]
 
     def transition(
@@ -590,18 +855,26 @@ class Store:
         actor: str,
         reason: str = "",
         expected: Status | None = None,
-        outbox: Sequence[tuple[str, dict[str, Any]]] = (("put", {}),),
+        outbox: Sequence[OutboxRequest] = (("put", {}),),
     ) -> SessionRecord | None:
-        """Compare-and-set the status; None when it was not ``expected`` (someone won).
+        """Compare-and-set the status; None when the session is missing or its status was
+        not ``expected`` (another actor won: a check-in racing the no-show sweep).
 
-        The audit entry and the outbox items (calendar update, notifications) are written
-        in the same transaction, so a crash can never leave one without the other.
+        Whether the transition is allowed is for ``rules.lifecycle`` to say; the store only
+        refuses to make an inactive session active again (``ValueError``), since that would
+        skip the overlap check a booking gets. The audit entry and the ``outbox`` items are
+        written in the same transaction, so a crash never leaves one without the other.
         """
         stamp = ts(now)
         with self._write() as db:
             row = db.execute("SELECT status FROM sessions WHERE id = ?", (session_id,)).fetchone()
             if row is None or (expected is not None and row[0] != str(expected)):
                 return None
+            if new_status in ACTIVE_STATUSES and Status(row[0]) not in ACTIVE_STATUSES:
+                raise ValueError(
+                    f"session {session_id} is {row[0]}: it cannot become {new_status} again "
+                    "(book a new session instead)"
+                )
             extra = ""
             if new_status == Status.IN_PROGRESS:
                 extra = ", checked_in_at = :now"
@@ -623,59 +896,130 @@ class Store:
         return _session(updated)
 
     def move_session(
-        self, session_id: str, start: datetime, end: datetime, *, now: datetime, actor: str
-    ) -> SessionRecord | None:
-        """Move an active session (the technician moved its event); None if not active."""
+        self,
+        session_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        now: datetime,
+        actor: str,
+        buffer: timedelta | None = None,
+        outbox: Sequence[OutboxRequest] = (),
+    ) -> SessionRecord | Conflict | None:
+        """Give an active session a new time; None if it is missing or no longer active.
+
+        With ``buffer`` the move is conditional like a booking: :class:`Conflict` when the
+        new time (widened by ``buffer``) overlaps another active session or busy calendar
+        time. Without it the move is recorded as is (a technician moved the event in
+        their own calendar: that is what happened, and the caller re-validates). Clears
+        ``needs_attention``; writes a ``moved`` audit entry and the ``outbox`` items.
+        """
+        if require_aware(end, "end") <= require_aware(start, "start"):
+            raise ValueError(f"session {session_id} would end before it starts")
+        interval = Interval(start, end)
         with self._write() as db:
             row = db.execute(
-                "SELECT start_ts, end_ts FROM sessions WHERE id = ? "
+                "SELECT start_ts, end_ts, technician_id FROM sessions WHERE id = ? "
                 "AND status IN ('booked', 'in_progress')",
                 (session_id,),
             ).fetchone()
             if row is None:
                 return None
+            if buffer is not None:
+                conflict = self._clash(db, row["technician_id"], interval, buffer, session_id)
+                if conflict is not None:
+                    return conflict
             db.execute(
                 "UPDATE sessions SET start_ts = ?, end_ts = ?, updated_at = ?, "
                 "needs_attention = NULL WHERE id = ?",
-                (ts(start), ts(end), ts(now), session_id),
+                (ts(start), ts_ceil(end), ts(now), session_id),
             )
             self._audit(
                 db, now, actor, "moved", session_id, "",
-                {"from": [row[0], row[1]], "to": [ts(start), ts(end)]},
+                {"from": [row[0], row[1]], "to": [ts(start), ts_ceil(end)]},
             )  # fmt: skip
+            for action, payload in outbox:
+                self._enqueue(db, now, session_id, action, payload)
             updated = db.execute(f"{_SESSION_SELECT} WHERE id = ?", (session_id,)).fetchone()
         return _session(updated)
 
-    def flag_session(self, session_id: str, reason: str, *, now: datetime, actor: str) -> None:
-        """Mark a session for the admin's attention (kept until resolved)."""
+    def flag_session(
+        self, session_id: str, reason: str, *, now: datetime, actor: str = "system"
+    ) -> bool:
+        """Mark a session for the admin's attention (kept until cleared or moved);
+        False if there is no such session."""
         with self._write() as db:
-            db.execute(
+            changed = db.execute(
                 "UPDATE sessions SET needs_attention = ?, updated_at = ? WHERE id = ?",
                 (reason, ts(now), session_id),
-            )
-            self._audit(db, now, actor, "flagged", session_id, reason, {})
+            ).rowcount
+            if changed:
+                self._audit(db, now, actor, "flagged", session_id, reason, {})
+        return bool(changed)
+
+    def clear_flag(self, session_id: str, *, now: datetime, actor: str, reason: str = "") -> bool:
+        """The admin dealt with a flagged session; False if it was not flagged."""
+        with self._write() as db:
+            changed = db.execute(
+                "UPDATE sessions SET needs_attention = NULL, updated_at = ? "
+                "WHERE id = ? AND needs_attention IS NOT NULL",
+                (ts(now), session_id),
+            ).rowcount
+            if changed:
+                self._audit(db, now, actor, "flag_cleared", session_id, reason, {})
+        return bool(changed)
 
     def flagged_sessions(self) -> list[SessionRecord]:
         rows = self._read(f"{_SESSION_SELECT} WHERE needs_attention IS NOT NULL ORDER BY start_ts")
         return [_session(r) for r in rows]
 
+    def set_calendar_write(self, session_id: str, uid: str, etag: str | None) -> None:
+        """Record what the calendar holds for the session after a write: its UID and the
+        ETag the server returned (for the next conditional update)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE sessions SET calendar_uid = ?, calendar_etag = ? WHERE id = ?",
+                (uid, etag, session_id),
+            )
+
     def set_calendar_etag(self, session_id: str, etag: str | None) -> None:
         with self._write() as db:
             db.execute("UPDATE sessions SET calendar_etag = ? WHERE id = ?", (etag, session_id))
 
+    def sessions_due_for_noshow(self, now: datetime, *, grace: timedelta) -> list[SessionRecord]:
+        """Booked sessions whose check-in deadline (``start + grace``) is before ``now``.
+
+        A check-in at the deadline itself still counts, as in ``rules.lifecycle``.
+        """
+        rows = self._read(
+            f"{_SESSION_SELECT} WHERE status = 'booked' AND start_ts < ? ORDER BY start_ts, id",
+            (ts_ceil(now - grace),),
+        )
+        return [_session(r) for r in rows]
+
+    def sessions_to_complete(self, now: datetime) -> list[SessionRecord]:
+        """Sessions in progress whose end is at or before ``now``."""
+        rows = self._read(
+            f"{_SESSION_SELECT} WHERE status = 'in_progress' AND end_ts <= ? ORDER BY start_ts, id",
+            (ts(now),),
+        )
+        return [_session(r) for r in rows]
+
     def due_sessions(
         self, *, booked_started_before: datetime, in_progress_ended_by: datetime
     ) -> list[SessionRecord]:
-        """Booked sessions whose start is before the first bound (no-show candidates) and
+        """Booked sessions starting before the first bound (no-show candidates) and
         sessions in progress whose end is at or before the second (to complete)."""
         rows = self._read(
             f"{_SESSION_SELECT} WHERE (status = 'booked' AND start_ts < ?) "
-            "OR (status = 'in_progress' AND end_ts <= ?) ORDER BY start_ts",
-            (ts(booked_started_before), ts(in_progress_ended_by)),
+            "OR (status = 'in_progress' AND end_ts <= ?) ORDER BY start_ts, id",
+            (ts_ceil(booked_started_before), ts(in_progress_ended_by)),
         )
         return [_session(r) for r in rows]
 
     def next_session_start(self, after: datetime) -> datetime | None:
+        """The earliest start of a booked session from a day before ``after`` on (a booked
+        session that started up to a day ago may still await its no-show deadline)."""
         row = self._read(
             "SELECT min(start_ts) FROM sessions WHERE status = 'booked' AND start_ts >= ?",
             (ts(after) - 86400,),
@@ -693,51 +1037,64 @@ class Store:
         payload: dict[str, Any],
     ) -> None:
         if action == "put" and session_id is not None:
-            # A newer calendar write carries the latest state: older ones are moot.
+            # A calendar write sends the session as it is when the write runs, so a newer
+            # one makes older pending ones moot.
             db.execute(
                 "UPDATE outbox SET superseded = 1 WHERE session_id = ? AND action = 'put' "
-                "AND done_at IS NULL",
+                "AND done_at IS NULL AND superseded = 0",
                 (session_id,),
             )
         db.execute(
             "INSERT INTO outbox (session_id, action, payload, next_attempt_at, created_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            (session_id, action, json.dumps(payload), ts(now), ts(now)),
+            (session_id, action, json.dumps(payload, ensure_ascii=False), ts(now), ts(now)),
         )
 
     def enqueue(
         self, session_id: str | None, action: str, payload: dict[str, Any], *, now: datetime
     ) -> None:
+        """Queue work that goes with no state change (a state change passes ``outbox=``)."""
         with self._write() as db:
             self._enqueue(db, now, session_id, action, payload)
 
     def due_outbox(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
+        """Pending, not superseded items whose next attempt is due, oldest first."""
         rows = self._read(
-            "SELECT id, session_id, action, payload, attempts FROM outbox "
+            "SELECT id, session_id, action, payload, attempts, last_error FROM outbox "
             "WHERE done_at IS NULL AND superseded = 0 AND next_attempt_at <= ? "
             "ORDER BY id LIMIT ?",
             (ts(now), limit),
         )
         return [
             OutboxItem(
-                r["id"], r["session_id"], r["action"], json.loads(r["payload"]), r["attempts"]
+                r["id"],
+                r["session_id"],
+                r["action"],
+                json.loads(r["payload"]),
+                r["attempts"],
+                r["last_error"],
             )
             for r in rows
         ]
 
     def outbox_done(self, item_id: int, now: datetime) -> None:
         with self._write() as db:
-            db.execute("UPDATE outbox SET done_at = ? WHERE id = ?", (ts(now), item_id))
+            db.execute(
+                "UPDATE outbox SET done_at = ? WHERE id = ? AND done_at IS NULL",
+                (ts(now), item_id),
+            )
 
     def outbox_failed(self, item_id: int, error: str, next_attempt_at: datetime) -> None:
+        """Count a failed attempt and schedule the next (the caller chooses the backoff)."""
         with self._write() as db:
             db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
                 "WHERE id = ?",
-                (error[:2000], ts(next_attempt_at), item_id),
+                (error[:2000], ts_ceil(next_attempt_at), item_id),
             )
 
     def outbox_depth(self) -> int:
+        """Items still to deliver (superseded ones excluded)."""
         row = self._read("SELECT count(*) FROM outbox WHERE done_at IS NULL AND superseded = 0")
         return int(row[0][0])
 
@@ -769,11 +1126,16 @@ class Store:
         reason: str = "",
         details: dict[str, Any] | None = None,
     ) -> None:
-        """Record an event that changes no session (e.g. a rejected booking)."""
+        """Record an event that changes no session (e.g. a rejected booking).
+
+        ``actor`` is ``client``, ``admin``, ``system``, ``sync`` or ``technician:<id>``.
+        """
         with self._write() as db:
             self._audit(db, now, actor, action, session_id, reason, details or {})
 
     def audit_log(self, session_id: str | None = None, limit: int = 500) -> list[AuditEntry]:
+        """A session's history, oldest first; or, without ``session_id``, the latest
+        entries of the whole desk, newest first."""
         if session_id is None:
             rows = self._read(
                 "SELECT at, actor, action, session_id, reason, details FROM audit "
@@ -787,12 +1149,3 @@ class Store:
                 (session_id, limit),
             )
         return [AuditEntry(_dt(r[0]), r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a migration into statements (no semicolons inside our literals)."""
-    return [s.strip() for s in sql.split(";") if s.strip() and not _only_comments(s)]
-
-
-def _only_comments(text: str) -> bool:
-    return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())

@@ -3,52 +3,155 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from connectors.base import ObjectChange
-from daemon.store import Conflict, Inserted, KeyReused, Replayed, Store, StoreError
+from daemon.store import (
+    Conflict,
+    Inserted,
+    KeyReused,
+    NewSession,
+    Replayed,
+    SessionRecord,
+    Store,
+    StoreError,
+    packaged_migrations,
+)
 from rules.intervals import Interval
 from rules.model import Status
 from tests.daemon.store_helpers import NOW, START, new_session, open_store
 
 WINDOW = Interval(START - timedelta(days=1), START + timedelta(days=1))
+ZERO = timedelta(0)
+BUSY = "ana:busy:1"
+SESSIONS = "ana:sessions:1"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(tmp_path / "s.db")
+    yield opened
+    opened.close()
+
+
+def at(minutes: int) -> datetime:
+    return START + timedelta(minutes=minutes)
 
 
 def block(start_minutes: int, minutes: int) -> Interval:
-    begin = START + timedelta(minutes=start_minutes)
-    return Interval(begin, begin + timedelta(minutes=minutes))
+    return Interval(at(start_minutes), at(start_minutes + minutes))
 
 
-def test_migrations_apply_once_and_record_the_version(tmp_path: Path) -> None:
+def book(
+    store: Store,
+    start: datetime = START,
+    *,
+    tech: str = "ana",
+    buffer: timedelta = ZERO,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> SessionRecord:
+    """Book and insist it was inserted (the setup of most tests)."""
+    result = store.insert_booking(
+        new_session(start, tech=tech),
+        buffer=buffer,
+        now=NOW,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+    assert isinstance(result, Inserted), result
+    return result.session
+
+
+def own_event(session: SessionRecord, start: datetime | None = None) -> ObjectChange:
+    """The session's event as the sync reads it back (at ``start`` if the technician moved it)."""
+    begin = start or session.start
+    end = begin + (session.end - session.start)
+    return ObjectChange(
+        f"{session.calendar_uid}.ics",
+        session.calendar_uid,
+        "e1",
+        blocks=(Interval(begin, end),),
+        start=begin,
+        end=end,
+    )
+
+
+def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """Look at the file through a connection of its own, as another program would."""
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute(sql).fetchall()
+
+
+# ------------------------------------------------------------------ migrations
+
+
+def test_migrations_apply_on_a_fresh_file_and_not_again_on_reopen(tmp_path: Path) -> None:
     path = tmp_path / "x.db"
-    store = open_store(path)
-    version = store.schema_version
-    assert version >= 1
-    store.insert_booking(new_session(), buffer=timedelta(0), now=NOW)
-    store.close()
-    reopened = Store(path)  # idempotent: nothing re-applied, nothing lost
-    assert reopened.schema_version == version
-    assert len(reopened.list_sessions()) == 1
-    journal = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
-    assert journal == "wal"
+    with open_store(path) as store:
+        assert store.schema_version == len(packaged_migrations()) >= 1
+        book(store)
+    assert rows(path, "PRAGMA journal_mode") == [("wal",)]
+    tables = {name for (name,) in rows(path, "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"technicians", "calendars", "sessions", "outbox", "audit"} <= tables
+    with Store(path) as reopened:  # nothing re-applied (it would fail: tables exist), nothing lost
+        assert reopened.schema_version == len(packaged_migrations())
+        assert len(reopened.list_sessions()) == 1
+        assert reopened._connection().execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
 def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     open_store(path).close()
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         db.execute("PRAGMA user_version = 999")
-    with pytest.raises(StoreError, match="newer than this expediente knows"):
+    with pytest.raises(StoreError, match=r"schema version 999, newer than this expediente knows"):
         Store(path)
 
 
-def test_full_sync_replaces_and_delta_sync_patches(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s.db")
+def test_a_later_migration_applies_to_an_existing_file_in_one_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with open_store(path) as store:
+        book(store)
+    base = packaged_migrations()
+    nxt = len(base) + 1
+    # Semicolons inside a literal and inside a trigger body do not end a statement.
+    extra = """
+        -- notes on sessions; a comment with a semicolon
+        CREATE TABLE notes (session_id TEXT NOT NULL, body TEXT NOT NULL);
+        CREATE TRIGGER notes_upper AFTER INSERT ON notes BEGIN
+            UPDATE notes SET body = upper(body) WHERE rowid = new.rowid;
+        END;
+        INSERT INTO notes SELECT id, 'imported; from v1' FROM sessions;
+    """
+    broken = "CREATE TABLE half (x INTEGER);\nINSERT INTO missing_table VALUES (1);\n"
+    with pytest.raises(sqlite3.OperationalError, match="missing_table"):
+        Store(path, migrations=[*base, (nxt, broken)])
+    assert rows(path, "PRAGMA user_version") == [(nxt - 1,)]
+    assert rows(path, "SELECT name FROM sqlite_master WHERE name = 'half'") == []
+    with Store(path, migrations=[*base, (nxt, extra)]) as store:
+        assert store.schema_version == nxt
+    assert rows(path, "SELECT body FROM notes") == [("IMPORTED; FROM V1",)]
+
+
+def test_an_in_memory_database_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="needs a file path"):
+        Store(":memory:")
+    with pytest.raises(StoreError, match="cannot open the store"):
+        Store(tmp_path / "no" / "such" / "folder" / "x.db")
+
+
+# ------------------------------------------------------------------ busy cache
+
+
+def test_full_sync_replaces_and_delta_sync_patches(store: Store) -> None:
     store.apply_sync(
-        "ana:busy:1",
+        BUSY,
         [
             ObjectChange("a.ics", "a", "e1", blocks=(block(0, 60),)),
             ObjectChange("b.ics", "b", "e1", blocks=(block(120, 30), block(240, 30))),
@@ -57,175 +160,473 @@ def test_full_sync_replaces_and_delta_sync_patches(tmp_path: Path) -> None:
         state="t1",
         now=NOW,
     )
-    assert len(store.busy_intervals("ana", WINDOW)) == 3
+    assert store.busy_intervals("ana", WINDOW) == [block(0, 60), block(120, 30), block(240, 30)]
+    assert store.calendar_objects(BUSY) == {"a.ics": ("a", "e1"), "b.ics": ("b", "e1")}
     store.apply_sync(
-        "ana:busy:1",
+        BUSY,
         [
             ObjectChange("a.ics", "a", None, deleted=True),
+            ObjectChange("b.ics", "b", "e2", blocks=(block(240, 30),)),  # changed: one block left
             ObjectChange("c.ics", "c", "e1", blocks=(block(300, 15),)),
         ],
         full=False,
         state="t2",
-        now=NOW,
+        now=NOW + timedelta(minutes=1),
     )
-    assert store.busy_intervals("ana", WINDOW) == [block(120, 30), block(240, 30), block(300, 15)]
-    assert store.calendar("ana:busy:1").sync_state == "t2"  # type: ignore[union-attr]
+    assert store.busy_intervals("ana", WINDOW) == [block(240, 30), block(300, 15)]
+    state = store.calendar(BUSY)
+    assert state is not None
+    assert (state.sync_state, state.last_sync_ok_at) == ("t2", NOW + timedelta(minutes=1))
     store.apply_sync(
-        "ana:busy:1",
+        BUSY,
         [ObjectChange("z.ics", "z", "e", blocks=(block(0, 5),))],
         full=True,
         state="t3",
         now=NOW,
     )
     assert store.busy_intervals("ana", WINDOW) == [block(0, 5)]
+    assert store.calendar_objects(BUSY) == {"z.ics": ("z", "e")}
     assert store.busy_intervals("bruno", WINDOW) == []
+    # Only what overlaps the window is returned (touching ends do not overlap).
+    assert store.busy_intervals("ana", Interval(at(5), at(60))) == []
 
 
-def test_a_failed_sync_keeps_the_last_good_data(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s.db")
+def test_a_sync_is_stored_whole_or_not_at_all(store: Store) -> None:
     store.apply_sync(
-        "ana:busy:1",
+        BUSY,
         [ObjectChange("a.ics", "a", "e", blocks=(block(0, 60),))],
         full=True,
         state="t1",
         now=NOW,
     )
-    store.record_sync_failure("ana:busy:1", "connection refused", NOW + timedelta(minutes=5))
-    state = store.calendar("ana:busy:1")
-    assert state is not None and state.last_error == "connection refused"
-    assert state.consecutive_failures == 1 and state.last_sync_ok_at == NOW
+    naive = datetime(2026, 12, 1, 15, 0)  # naive: the bug under test
+    with pytest.raises(ValueError, match="aware datetimes only"):
+        store.apply_sync(
+            BUSY,
+            [
+                ObjectChange("a.ics", "a", None, deleted=True),
+                ObjectChange("n.ics", "n", "e", start=naive, end=naive),
+            ],
+            full=False,
+            state="t2",
+            now=NOW,
+        )
     assert store.busy_intervals("ana", WINDOW) == [block(0, 60)]
+    assert store.calendar(BUSY).sync_state == "t1"  # type: ignore[union-attr]
+    with pytest.raises(StoreError, match="unknown calendar 'nobody:busy:1'"):
+        store.apply_sync("nobody:busy:1", [], full=True, state="x", now=NOW)
 
 
-def test_booking_conflicts_with_sessions_buffer_and_calendar_events(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s.db")
-    first = store.insert_booking(new_session(START), buffer=timedelta(0), now=NOW)
-    assert isinstance(first, Inserted) and first.session.status == Status.BOOKED
-    assert isinstance(
-        store.insert_booking(
-            new_session(START + timedelta(minutes=15)), buffer=timedelta(0), now=NOW
-        ),
-        Conflict,
-    )
-    # Back to back is fine without a buffer, refused with one.
-    assert isinstance(
-        store.insert_booking(
-            new_session(START + timedelta(minutes=30)), buffer=timedelta(0), now=NOW
-        ),
-        Inserted,
-    )
-    assert isinstance(
-        store.insert_booking(
-            new_session(START + timedelta(minutes=60)), buffer=timedelta(minutes=5), now=NOW
-        ),
-        Conflict,
-    )
-    # Another technician's time is independent.
-    assert isinstance(
-        store.insert_booking(new_session(START, tech="bruno"), buffer=timedelta(0), now=NOW),
-        Inserted,
-    )
-    # A private event in a busy calendar blocks too.
+def test_a_failed_sync_keeps_the_last_good_data(store: Store) -> None:
     store.apply_sync(
-        "ana:busy:1",
+        BUSY,
+        [ObjectChange("a.ics", "a", "e", blocks=(block(0, 60),))],
+        full=True,
+        state="t1",
+        now=NOW,
+    )
+    later = NOW + timedelta(minutes=5)
+    store.record_sync_failure(BUSY, "connection refused", later)
+    store.record_sync_failure(BUSY, "timed out", later + timedelta(minutes=1))
+    state = store.calendar(BUSY)
+    assert state is not None
+    assert (state.last_error, state.consecutive_failures) == ("timed out", 2)
+    assert (state.last_sync_ok_at, state.last_attempt_at) == (NOW, later + timedelta(minutes=1))
+    assert state.sync_state == "t1"
+    assert store.busy_intervals("ana", WINDOW) == [block(0, 60)]
+    store.apply_sync(BUSY, [], full=False, state="t2", now=later + timedelta(minutes=2))
+    state = store.calendar(BUSY)
+    assert state is not None and (state.last_error, state.consecutive_failures) == (None, 0)
+    assert store.busy_intervals("ana", WINDOW) == [block(0, 60)]  # an empty delta drops nothing
+
+
+def test_busy_blocks_are_rounded_outwards_to_whole_seconds(store: Store) -> None:
+    half = timedelta(milliseconds=500)
+    store.apply_sync(
+        BUSY,
+        [ObjectChange("a.ics", "a", "e", blocks=(Interval(at(0) + half, at(30) - half),))],
+        full=True,
+        state=None,
+        now=NOW,
+    )
+    assert store.busy_intervals("ana", WINDOW) == [block(0, 30)]
+
+
+def test_reconfigured_calendars_start_over_and_removed_ones_leave(store: Store) -> None:
+    store.apply_sync(
+        BUSY,
+        [ObjectChange("a.ics", "a", "e", blocks=(block(0, 60),))],
+        full=True,
+        state="t1",
+        now=NOW,
+    )
+    store.apply_sync(SESSIONS, [], full=True, state="s1", now=NOW)
+    calendars = [
+        (SESSIONS, "ana", "sessions", "caldav", "http://127.0.0.1/ana/"),
+        (BUSY, "ana", "busy", "caldav", "http://127.0.0.1/elsewhere/"),
+    ]
+    store.upsert_calendars(calendars)
+    moved = store.calendar(BUSY)
+    assert moved is not None and moved.address == "http://127.0.0.1/elsewhere/"
+    assert (moved.sync_state, moved.last_sync_ok_at) == (None, None)  # the old token is no use
+    assert store.busy_intervals("ana", WINDOW) == []
+    kept = store.calendar(SESSIONS)
+    assert kept is not None and kept.sync_state == "s1"  # unchanged calendars keep their state
+    assert store.calendar("bruno:sessions:1") is None  # not listed: pruned
+    store.upsert_technicians([("bruno", "Bruno L."), ("ana", "Ana Souza")])
+    assert store.technicians() == [("bruno", "Bruno L."), ("ana", "Ana Souza")]
+
+
+# ------------------------------------------------------------------ our own session events
+
+
+def test_a_session_event_at_the_session_time_does_not_count_twice(store: Store) -> None:
+    session = book(store)
+    store.apply_sync(SESSIONS, [own_event(session)], full=True, state="t", now=NOW)
+    assert store.busy_intervals("ana", WINDOW) == []  # the session counts by itself
+    assert store.active_session_intervals("ana", WINDOW) == [block(0, 30)]
+    # The conflict a second booking meets is the session, which the API reports as slot_taken.
+    assert store.insert_booking(new_session(START), buffer=ZERO, now=NOW) == Conflict(
+        f"session {session.id}"
+    )
+
+
+def test_a_session_event_the_technician_moved_blocks_its_new_time(store: Store) -> None:
+    session = book(store)
+    store.apply_sync(SESSIONS, [own_event(session, at(120))], full=True, state="t", now=NOW)
+    # Until the daemon reconciles the move, both times are taken.
+    assert store.busy_intervals("ana", WINDOW) == [block(120, 30)]
+    assert isinstance(store.insert_booking(new_session(at(120)), buffer=ZERO, now=NOW), Conflict)
+    # Once the store follows the event, the event repeats the session again.
+    moved = store.move_session(session.id, at(120), at(150), now=NOW, actor="technician:ana")
+    assert isinstance(moved, SessionRecord)
+    assert store.busy_intervals("ana", WINDOW) == []
+    assert store.active_session_intervals("ana", WINDOW) == [block(120, 30)]
+    book(store, START)  # the old time is free
+
+
+def test_an_ended_session_frees_its_time_before_its_event_is_updated(store: Store) -> None:
+    session = book(store)
+    store.apply_sync(SESSIONS, [own_event(session)], full=True, state="t", now=NOW)
+    store.transition(
+        session.id, Status.RESCHEDULED, now=NOW, actor="system", expected=Status.BOOKED
+    )
+    assert store.busy_intervals("ana", WINDOW) == []
+    assert store.active_session_intervals("ana", WINDOW) == []
+    book(store, START)
+
+
+def test_an_ended_session_event_never_blocks_wherever_it_is(store: Store) -> None:
+    session = book(store)
+    store.apply_sync(SESSIONS, [own_event(session, at(120))], full=True, state="t", now=NOW)
+    assert store.busy_intervals("ana", WINDOW) == [block(120, 30)]
+    store.transition(session.id, Status.CANCELLED, now=NOW, actor="admin", reason="moved away")
+    assert store.busy_intervals("ana", WINDOW) == []
+    book(store, at(120))
+
+
+# ------------------------------------------------------------------ booking
+
+
+def test_booking_conflicts_with_sessions_buffer_and_calendar_events(store: Store) -> None:
+    first = book(store, START)
+    assert first.status == Status.BOOKED and first.technician_id == "ana"
+    assert store.insert_booking(new_session(at(15)), buffer=ZERO, now=NOW) == Conflict(
+        f"session {first.id}"
+    )
+    assert isinstance(store.insert_booking(new_session(at(-15)), buffer=ZERO, now=NOW), Conflict)
+    # Back to back is fine without a buffer, refused with one, on either side.
+    book(store, at(30))
+    for start in (at(63), at(-33)):
+        assert isinstance(
+            store.insert_booking(new_session(start), buffer=timedelta(minutes=5), now=NOW), Conflict
+        )
+    book(store, at(65), buffer=timedelta(minutes=5))  # exactly the buffer apart is fine
+    # Another technician's time is independent.
+    book(store, START, tech="bruno")
+    # A private event in a busy calendar blocks too, within the buffer as well.
+    store.apply_sync(
+        BUSY,
         [ObjectChange("p.ics", "p", "e", blocks=(block(180, 60),))],
         full=True,
         state="t",
         now=NOW,
     )
-    result = store.insert_booking(
-        new_session(START + timedelta(minutes=200)), buffer=timedelta(0), now=NOW
+    assert store.insert_booking(new_session(at(200)), buffer=ZERO, now=NOW) == Conflict(
+        "calendar event"
     )
-    assert result == Conflict("calendar event")
-
-
-def test_our_own_session_events_do_not_block_twice(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s.db")
-    inserted = store.insert_booking(new_session(START), buffer=timedelta(0), now=NOW)
-    assert isinstance(inserted, Inserted)
-    uid = inserted.session.calendar_uid
-    store.apply_sync(
-        "ana:sessions:1",
-        [ObjectChange(f"{uid}.ics", uid, "e", blocks=(block(0, 30),))],
-        full=True,
-        state="t",
-        now=NOW,
-    )
-    assert store.busy_pairs("ana", WINDOW) == []  # the event is the session itself
-    store.transition(
-        inserted.session.id, Status.RESCHEDULED, now=NOW, actor="system", expected=Status.BOOKED
-    )
-    assert store.busy_intervals("ana", WINDOW) == []  # rescheduled frees the time at once
     assert isinstance(
-        store.insert_booking(new_session(START), buffer=timedelta(0), now=NOW), Inserted
+        store.insert_booking(new_session(at(245)), buffer=timedelta(minutes=10), now=NOW), Conflict
     )
+    book(store, at(240))
+    # Refused bookings left nothing behind.
+    assert len(store.list_sessions()) == 5
+    assert len(store.audit_log()) == 5
+    assert store.outbox_depth() == 5
 
 
-def test_idempotency_key_replays_the_first_result(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s.db")
-    first = store.insert_booking(
-        new_session(), buffer=timedelta(0), now=NOW, idempotency_key="k1", request_hash="h1"
+def test_an_inactive_session_does_not_block(store: Store) -> None:
+    session = book(store)
+    store.transition(session.id, Status.CANCELLED, now=NOW, actor="admin", reason="client asked")
+    again = book(store, START)
+    assert again.id != session.id
+    cancelled = store.get_session(session.id)
+    assert cancelled is not None and cancelled.cancel_reason == "client asked"
+    assert cancelled.ended_at == NOW
+
+
+def test_a_booking_is_stored_with_every_field(store: Store) -> None:
+    asked = new_session(at(60), rebooked_from=None)
+    result = store.insert_booking(asked, buffer=ZERO, now=NOW)
+    assert isinstance(result, Inserted)
+    stored = store.get_session(asked.id)
+    assert stored == result.session
+    assert (stored.start, stored.end, stored.status) == (asked.start, asked.end, Status.BOOKED)
+    assert (stored.company, stored.phone, stored.remote_id) == (
+        asked.company,
+        asked.phone,
+        asked.remote_id,
     )
-    assert isinstance(first, Inserted)
+    assert stored.description == "ponto não sincroniza"
+    assert stored.rules_accepted_at == stored.created_at == stored.updated_at == NOW
+    assert stored.start.tzinfo is not None and stored.start.utcoffset() == timedelta(0)
+    assert (stored.checked_in_at, stored.ended_at, stored.needs_attention) == (None, None, None)
+    assert store.session_by_calendar_uid(asked.calendar_uid) == stored
+    rebook = new_session(at(120), rebooked_from=asked.id)
+    again = store.insert_booking(rebook, buffer=ZERO, now=NOW)
+    assert isinstance(again, Inserted) and again.session.rebooked_from == asked.id
+
+
+def test_new_sessions_refuse_naive_and_backwards_times() -> None:
+    naive = datetime(2026, 12, 1, 12, 0)  # naive: the bug under test
+    with pytest.raises(ValueError, match="time zone"):
+        new_session(naive)
+    with pytest.raises(ValueError, match="ends before it starts"):
+        new_session(START, minutes=0)
+    assert isinstance(new_session(START), NewSession)
+
+
+def test_an_unknown_technician_is_an_error_not_a_conflict(store: Store) -> None:
+    with pytest.raises(StoreError, match="unknown technician 'zé'"):
+        store.insert_booking(new_session(tech="zé"), buffer=ZERO, now=NOW)
+
+
+def test_idempotency_key_replays_the_first_result(store: Store) -> None:
+    first = book(store, idempotency_key="k1", request_hash="h1")
     again = store.insert_booking(
-        new_session(), buffer=timedelta(0), now=NOW, idempotency_key="k1", request_hash="h1"
+        new_session(), buffer=ZERO, now=NOW, idempotency_key="k1", request_hash="h1"
     )
-    assert again == Replayed(first.session)
+    assert again == Replayed(first)
     other = store.insert_booking(
-        new_session(START + timedelta(hours=2)),
-        buffer=timedelta(0),
-        now=NOW,
-        idempotency_key="k1",
-        request_hash="h2",
+        new_session(at(120)), buffer=ZERO, now=NOW, idempotency_key="k1", request_hash="h2"
     )
-    assert other == KeyReused(first.session.id)
+    assert other == KeyReused(first.id)
     assert len(store.list_sessions()) == 1
-
-
-def test_transition_is_compare_and_set_with_audit_and_outbox(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s.db")
-    inserted = store.insert_booking(new_session(), buffer=timedelta(0), now=NOW)
-    assert isinstance(inserted, Inserted)
-    session_id = inserted.session.id
-    checked = store.transition(
-        session_id, Status.IN_PROGRESS, now=START, actor="admin", expected=Status.BOOKED
+    assert store.session_by_idempotency_key("k1") == (first, "h1")
+    assert store.session_by_idempotency_key("k2") is None
+    # A replay reports the session as it is now; the key keeps meaning that session.
+    store.transition(first.id, Status.CANCELLED, now=NOW, actor="client")
+    replay = store.insert_booking(
+        new_session(), buffer=ZERO, now=NOW, idempotency_key="k1", request_hash="h1"
     )
-    assert checked is not None and checked.checked_in_at == START
+    assert isinstance(replay, Replayed) and replay.session.status == Status.CANCELLED
+    # A different key books normally.
+    book(store, idempotency_key="k2", request_hash="h1")
+
+
+# ------------------------------------------------------------------ lifecycle
+
+
+def test_transition_is_compare_and_set_with_audit_and_outbox(store: Store) -> None:
+    session = book(store)
+    checked = store.transition(
+        session.id, Status.IN_PROGRESS, now=START, actor="admin", expected=Status.BOOKED
+    )
+    assert checked is not None and checked.checked_in_at == START and checked.updated_at == START
     lost = store.transition(
-        session_id, Status.RESCHEDULED, now=START, actor="system", expected=Status.BOOKED
+        session.id, Status.RESCHEDULED, now=START, actor="system", expected=Status.BOOKED
     )
     assert lost is None
-    assert store.get_session(session_id).status == Status.IN_PROGRESS  # type: ignore[union-attr]
-    actions = [(e.actor, e.action) for e in store.audit_log(session_id)]
-    assert actions == [("client", "booking_accepted"), ("admin", "status_changed")]
-    # The booking's calendar write was superseded by the check-in's: one pending write.
-    pending = store.due_outbox(START)
-    assert [(p.session_id, p.action) for p in pending] == [(session_id, "put")]
-    store.outbox_failed(pending[0].id, "down", START + timedelta(minutes=1))
-    assert store.due_outbox(START) == [] and store.outbox_depth() == 1
-    retry = store.due_outbox(START + timedelta(minutes=1))
-    assert retry[0].attempts == 1
-    store.outbox_done(retry[0].id, START + timedelta(minutes=1))
-    assert store.outbox_depth() == 0
-
-
-def test_due_sessions_and_moves_and_flags(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "s.db")
-    a = store.insert_booking(new_session(START), buffer=timedelta(0), now=NOW)
-    b = store.insert_booking(new_session(START + timedelta(hours=1)), buffer=timedelta(0), now=NOW)
-    assert isinstance(a, Inserted) and isinstance(b, Inserted)
-    due = store.due_sessions(
-        booked_started_before=START + timedelta(minutes=1), in_progress_ended_by=START
+    assert store.get_session(session.id).status == Status.IN_PROGRESS  # type: ignore[union-attr]
+    assert store.transition("nope", Status.CANCELLED, now=START, actor="admin") is None
+    entries = store.audit_log(session.id)
+    assert [(e.actor, e.action) for e in entries] == [
+        ("client", "booking_accepted"),
+        ("admin", "status_changed"),
+    ]
+    assert entries[1].details == {"from": "booked", "to": "in_progress"}
+    assert entries[1].at == START
+    done = store.transition(
+        session.id,
+        Status.COMPLETED,
+        now=at(30),
+        actor="system",
+        reason="ended",
+        expected=Status.IN_PROGRESS,
+        outbox=(("put", {}), ("email", {"template": "thanks"})),
     )
-    assert [s.id for s in due] == [a.session.id]
+    assert done is not None and done.ended_at == at(30)
+    assert store.audit_log(session.id)[-1].reason == "ended"
+    # The newest calendar write supersedes the older pending ones; other actions stay.
+    pending = store.due_outbox(at(30))
+    assert [(p.session_id, p.action, p.payload) for p in pending] == [
+        (session.id, "put", {}),
+        (session.id, "email", {"template": "thanks"}),
+    ]
+
+
+def test_an_ended_session_cannot_be_made_active_again(store: Store) -> None:
+    session = book(store)
+    store.transition(session.id, Status.RESCHEDULED, now=START, actor="system")
+    other = book(store, START)
+    with pytest.raises(ValueError, match="cannot become booked again"):
+        store.transition(session.id, Status.BOOKED, now=START, actor="admin")
+    assert store.active_session_intervals("ana", WINDOW) == [other.interval]
+
+
+def test_a_conditional_move_never_double_books(store: Store) -> None:
+    a = book(store, START)
+    b = book(store, at(60))
+    assert store.move_session(
+        b.id, at(15), at(45), now=NOW, actor="admin", buffer=ZERO
+    ) == Conflict(f"session {a.id}")
+    assert store.get_session(b.id).start == at(60)  # type: ignore[union-attr]
+    # Overlapping its own current time is fine; the move is audited and queued.
     moved = store.move_session(
-        b.session.id,
-        START + timedelta(hours=3),
-        START + timedelta(hours=3, minutes=30),
-        now=NOW,
-        actor="technician:ana",
+        b.id, at(75), at(105), now=NOW, actor="admin", buffer=ZERO, outbox=(("put", {}),)
     )
-    assert moved is not None and moved.start == START + timedelta(hours=3)
-    store.flag_session(a.session.id, "moved to a closed day", now=NOW, actor="sync")
-    assert [s.id for s in store.flagged_sessions()] == [a.session.id]
-    assert store.load_by_technician(WINDOW) == {"ana": 2}
+    assert isinstance(moved, SessionRecord) and (moved.start, moved.end) == (at(75), at(105))
+    entry = store.audit_log(b.id)[-1]
+    assert (entry.action, entry.details["to"]) == (
+        "moved",
+        [int(at(75).timestamp()), int(at(105).timestamp())],
+    )
+    assert [p.session_id for p in store.due_outbox(NOW)] == [a.id, b.id]
+    # Its own calendar event, wherever it is, never blocks it.
+    store.apply_sync(SESSIONS, [own_event(moved, at(200))], full=True, state="t", now=NOW)
+    assert isinstance(
+        store.move_session(b.id, at(200), at(230), now=NOW, actor="admin", buffer=ZERO),
+        SessionRecord,
+    )
+    # Without a buffer the move records what the technician did, even onto another session.
+    forced = store.move_session(b.id, at(0), at(30), now=NOW, actor="technician:ana")
+    assert isinstance(forced, SessionRecord) and forced.start == START
+    store.transition(b.id, Status.CANCELLED, now=NOW, actor="admin")
+    assert store.move_session(b.id, at(300), at(330), now=NOW, actor="admin") is None
+
+
+def test_flags_are_set_audited_and_cleared(store: Store) -> None:
+    session = book(store)
+    assert store.flag_session(session.id, "moved to a closed day", now=NOW, actor="sync")
+    assert not store.flag_session("nope", "x", now=NOW)
+    flagged = store.flagged_sessions()
+    assert [(s.id, s.needs_attention) for s in flagged] == [(session.id, "moved to a closed day")]
+    assert store.clear_flag(session.id, now=NOW, actor="admin", reason="called the client")
+    assert not store.clear_flag(session.id, now=NOW, actor="admin")
+    assert store.flagged_sessions() == []
+    actions = [(e.actor, e.action, e.reason) for e in store.audit_log(session.id)][1:]
+    assert actions == [
+        ("sync", "flagged", "moved to a closed day"),
+        ("admin", "flag_cleared", "called the client"),
+    ]
+
+
+def test_no_shows_are_due_only_after_the_grace_period(store: Store) -> None:
+    grace = timedelta(minutes=10)
+    a = book(store, START)
+    b = book(store, at(60))
+    assert store.sessions_due_for_noshow(at(10), grace=grace) == []  # the deadline itself
+    assert [
+        s.id for s in store.sessions_due_for_noshow(at(10) + timedelta(microseconds=1), grace=grace)
+    ] == [a.id]
+    assert [s.id for s in store.sessions_due_for_noshow(at(71), grace=grace)] == [a.id, b.id]
+    store.transition(a.id, Status.IN_PROGRESS, now=START, actor="admin")
+    assert [s.id for s in store.sessions_due_for_noshow(at(71), grace=grace)] == [b.id]
+    assert store.sessions_to_complete(at(30) - timedelta(seconds=1)) == []
+    assert [s.id for s in store.sessions_to_complete(at(30))] == [a.id]
+    due = store.due_sessions(booked_started_before=at(61), in_progress_ended_by=at(30))
+    assert [s.id for s in due] == [a.id, b.id]
+
+
+def test_load_counts_sessions_that_took_the_technicians_time(store: Store) -> None:
+    ids = [book(store, at(60 * n)).id for n in range(5)]
+    book(store, START, tech="bruno")
+    store.transition(ids[0], Status.IN_PROGRESS, now=START, actor="admin")
+    store.transition(ids[0], Status.COMPLETED, now=at(30), actor="system")
+    store.transition(ids[1], Status.CANCELLED, now=NOW, actor="client")
+    store.transition(ids[2], Status.RESCHEDULED, now=NOW, actor="system")
+    assert store.load_by_technician(WINDOW) == {"ana": 3, "bruno": 1}
+    assert store.load_by_technician(Interval(at(120), at(200))) == {"ana": 1}
+
+
+def test_list_sessions_filters(store: Store) -> None:
+    a = book(store, START)
+    b = book(store, at(60))
+    c = book(store, START, tech="bruno")
+    store.transition(b.id, Status.CANCELLED, now=NOW, actor="client")
+    assert [s.id for s in store.list_sessions()] == [*sorted([a.id, c.id]), b.id]
+    assert [s.id for s in store.list_sessions(technician_id="ana")] == [a.id, b.id]
+    assert [s.id for s in store.list_sessions(status=Status.CANCELLED)] == [b.id]
+    active = store.list_sessions(status=[Status.BOOKED, Status.IN_PROGRESS], technician_id="ana")
+    assert [s.id for s in active] == [a.id]
+    assert [s.id for s in store.list_sessions(window=Interval(at(30), at(61)))] == [b.id]
+
+
+# ------------------------------------------------------------------ outbox, audit, calendar writes
+
+
+def test_outbox_retries_until_done(store: Store) -> None:
+    session = book(store)
+    (item,) = store.due_outbox(NOW)
+    assert (item.session_id, item.action, item.attempts) == (session.id, "put", 0)
+    store.outbox_failed(item.id, "503 from the server", NOW + timedelta(minutes=1))
+    assert store.due_outbox(NOW) == [] and store.outbox_depth() == 1
+    (retry,) = store.due_outbox(NOW + timedelta(minutes=1))
+    assert (retry.attempts, retry.last_error) == (1, "503 from the server")
+    store.outbox_done(retry.id, NOW + timedelta(minutes=1))
+    assert store.outbox_depth() == 0 and store.due_outbox(NOW + timedelta(days=1)) == []
+    # A put for one session does not supersede another session's put.
+    other = book(store, at(60))
+    store.enqueue(session.id, "put", {}, now=NOW)
+    assert [p.session_id for p in store.due_outbox(NOW)] == [other.id, session.id]
+
+
+def test_set_calendar_write_records_uid_and_etag(store: Store) -> None:
+    session = book(store)
+    store.set_calendar_write(session.id, session.calendar_uid, '"etag-1"')
+    stored = store.get_session(session.id)
+    assert stored is not None and stored.calendar_etag == '"etag-1"'
+    store.set_calendar_write(session.id, "other-uid", None)
+    stored = store.get_session(session.id)
+    assert stored is not None and (stored.calendar_uid, stored.calendar_etag) == ("other-uid", None)
+
+
+def test_audit_records_accepts_with_details_and_rejections(store: Store) -> None:
+    session = book(store)
+    (entry,) = store.audit_log(session.id)
+    assert (entry.at, entry.actor, entry.action) == (NOW, "client", "booking_accepted")
+    assert entry.details["technician"] == "ana"
+    assert entry.details["start"] == int(START.timestamp())
+    store.audit(
+        "client",
+        "booking_rejected",
+        now=NOW,
+        reason="slot_taken",
+        details={"start": START.isoformat()},
+    )
+    latest = store.audit_log()[0]
+    assert (latest.action, latest.session_id, latest.reason) == (
+        "booking_rejected",
+        None,
+        "slot_taken",
+    )
+    assert latest.at.tzinfo == UTC
+
+
+def test_data_version_moves_when_another_handle_commits(tmp_path: Path) -> None:
+    path = tmp_path / "v.db"
+    with open_store(path) as watcher, Store(path) as writer:
+        before = watcher.data_version()
+        assert watcher.data_version() == before
+        writer.audit("system", "started", now=NOW)
+        assert watcher.data_version() != before

@@ -1,71 +1,173 @@
-"""No double booking, ever: concurrent bookings of one technician's time, threads and processes."""
+"""No double booking, ever: concurrent writers on one store, as threads and as processes.
+
+Every worker waits at a barrier and then books at once, so the inserts really contend for
+the write lock; the outcome must be exactly one winner whatever the interleaving.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from daemon.store import Inserted, Store
+from daemon.store import Conflict, Inserted, Store
+from rules.intervals import Interval
 from rules.model import Status
-from tests.daemon.store_helpers import NOW, START, book_in_process, new_session, open_store
+from tests.daemon.store_helpers import NOW, START, new_session, open_store
+
+PROCESSES = 8
+WINDOW = Interval(START - timedelta(hours=2), START + timedelta(hours=3))
 
 
-def test_twenty_threads_booking_overlapping_times_yield_exactly_one(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "t.db")
-    barrier = threading.Barrier(20)
-    results: list[object] = []
-    lock = threading.Lock()
+def run_together(count: int, work: Callable[[int], object]) -> list[object]:
+    """Run ``work(n)`` in ``count`` threads released at the same instant; return results
+    (an exception raised in a thread is returned as its result, never lost)."""
+    barrier = threading.Barrier(count)
+    results: list[object] = [None] * count
 
-    def book(offset: int) -> None:
-        session = new_session(START + timedelta(minutes=offset))
-        barrier.wait()
-        result = store.insert_booking(session, buffer=timedelta(0), now=NOW)
-        with lock:
-            results.append(result)
+    def run(n: int) -> None:
+        barrier.wait(timeout=30)
+        try:
+            results[n] = work(n)
+        except Exception as error:
+            results[n] = error
 
-    threads = [threading.Thread(target=book, args=(n % 20,)) for n in range(20)]
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
-    assert sum(isinstance(r, Inserted) for r in results) == 1
-    assert len(store.list_sessions(status=Status.BOOKED)) == 1
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    return results
+
+
+def active_sessions(store: Store, technician: str = "ana") -> list[Interval]:
+    return store.active_session_intervals(technician, WINDOW)
+
+
+def test_twenty_threads_booking_overlapping_times_yield_exactly_one(tmp_path: Path) -> None:
+    with open_store(tmp_path / "t.db") as store:
+        # Starts 0..19 minutes after START, 30 minutes long: every pair overlaps.
+        results = run_together(
+            20,
+            lambda n: store.insert_booking(
+                new_session(START + timedelta(minutes=n)), buffer=timedelta(0), now=NOW
+            ),
+        )
+        winners = [r for r in results if isinstance(r, Inserted)]
+        assert len(winners) == 1
+        assert all(isinstance(r, Conflict) for r in results if r is not winners[0]), results
+        assert active_sessions(store) == [winners[0].session.interval]
+        assert len(store.list_sessions()) == 1
+        assert [e.action for e in store.audit_log()] == ["booking_accepted"]
+        assert store.outbox_depth() == 1
+
+
+def test_the_buffer_holds_under_concurrency(tmp_path: Path) -> None:
+    """Half the threads book 12:00-12:30, half 12:30-13:00: back to back they both fit;
+    with a 5-minute buffer only one of the two can."""
+    for buffer, expected in ((timedelta(0), 2), (timedelta(minutes=5), 1)):
+        with open_store(tmp_path / f"b{expected}.db") as store:
+
+            def book(n: int, store: Store = store, buffer: timedelta = buffer) -> object:
+                start = START + timedelta(minutes=30 * (n % 2))
+                return store.insert_booking(new_session(start), buffer=buffer, now=NOW)
+
+            results = run_together(12, book)
+            assert sum(isinstance(r, Inserted) for r in results) == expected
+            assert all(isinstance(r, Inserted | Conflict) for r in results), results
+            assert len(active_sessions(store)) == expected
+
+
+def book_in_spawned_process(path: str, offset_minutes: int, barrier: Any, results: Any) -> None:
+    """A spawned process: open its own Store, wait for the others, book, report one line."""
+    outcome = "nothing"
+    try:
+        with Store(path) as store:
+            session = new_session(START + timedelta(minutes=offset_minutes))
+            barrier.wait(timeout=60)
+            outcome = type(store.insert_booking(session, buffer=timedelta(0), now=NOW)).__name__
+    except BaseException as error:  # reported to the parent, which fails the test
+        barrier.abort()  # the others stop waiting for this one
+        outcome = repr(error)
+    finally:
+        results.put(outcome)
 
 
 def test_separate_processes_booking_the_same_time_yield_exactly_one(tmp_path: Path) -> None:
     path = tmp_path / "p.db"
     open_store(path).close()
     context = multiprocessing.get_context("spawn")
-    with context.Pool(6) as pool:
-        outcomes = pool.starmap(book_in_process, [(str(path), n * 5) for n in range(6)])
-    assert outcomes.count(True) == 1
-    store = Store(path)
-    assert len(store.list_sessions(status=Status.BOOKED)) == 1
+    barrier = context.Barrier(PROCESSES)
+    results = context.Queue()
+    processes = [
+        context.Process(target=book_in_spawned_process, args=(str(path), 3 * n, barrier, results))
+        for n in range(PROCESSES)
+    ]
+    for process in processes:
+        process.start()
+    outcomes = []
+    try:
+        for _ in processes:
+            outcomes.append(results.get(timeout=120))
+    except queue.Empty:
+        pass
+    for process in processes:
+        process.join(timeout=60)
+    results.close()
+    results.join_thread()
+    assert sorted(outcomes) == ["Conflict"] * (PROCESSES - 1) + ["Inserted"], outcomes
+    assert [p.exitcode for p in processes] == [0] * PROCESSES
+    with Store(path) as store:
+        assert len(active_sessions(store)) == 1
+        assert len(store.list_sessions()) == 1
+
+
+def test_processes_opening_a_fresh_file_at_once_migrate_it_once(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.db"
+    stores = run_together(8, lambda _: Store(path))
+    try:
+        assert all(isinstance(s, Store) for s in stores), stores
+        versions = {s.schema_version for s in stores if isinstance(s, Store)}
+        assert len(versions) == 1 and versions.pop() >= 1
+    finally:
+        for opened in stores:
+            if isinstance(opened, Store):
+                opened.close()
 
 
 def test_check_in_and_no_show_race_has_one_winner(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "r.db")
-    inserted = store.insert_booking(new_session(), buffer=timedelta(0), now=NOW)
-    assert isinstance(inserted, Inserted)
-    barrier = threading.Barrier(2)
-    winners: list[Status] = []
+    contenders = ((Status.IN_PROGRESS, "admin"), (Status.RESCHEDULED, "system"))
+    with open_store(tmp_path / "r.db") as store:
+        for round_ in range(10):
+            inserted = store.insert_booking(
+                new_session(START + timedelta(hours=round_)), buffer=timedelta(0), now=NOW
+            )
+            assert isinstance(inserted, Inserted)
+            session_id = inserted.session.id
 
-    def attempt(status: Status) -> None:
-        barrier.wait()
-        if store.transition(
-            inserted.session.id, status, now=START, actor="x", expected=Status.BOOKED
-        ):
-            winners.append(status)
+            def attempt(n: int, session_id: str = session_id) -> object:
+                status, actor = contenders[n]
+                return store.transition(
+                    session_id, status, now=START, actor=actor, expected=Status.BOOKED
+                )
 
-    threads = [
-        threading.Thread(target=attempt, args=(s,))
-        for s in (Status.IN_PROGRESS, Status.RESCHEDULED)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(winners) == 1
-    assert store.get_session(inserted.session.id).status == winners[0]  # type: ignore[union-attr]
+            winners = [r for r in run_together(2, attempt) if r is not None]
+            assert len(winners) == 1, winners
+            stored = store.get_session(session_id)
+            assert stored is not None and stored == winners[0]
+            changes = [e for e in store.audit_log(session_id) if e.action == "status_changed"]
+            assert len(changes) == 1 and changes[0].details["to"] == str(stored.status)
+
+
+def test_a_store_used_by_many_threads_closes_from_another(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "c.db")
+    results = run_together(4, lambda n: store.list_sessions())
+    assert results == [[]] * 4
+    store.close()  # the worker threads' connections are closed here, not leaked
+    assert store.list_sessions() == []  # and the handle reopens on use
+    store.close()
