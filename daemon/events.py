@@ -56,6 +56,16 @@ def checkin_url(public_url: str, signer: Signer, session: SessionRecord, policy:
     return f"{public_url}/checkin/{token}"
 
 
+def manage_url(public_url: str, signer: Signer, session: SessionRecord, policy: Policy) -> str:
+    """The client's link to see, cancel or rebook a session.
+
+    It stays valid a horizon past the session, so a client who missed a session can still
+    use it to book again (R5).
+    """
+    token = signer.sign(MANAGE_PURPOSE, session.id, session.end + policy.horizon)
+    return f"{public_url}/manage/{token}"
+
+
 def session_event(
     session: SessionRecord,
     policy: Policy,

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from daemon.availability import iso, slots_document
-from daemon.events import MANAGE_PURPOSE
+from daemon.events import manage_url
 from daemon.service import BookingOutcome, Service, SessionNotFound
 from daemon.signing import Signer
 from daemon.store import SessionRecord
@@ -153,8 +153,6 @@ class Api:
     def session_document(self, session: SessionRecord, *, full: bool = False) -> dict[str, Any]:
         policy = self.service.policy
         technician = policy.technician(session.technician_id)
-        expires = session.end + timedelta(days=30)
-        token = self.signer.sign(MANAGE_PURPOSE, session.id, expires)
         document: dict[str, Any] = {
             "id": session.id,
             "status": str(session.status),
@@ -162,7 +160,7 @@ class Api:
             "start": iso(session.start, policy),
             "end": iso(session.end, policy),
             "technician": technician.first_name if technician else session.technician_id,
-            "manage_url": f"{self.public_url}/manage/{token}",
+            "manage_url": manage_url(self.public_url, self.signer, session, policy),
         }
         if full:
             document.update(
