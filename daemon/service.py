@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -38,6 +38,14 @@ from rules.slots import Slot, free_slots, time_violations
 log = logging.getLogger("expediente.service")
 
 BOOKING_ATTEMPTS = 3
+
+# The notification (and webhook) event each new status sends.
+_NOTIFY_EVENT = {
+    Status.IN_PROGRESS: "checked_in",
+    Status.COMPLETED: "completed",
+    Status.RESCHEDULED: "rescheduled",
+    Status.CANCELLED: "cancelled",
+}
 
 
 class SessionNotFound(LookupError):
@@ -76,6 +84,8 @@ class Service:
         self.store = store
         self.clock = clock
         self.cache = BusyCache(self._load_busy, store.data_version)
+        # Called with each booking's outcome name (booked, replayed, rejected, slot_taken).
+        self.on_booking: Callable[[str], None] = lambda outcome: None
         store.sync_technicians(
             [(t.id, t.name) for t in config.technicians],
             [(c.id, c.technician, c.role, c.kind, c.address) for c in config.calendars],
@@ -149,6 +159,7 @@ class Service:
             previous = self.store.session_by_idempotency_key(idempotency_key)
             if previous is not None:
                 if previous[1] == fingerprint:
+                    self.on_booking("replayed")
                     return BookingOutcome(previous[0], replayed=True)
                 return self._rejected(
                     request, now, actor,
@@ -168,14 +179,17 @@ class Service:
                 idempotency_key=idempotency_key,
                 request_hash=fingerprint,
                 actor=actor,
+                outbox=(("put", {}), ("notify", {"event": "booked"})),
             )
             if isinstance(inserted, Inserted):
                 log.info(
                     "booked %s for %s at %s",
                     inserted.session.id, inserted.session.technician_id, inserted.session.start,
                 )  # fmt: skip
+                self.on_booking("booked")
                 return BookingOutcome(inserted.session)
             if isinstance(inserted, Replayed):
+                self.on_booking("replayed")
                 return BookingOutcome(inserted.session, replayed=True)
             if isinstance(inserted, KeyReused):
                 return self._rejected(
@@ -218,6 +232,8 @@ class Service:
         actor: str,
         violations: tuple[Violation, ...],
     ) -> BookingOutcome:
+        taken = any(v.code == Code.SLOT_TAKEN for v in violations)
+        self.on_booking("slot_taken" if taken else "rejected")
         self.store.audit(
             actor,
             "booking_rejected",
@@ -281,7 +297,7 @@ class Service:
             actor=actor,
             reason=reason,
             expected=session.status,
-            outbox=(("put", {}), ("notify", {"event": str(new_status)})),
+            outbox=(("put", {}), ("notify", {"event": _NOTIFY_EVENT[new_status]})),
         )
         if updated is None:  # another actor changed it first: report what it is now
             current = self.get(session.id)
@@ -300,9 +316,10 @@ class Service:
                 continue
             new_status = transition(session.status, event)
             reason = "no check-in within the tolerance" if event == Event.NO_SHOW else "ended"
-            outbox: list[tuple[str, dict[str, Any]]] = [("put", {})]
-            if event == Event.NO_SHOW:
-                outbox.append(("notify", {"event": "rescheduled"}))
+            outbox: list[tuple[str, dict[str, Any]]] = [
+                ("put", {}),
+                ("notify", {"event": _NOTIFY_EVENT[new_status]}),
+            ]
             updated = self.store.transition(
                 session.id, new_status, now=now, actor="system", reason=reason,
                 expected=session.status, outbox=outbox,

@@ -1077,6 +1077,55 @@ class Store:
             for r in rows
         ]
 
+    def outbox_expand(
+        self,
+        item_id: int,
+        items: Sequence[tuple[str, dict[str, Any], datetime | None]],
+        *,
+        session_id: str | None,
+        now: datetime,
+    ) -> None:
+        """Replace one item by several (a notification fanned out to mail and webhooks) in
+        one transaction, so a crash neither loses them nor sends any twice. Each new item
+        waits until its own ``not_before`` (a reminder an hour before the start)."""
+        with self._write() as db:
+            for action, payload, not_before in items:
+                self._enqueue(db, now, session_id, action, payload)
+                if not_before is not None and not_before > now:
+                    db.execute(
+                        "UPDATE outbox SET next_attempt_at = ? WHERE id = last_insert_rowid()",
+                        (ts(not_before),),
+                    )
+            db.execute(
+                "UPDATE outbox SET done_at = ? WHERE id = ? AND done_at IS NULL",
+                (ts(now), item_id),
+            )
+
+    def outbox_give_up(self, item_id: int, error: str, now: datetime) -> None:
+        """Stop retrying an item that cannot succeed (a permanent refusal); the error stays
+        on the row and in the audit log."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT session_id, action FROM outbox WHERE id = ?", (item_id,)
+            ).fetchone()
+            db.execute(
+                "UPDATE outbox SET done_at = ?, attempts = attempts + 1, last_error = ? "
+                "WHERE id = ? AND done_at IS NULL",
+                (ts(now), error[:2000], item_id),
+            )
+            if row is not None:
+                self._audit(
+                    db, now, "system", "delivery_failed", row["session_id"], error[:500],
+                    {"action": row["action"], "outbox_id": item_id},
+                )  # fmt: skip
+
+    def next_outbox_at(self) -> datetime | None:
+        """When the earliest pending item is due (the loop sleeps until then at most)."""
+        row = self._read(
+            "SELECT min(next_attempt_at) FROM outbox WHERE done_at IS NULL AND superseded = 0"
+        )
+        return dt(row[0][0])
+
     def outbox_done(self, item_id: int, now: datetime) -> None:
         with self._write() as db:
             db.execute(

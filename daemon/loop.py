@@ -1,0 +1,353 @@
+"""The running daemon: configuration → store → connectors → rules → web, driven by a loop.
+
+The loop thread only decides *when* things happen (the ``schedule`` library) and does
+cheap store work (the no-show sweep). Calendar, mail and webhook I/O runs in a thread
+pool, one job per calendar at a time, so a slow or dead calendar never stalls the others
+or the sweep. Every job is guarded: an exception is logged, never allowed to escape
+``run_pending()`` and stop the loop.
+
+Signals are only recorded by their handlers and acted on by the loop (gunicorn's arbiter
+does the same): SIGTERM/SIGINT stop gracefully (the HTTP server finishes in-flight
+requests, the pool finishes in-flight writes), SIGHUP reloads the configuration and keeps
+the running one when the new file is invalid.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytz
+import schedule
+
+from daemon.clock import Clock, SystemClock
+from daemon.config import Config, load_config
+from daemon.errors import ExpedienteError
+from daemon.metrics import Metrics
+from daemon.outbox import FlushReport, Notifications, OutboxWorker
+from daemon.service import Service
+from daemon.signing import Signer
+from daemon.store import SessionRecord, Store
+from daemon.sync import Calendars, Opener, Syncer, SyncReport
+from daemon.systemd import Notifier
+from daemon.web.app import build_app
+from daemon.web.http import App
+from daemon.web.server import HttpServer
+
+log = logging.getLogger("expediente")
+
+SWEEP_EVERY = 1  # seconds: no-shows are marked within about a second of the deadline
+OUTBOX_EVERY = 1
+STATUS_EVERY = 15
+DAILY_RESYNC_AT = "03:30"  # desk time: a full resync rolls the expansion window forward
+FIRST_SYNC_TIMEOUT = 120.0
+
+NotificationsFactory = Callable[[Config, Signer], Notifications | None]
+
+
+class SwitchableApp:
+    """The WSGI app the server holds; a reload swaps what it delegates to."""
+
+    def __init__(self, app: App) -> None:
+        self.current = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        return self.current(environ, start_response)
+
+
+def default_notifications(config: Config, signer: Signer) -> Notifications | None:
+    """Mail and webhooks when configured; None (log only) otherwise."""
+    if config.smtp is None and not config.webhooks:
+        return None
+    from daemon.notify import Notifier as MailAndWebhooks
+
+    notifications: Notifications = MailAndWebhooks(config, signer)
+    return notifications
+
+
+@dataclass
+class Parts:
+    """Everything built from one configuration; a reload builds a new set."""
+
+    config: Config
+    signer: Signer
+    service: Service
+    calendars: Calendars
+    syncer: Syncer
+    outbox: OutboxWorker
+    app: App
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        opener: Opener | None = None,
+        notifications: NotificationsFactory = default_notifications,
+        systemd: Notifier | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.clock = clock or SystemClock()
+        self.store = Store(config.store.path)
+        self.metrics = Metrics()
+        self.metrics.watch_store(lambda: self.store, self.clock.now)
+        self.systemd = systemd or Notifier()
+        self._opener = opener
+        self._notifications = notifications
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self.parts = self._build(config)
+        self.web = SwitchableApp(self.parts.app)
+        self.scheduler = schedule.Scheduler()
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
+        self.server: HttpServer | None = None
+        self._jobs: dict[str, Future[Any]] = {}
+        self._jobs_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._signals: list[int] = []
+        self._stopping = False
+
+    @classmethod
+    def from_file(cls, path: Path, **kwargs: Any) -> Daemon:
+        return cls(load_config(path), **kwargs)
+
+    # ------------------------------------------------------------- wiring
+
+    def _build(self, config: Config) -> Parts:
+        signer = Signer(config.server.signing_key.reveal().encode())
+        service = Service(config, self.store, self.clock)
+        service.on_booking = self._booked
+        calendars = Calendars(service, self._opener)
+        syncer = Syncer(service, calendars, self.metrics)
+        outbox = OutboxWorker(
+            service,
+            calendars,
+            signer,
+            self.metrics,
+            self._notifications(config, signer),
+            rng=self._rng,
+        )
+        app = build_app(service, signer, self.metrics)
+        return Parts(config, signer, service, calendars, syncer, outbox, app)
+
+    def _booked(self, outcome: str) -> None:
+        self.metrics.inc("expediente_bookings_total", outcome=outcome)
+        if outcome == "booked":
+            self._wake.set()  # write it to the calendar now, not at the next tick
+
+    @property
+    def config(self) -> Config:
+        return self.parts.config
+
+    @property
+    def service(self) -> Service:
+        return self.parts.service
+
+    # --------------------------------------------------------------- work units
+
+    def sync_calendar(self, calendar_id: str, *, full: bool = False) -> SyncReport:
+        return self.parts.syncer.sync(calendar_id, full=full)
+
+    def sync_all(self, *, full: bool = False) -> list[SyncReport]:
+        """Every calendar at once, in the pool; waits for all of them."""
+        syncer = self.parts.syncer
+        futures = [self.pool.submit(syncer.sync, c.id, full=full) for c in self.config.calendars]
+        done, _ = wait(futures, timeout=FIRST_SYNC_TIMEOUT)
+        return [f.result() for f in futures if f in done and f.exception() is None]
+
+    def flush(self) -> FlushReport:
+        return self.parts.outbox.flush()
+
+    def sweep(self) -> list[SessionRecord]:
+        changed = self.service.sweep()
+        for session in changed:
+            name = (
+                "expediente_noshows_total"
+                if session.status == "rescheduled"
+                else "expediente_completed_total"
+            )
+            self.metrics.inc(name)
+        if changed:
+            self._wake.set()
+        return changed
+
+    def once(self) -> tuple[list[SyncReport], list[SessionRecord], FlushReport]:
+        """One round of everything (``expediente sync --once``)."""
+        reports = self.sync_all()
+        changed = self.sweep()
+        return reports, changed, self.flush()
+
+    # -------------------------------------------------------------------- loop
+
+    def _guarded(self, name: str, job: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                job()
+            except Exception:
+                log.exception("job %s failed; it runs again at its next time", name)
+
+        return run
+
+    def _submit(self, name: str, job: Callable[[], object]) -> None:
+        """Run ``job`` in the pool unless its previous run is still going."""
+        with self._jobs_lock:
+            running = self._jobs.get(name)
+            if running is not None and not running.done():
+                return
+            if self._stopping:
+                return
+            self._jobs[name] = self.pool.submit(self._guarded(name, job))
+
+    def _schedule_jobs(self) -> None:
+        self.scheduler.clear()
+        config = self.config
+        interval = max(1, int(config.sync.interval.total_seconds()))
+        latest = max(interval + 1, int(interval * 1.2))
+        for calendar in config.calendars:
+            # Jittered: calendars on one server are not all asked at the same second.
+            self.scheduler.every(interval).to(latest).seconds.do(
+                self._submit, f"sync:{calendar.id}", self._sync_job(calendar.id)
+            )
+        self.scheduler.every(OUTBOX_EVERY).seconds.do(self._submit, "outbox", self.flush)
+        self.scheduler.every(SWEEP_EVERY).seconds.do(self._guarded("sweep", self.sweep))
+        self.scheduler.every(STATUS_EVERY).seconds.do(self._guarded("status", self._status))
+        zone = pytz.timezone(config.policy.timezone.key)
+        self.scheduler.every().day.at(DAILY_RESYNC_AT, zone).do(
+            self._guarded("daily resync", self._daily_resync)
+        )
+        if self.systemd.watchdog_interval:
+            every = max(1, int(self.systemd.watchdog_interval))
+            # On the loop thread: the ping proves the loop itself is alive.
+            self.scheduler.every(every).seconds.do(self.systemd.watchdog)
+
+    def _sync_job(self, calendar_id: str, *, full: bool = False) -> Callable[[], object]:
+        return lambda: self.sync_calendar(calendar_id, full=full)
+
+    def _daily_resync(self) -> None:
+        for calendar in self.config.calendars:
+            self._submit(f"sync:{calendar.id}", self._sync_job(calendar.id, full=True))
+
+    def _status(self) -> None:
+        now = self.clock.now()
+        stale = self.service.stale_technicians(now)
+        calendars = self.store.calendars()
+        fresh = sum(1 for c in calendars if c.technician_id not in stale)
+        text = (
+            f"{fresh}/{len(calendars)} calendars fresh; outbox {self.store.outbox_depth()}; "
+            f"{len(self.store.flagged_sessions())} flagged"
+        )
+        self.systemd.status(text)
+
+    def start(self, *, serve: bool = True) -> None:
+        """Serve HTTP, sync every calendar once, then tell systemd we are ready."""
+        if serve:
+            server = self.config.server
+            self.server = HttpServer(self.web, server.host, server.port)
+            self.server.start()
+            log.info("listening on %s (public URL %s)", self.server.url, server.public_url)
+        self.systemd.status("first sync")
+        reports = self.sync_all()
+        failed = [r.calendar_id for r in reports if not r.ok]
+        if failed:
+            log.warning("first sync failed for %s; retrying on schedule", ", ".join(failed))
+        self.sweep()
+        self._submit("outbox", self.flush)
+        self._schedule_jobs()
+        self._status()
+        self.systemd.ready()
+        log.info("ready: %d technicians, %d calendars", len(self.config.technicians), len(reports))
+
+    def loop(self) -> None:
+        while not self._stopping:
+            self._handle_signals()
+            if self._stopping:
+                break
+            self.scheduler.run_pending()
+            idle = self.scheduler.idle_seconds
+            timeout = 1.0 if idle is None else min(max(idle, 0.0), 1.0)
+            if self._wake.wait(timeout):
+                self._wake.clear()
+                self._submit("outbox", self.flush)
+
+    def run(self) -> int:
+        self.install_signal_handlers()
+        self.start()
+        try:
+            self.loop()
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        self._stopping = True
+        self.systemd.stopping()
+        log.info("stopping: finishing in-flight requests and writes")
+        if self.server is not None:
+            self.server.stop()
+        self.scheduler.clear()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.store.close()
+        log.info("stopped")
+
+    # ------------------------------------------------------------- signals
+
+    def install_signal_handlers(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._record_signal)
+
+    def _record_signal(self, signum: int, frame: FrameType | None) -> None:
+        # NO LOGGING here: just queue the signal and wake the loop.
+        self._signals.append(signum)
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        self._signals.append(signal.SIGTERM)
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        self._signals.append(signal.SIGHUP)
+        self._wake.set()
+
+    def _handle_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.pop(0)
+            if signum == signal.SIGHUP:
+                self.reload()
+            else:
+                log.info("received %s", signal.Signals(signum).name)
+                self._stopping = True
+
+    def reload(self) -> bool:
+        """Load the configuration file again; keep the running one if it is invalid."""
+        self.systemd.reloading()
+        path = self.config.path
+        try:
+            new = load_config(path)
+            if new.store.path != self.config.store.path:
+                raise ExpedienteError(
+                    f"[store] path changed to {new.store.path}; restart the service for that"
+                )
+            parts = self._build(new)
+        except (ExpedienteError, OSError) as error:
+            log.error("reload refused, the running configuration stays: %s", error)
+            self.systemd.ready(status="reload refused; running configuration kept")
+            return False
+        if new.server.listen != self.config.server.listen:
+            log.warning("[server] listen changed: it takes effect at the next restart")
+        self.parts = parts
+        self.web.current = parts.app
+        self._schedule_jobs()
+        self.systemd.ready(status="configuration reloaded")
+        log.info("configuration reloaded from %s", path)
+        for calendar in new.calendars:
+            self._submit(f"sync:{calendar.id}", self._sync_job(calendar.id))
+        return True

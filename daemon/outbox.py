@@ -1,0 +1,275 @@
+"""The outbox worker: what was committed to SQLite reaches calendars, mail and webhooks.
+
+A booking is accepted when its row commits, together with its outbox items; this worker
+delivers them afterwards, retried with capped, jittered backoff. So a calendar outage
+delays a write but never loses it, and a crash (even ``kill -9``) between the commit and
+the write only means the write happens after the restart. Calendar writes are idempotent
+by the session's UID (a retried create compares and updates, never duplicates), so
+delivering an item twice after a crash is harmless.
+
+A calendar that fails once is skipped for the rest of the flush: its other items wait
+for the next one, and other technicians' writes are not held up behind its timeouts.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from connectors.base import (
+    AuthFailed,
+    BadConfiguration,
+    ConnectorError,
+    NotFound,
+    Unavailable,
+)
+from connectors.base import Conflict as CalendarConflict
+from connectors.retry import backoff_delay
+from daemon.events import session_event
+from daemon.metrics import Metrics
+from daemon.service import Service
+from daemon.signing import Signer
+from daemon.store import OutboxItem, SessionRecord
+from daemon.sync import Calendars
+
+log = logging.getLogger("expediente.outbox")
+
+BASE_DELAY = timedelta(seconds=5)
+# Mail and webhooks are worth retrying for a while, not forever: a reminder a day late
+# helps no one, and a receiver that refuses for a day needs a person.
+MAX_NOTIFY_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message to send (mirrors ``daemon.notify.Delivery``)."""
+
+    action: str
+    payload: dict[str, Any]
+    not_before: datetime | None = None
+
+
+class DeliveryError(Exception):
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class Notifications(Protocol):
+    def plan(self, session: SessionRecord, event: str, now: datetime) -> Sequence[Any]: ...
+
+    def deliver(self, delivery: Any, session: SessionRecord, now: datetime) -> None: ...
+
+
+class LogNotifications:
+    """The notification hook when no mail or webhook is configured: a log line per event."""
+
+    def plan(self, session: SessionRecord, event: str, now: datetime) -> Sequence[Any]:
+        log.info(
+            "notify %s: session %s (%s, %s) %s",
+            event, session.id, session.company, session.email or "no e-mail", session.start,
+        )  # fmt: skip
+        return ()
+
+    def deliver(self, delivery: Any, session: SessionRecord, now: datetime) -> None:
+        log.info("deliver %s for session %s (not configured)", delivery.action, session.id)
+
+
+class Retry(Exception):
+    """Try this item again soon (without counting it as a failed delivery)."""
+
+    def __init__(self, why: str, delay: timedelta = timedelta(seconds=5)) -> None:
+        super().__init__(why)
+        self.delay = delay
+
+
+@dataclass
+class FlushReport:
+    delivered: int = 0
+    failed: int = 0
+    deferred: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        service: Service,
+        calendars: Calendars,
+        signer: Signer,
+        metrics: Metrics,
+        notifications: Notifications | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.service = service
+        self.calendars = calendars
+        self.signer = signer
+        self.metrics = metrics
+        self.notifications: Notifications = notifications or LogNotifications()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self._lock = threading.Lock()
+
+    def flush(self, limit: int = 200) -> FlushReport:
+        """Deliver what is due; one flush at a time (the loop and ``sync --once`` share it)."""
+        report = FlushReport()
+        if not self._lock.acquire(blocking=False):
+            return report
+        try:
+            down: dict[str, str] = {}
+            for item in self.service.store.due_outbox(self.service.clock.now(), limit):
+                self._one(item, down, report)
+        finally:
+            self._lock.release()
+        return report
+
+    def _one(self, item: OutboxItem, down: dict[str, str], report: FlushReport) -> None:
+        store = self.service.store
+        now = self.service.clock.now()
+        session = store.get_session(item.session_id) if item.session_id else None
+        if session is None:
+            store.outbox_give_up(item.id, "no such session", now)
+            return
+        key = f"{item.action}:{session.technician_id}" if item.action == "put" else item.action
+        if key in down:
+            self._reschedule(item, down[key], report, count=False)
+            return
+        try:
+            if item.action == "put":
+                self._put(session)
+            elif item.action == "notify":
+                self._notify(item, session, now)
+            elif item.action in ("mail", "webhook"):
+                self.notifications.deliver(_delivery(item.action, item.payload), session, now)
+            else:
+                store.outbox_give_up(item.id, f"unknown outbox action {item.action!r}", now)
+                return
+        except Retry as again:
+            store.outbox_failed(item.id, str(again), now + again.delay)
+            report.deferred += 1
+            return
+        except (AuthFailed, BadConfiguration) as error:
+            # A person must fix the credentials or the URL; keep the write until then.
+            down[key] = str(error)
+            self._reschedule(item, f"{type(error).__name__}: {error}", report)
+            return
+        except (Unavailable, ConnectorError, OSError) as error:
+            down[key] = str(error)
+            retry_after = getattr(error, "retry_after", None)
+            self._reschedule(item, f"{type(error).__name__}: {error}", report, retry_after)
+            return
+        except Exception as error:
+            if _is_delivery_failure(error):
+                self._notify_failed(item, error, report)
+                return
+            raise
+        if item.action != "notify":
+            store.outbox_done(item.id, self.service.clock.now())
+        report.delivered += 1
+        self.metrics.inc("expediente_outbox_deliveries_total", action=item.action, outcome="ok")
+
+    def _reschedule(
+        self,
+        item: OutboxItem,
+        error: str,
+        report: FlushReport,
+        retry_after: float | None = None,
+        *,
+        count: bool = True,
+    ) -> None:
+        max_delay = self.service.config.sync.max_backoff.total_seconds()
+        delay = backoff_delay(
+            item.attempts,
+            base_delay=BASE_DELAY.total_seconds(),
+            max_delay=max_delay,
+            rng=self._rng,
+        )
+        delay = max(delay, BASE_DELAY.total_seconds() / 2, min(retry_after or 0.0, max_delay))
+        next_at = self.service.clock.now() + timedelta(seconds=delay)
+        self.service.store.outbox_failed(item.id, error, next_at)
+        report.failed += 1
+        report.errors.append(error)
+        if count:
+            self.metrics.inc(
+                "expediente_outbox_deliveries_total", action=item.action, outcome="error"
+            )
+            log.warning(
+                "outbox %s for session %s failed (attempt %d), next at %s: %s",
+                item.action, item.session_id, item.attempts + 1, next_at.isoformat(), error,
+            )  # fmt: skip
+
+    def _notify_failed(self, item: OutboxItem, error: Exception, report: FlushReport) -> None:
+        permanent = bool(getattr(error, "permanent", False))
+        if permanent or item.attempts + 1 >= MAX_NOTIFY_ATTEMPTS:
+            self.service.store.outbox_give_up(item.id, str(error), self.service.clock.now())
+            self.metrics.inc(
+                "expediente_outbox_deliveries_total", action=item.action, outcome="gave_up"
+            )
+            log.error("outbox %s for session %s given up: %s", item.action, item.session_id, error)
+            report.failed += 1
+            report.errors.append(str(error))
+            return
+        self._reschedule(item, str(error), report, getattr(error, "retry_after", None))
+
+    # ------------------------------------------------------------------ actions
+
+    def _put(self, session: SessionRecord) -> None:
+        """Write the session as it is now (an item queued earlier sends the latest state)."""
+        store = self.service.store
+        config = self.service.config
+        event = session_event(
+            session,
+            self.service.policy,
+            public_url=config.server.public_url,
+            signer=self.signer,
+            language=config.desk.language,
+        )
+        _, calendar = self.calendars.session_calendar(session.technician_id)
+        try:
+            etag = calendar.put_session(event, session.calendar_etag)
+        except NotFound as error:
+            if session.active:
+                # The technician deleted it; the next sync cancels the session. Writing it
+                # back would undo what they did.
+                raise Retry("the event was deleted in the calendar; waiting for sync") from error
+            return  # nothing to mark: the event is gone, and the session is over anyway
+        except CalendarConflict as error:
+            current = calendar.get_session(event.uid)
+            if current is None:
+                etag = calendar.put_session(event, None)
+            else:
+                change, current_etag = current
+                if session.active and change.start is not None and change.start != session.start:
+                    raise Retry("the technician moved the event; waiting for sync") from error
+                etag = calendar.put_session(event, current_etag)
+        store.set_calendar_write(session.id, event.uid, etag)
+
+    def _notify(self, item: OutboxItem, session: SessionRecord, now: datetime) -> None:
+        event = str(item.payload.get("event", ""))
+        deliveries = self.notifications.plan(session, event, now)
+        self.service.store.outbox_expand(
+            item.id,
+            [(d.action, dict(d.payload), d.not_before) for d in deliveries],
+            session_id=session.id,
+            now=now,
+        )
+
+
+def _delivery(action: str, payload: dict[str, Any]) -> Any:
+    try:
+        from daemon.notify import Delivery as NotifyDelivery
+    except ImportError:  # pragma: no cover - notify ships with the daemon
+        return Delivery(action, payload)
+    return NotifyDelivery(action, payload)
+
+
+def _is_delivery_failure(error: Exception) -> bool:
+    return isinstance(error, DeliveryError) or type(error).__name__ == "DeliveryFailed"

@@ -1,0 +1,286 @@
+"""Calendar sync: connectors → store, and what technicians did to session events → sessions.
+
+Each calendar syncs on its own (one dead server never stalls the others). A sync either
+lands whole in the store (busy cache, sync state, last good sync time) or not at all: a
+failed request is recorded as a failure and the last good busy data is kept, its age
+visible in ``/healthz`` and ``/metrics``. A fetch error is never taken for a deletion.
+
+Two-way sync (the technician's calendar is where people act):
+
+- a session event deleted (or set to CANCELLED) by the technician cancels the session;
+- a session event moved is re-validated: a valid time moves the session; an invalid one
+  (outside hours, onto busy time, a changed length) flags the session for the admin and
+  the event keeps blocking its new time, so nothing is silently lost or double-booked;
+- any other edit (title, description, alarm) is ignored: the daemon's next write wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from connectors.base import ConnectorError, ObjectChange, SessionCalendar, SyncResult
+from daemon.calendars import open_calendar
+from daemon.config import CalendarConfig
+from daemon.metrics import Metrics
+from daemon.service import Service
+from daemon.store import Conflict, SessionRecord
+from rules.lifecycle import Event, IllegalTransition, transition
+from rules.model import Code, Status
+
+log = logging.getLogger("expediente.sync")
+
+Opener = Callable[[CalendarConfig], SessionCalendar]
+
+# What a technician's own move may break without being flagged: the booking grid, notice
+# and horizon exist for what clients may book, not for what a technician decides.
+_MOVE_ALLOWED = {Code.INSUFFICIENT_NOTICE, Code.BEYOND_HORIZON}
+
+
+@dataclass
+class SyncReport:
+    calendar_id: str
+    ok: bool
+    full: bool = False
+    changes: int = 0
+    error: str = ""
+    cancelled: list[str] = field(default_factory=list)
+    moved: list[str] = field(default_factory=list)
+    flagged: list[str] = field(default_factory=list)
+
+
+class Calendars:
+    """The adapters of the configured calendars, opened lazily and kept between syncs.
+
+    Opening reads secrets; a calendar whose secret or settings are wrong fails its own
+    syncs (reported like an outage) without stopping anyone else's.
+    """
+
+    def __init__(self, service: Service, opener: Opener | None = None) -> None:
+        self.service = service
+        self._opener = opener
+        self._open: dict[str, SessionCalendar] = {}
+        self._lock = threading.Lock()
+
+    def configs(self) -> dict[str, CalendarConfig]:
+        return {c.id: c for c in self.service.config.calendars}
+
+    def get(self, calendar_id: str) -> SessionCalendar:
+        config = self.configs().get(calendar_id)
+        if config is None:
+            raise KeyError(calendar_id)
+        with self._lock:
+            adapter = self._open.get(calendar_id)
+        if adapter is not None:
+            return adapter
+        if self._opener is not None:
+            adapter = self._opener(config)
+        else:
+            sync = self.service.config.sync
+            adapter = open_calendar(
+                config,
+                self.service.policy.timezone,
+                timeout=sync.timeout.total_seconds(),
+            )
+        with self._lock:
+            return self._open.setdefault(calendar_id, adapter)
+
+    def session_calendar(self, technician_id: str) -> tuple[str, SessionCalendar]:
+        for config in self.service.config.calendars:
+            if config.technician == technician_id and config.role == "sessions":
+                return config.id, self.get(config.id)
+        raise KeyError(f"technician {technician_id} has no session calendar")
+
+    def forget(self, keep: Iterable[str]) -> None:
+        """Drop adapters of calendars no longer configured (after a reload)."""
+        wanted = set(keep)
+        with self._lock:
+            for calendar_id in list(self._open):
+                if calendar_id not in wanted:
+                    del self._open[calendar_id]
+
+
+class Syncer:
+    def __init__(self, service: Service, calendars: Calendars, metrics: Metrics) -> None:
+        self.service = service
+        self.calendars = calendars
+        self.metrics = metrics
+        # One sync per calendar at a time: a slow server must not get a second request
+        # stacked on the first by the next tick.
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    def sync(self, calendar_id: str, *, full: bool = False) -> SyncReport:
+        with self._lock:
+            if calendar_id in self._running:
+                return SyncReport(calendar_id, ok=False, error="already syncing")
+            self._running.add(calendar_id)
+        try:
+            return self._sync(calendar_id, full=full)
+        finally:
+            with self._lock:
+                self._running.discard(calendar_id)
+
+    def sync_all(self, *, full: bool = False) -> list[SyncReport]:
+        return [self.sync(c.id, full=full) for c in self.service.config.calendars]
+
+    def _sync(self, calendar_id: str, *, full: bool) -> SyncReport:
+        config = self.calendars.configs().get(calendar_id)
+        if config is None:
+            return SyncReport(calendar_id, ok=False, error="not configured")
+        store = self.service.store
+        now = self.service.clock.now()
+        state = None if full else self._state(calendar_id)
+        try:
+            adapter = self.calendars.get(calendar_id)
+            result = adapter.sync(state, self.service.cache_window(now))
+        except (ConnectorError, OSError) as error:
+            return self._failed(calendar_id, error)
+        before = store.calendar_objects(calendar_id) if config.role == "sessions" else {}
+        now = self.service.clock.now()
+        for problem in result.problems:
+            log.warning("%s: %s", calendar_id, problem)
+        store.apply_sync(calendar_id, result.changes, full=result.full, state=result.state, now=now)
+        self.metrics.inc("expediente_syncs_total", calendar=calendar_id, outcome="ok")
+        report = SyncReport(calendar_id, ok=True, full=result.full, changes=len(result.changes))
+        if config.role == "sessions":
+            self._reconcile(result, before, report)
+        log.debug(
+            "%s: synced (%s, %d changes)",
+            calendar_id, "full" if result.full else "incremental", len(result.changes),
+        )  # fmt: skip
+        return report
+
+    def _state(self, calendar_id: str) -> str | None:
+        found = self.service.store.calendar(calendar_id)
+        return found.sync_state if found else None
+
+    def _failed(self, calendar_id: str, error: Exception) -> SyncReport:
+        message = f"{type(error).__name__}: {error}"
+        self.service.store.record_sync_failure(calendar_id, message, self.service.clock.now())
+        self.metrics.inc("expediente_syncs_total", calendar=calendar_id, outcome="error")
+        log.warning("%s: sync failed, keeping the last good data: %s", calendar_id, message)
+        return SyncReport(calendar_id, ok=False, error=message)
+
+    # ------------------------------------------------------------- two-way sync
+
+    def _reconcile(
+        self,
+        result: SyncResult,
+        before: dict[str, tuple[str | None, str | None]],
+        report: SyncReport,
+    ) -> None:
+        present: dict[str, ObjectChange] = {}
+        gone: set[str] = set()
+        for change in result.changes:
+            if change.deleted:
+                uid = change.uid or before.get(change.href, (None, None))[0]
+                if uid:
+                    gone.add(uid)
+            elif change.uid:
+                present[change.uid] = change
+        if result.full:
+            gone |= {uid for uid, _ in before.values() if uid and uid not in present}
+        gone -= set(present)
+        store = self.service.store
+        for uid in sorted(gone):
+            session = store.session_by_calendar_uid(uid)
+            if session is not None and session.active:
+                self._cancel(session, "the technician deleted the event", report)
+        for uid, change in present.items():
+            session = store.session_by_calendar_uid(uid)
+            if session is None or not session.active:
+                continue
+            if change.cancelled:
+                self._cancel(session, "the technician cancelled the event", report)
+            elif (
+                change.start is not None
+                and change.end is not None
+                and (change.start != session.start or change.end != session.end)
+            ):
+                self._moved(session, change, report)
+            elif change.etag and change.etag != session.calendar_etag:
+                # Another edit (title, alarm...): ignored, but the next write must be
+                # conditional on what is there now, or it would fail forever.
+                store.set_calendar_etag(session.id, change.etag)
+
+    def _cancel(self, session: SessionRecord, reason: str, report: SyncReport) -> None:
+        try:
+            new_status = transition(session.status, Event.CANCEL)
+        except IllegalTransition:
+            return
+        updated = self.service.store.transition(
+            session.id,
+            new_status,
+            now=self.service.clock.now(),
+            actor="technician",
+            reason=reason,
+            expected=session.status,
+            # The event is gone from the calendar: no write back (it would reappear).
+            outbox=(("notify", {"event": "cancelled"}),),
+        )
+        if updated is not None:
+            log.info("session %s cancelled: %s", session.id, reason)
+            self.metrics.inc("expediente_two_way_total", kind="cancelled")
+            report.cancelled.append(session.id)
+
+    def _moved(self, session: SessionRecord, change: ObjectChange, report: SyncReport) -> None:
+        if change.start is None or change.end is None:
+            return
+        store = self.service.store
+        now = self.service.clock.now()
+        reason = self._move_problem(session, change)
+        if reason is None and session.status == Status.BOOKED:
+            moved = store.move_session(
+                session.id,
+                change.start,
+                change.end,
+                now=now,
+                actor="technician",
+                buffer=self.service.policy.buffer,
+                outbox=(("put", {}), ("notify", {"event": "moved"})),
+            )
+            if moved is None:
+                return  # no longer active: nothing to move
+            if isinstance(moved, Conflict):
+                reason = f"moved onto busy time ({moved.reason})"
+            else:
+                if change.etag:
+                    store.set_calendar_etag(session.id, change.etag)
+                log.info("session %s moved by the technician to %s", session.id, change.start)
+                self.metrics.inc("expediente_two_way_total", kind="moved")
+                report.moved.append(session.id)
+                return
+        if reason is None:
+            reason = "moved while in progress"
+        if session.needs_attention == reason:
+            return  # already flagged for this; don't repeat the audit every sync
+        store.flag_session(session.id, reason, now=now, actor="technician")
+        log.warning(
+            "session %s flagged for the admin: the technician moved its event to %s: %s",
+            session.id, change.start.isoformat(), reason,
+        )  # fmt: skip
+        self.metrics.inc("expediente_two_way_total", kind="flagged")
+        report.flagged.append(session.id)
+
+    def _move_problem(self, session: SessionRecord, change: ObjectChange) -> str | None:
+        if change.start is None or change.end is None:
+            return "the event has no time"
+        policy = self.service.policy
+        session_type = policy.session_types.get(session.type)
+        if session_type is None:
+            return f"unknown session type {session.type!r}"
+        if change.end - change.start != session_type.duration:
+            return "the event's length was changed"
+        violations = [
+            v
+            for v in self.service.time_check(session.type, change.start)
+            if v.code not in _MOVE_ALLOWED and v.code != Code.INVALID_FIELD
+        ]
+        if violations:
+            return "moved to a time the desk does not serve: " + ", ".join(
+                sorted({str(v.code) for v in violations})
+            )
+        return None

@@ -1,0 +1,33 @@
+"""One WSGI application: the JSON API, the pages clients see, feeds, metrics, OpenAPI."""
+
+from __future__ import annotations
+
+import json
+
+from daemon.metrics import CONTENT_TYPE, Metrics
+from daemon.service import Service
+from daemon.signing import Signer
+from daemon.web import openapi
+from daemon.web.api import Api
+from daemon.web.http import App, Request, Response, Router
+
+
+def build_app(service: Service, signer: Signer, metrics: Metrics) -> App:
+    router = Router()
+    Api(service, signer).routes(router)
+    public_url = service.config.server.public_url
+    spec = json.dumps(openapi.document(public_url), indent=1).encode()
+
+    def serve_metrics(request: Request) -> Response:
+        return Response(200, metrics.render(), [("Content-Type", CONTENT_TYPE)])
+
+    def serve_openapi(request: Request) -> Response:
+        return Response(200, spec, [("Content-Type", "application/json")])
+
+    router.add("GET", "/metrics", serve_metrics)
+    router.add("GET", "/api/v1/openapi.json", serve_openapi)
+
+    def count(request: Request, status: int) -> None:
+        metrics.inc("expediente_http_requests_total", status=f"{status // 100}xx")
+
+    return App(router, on_request=count)

@@ -1,0 +1,321 @@
+"""The daemon's moving parts — sync, outbox, sweep, two-way sync, reload — on in-memory
+calendars and a fixed clock. The same flows run against a real Radicale over real HTTP in
+``tests/e2e``; here each is driven step by step, so a failure points at one step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import icalendar
+import pytest
+
+from connectors.base import Unavailable
+from connectors.memory import MemoryCalendar
+from daemon.clock import FixedClock
+from daemon.config import CalendarConfig, load_config
+from daemon.loop import Daemon
+from daemon.systemd import Notifier
+from rules.model import Status
+from tests.daemon.desk import ADMIN_TOKEN, SAO_PAULO, monday, write_config
+from tests.daemon.test_api import booking, call
+
+
+class Desk:
+    def __init__(self, folder: Path) -> None:
+        self.path = write_config(folder)
+        self.clock = FixedClock(monday(7, 0))
+        self.calendars: dict[str, MemoryCalendar] = {}
+        self.daemon = Daemon(
+            load_config(self.path),
+            clock=self.clock,
+            opener=self.open,
+            systemd=Notifier({}),
+        )
+        self.app = self.daemon.web
+
+    def open(self, config: CalendarConfig) -> MemoryCalendar:
+        return self.calendars.setdefault(config.id, MemoryCalendar(SAO_PAULO, config.id))
+
+    def calendar(self, technician: str) -> MemoryCalendar:
+        for config in self.daemon.config.calendars:
+            if config.technician == technician:
+                return self.open(config)
+        raise KeyError(technician)
+
+    def book(self, start: str, **changes: Any) -> dict[str, Any]:
+        status, _, body = call(self, "POST", "/api/v1/bookings", booking(start, **changes))  # type: ignore[arg-type]
+        assert status == 201, body
+        return body  # type: ignore[no-any-return]
+
+    def session_event(self, technician: str, session_id: str) -> icalendar.Event | None:
+        raw = self.calendar(technician).get_raw(f"expediente-{session_id}.ics")
+        if raw is None:
+            return None
+        events = icalendar.Calendar.from_ical(raw).walk("VEVENT")
+        return events[0]
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Iterator[Desk]:
+    desk = Desk(tmp_path)
+    desk.daemon.sync_all()
+    yield desk
+    desk.daemon.shutdown()
+
+
+def technician_of(desk: Desk, session_id: str) -> str:
+    session = desk.daemon.store.get_session(session_id)
+    assert session is not None
+    return session.technician_id
+
+
+def test_a_booking_is_written_to_the_technicians_calendar_by_the_outbox(desk: Desk) -> None:
+    session = desk.book(monday(9).isoformat())
+    tech = technician_of(desk, session["id"])
+    assert desk.session_event(tech, session["id"]) is None  # committed first, written after
+    report = desk.daemon.flush()
+    assert report.delivered >= 1
+    event = desk.session_event(tech, session["id"])
+    assert event is not None
+    assert "Relojoaria Central" in str(event["SUMMARY"])
+    assert "Maria Lima" in str(event["DESCRIPTION"])
+    assert "/checkin/" in str(event["DESCRIPTION"])
+    assert event.decoded("DTSTART") == monday(9)
+    stored = desk.daemon.store.get_session(session["id"])
+    assert stored is not None and stored.calendar_etag is not None
+    assert desk.daemon.store.outbox_depth() == 0
+
+
+def test_a_calendar_outage_delays_the_write_and_never_loses_it(desk: Desk) -> None:
+    session = desk.book(monday(9).isoformat())
+    tech = technician_of(desk, session["id"])
+    desk.calendar(tech).down = Unavailable("connection refused")
+    report = desk.daemon.flush()
+    assert report.failed == 1  # the calendar write; the notice went its own way
+    assert desk.session_event(tech, session["id"]) is None
+    assert desk.daemon.store.outbox_depth() == 1
+    desk.calendar(tech).down = None
+    desk.daemon.flush()
+    assert desk.session_event(tech, session["id"]) is None, "backing off: not due yet"
+    desk.clock.advance(timedelta(minutes=5))
+    desk.daemon.flush()
+    assert desk.session_event(tech, session["id"]) is not None
+    assert desk.daemon.store.outbox_depth() == 0
+    names = [n for n in desk.calendar(tech)._objects if session["id"] in n]
+    assert names == [f"expediente-{session['id']}.ics"]
+
+
+def test_one_dead_calendar_does_not_hold_up_another_technicians_writes(desk: Desk) -> None:
+    first = desk.book(monday(9).isoformat())
+    second = desk.book(monday(9).isoformat())  # the other technician
+    a, b = technician_of(desk, first["id"]), technician_of(desk, second["id"])
+    assert a != b
+    desk.calendar(a).down = Unavailable("timeout")
+    desk.daemon.flush()
+    assert desk.session_event(b, second["id"]) is not None
+    assert desk.session_event(a, first["id"]) is None
+
+
+def test_no_show_marks_rescheduled_and_frees_the_time_in_the_calendar(desk: Desk) -> None:
+    session = desk.book(monday(9).isoformat())
+    tech = technician_of(desk, session["id"])
+    desk.daemon.flush()
+    desk.clock.set(monday(9, 10))
+    assert desk.daemon.sweep() == []  # +10:00 is still within the tolerance
+    desk.clock.set(monday(9, 10) + timedelta(seconds=1))
+    changed = desk.daemon.sweep()
+    assert [s.id for s in changed] == [session["id"]]
+    assert changed[0].status == Status.RESCHEDULED
+    desk.daemon.flush()
+    event = desk.session_event(tech, session["id"])
+    assert event is not None
+    assert str(event.get("TRANSP")) == "TRANSPARENT"
+    assert desk.daemon.metrics.value("expediente_noshows_total") == 1
+    audit = [e.action for e in desk.daemon.store.audit_log(session["id"])]
+    assert "status_changed" in audit
+
+
+def test_a_check_in_in_time_keeps_the_session(desk: Desk) -> None:
+    session = desk.book(monday(9).isoformat())
+    desk.clock.set(monday(9, 5))
+    status, _, body = call(
+        desk,  # type: ignore[arg-type]
+        "POST",
+        f"/api/v1/sessions/{session['id']}/check-in",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert status == 200 and body["status"] == "in_progress"
+    desk.clock.set(monday(9, 20))
+    assert desk.daemon.sweep() == []
+    desk.clock.set(monday(9, 30))
+    assert [s.status for s in desk.daemon.sweep()] == [Status.COMPLETED]
+
+
+def test_a_technician_deleting_the_event_cancels_the_session(desk: Desk) -> None:
+    session = desk.book(monday(9).isoformat())
+    tech = technician_of(desk, session["id"])
+    desk.daemon.flush()
+    desk.daemon.sync_all()
+    desk.calendar(tech).delete_raw(f"expediente-{session['id']}.ics")
+    desk.daemon.sync_all()
+    stored = desk.daemon.store.get_session(session["id"])
+    assert stored is not None and stored.status == Status.CANCELLED
+    # The cancellation does not write the event back.
+    desk.daemon.flush()
+    assert desk.session_event(tech, session["id"]) is None
+
+
+def test_a_failed_fetch_is_never_taken_for_a_deletion(desk: Desk) -> None:
+    session = desk.book(monday(9).isoformat())
+    tech = technician_of(desk, session["id"])
+    desk.calendar(tech).put_raw(
+        "private.ics",
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:p1\r\n"
+        "DTSTAMP:20261101T000000Z\r\nDTSTART:20261130T140000Z\r\nDTEND:20261130T150000Z\r\n"
+        "SUMMARY:dentist\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+    )
+    desk.daemon.flush()
+    desk.daemon.sync_all()
+    desk.calendar(tech).down = Unavailable("503")
+    reports = desk.daemon.sync_all()
+    assert not all(r.ok for r in reports)
+    stored = desk.daemon.store.get_session(session["id"])
+    assert stored is not None and stored.status == Status.BOOKED
+    busy = desk.daemon.store.busy_pairs(tech, desk.daemon.service.cache_window(desk.clock.now()))
+    assert busy, "the last good busy data is kept"
+    state = next(c for c in desk.daemon.store.calendars() if c.technician_id == tech)
+    assert state.consecutive_failures == 1 and "503" in (state.last_error or "")
+
+
+def _move(desk: Desk, tech: str, session_id: str, start: str, end: str) -> None:
+    calendar = desk.calendar(tech)
+    name = f"expediente-{session_id}.ics"
+    raw = calendar.get_raw(name)
+    assert raw is not None
+    cal = icalendar.Calendar.from_ical(raw)
+    event = cal.walk("VEVENT")[0]
+    event["DTSTART"] = icalendar.vDDDTypes(icalendar.vDatetime.from_ical(start))
+    event["DTEND"] = icalendar.vDDDTypes(icalendar.vDatetime.from_ical(end))
+    calendar.put_raw(name, cal.to_ical())
+
+
+def test_a_technician_moving_the_event_to_a_valid_time_moves_the_session(desk: Desk) -> None:
+    session = desk.book(monday(9).isoformat())
+    tech = technician_of(desk, session["id"])
+    desk.daemon.flush()
+    desk.daemon.sync_all()
+    _move(desk, tech, session["id"], "20261130T140000Z", "20261130T143000Z")  # 11:00 local
+    reports = desk.daemon.sync_all()
+    assert [session["id"]] in [r.moved for r in reports]
+    stored = desk.daemon.store.get_session(session["id"])
+    assert stored is not None and stored.start == monday(11) and stored.needs_attention is None
+    # The old time is free again, the new one taken.
+    slots = desk.daemon.service.slots("standard", monday(0).date(), monday(0).date())
+    counts = {s.start: len(s.technicians) for s in slots}
+    assert counts[monday(9)] == 2 and counts[monday(11)] == 1
+
+
+def test_a_move_outside_the_hours_flags_the_session_and_keeps_blocking(desk: Desk) -> None:
+    session = desk.book(monday(9).isoformat())
+    tech = technician_of(desk, session["id"])
+    desk.daemon.flush()
+    desk.daemon.sync_all()
+    # 12:00-12:30 local: lunch, outside the desk's hours.
+    _move(desk, tech, session["id"], "20261130T150000Z", "20261130T153000Z")
+    reports = desk.daemon.sync_all()
+    assert [session["id"]] in [r.flagged for r in reports]
+    stored = desk.daemon.store.get_session(session["id"])
+    assert stored is not None and stored.status == Status.BOOKED
+    assert stored.start == monday(9), "the session keeps its time until the admin decides"
+    assert "outside_hours" in (stored.needs_attention or "")
+    _, _, health = call(desk, "GET", "/healthz")  # type: ignore[arg-type]
+    assert health["sessions_needing_attention"] == 1
+    # Synced again: flagged once, not once per sync.
+    desk.daemon.sync_all()
+    flags = [e for e in desk.daemon.store.audit_log(session["id"]) if e.action == "flagged"]
+    assert len(flags) == 1
+    metrics = desk.daemon.metrics.render().decode()
+    assert "expediente_sessions_flagged 1.0" in metrics
+
+
+def test_a_move_onto_busy_time_is_flagged_not_double_booked(desk: Desk) -> None:
+    session = desk.book(monday(9).isoformat())
+    tech = technician_of(desk, session["id"])
+    desk.calendar(tech).put_raw(
+        "busy.ics",
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:b1\r\n"
+        "DTSTAMP:20261101T000000Z\r\nDTSTART:20261130T140000Z\r\nDTEND:20261130T150000Z\r\n"
+        "SUMMARY:private\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+    )
+    desk.daemon.flush()
+    desk.daemon.sync_all()
+    _move(desk, tech, session["id"], "20261130T140000Z", "20261130T143000Z")
+    desk.daemon.sync_all()
+    stored = desk.daemon.store.get_session(session["id"])
+    assert stored is not None and stored.start == monday(9)
+    assert "busy" in (stored.needs_attention or "")
+
+
+def test_metrics_and_openapi_are_served(desk: Desk) -> None:
+    desk.book(monday(9).isoformat())
+    call(desk, "POST", "/api/v1/bookings", booking(monday(3).isoformat()))  # type: ignore[arg-type]
+    environ_call = call(desk, "GET", "/api/v1/openapi.json")  # type: ignore[arg-type]
+    status, _, spec = environ_call
+    assert status == 200 and spec["openapi"].startswith("3.")
+    assert {"/api/v1/slots", "/api/v1/bookings", "/healthz", "/metrics"} <= set(spec["paths"])
+    assert desk.daemon.metrics.value("expediente_bookings_total", outcome="booked") == 1
+    assert desk.daemon.metrics.value("expediente_bookings_total", outcome="rejected") == 1
+    text = render(desk)
+    assert 'expediente_syncs_total{calendar="ana:sessions' in text
+    assert "expediente_outbox_depth 2.0" in text  # the calendar write and the notice
+    assert "expediente_calendar_sync_age_seconds" in text
+
+
+def render(desk: Desk) -> str:
+    import io
+
+    captured: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        captured["status"] = status
+        captured["headers"] = dict(headers)
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics", "wsgi.input": io.BytesIO()}
+    body = b"".join(desk.app(environ, start_response))
+    assert captured["status"].startswith("200")
+    assert captured["headers"]["Content-Type"].startswith("text/plain; version=0.0.4")
+    return body.decode()
+
+
+def test_reload_with_a_broken_config_keeps_the_running_one(desk: Desk) -> None:
+    before = desk.daemon.parts
+    desk.path.write_text(desk.path.read_text().replace('horizon = "30d"', 'horizon = "soon"'))
+    assert desk.daemon.reload() is False
+    assert desk.daemon.parts is before
+    status, _, _ = call(desk, "GET", "/api/v1/slots")  # type: ignore[arg-type]
+    assert status == 200
+
+
+def test_reload_applies_a_valid_change(desk: Desk) -> None:
+    desk.path.write_text(desk.path.read_text().replace('horizon = "30d"', 'horizon = "7d"'))
+    assert desk.daemon.reload() is True
+    assert desk.daemon.config.policy.horizon == timedelta(days=7)
+    status, _, body = call(
+        desk, "POST", "/api/v1/bookings", booking(monday(9, weeks=2).isoformat())
+    )  # type: ignore[arg-type]
+    assert status == 422
+    assert "beyond_horizon" in [v["code"] for v in body["error"]["violations"]]
+
+
+def test_a_failing_job_is_logged_and_the_loop_goes_on(
+    desk: Desk, caplog: pytest.LogCaptureFixture
+) -> None:
+    def boom() -> None:
+        raise RuntimeError("bug in a job")
+
+    guarded = desk.daemon._guarded("test", boom)
+    guarded()  # does not raise
+    assert "job test failed" in caplog.text
