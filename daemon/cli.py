@@ -20,7 +20,7 @@ from daemon.availability import compute_slots, date_range_window, slots_document
 from daemon.clock import Clock, SystemClock
 from daemon.errors import UserError
 from rules.intervals import Interval
-from rules.model import Policy
+from rules.model import Policy, Status
 
 if TYPE_CHECKING:
     from daemon.config import Config
@@ -73,6 +73,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="read a technician's busy time from an iCalendar file (repeatable)",
     )
     slots.add_argument("--json", action="store_true", help="print the API's JSON document")
+
+    run = commands.add_parser("run", help="run the daemon (the systemd service runs this)")
+    run.add_argument("--config", required=True, type=Path)
+    run.add_argument(
+        "--clock-start",
+        type=_instant,
+        help="for rehearsals and tests: the clock starts at this instant and runs from there",
+    )
+
+    sessions = commands.add_parser("sessions", help="list sessions")
+    sessions.add_argument("--config", required=True, type=Path)
+    sessions.add_argument(
+        "--status",
+        action="append",
+        choices=[str(s) for s in Status],
+        help="only this status (repeatable)",
+    )
+    sessions.add_argument("--technician", help="only this technician's sessions")
+    sessions.add_argument("--from", dest="first", type=_date, help="first day, YYYY-MM-DD")
+    sessions.add_argument("--to", dest="last", type=_date, help="last day, YYYY-MM-DD")
+    sessions.add_argument(
+        "--flagged", action="store_true", help="only sessions waiting for the admin"
+    )
+    sessions.add_argument("--json", action="store_true", help="one JSON document")
+
+    for name, text in (("check-in", "the client called: mark a session in progress"),
+                       ("cancel", "cancel a session")):  # fmt: skip
+        command = commands.add_parser(name, help=text)
+        command.add_argument("session_id", metavar="ID")
+        command.add_argument("--config", required=True, type=Path)
+        if name == "cancel":
+            command.add_argument("--reason", default="", help="kept in the audit log")
+
+    sync = commands.add_parser(
+        "sync", help="sync calendars, apply no-shows and deliver the outbox, once"
+    )
+    sync.add_argument("--config", required=True, type=Path)
+    sync.add_argument("--once", action="store_true", required=True, help="one round, then exit")
+    sync.add_argument("--full", action="store_true", help="ignore sync tokens: read everything")
+
+    demo = commands.add_parser(
+        "demo", help="a desk on an embedded CalDAV server, with sample technicians"
+    )
+    demo.add_argument(
+        "--state",
+        type=Path,
+        default=Path("expediente-demo"),
+        help="folder for the demo's data (default: ./expediente-demo)",
+    )
+    demo.add_argument("--port", type=int, default=8080, help="booking page port (8080)")
+    demo.add_argument("--caldav-port", type=int, default=5232, help="CalDAV port (5232)")
     return parser
 
 
@@ -99,6 +150,18 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
             return cmd_check_config(args)
         if args.command == "slots":
             return cmd_slots(args, clock or SystemClock())
+        if args.command == "run":
+            return cmd_run(args, clock)
+        if args.command == "sessions":
+            return cmd_sessions(args, clock or SystemClock())
+        if args.command in ("check-in", "cancel"):
+            return cmd_lifecycle(args, clock or SystemClock())
+        if args.command == "sync":
+            return cmd_sync(args, clock or SystemClock())
+        if args.command == "demo":
+            from daemon.demo import run_demo
+
+            return run_demo(args.state, port=args.port, caldav_port=args.caldav_port)
     except UserError as error:
         for line in str(error).splitlines() or [""]:
             print(f"expediente: error: {line}", file=sys.stderr)
@@ -219,6 +282,127 @@ def _live_busy(
                 print(f"expediente: warning: {problem}", file=sys.stderr)
         busy[tech.id] = intervals
     return busy, unreadable
+
+
+def cmd_run(args: argparse.Namespace, clock: Clock | None) -> int:
+    from daemon import log as logs
+    from daemon.clock import ShiftedClock
+    from daemon.loop import Daemon
+
+    config = _load(args.config)
+    logs.setup(config.log.level)
+    if args.clock_start is not None:
+        start = args.clock_start
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=config.policy.timezone)
+        clock = ShiftedClock(start)
+    return Daemon(config, clock=clock).run()
+
+
+def _service(path: Path, clock: Clock) -> Any:
+    """The service on the daemon's store, for admin commands (no calendar is contacted:
+    what they change reaches calendars through the outbox the running daemon drains)."""
+    from daemon.service import Service
+    from daemon.store import Store
+
+    config = _load(path, check_secrets=False)
+    return Service(config, Store(config.store.path), clock)
+
+
+def cmd_sessions(args: argparse.Namespace, clock: Clock) -> int:
+    from daemon.availability import iso
+
+    service = _service(args.config, clock)
+    policy = service.policy
+    window = None
+    if args.first or args.last:
+        first = args.first or date.min
+        last = args.last or date.max - timedelta(days=1)
+        window = date_range_window(policy, first, last)
+    found = service.store.list_sessions(
+        status=[Status(s) for s in args.status] if args.status else None,
+        technician_id=args.technician,
+        window=window,
+    )
+    if args.flagged:
+        found = [s for s in found if s.needs_attention]
+    if args.json:
+        rows = [
+            {
+                "id": s.id,
+                "status": str(s.status),
+                "type": s.type,
+                "start": iso(s.start, policy),
+                "end": iso(s.end, policy),
+                "technician_id": s.technician_id,
+                "company": s.company,
+                "responsible_name": s.responsible_name,
+                "phone": s.phone,
+                "needs_attention": s.needs_attention,
+            }
+            for s in found
+        ]
+        json.dump({"sessions": rows}, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for s in found:
+        start = s.start.astimezone(policy.timezone)
+        flag = f"  ! {s.needs_attention}" if s.needs_attention else ""
+        print(
+            f"{s.id}  {start:%Y-%m-%d %H:%M}  {s.status:<11}  {s.technician_id:<10}  "
+            f"{s.company} ({s.responsible_name}){flag}"
+        )
+    print(f"{len(found)} session(s)")
+    return 0
+
+
+def cmd_lifecycle(args: argparse.Namespace, clock: Clock) -> int:
+    from daemon.service import SessionNotFound
+    from rules.lifecycle import IllegalTransition
+
+    service = _service(args.config, clock)
+    try:
+        if args.command == "check-in":
+            session = service.check_in(args.session_id, actor="admin-cli")
+        else:
+            session = service.cancel(args.session_id, actor="admin-cli", reason=args.reason)
+    except SessionNotFound:
+        raise UserError(f"no session {args.session_id!r} (see: expediente sessions)") from None
+    except IllegalTransition as error:
+        print(f"expediente: {args.command} refused: {error}", file=sys.stderr)
+        return 1
+    print(f"{session.id}: {session.status}")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace, clock: Clock) -> int:
+    from daemon import log as logs
+    from daemon.loop import Daemon
+
+    config = _load(args.config)
+    logs.setup(config.log.level)
+    daemon = Daemon(config, clock=clock)
+    try:
+        reports = daemon.sync_all(full=args.full)
+        changed = daemon.sweep()
+        flushed = daemon.flush()
+    finally:
+        daemon.shutdown()
+    for report in reports:
+        state = "ok" if report.ok else f"FAILED: {report.error}"
+        kind = "full" if report.full else "incremental"
+        print(
+            f"{report.calendar_id}: {state}"
+            + (f" ({kind}, {report.changes} changes)" if report.ok else "")
+        )
+        for label, ids in (("cancelled", report.cancelled), ("moved", report.moved),
+                           ("flagged", report.flagged)):  # fmt: skip
+            for session_id in ids:
+                print(f"  session {session_id} {label}")
+    for session in changed:
+        print(f"session {session.id}: {session.status}")
+    print(f"outbox: {flushed.delivered} delivered, {flushed.failed} failed")
+    return 0 if all(r.ok for r in reports) and not flushed.failed else 1
 
 
 WEEKDAY_NAMES = {

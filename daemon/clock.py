@@ -39,3 +39,20 @@ class FixedClock:
         with self._lock:
             self._now += delta
             return self._now
+
+
+class ShiftedClock:
+    """Real time moved to start at a given instant (``expediente run --clock-start``).
+
+    For end-to-end tests and rehearsals in a subprocess: the daemon believes it is, say,
+    Monday 08:55 and time flows normally from there, so a no-show deadline arrives after
+    a real minute instead of depending on when the test happens to run.
+    """
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("ShiftedClock needs an aware datetime")
+        self._offset = start.astimezone(UTC) - datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset

@@ -1,0 +1,220 @@
+"""``expediente demo``: a whole desk on this machine, on a real CalDAV server.
+
+It starts Radicale (a real CalDAV server, installed with expediente) on 127.0.0.1 with its
+data in the state folder, creates two technicians' calendars with sample busy time (one
+event recurring every weekday, so the demo shows recurrences blocking time), writes a
+configuration next to it, and runs the daemon on that configuration. Running it again
+reuses the folder: bookings made earlier are still there.
+
+Nothing here is special-cased in the daemon: it reads and writes the technicians'
+calendars over CalDAV exactly as it would on a production server.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from daemon.errors import UserError
+
+TZ = ZoneInfo("America/Sao_Paulo")
+TECHNICIANS = (("ana", "Ana Souza"), ("bruno", "Bruno Lima"))
+PASSWORD_FILE = "secrets/caldav-password"  # noqa: S105 - a file name
+
+CONFIG = """\
+# The demo desk: written by `expediente demo`; edit it and restart the demo to try changes.
+[desk]
+name = "Suporte Técnico (demo)"
+timezone = "America/Sao_Paulo"
+language = "pt-BR"
+holidays = {{ country = "BR", subdivision = "SP" }}
+
+[booking]
+slot_step = "30m"
+horizon = "30d"
+grace = "10m"
+remote_tools = ["AnyDesk"]
+
+[sync]
+interval = "20s"
+stale_after = "10m"
+
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+admin_token_file = "secrets/admin-token"
+signing_key_file = "secrets/signing-key"
+
+[store]
+path = "expediente.db"
+{technicians}"""
+
+TECHNICIAN = """
+[[technicians]]
+id = "{id}"
+name = "{name}"
+[technicians.calendar]
+kind = "caldav"
+url = "{caldav}/{id}/work/"
+username = "{id}"
+password_file = "{password_file}"
+[[technicians.busy]]
+kind = "caldav"
+url = "{caldav}/{id}/personal/"
+username = "{id}"
+password_file = "{password_file}"
+"""
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _wait_for(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise UserError(f"the embedded CalDAV server exited with code {process.returncode}")
+        if not _free(port):
+            return
+        time.sleep(0.05)
+    raise UserError(f"the embedded CalDAV server did not start on port {port}")
+
+
+def start_radicale(state: Path, port: int, password: str) -> subprocess.Popen[bytes]:
+    if not _free(port):
+        raise UserError(f"port {port} is taken; choose another with --caldav-port")
+    users = state / "radicale-users"
+    users.write_text("".join(f"{tech}:{password}\n" for tech, _ in TECHNICIANS))
+    config = state / "radicale.conf"
+    config.write_text("")  # keeps Radicale from reading /etc/radicale or ~/.config
+    command = [
+        sys.executable, "-m", "radicale",
+        "--config", str(config),
+        "--server-hosts", f"127.0.0.1:{port}",
+        "--storage-filesystem-folder", str(state / "radicale"),
+        "--auth-type", "htpasswd",
+        "--auth-htpasswd-filename", str(users),
+        "--auth-htpasswd-encryption", "plain",
+        "--logging-level", "warning",
+    ]  # fmt: skip
+    process = subprocess.Popen(command)  # noqa: S603 - our own interpreter and arguments
+    try:
+        _wait_for(port, process)
+    except BaseException:
+        process.terminate()
+        process.wait(5)
+        raise
+    return process
+
+
+def _sample_events(tech: str, today: datetime) -> dict[str, list[str]]:
+    """Busy time for each calendar: a recurring team meeting and a one-off appointment."""
+    monday = today - timedelta(days=today.weekday())
+    stamp = "20260101T000000Z"
+    meeting_start = monday.replace(hour=10 if tech == "ana" else 14, minute=0)
+    one_off = (today + timedelta(days=1)).replace(hour=8 if tech == "ana" else 15, minute=30)
+
+    def local(value: datetime) -> str:
+        return value.strftime("%Y%m%dT%H%M%S")
+
+    recurring = (
+        f"BEGIN:VEVENT\nUID:demo-{tech}-meeting\nDTSTAMP:{stamp}\n"
+        f"DTSTART;TZID=America/Sao_Paulo:{local(meeting_start)}\n"
+        f"DTEND;TZID=America/Sao_Paulo:{local(meeting_start + timedelta(hours=1))}\n"
+        "RRULE:FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR\nSUMMARY:Reunião de equipe (privado)\n"
+        "END:VEVENT\n"
+    )
+    appointment = (
+        f"BEGIN:VEVENT\nUID:demo-{tech}-appointment\nDTSTAMP:{stamp}\n"
+        f"DTSTART;TZID=America/Sao_Paulo:{local(one_off)}\n"
+        f"DTEND;TZID=America/Sao_Paulo:{local(one_off + timedelta(hours=2))}\n"
+        "SUMMARY:Consulta médica (privado)\nEND:VEVENT\n"
+    )
+
+    def wrap(body: str) -> str:
+        text = "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//expediente//demo//EN\n" + body
+        return (text + "END:VCALENDAR\n").replace("\n", "\r\n")
+
+    return {"work": [wrap(appointment)], "personal": [wrap(recurring)]}
+
+
+def create_calendars(caldav_url: str, password: str, today: datetime) -> None:
+    import caldav
+
+    for tech, _ in TECHNICIANS:
+        client_class: Any = caldav.DAVClient
+        client: Any = client_class(url=f"{caldav_url}/{tech}/", username=tech, password=password)
+        with client:
+            principal = client.principal()
+            for name, events in _sample_events(tech, today).items():
+                calendar = principal.make_calendar(name=f"{tech} {name}", cal_id=name)
+                for ics in events:
+                    calendar.add_event(ics)
+
+
+def prepare(state: Path, port: int, caldav_port: int) -> tuple[Path, bool]:
+    """Write the demo's configuration and secrets; True when the folder is new."""
+    fresh = not (state / "expediente.toml").exists()
+    (state / "secrets").mkdir(parents=True, exist_ok=True)
+    for name in ("caldav-password", "admin-token", "signing-key"):
+        path = state / "secrets" / name
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(24) + "\n")
+            path.chmod(0o600)
+    caldav = f"http://127.0.0.1:{caldav_port}"
+    technicians = "".join(
+        TECHNICIAN.format(id=tech, name=name, caldav=caldav, password_file=PASSWORD_FILE)
+        for tech, name in TECHNICIANS
+    )
+    (state / "expediente.toml").write_text(CONFIG.format(port=port, technicians=technicians))
+    return state / "expediente.toml", fresh
+
+
+def run_demo(state: Path, *, port: int = 8080, caldav_port: int = 5232) -> int:
+    from daemon import log as logs
+    from daemon.config import load_config
+    from daemon.loop import Daemon
+
+    state = state.resolve()
+    if not _free(port):
+        raise UserError(f"port {port} is taken; choose another with --port")
+    config_path, fresh = prepare(state, port, caldav_port)
+    password = (state / PASSWORD_FILE).read_text().strip()
+    logs.setup("INFO")
+    radicale = start_radicale(state, caldav_port, password)
+    try:
+        if fresh:
+            create_calendars(f"http://127.0.0.1:{caldav_port}", password, datetime.now(TZ))
+        config = load_config(config_path)
+        token = (state / "secrets" / "admin-token").read_text().strip()
+        print(
+            f"\nexpediente demo — data in {state}\n"
+            f"  booking page   http://127.0.0.1:{port}/\n"
+            f"  free slots     http://127.0.0.1:{port}/api/v1/slots\n"
+            f"  free-slot feed http://127.0.0.1:{port}/feeds/free.ics\n"
+            f"  health         http://127.0.0.1:{port}/healthz\n"
+            f"  metrics        http://127.0.0.1:{port}/metrics\n"
+            f"  API            http://127.0.0.1:{port}/api/v1/openapi.json "
+            f"(admin token: {token})\n"
+            f"  CalDAV         http://127.0.0.1:{caldav_port}/ana/work/ "
+            f"(user ana, password in {state / PASSWORD_FILE})\n"
+            f"  configuration  {config_path}\n"
+            "Ctrl-C stops it.\n",
+            flush=True,
+        )
+        return Daemon(config).run()
+    finally:
+        radicale.terminate()
+        try:
+            radicale.wait(10)
+        except subprocess.TimeoutExpired:
+            radicale.kill()
