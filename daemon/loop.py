@@ -247,11 +247,14 @@ class Daemon:
         )
         self.systemd.status(text)
 
-    def start(self, *, serve: bool = True) -> None:
-        """Serve HTTP, sync every calendar once, then tell systemd we are ready."""
+    def start(self, *, serve: bool = True, port: int | None = None) -> None:
+        """Serve HTTP, sync every calendar once, then tell systemd we are ready.
+
+        ``port`` overrides the configured one (0: any free port, for tests).
+        """
         if serve:
             server = self.config.server
-            self.server = HttpServer(self.web, server.host, server.port)
+            self.server = HttpServer(self.web, server.host, server.port if port is None else port)
             self.server.start()
             log.info("listening on %s (public URL %s)", self.server.url, server.public_url)
         self.systemd.status("first sync")

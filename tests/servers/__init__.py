@@ -257,12 +257,14 @@ class CalDAVServer:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self) -> None:
-        """Start on a free port and return when it accepts connections."""
+    def start(self, *, same_port: bool = False) -> None:
+        """Start on a free port (or, restarting, the one it had) and return when it accepts
+        connections."""
         if self.running:
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        if not (same_port and self.port):
+            self.port = free_port()
         env = {**os.environ, **self.environment()}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(

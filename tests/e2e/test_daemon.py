@@ -1,0 +1,241 @@
+"""The daemon end to end: real HTTP in, real CalDAV (Radicale) out, time moved by hand."""
+
+from __future__ import annotations
+
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import icalendar
+import pytest
+
+from daemon.clock import FixedClock
+from daemon.config import load_config
+from daemon.loop import Daemon
+from daemon.systemd import Notifier
+from tests.daemon.desk import monday
+from tests.e2e.conftest import (
+    ADMIN,
+    Desk,
+    Process,
+    booking,
+    http,
+    private_event,
+    write_config,
+)
+from tests.servers import CalendarHandle
+from tests.servers.radicale import RadicaleServer
+
+pytestmark = pytest.mark.slow
+
+
+def local(text: bytes | None) -> icalendar.Event:
+    assert text is not None
+    return icalendar.Calendar.from_ical(text).walk("VEVENT")[0]
+
+
+def session_objects(calendar: CalendarHandle) -> list[str]:
+    """Names of the session events in the calendar (to count duplicates)."""
+    objects = calendar.client.calendar(url=calendar.url).objects()
+    return [str(o.url).rsplit("/", 1)[-1] for o in objects if "expediente-" in str(o.url)]
+
+
+def test_a_booking_over_http_lands_in_the_technicians_calendar(desk: Desk) -> None:
+    session = desk.book(monday(9))
+    desk.daemon.flush()
+    event = local(desk.event(session["id"]))
+    assert event.decoded("DTSTART") == monday(9)
+    assert "Relojoaria Central" in str(event["SUMMARY"])
+    description = str(event["DESCRIPTION"])
+    assert "Maria Lima" in description and "/checkin/" in description
+    assert event.walk("VALARM"), "the technician gets a reminder"
+
+
+def test_an_event_the_technician_adds_removes_its_slots_after_the_next_sync(desk: Desk) -> None:
+    before = desk.slots(monday(0))
+    assert before[monday(11).isoformat()] == 2
+    desk.calendars["ana"].put_raw(
+        "dentist.ics", private_event("dentist", "20261130T140000Z", "20261130T150000Z")
+    )
+    assert desk.slots(monday(0)) == before, "not before the next sync"
+    desk.daemon.sync_all()
+    after = desk.slots(monday(0))
+    assert after[monday(11).isoformat()] == 1
+    assert after[monday(11, 30).isoformat()] == 1
+    assert after[monday(10, 30).isoformat()] == 2
+
+
+def test_no_show_is_rescheduled_in_the_store_and_the_calendar(desk: Desk) -> None:
+    session = desk.book(monday(9))
+    desk.daemon.flush()
+    desk.clock.set(monday(9, 10) + timedelta(seconds=1))
+    desk.daemon.sweep()
+    desk.daemon.flush()
+    status, body = desk.get(f"/api/v1/sessions/{session['id']}", ADMIN)
+    assert status == 200 and body["status"] == "rescheduled"
+    event = local(desk.event(session["id"]))
+    assert str(event["TRANSP"]) == "TRANSPARENT", "the time no longer blocks"
+    assert str(event["SUMMARY"]).startswith("[REAGENDADO]"), "a marker the technician sees"
+    desk.daemon.sync_all()
+    slots = desk.slots(monday(0))
+    assert slots[monday(10).isoformat()] == 2, slots
+
+
+def test_a_check_in_in_time_keeps_the_session(desk: Desk) -> None:
+    session = desk.book(monday(9))
+    desk.daemon.flush()
+    desk.clock.set(monday(9, 8))
+    status, body = desk.post(f"/api/v1/sessions/{session['id']}/check-in", headers=ADMIN)
+    assert status == 200 and body["status"] == "in_progress"
+    desk.clock.set(monday(9, 20))
+    desk.daemon.sweep()
+    status, body = desk.get(f"/api/v1/sessions/{session['id']}", ADMIN)
+    assert body["status"] == "in_progress"
+
+
+def test_the_technician_deleting_the_event_cancels_the_session(desk: Desk) -> None:
+    session = desk.book(monday(9))
+    desk.daemon.flush()
+    desk.daemon.sync_all()
+    tech = desk.technician(session["id"])
+    desk.calendars[tech].delete_raw(desk.event_name(session["id"]))
+    desk.daemon.sync_all()
+    _, body = desk.get(f"/api/v1/sessions/{session['id']}", ADMIN)
+    assert body["status"] == "cancelled"
+    desk.daemon.flush()
+    assert desk.calendars[tech].get_raw(desk.event_name(session["id"])) is None
+
+
+def test_the_technician_moving_the_event_moves_or_flags_the_session(desk: Desk) -> None:
+    first = desk.book(monday(9))
+    second = desk.book(monday(9))
+    desk.daemon.flush()
+    desk.daemon.sync_all()
+    for session, new_start in ((first, "20261130T140000"), (second, "20261130T150000")):
+        tech = desk.technician(session["id"])
+        name = desk.event_name(session["id"])
+        cal = icalendar.Calendar.from_ical(desk.calendars[tech].get_raw(name))
+        event = cal.walk("VEVENT")[0]
+        start = icalendar.vDatetime.from_ical(new_start + "Z")
+        event["DTSTART"] = icalendar.vDDDTypes(start)
+        event["DTEND"] = icalendar.vDDDTypes(start + timedelta(minutes=30))
+        desk.calendars[tech].put_raw(name, cal.to_ical())
+    desk.daemon.sync_all()
+    _, moved = desk.get(f"/api/v1/sessions/{first['id']}", ADMIN)
+    assert moved["start"] == monday(11).isoformat()  # 14:00Z: a valid time
+    _, flagged = desk.get(f"/api/v1/sessions/{second['id']}", ADMIN)
+    assert flagged["start"] == monday(9).isoformat()  # 15:00Z is lunch: kept, flagged
+    assert "outside_hours" in flagged["needs_attention"]
+    _, health = desk.get("/healthz")
+    assert health["sessions_needing_attention"] == 1
+    _, metrics = desk.get("/metrics")
+    assert 'expediente_two_way_total{kind="flagged"} 1.0' in metrics
+
+
+def test_fifty_concurrent_posts_for_one_slot_book_it_once(desk: Desk) -> None:
+    # Bruno is away at 09:00, so the slot has exactly one free technician.
+    desk.calendars["bruno"].put_raw(
+        "away.ics", private_event("away", "20261130T120000Z", "20261130T123000Z")
+    )
+    desk.daemon.sync_all()
+    assert desk.slots(monday(0))[monday(9).isoformat()] == 1
+    body = booking(monday(9))
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(
+            pool.map(lambda _: http("POST", desk.url + "/api/v1/bookings", body), range(50))
+        )
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(201) == 1, statuses
+    assert statuses.count(409) == 49, statuses
+    assert all(b["error"]["code"] == "slot_taken" for s, b in results if s == 409)
+    desk.daemon.flush()
+    assert len(session_objects(desk.calendars["ana"])) == 1
+    assert session_objects(desk.calendars["bruno"]) == []
+
+
+def test_a_booking_made_while_the_calendar_server_is_down_is_written_when_it_is_back(
+    tmp_path: Path,
+) -> None:
+    server = RadicaleServer(tmp_path / "radicale")
+    with server:
+        calendars = {"ana": server.new_calendar(), "bruno": server.new_calendar()}
+        path = write_config(tmp_path / "desk", server, calendars["ana"], calendars["bruno"])
+        clock = FixedClock(monday(7, 0))
+        daemon = Daemon(load_config(path), clock=clock, systemd=Notifier({}))
+        daemon.start(port=0)
+        try:
+            assert daemon.server is not None
+            url = daemon.server.url
+            server.stop()
+            status, session = http("POST", url + "/api/v1/bookings", booking(monday(9)))
+            assert status == 201, "the booking is accepted: the store is the source of truth"
+            report = daemon.flush()
+            assert report.failed >= 1
+            _, health = http("GET", url + "/healthz")
+            assert health["outbox_depth"] >= 1
+            server.start(same_port=True)
+            clock.advance(timedelta(minutes=10))
+            daemon.flush()
+            _, full = http("GET", url + f"/api/v1/sessions/{session['id']}", headers=ADMIN)
+            name = f"expediente-{session['id']}.ics"
+            assert calendars[full["technician_id"]].get_raw(name) is not None
+            _, health = http("GET", url + "/healthz")
+            assert health["outbox_depth"] == 0
+        finally:
+            daemon.shutdown()
+
+
+def test_kill_9_loses_no_booking_and_duplicates_no_event(
+    process_desk: tuple[Process, dict[str, CalendarHandle]], radicale: RadicaleServer
+) -> None:
+    process, calendars = process_desk
+    process.start()
+    url = process.url
+    status, written = http("POST", url + "/api/v1/bookings", booking(monday(9)))
+    assert status == 201
+    name = f"expediente-{written['id']}.ics"
+    tech = http("GET", url + f"/api/v1/sessions/{written['id']}", headers=ADMIN)[1]
+    process.wait_until(
+        lambda: calendars[tech["technician_id"]].get_raw(name) is not None, "first event"
+    )
+    # A second booking killed before (or while) its event is written.
+    status, pending = http("POST", url + "/api/v1/bookings", booking(monday(10)))
+    assert status == 201
+    process.kill9()
+    process.start()
+    for session in (written, pending):
+        _, full = http("GET", url + f"/api/v1/sessions/{session['id']}", headers=ADMIN)
+        assert full["status"] == "booked", "no accepted booking is lost"
+        calendar = calendars[full["technician_id"]]
+        event_name = f"expediente-{session['id']}.ics"
+        process.wait_until(lambda c=calendar, n=event_name: c.get_raw(n) is not None, "event")
+    names = session_objects(calendars["ana"]) + session_objects(calendars["bruno"])
+    assert sorted(names) == sorted(
+        {f"expediente-{written['id']}.ics", f"expediente-{pending['id']}.ics"}
+    ), "one event per session, no duplicate"
+    assert process.stop() == 0
+
+
+def test_sighup_with_a_broken_config_keeps_the_running_one(
+    process_desk: tuple[Process, dict[str, CalendarHandle]],
+) -> None:
+    process, _ = process_desk
+    process.start()
+    good = process.config.read_text()
+    process.config.write_text(good.replace('horizon = "30d"', 'horizon = "whenever"'))
+    process.signal(signal.SIGHUP)
+    process.wait_until(lambda: "reload refused" in process.log.read_text(), "reload refused")
+    assert "horizon" in process.log.read_text().split("reload refused", 1)[1]
+    status, _ = http("POST", process.url + "/api/v1/bookings", booking(monday(9, weeks=2)))
+    assert status == 201, "the old configuration (30-day horizon) still applies"
+    process.config.write_text(good.replace('horizon = "30d"', 'horizon = "7d"'))
+    process.signal(signal.SIGHUP)
+    process.wait_until(
+        lambda: "configuration reloaded" in process.log.read_text(), "configuration reloaded"
+    )
+    status, body = http("POST", process.url + "/api/v1/bookings", booking(monday(10, weeks=2)))
+    assert status == 422
+    assert "beyond_horizon" in [v["code"] for v in body["error"]["violations"]]
+    assert process.stop() == 0
+    assert "stopped" in process.log.read_text()
