@@ -1169,7 +1169,9 @@ SERVER = Table(
 STORE = Table(
     [
         S("path", FilePath(must_exist=False), "expediente.db",
-          "The SQLite database: sessions, busy-time cache, outbox. Back it up."),
+          "The SQLite database: sessions, busy-time cache, outbox. Back it up. Under "
+          "systemd it belongs in the StateDirectory, the one writable place.",
+          "/var/lib/expediente/expediente.db"),
     ]
 )
 
