@@ -187,7 +187,9 @@ class Api:
         header = request.header("authorization") or ""
         scheme, _, token = header.partition(" ")
         expected = self._admin_token.reveal()
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected):
+        # Bytes: compare_digest refuses non-ASCII str, and a header may hold anything.
+        given = token.strip().encode("utf-8", "surrogateescape")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given, expected.encode()):
             raise HTTPError(
                 401,
                 "unauthorized",
