@@ -1,10 +1,18 @@
-"""An in-memory view of every technician's busy time, rebuilt only when the store changed.
+"""An in-memory view of every technician's busy time, rebuilt only when it changed.
 
 Availability requests are the hot path (the booking page asks for two weeks of slots on
-every load), so they must not read thousands of rows from SQLite each time. The store's
-``data_version`` moves whenever anything commits, from this process or another (the CLI),
-and the cache reloads then. A stale view can only hide a free slot for a moment, never
-cause a double booking: the booking insert re-checks inside its own transaction.
+every load), so they must not read thousands of rows from SQLite each time. Busy time has
+two parts that change at very different rates:
+
+* calendar busy time (thousands of intervals per technician) changes when a sync lands or
+  a session's status or time changes: the store's ``busy_version`` (kept by triggers)
+  moves then, and only then is it re-read;
+* sessions (a handful per technician) change with every booking: the store's
+  ``data_version`` moves on any commit, from this process or another (the CLI), and the
+  sessions are re-read and laid over the cached calendar timeline.
+
+A stale view can only hide a free slot for a moment, never cause a double booking: the
+booking insert re-checks inside its own transaction.
 """
 
 from __future__ import annotations
@@ -26,19 +34,41 @@ class _Entry:
 
 
 class BusyCache:
-    def __init__(self, loader: Loader, version: Callable[[], int]) -> None:
-        self._loader = loader
-        self._version = version
+    def __init__(
+        self,
+        calendar_loader: Loader,
+        session_loader: Loader,
+        *,
+        busy_version: Callable[[], int],
+        data_version: Callable[[], int],
+    ) -> None:
+        self._calendar_loader = calendar_loader
+        self._session_loader = session_loader
+        self._busy_version = busy_version
+        self._data_version = data_version
         self._lock = threading.Lock()
-        self._entries: dict[str, _Entry] = {}
+        self._calendar: dict[str, _Entry] = {}
+        self._combined: dict[str, _Entry] = {}
 
     def timeline(self, technician_id: str, window: Interval) -> BusyTimeline:
-        version = self._version()
+        version = self._data_version()
         with self._lock:
-            entry = self._entries.get(technician_id)
+            entry = self._combined.get(technician_id)
         if entry is not None and entry.version == version and entry.window.contains(window):
             return entry.timeline
-        timeline = BusyTimeline.from_timestamps(self._loader(technician_id, window))
+        calendar = self._calendar_timeline(technician_id, window)
+        timeline = calendar.with_pairs(self._session_loader(technician_id, window))
         with self._lock:
-            self._entries[technician_id] = _Entry(version, window, timeline)
+            self._combined[technician_id] = _Entry(version, window, timeline)
+        return timeline
+
+    def _calendar_timeline(self, technician_id: str, window: Interval) -> BusyTimeline:
+        version = self._busy_version()
+        with self._lock:
+            entry = self._calendar.get(technician_id)
+        if entry is not None and entry.version == version and entry.window.contains(window):
+            return entry.timeline
+        timeline = BusyTimeline.from_timestamps(self._calendar_loader(technician_id, window))
+        with self._lock:
+            self._calendar[technician_id] = _Entry(version, window, timeline)
         return timeline

@@ -83,7 +83,12 @@ class Service:
         self.config = config
         self.store = store
         self.clock = clock
-        self.cache = BusyCache(self._load_busy, store.data_version)
+        self.cache = BusyCache(
+            store.busy_pairs,
+            store.session_pairs,
+            busy_version=store.busy_version,
+            data_version=store.data_version,
+        )
         # Called with each booking's outcome name (booked, replayed, rejected, slot_taken).
         self.on_booking: Callable[[str], None] = lambda outcome: None
         store.sync_technicians(
@@ -96,12 +101,6 @@ class Service:
         return self.config.policy
 
     # ------------------------------------------------------------ busy time
-
-    def _load_busy(self, technician_id: str, window: Interval) -> list[tuple[float, float]]:
-        return [
-            *self.store.busy_pairs(technician_id, window),
-            *self.store.session_pairs(technician_id, window),
-        ]
 
     def cache_window(self, now: datetime) -> Interval:
         """The span every availability question falls in: yesterday to past the horizon.

@@ -378,6 +378,12 @@ class Store:
             version = int(self._watch.execute("PRAGMA data_version").fetchone()[0])
             return version * 1_000_003 + self._commits
 
+    def busy_version(self) -> int:
+        """A number that moves whenever calendar busy time could have changed (kept by
+        triggers, see migration 0002); bookings alone do not move it."""
+        row = self._read("SELECT value FROM counters WHERE name = 'busy'")
+        return int(row[0][0])
+
     def close(self) -> None:
         """Close every connection of this handle (from any thread); it reopens on next use."""
         with self._lock:

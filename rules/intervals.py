@@ -126,6 +126,13 @@ class BusyTimeline:
         self._starts = [starts_all[0], *compress(starts_all[1:], breaks)]
         self._ends = [*compress(reach[:-1], breaks), reach[-1]]
 
+    def with_pairs(self, pairs: Sequence[tuple[float, float]]) -> BusyTimeline:
+        """This timeline plus a few more busy pairs (sessions on top of calendar time),
+        without re-merging from the raw intervals; ``self`` is unchanged."""
+        if not pairs:
+            return self
+        return BusyTimeline.from_timestamps([*zip(self._starts, self._ends, strict=True), *pairs])
+
     @property
     def intervals(self) -> Sequence[Interval]:
         return [
