@@ -319,3 +319,39 @@ def test_a_failing_job_is_logged_and_the_loop_goes_on(
     guarded = desk.daemon._guarded("test", boom)
     guarded()  # does not raise
     assert "job test failed" in caplog.text
+
+
+def test_the_running_loop_marks_a_no_show_within_seconds_of_the_deadline(desk: Desk) -> None:
+    import threading
+    import time
+
+    session = desk.book(monday(9).isoformat())
+    desk.daemon._schedule_jobs()
+    loop = threading.Thread(target=desk.daemon.loop)
+    loop.start()
+    try:
+        desk.clock.set(monday(9, 10) + timedelta(seconds=1))
+        moved_at = time.monotonic()
+        while time.monotonic() - moved_at < 10:
+            stored = desk.daemon.store.get_session(session["id"])
+            if stored is not None and stored.status == Status.RESCHEDULED:
+                break
+            time.sleep(0.05)
+        took = time.monotonic() - moved_at
+        assert stored is not None and stored.status == Status.RESCHEDULED
+        assert took < 5, f"marked {took:.1f} s after the deadline"
+    finally:
+        desk.daemon.request_stop()
+        loop.join(10)
+    assert not loop.is_alive()
+
+
+def test_every_api_route_is_in_the_openapi_document(desk: Desk) -> None:
+    _, _, spec = call(desk, "GET", "/api/v1/openapi.json")  # type: ignore[arg-type]
+    router = desk.daemon.parts.app.router
+    for method, pattern, _ in router._routes:
+        path = pattern.pattern.strip("^$").replace("(?P<id>[^/]+)", "{id}")
+        if not path.startswith(("/api/", "/healthz", "/metrics")):
+            continue  # pages and feeds are not part of the JSON API
+        assert path in spec["paths"], path
+        assert method.lower() in spec["paths"][path], (method, path)
