@@ -19,6 +19,9 @@ log = logging.getLogger("expediente.http")
 
 
 class HttpServer:
+    """waitress, with its event loop driven here so that stopping is done by the loop's own
+    thread: closing sockets from another thread while it polls them races (EBADF)."""
+
     def __init__(self, app: Any, host: str, port: int, *, threads: int = 8) -> None:
         self._server: Any = create_server(
             app,
@@ -31,7 +34,9 @@ class HttpServer:
         )
         self.host = host
         self.port = int(self._server.effective_port)
-        self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
+        self._stopping = threading.Event()
+        self._grace = 10.0
+        self._thread = threading.Thread(target=self._run, name="http", daemon=True)
 
     @property
     def url(self) -> str:
@@ -42,24 +47,27 @@ class HttpServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, finish in-flight requests (up to ``timeout``), then close."""
-        server = self._server
         if not self._thread.is_alive():
             return
+        self._grace = timeout
+        self._stopping.set()
+        self._server.pull_trigger()
+        self._thread.join(timeout + 5)
+
+    def _run(self) -> None:
+        server = self._server
+        socket_map = server._map
+        while not self._stopping.is_set():
+            wasyncore.loop(timeout=0.2, map=socket_map, use_poll=True, count=1)
+        # Stop accepting: the listening socket leaves the map and closes.
         server.accepting = False
-        try:
-            server.del_channel()
-            server.socket.close()
-        except OSError:  # pragma: no cover - already closed
-            pass
-        server.pull_trigger()
-        deadline = time.monotonic() + timeout
+        server.del_channel()
+        server.socket.close()
+        deadline = time.monotonic() + self._grace
         while time.monotonic() < deadline and self._busy():
-            time.sleep(0.02)
-        server.task_dispatcher.shutdown(
-            cancel_pending=False, timeout=max(0.1, deadline - time.monotonic())
-        )
-        wasyncore.close_all(server._map)
-        self._thread.join(timeout=5)
+            wasyncore.loop(timeout=0.05, map=socket_map, use_poll=True, count=1)
+        server.task_dispatcher.shutdown(cancel_pending=False, timeout=1)
+        wasyncore.close_all(socket_map)
 
     def _busy(self) -> bool:
         """Whether any connection has a request being answered or bytes not yet sent."""

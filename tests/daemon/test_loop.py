@@ -21,6 +21,7 @@ from daemon.systemd import Notifier
 from rules.model import Status
 from tests.daemon.desk import ADMIN_TOKEN, SAO_PAULO, monday, write_config
 from tests.daemon.test_api import booking, call
+from tests.e2e.conftest import private_event
 
 
 class Desk:
@@ -172,10 +173,7 @@ def test_a_failed_fetch_is_never_taken_for_a_deletion(desk: Desk) -> None:
     session = desk.book(monday(9).isoformat())
     tech = technician_of(desk, session["id"])
     desk.calendar(tech).put_raw(
-        "private.ics",
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:p1\r\n"
-        "DTSTAMP:20261101T000000Z\r\nDTSTART:20261130T140000Z\r\nDTEND:20261130T150000Z\r\n"
-        "SUMMARY:dentist\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        "private.ics", private_event("p1", "20261130T140000Z", "20261130T150000Z")
     )
     desk.daemon.flush()
     desk.daemon.sync_all()
@@ -245,10 +243,7 @@ def test_a_move_onto_busy_time_is_flagged_not_double_booked(desk: Desk) -> None:
     session = desk.book(monday(9).isoformat())
     tech = technician_of(desk, session["id"])
     desk.calendar(tech).put_raw(
-        "busy.ics",
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:b1\r\n"
-        "DTSTAMP:20261101T000000Z\r\nDTSTART:20261130T140000Z\r\nDTEND:20261130T150000Z\r\n"
-        "SUMMARY:private\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        "busy.ics", private_event("b1", "20261130T140000Z", "20261130T150000Z")
     )
     desk.daemon.flush()
     desk.daemon.sync_all()

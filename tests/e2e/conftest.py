@@ -28,6 +28,7 @@ from daemon.config import load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
 from tests.daemon.desk import ADMIN_TOKEN, monday
+from tests.daemon.test_api import booking as api_booking
 from tests.servers import CalDAVServer, CalendarHandle, close_app_clients, free_port
 from tests.servers.radicale import RadicaleServer
 
@@ -119,20 +120,8 @@ def http(
 
 
 def booking(start: datetime, **changes: Any) -> dict[str, Any]:
-    body = {
-        "type": "standard",
-        "start": start.isoformat(),
-        "company": "Relojoaria Central",
-        "responsible_name": "Maria Lima",
-        "phone": "(11) 98765-4321",
-        "email": "maria@example.com",
-        "remote_tool": "AnyDesk",
-        "remote_id": "123 456 789",
-        "description": "Relógio de ponto não sincroniza",
-        "accept_rules": True,
-    }
-    body.update(changes)
-    return body
+    """The API tests' booking body, for a start given as a datetime."""
+    return api_booking(start.isoformat(), **changes)
 
 
 def private_event(uid: str, start: str, end: str, *extra: str) -> str:
