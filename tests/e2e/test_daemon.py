@@ -238,4 +238,8 @@ def test_sighup_with_a_broken_config_keeps_the_running_one(
     assert status == 422
     assert "beyond_horizon" in [v["code"] for v in body["error"]["violations"]]
     assert process.stop() == 0
-    assert "stopped" in process.log.read_text()
+    log = process.log.read_text()
+    assert "stopped" in log
+    secrets = (process.config.parent / "secrets").iterdir()
+    for secret in secrets:
+        assert secret.read_text().strip() not in log, f"{secret.name} leaked into the log"

@@ -137,3 +137,30 @@ def test_the_demo_serves_slots_from_its_embedded_caldav_server(tmp_path: Path) -
     finally:
         demo.terminate()
         assert demo.wait(20) == 0
+
+
+def test_slots_reads_the_technicians_calendars_live(
+    radicale: CalDAVServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.e2e.conftest import private_event, write_config
+
+    ana, bruno = radicale.new_calendar(), radicale.new_calendar()
+    ana.put_raw("dentist.ics", private_event("d", "20261130T140000Z", "20261130T150000Z"))
+    path = write_config(tmp_path, radicale, ana, bruno)
+    argv = ["slots", "--config", str(path), "--from", "2026-11-30", "--to", "2026-11-30"]
+    code = main([*argv, "--json", "--now", "2026-11-30T07:00:00-03:00"])
+    slots = {s["start"]: s["technicians"] for s in json.loads(capsys.readouterr().out)["slots"]}
+    assert code == 0
+    assert slots[monday(11).isoformat()] == 1 and slots[monday(10).isoformat()] == 2
+    # A calendar that cannot be read leaves its technician out, with a warning.
+    bruno_url = bruno.url
+    path.write_text(
+        path.read_text().replace(
+            bruno_url, bruno_url.replace(f":{radicale.port}/", f":{free_port()}/")
+        )
+    )
+    code = main([*argv, "--json", "--now", "2026-11-30T07:00:00-03:00"])
+    out, err = capsys.readouterr()
+    slots = {s["start"]: s["technicians"] for s in json.loads(out)["slots"]}
+    assert code == 0 and "bruno" in err and "leaving this technician out" in err
+    assert slots[monday(10).isoformat()] == 1 and monday(11).isoformat() not in slots
