@@ -108,7 +108,10 @@ class Daemon:
         self.parts = self._build(config)
         self.web = SwitchableApp(self.parts.app)
         self.scheduler = schedule.Scheduler()
-        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
+        # Syncs and deliveries in pools of their own: calendars hanging until their timeouts
+        # can fill the sync pool without holding up the outbox, and the other way round.
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sync")
+        self.delivery_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self.server: HttpServer | None = None
         self._jobs: dict[str, Future[Any]] = {}
         self._jobs_lock = threading.Lock()
@@ -205,7 +208,8 @@ class Daemon:
                 return
             if self._stopping:
                 return
-            self._jobs[name] = self.pool.submit(self._guarded(name, job))
+            pool = self.delivery_pool if name == "outbox" else self.pool
+            self._jobs[name] = pool.submit(self._guarded(name, job))
 
     def _schedule_jobs(self) -> None:
         self.scheduler.clear()
@@ -298,6 +302,7 @@ class Daemon:
             self.server.stop()
         self.scheduler.clear()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.delivery_pool.shutdown(wait=True, cancel_futures=True)
         self.store.close()
         log.info("stopped")
 
