@@ -173,16 +173,23 @@ class Syncer:
         report: SyncReport,
     ) -> None:
         present: dict[str, ObjectChange] = {}
+        deleted: set[str] = set()  # hrefs
+        listed: set[str] = set()
         gone: set[str] = set()
         for change in result.changes:
             if change.deleted:
-                uid = change.uid or before.get(change.href, (None, None))[0]
-                if uid:
-                    gone.add(uid)
-            elif change.uid:
-                present[change.uid] = change
+                deleted.add(change.href)
+                if change.uid:
+                    gone.add(change.uid)
+            else:
+                listed.add(change.href)
+                if change.uid:
+                    present[change.uid] = change
         if result.full:
-            gone |= {uid for uid, _ in before.values() if uid and uid not in present}
+            deleted |= set(before) - listed
+        # Gone means its object is gone: an object still listed but unreadable this time
+        # (no UID parsed) is not a deletion.
+        gone |= {uid for href in deleted if (uid := before.get(href, (None, None))[0])}
         gone -= set(present)
         store = self.service.store
         for uid in sorted(gone):

@@ -350,3 +350,18 @@ def test_every_api_route_is_in_the_openapi_document(desk: Desk) -> None:
             continue  # pages and feeds are not part of the JSON API
         assert path in spec["paths"], path
         assert method.lower() in spec["paths"][path], (method, path)
+
+
+def test_an_unreadable_session_event_is_not_taken_for_a_deletion(desk: Desk) -> None:
+    session = desk.book(monday(9).isoformat())
+    tech = technician_of(desk, session["id"])
+    desk.daemon.flush()
+    desk.daemon.sync_all()
+    # The technician's app mangles the event: no longer iCalendar at all.
+    desk.calendar(tech).put_raw(f"expediente-{session['id']}.ics", "BEGIN:VCALENDAR\r\ngarbage")
+    # The next sync is a full one (a daily resync, an expired token): the object is
+    # listed, unreadable; the session's UID is nowhere in the result.
+    desk.daemon.sync_calendar(next(c.id for c in desk.daemon.config.calendars
+                                   if c.technician == tech), full=True)  # fmt: skip
+    stored = desk.daemon.store.get_session(session["id"])
+    assert stored is not None and stored.status == Status.BOOKED
