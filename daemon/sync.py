@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from connectors.base import ConnectorError, ObjectChange, SessionCalendar, SyncResult
 from daemon.calendars import open_calendar
 from daemon.config import CalendarConfig
+from daemon.errors import ExpedienteError
 from daemon.metrics import Metrics
 from daemon.service import Service
 from daemon.store import Conflict, SessionRecord
@@ -136,13 +137,19 @@ class Syncer:
         try:
             adapter = self.calendars.get(calendar_id)
             result = adapter.sync(state, self.service.cache_window(now))
-        except (ConnectorError, OSError) as error:
+        except (ConnectorError, OSError, ExpedienteError) as error:
+            # ExpedienteError: a secret file that became unreadable, say.
             return self._failed(calendar_id, error)
         before = store.calendar_objects(calendar_id) if config.role == "sessions" else {}
         now = self.service.clock.now()
         for problem in result.problems:
             log.warning("%s: %s", calendar_id, problem)
-        store.apply_sync(calendar_id, result.changes, full=result.full, state=result.state, now=now)
+        try:
+            store.apply_sync(
+                calendar_id, result.changes, full=result.full, state=result.state, now=now
+            )
+        except ValueError as error:  # data the store refuses (a naive time): keep the old
+            return self._failed(calendar_id, error)
         self.metrics.inc("expediente_syncs_total", calendar=calendar_id, outcome="ok")
         report = SyncReport(calendar_id, ok=True, full=result.full, changes=len(result.changes))
         if config.role == "sessions":
