@@ -1,0 +1,123 @@
+"""A desk with the pages mounted, and a small cookie-keeping WSGI client for its forms."""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from daemon.web.api import Api
+from daemon.web.http import App, Router
+from daemon.web.pages import Pages
+from tests.daemon.desk import Desk, make_desk
+
+
+def pages_app(desk: Desk) -> App:
+    """The API and the pages on one router, as the daemon serves them."""
+    router = Router()
+    Api(desk.service, desk.signer).routes(router)
+    Pages(desk.service, desk.signer).routes(router)
+    return App(router)
+
+
+def pages_desk(folder: Path, now: datetime) -> Desk:
+    desk = make_desk(folder, now)
+    desk.app = pages_app(desk)
+    return desk
+
+
+@dataclass
+class Page:
+    status: int
+    headers: list[tuple[str, str]]
+    text: str
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+    def field(self, name: str) -> str:
+        """A hidden field's value from the page (CSRF token, form key)."""
+        match = re.search(rf'name="{name}" value="([^"]*)"', self.text)
+        assert match, f"no {name} field on the page"
+        return match.group(1)
+
+    def radios(self) -> list[str]:
+        return re.findall(r'name="start" id="[^"]+" value="([^"]+)"', self.text)
+
+
+@dataclass
+class Client:
+    """Keeps cookies like a browser; ``address`` is the REMOTE_ADDR of every request."""
+
+    app: App
+    address: str = "127.0.0.1"
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Page:
+        raw = urlencode(form or {}).encode()
+        path, _, query = path.partition("?")
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "CONTENT_LENGTH": str(len(raw)),
+            "CONTENT_TYPE": "application/x-www-form-urlencoded",
+            "wsgi.input": io.BytesIO(raw),
+            "REMOTE_ADDR": self.address,
+        }
+        if self.cookies:
+            environ["HTTP_COOKIE"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        for name, value in (headers or {}).items():
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
+        captured: dict[str, Any] = {}
+
+        def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
+            captured["status"] = int(status.split()[0])
+            captured["headers"] = response_headers
+
+        body = b"".join(self.app(environ, start_response))
+        for name, value in captured["headers"]:
+            if name.lower() == "set-cookie":
+                pair = value.split(";")[0]
+                key, _, cookie = pair.partition("=")
+                self.cookies[key] = cookie
+        return Page(captured["status"], captured["headers"], body.decode())
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> Page:
+        return self.request("GET", path, headers=headers)
+
+    def post(self, path: str, form: dict[str, str], headers: dict[str, str] | None = None) -> Page:
+        return self.request("POST", path, form, headers)
+
+    def submit(self, page: Page, path: str, form: dict[str, str]) -> Page:
+        """POST ``form`` with the CSRF token and form key of ``page``, as its form would."""
+        hidden = {"csrf_token": page.field("csrf_token")}
+        if 'name="form_key"' in page.text:
+            hidden["form_key"] = page.field("form_key")
+        return self.post(path, {**hidden, **form})
+
+
+def booking_form(start: str, **changes: str) -> dict[str, str]:
+    form = {
+        "start": start,
+        "company": "Relojoaria Central",
+        "responsible_name": "Maria Lima",
+        "phone": "(11) 98765-4321",
+        "email": "maria@example.com",
+        "remote_tool": "AnyDesk",
+        "remote_id": "123 456 789",
+        "description": "Relógio de ponto não sincroniza",
+        "accept_rules": "yes",
+    }
+    form.update(changes)
+    return {k: v for k, v in form.items() if v is not None}
