@@ -48,6 +48,7 @@ holidays = {{ country = "BR", subdivision = "SP" }}
 
 [booking]
 horizon = "30d"
+rate_limit = 0  # one client books every slot
 
 [sync]
 interval = "1h"

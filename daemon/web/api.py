@@ -17,6 +17,7 @@ from daemon.service import BookingOutcome, Service, SessionNotFound
 from daemon.signing import Signer
 from daemon.store import SessionRecord
 from daemon.web.http import HTTPError, Request, Response, Router
+from daemon.web.ratelimit import RateLimiter
 from rules.lifecycle import IllegalTransition
 from rules.messages import language_of, message
 from rules.model import BOOKING_FIELDS, BookingRequest, Code, Violation
@@ -95,9 +96,16 @@ def parse_booking(body: dict[str, Any], language: str) -> BookingRequest:
 
 
 class Api:
-    def __init__(self, service: Service, signer: Signer) -> None:
+    """The JSON API. ``limiter`` (shared with the booking page, so an address has one
+    budget) limits bookings without the admin token; integrations holding the token are
+    trusted and not limited."""
+
+    def __init__(
+        self, service: Service, signer: Signer, *, limiter: RateLimiter | None = None
+    ) -> None:
         self.service = service
         self.signer = signer
+        self.limiter = limiter
         config = service.config
         self.public_url = config.server.public_url
         self._admin_token = config.server.admin_token
@@ -141,7 +149,24 @@ class Api:
         key = request.header("idempotency-key")
         if key is not None and not (1 <= len(key) <= 200):
             raise HTTPError(400, "bad_idempotency_key", "Idempotency-Key must be 1-200 characters")
-        outcome = self.service.book(booking, idempotency_key=key)
+        limiter = None if self._is_admin(request) else self.limiter
+        now = self.service.clock.now()
+        if limiter is not None:
+            wait = limiter.acquire(request.client_address, now)
+            if wait is not None:
+                raise HTTPError(
+                    429,
+                    "rate_limited",
+                    f"too many bookings from this address; try again in {int(wait)} s",
+                    headers={"Retry-After": str(int(wait))},
+                )
+        accepted = False
+        try:
+            outcome = self.service.book(booking, idempotency_key=key)
+            accepted = outcome.session is not None and not outcome.replayed
+        finally:
+            if limiter is not None and not accepted:
+                limiter.release(request.client_address, now)
         if outcome.session is None:
             raise rejection(outcome, language)
         document = self.session_document(outcome.session)
@@ -183,13 +208,16 @@ class Api:
 
     # ------------------------------------------------------------------- admin
 
-    def _require_admin(self, request: Request) -> None:
+    def _is_admin(self, request: Request) -> bool:
         header = request.header("authorization") or ""
         scheme, _, token = header.partition(" ")
         expected = self._admin_token.reveal()
         # Bytes: compare_digest refuses non-ASCII str, and a header may hold anything.
         given = token.strip().encode("utf-8", "surrogateescape")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given, expected.encode()):
+        return scheme.lower() == "bearer" and hmac.compare_digest(given, expected.encode())
+
+    def _require_admin(self, request: Request) -> None:
+        if not self._is_admin(request):
             raise HTTPError(
                 401,
                 "unauthorized",

@@ -10,11 +10,17 @@ from daemon.signing import Signer
 from daemon.web import openapi
 from daemon.web.api import Api
 from daemon.web.http import App, Request, Response, Router
+from daemon.web.pages import Pages
+from daemon.web.ratelimit import RateLimiter
 
 
 def build_app(service: Service, signer: Signer, metrics: Metrics) -> App:
     router = Router()
-    Api(service, signer).routes(router)
+    booking = service.config.booking
+    # One budget per client address, whichever door it books through.
+    limiter = RateLimiter(booking.rate_limit, booking.rate_window)
+    Api(service, signer, limiter=limiter).routes(router)
+    Pages(service, signer, limiter=limiter).routes(router)
     public_url = service.config.server.public_url
     spec = json.dumps(openapi.document(public_url), indent=1).encode()
 

@@ -365,3 +365,27 @@ def test_an_unreadable_session_event_is_not_taken_for_a_deletion(desk: Desk) -> 
                                    if c.technician == tech), full=True)  # fmt: skip
     stored = desk.daemon.store.get_session(session["id"])
     assert stored is not None and stored.status == Status.BOOKED
+
+
+def test_api_bookings_share_the_pages_rate_limit_unless_admin(desk: Desk) -> None:
+    limit = desk.daemon.config.booking.rate_limit
+    assert limit == 10
+    starts = [monday(h, m) for h in range(9, 17) for m in (0, 30) if h != 12]
+    for start in starts[:limit]:
+        desk.book(start.isoformat())
+    status, headers, body = call(
+        desk, "POST", "/api/v1/bookings", booking(starts[limit].isoformat())
+    )  # type: ignore[arg-type]
+    assert status == 429 and body["error"]["code"] == "rate_limited"
+    assert int(headers["Retry-After"]) > 0
+    status, _, _ = call(
+        desk,  # type: ignore[arg-type]
+        "POST",
+        "/api/v1/bookings",
+        booking(starts[limit].isoformat()),
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert status == 201, "an integration holding the admin token is not limited"
+    desk.clock.advance(timedelta(hours=1))
+    desk.daemon.sync_all()  # an hour on, calendars must be fresh to book
+    desk.book(starts[limit + 1].isoformat())
