@@ -258,7 +258,12 @@ class Daemon:
         """
         if serve:
             server = self.config.server
-            self.server = HttpServer(self.web, server.host, server.port if port is None else port)
+            self.server = HttpServer(
+                self.web,
+                server.host,
+                server.port if port is None else port,
+                behind_proxy=server.behind_proxy,
+            )
             self.server.start()
             log.info("listening on %s (public URL %s)", self.server.url, server.public_url)
         self.systemd.status("first sync")

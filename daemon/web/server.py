@@ -22,7 +22,21 @@ class HttpServer:
     """waitress, with its event loop driven here so that stopping is done by the loop's own
     thread: closing sockets from another thread while it polls them races (EBADF)."""
 
-    def __init__(self, app: Any, host: str, port: int, *, threads: int = 8) -> None:
+    def __init__(
+        self, app: Any, host: str, port: int, *, threads: int = 8, behind_proxy: bool = False
+    ) -> None:
+        # Behind a reverse proxy on this machine, the client's address (what the rate limit
+        # counts) is the one the proxy puts in X-Forwarded-For; without one, such headers
+        # from the network are dropped so no client can pick its own address.
+        proxy: dict[str, Any] = (
+            {
+                "trusted_proxy": "127.0.0.1",
+                "trusted_proxy_count": 1,
+                "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
+            }
+            if behind_proxy
+            else {}
+        )
         self._server: Any = create_server(
             app,
             host=host,
@@ -31,6 +45,7 @@ class HttpServer:
             ident="expediente",
             clear_untrusted_proxy_headers=True,
             channel_timeout=30,
+            **proxy,
         )
         self.host = host
         self.port = int(self._server.effective_port)

@@ -164,3 +164,28 @@ def test_slots_reads_the_technicians_calendars_live(
     slots = {s["start"]: s["technicians"] for s in json.loads(out)["slots"]}
     assert code == 0 and "bruno" in err and "leaving this technician out" in err
     assert slots[monday(10).isoformat()] == 1 and monday(11).isoformat() not in slots
+
+
+@pytest.mark.parametrize("behind_proxy", [False, True])
+def test_the_client_address_comes_from_the_proxy_only_when_one_is_configured(
+    behind_proxy: bool,
+) -> None:
+    from daemon.web.server import HttpServer
+
+    def app(environ: dict[str, str], start_response: object) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])  # type: ignore[operator]
+        return [environ["REMOTE_ADDR"].encode()]
+
+    server = HttpServer(app, "127.0.0.1", 0, behind_proxy=behind_proxy)
+    server.start()
+    try:
+        import urllib.request
+
+        request = urllib.request.Request(  # noqa: S310 - 127.0.0.1
+            server.url + "/", headers={"X-Forwarded-For": "203.0.113.9"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            seen = response.read().decode()
+    finally:
+        server.stop()
+    assert seen == ("203.0.113.9" if behind_proxy else "127.0.0.1")
