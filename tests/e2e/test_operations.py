@@ -134,6 +134,8 @@ def test_the_demo_serves_slots_from_its_embedded_caldav_server(tmp_path: Path) -
         status, slots = http("GET", f"http://127.0.0.1:{port}/api/v1/slots")
         assert status == 200 and slots["timezone"] == "America/Sao_Paulo"
         assert f"http://127.0.0.1:{port}/" in log.read_text()
+        status, page = http("GET", f"http://127.0.0.1:{port}/")
+        assert status == 200 and '<html lang="pt-BR"' in page, "the booking page is served"
     finally:
         demo.terminate()
         assert demo.wait(20) == 0
