@@ -1,0 +1,725 @@
+"""Notifications against real servers: aiosmtpd for mail, http.server for webhooks."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import icalendar
+import pytest
+
+from daemon.config import Config, load_config
+from daemon.events import CHECKIN_PURPOSE, MANAGE_PURPOSE
+from daemon.notify import Delivery, DeliveryFailed, Notifier, client_uid
+from daemon.signing import Signer
+from daemon.store import SessionRecord
+from rules.model import Status
+from tests.daemon.desk import CONFIG, monday, write_config
+from tests.daemon.smtp_server import SmtpServer, self_signed, smtp_server
+
+NOW = monday(7)
+START = monday(10)
+WEBHOOK_KEY = "webhook-key-for-tests-0123456789"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def write_notify_config(
+    folder: Path,
+    *,
+    smtp: str | None = None,
+    notifications: str = "technician_email = true\nadmin_email = 'chefe@example.com'",
+    reminder: str = "1h",
+    webhooks: str = "",
+) -> Config:
+    path = write_config(folder)
+    (folder / "secrets" / "webhook").write_text(WEBHOOK_KEY + "\n")
+    text = CONFIG.format(caldav="http://127.0.0.1:9")
+    text = text.replace(
+        'closed_dates = ["2026-12-24"]\n',
+        'closed_dates = ["2026-12-24"]\nphone = "+55 11 3333-4444"\n'
+        'whatsapp = "+55 11 99999-0000"\nemail = "suporte@example.com"\n',
+    )
+    text = text.replace('horizon = "30d"\n', f'horizon = "30d"\nreminder = "{reminder}"\n')
+    text = text.replace('name = "Ana Souza"\n', 'name = "Ana Souza"\nemail = "ana@example.com"\n')
+    text += f"\n[notifications]\n{notifications}\n"
+    if smtp is not None:
+        text += f"\n[smtp]\n{smtp}\n"
+    text += webhooks
+    path.write_text(text)
+    return load_config(path)
+
+
+def smtp_section(port: int, **extra: str) -> str:
+    lines = {
+        "host": "127.0.0.1",
+        "port": str(port),
+        "security": "none",
+        "from_address": "agenda@example.com",
+        "from_name": "Suporte Técnico",
+        "timeout": "5s",
+    }
+    lines.update(extra)
+    return "\n".join(
+        f"{key} = {value}" if key == "port" else f'{key} = "{value}"'
+        for key, value in lines.items()
+    )
+
+
+def hook_section(url: str, events: list[str] | None = None, secret: bool = True) -> str:
+    text = f'\n[[webhooks]]\nurl = "{url}"\ntimeout = "5s"\n'
+    if events is not None:
+        text += f"events = {json.dumps(events)}\n"
+    if secret:
+        text += 'secret_file = "secrets/webhook"\n'
+    return text
+
+
+def record(**changes: Any) -> SessionRecord:
+    values: dict[str, Any] = {
+        "id": "s1",
+        "type": "standard",
+        "start": START,
+        "end": START + timedelta(minutes=30),
+        "technician_id": "ana",
+        "status": Status.BOOKED,
+        "company": "Relojoaria Central",
+        "responsible_name": "Maria Lima",
+        "phone": "+5511987654321",
+        "email": "maria@example.com",
+        "remote_tool": "AnyDesk",
+        "remote_id": "123456789",
+        "description": "o ponto não sincroniza",
+        "language": "pt-BR",
+        "rules_accepted_at": NOW,
+        "rules_version": "v1",
+        "created_at": NOW,
+        "updated_at": NOW,
+        "checked_in_at": None,
+        "ended_at": None,
+        "cancel_reason": None,
+        "calendar_uid": "expediente-s1",
+        "calendar_etag": None,
+        "needs_attention": None,
+        "rebooked_from": None,
+    }
+    values.update(changes)
+    return SessionRecord(**values)
+
+
+def signer_of(config: Config) -> Signer:
+    return Signer(config.server.signing_key.reveal().encode())
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture
+def mail_config(tmp_path: Path, smtp: SmtpServer) -> Config:
+    return write_notify_config(tmp_path, smtp=smtp_section(smtp.port))
+
+
+def send(notifier: Notifier, delivery: Delivery, session: SessionRecord, now: datetime) -> None:
+    """Deliver as the outbox does: from the stored JSON payload, without ``not_before``."""
+    stored = json.loads(json.dumps(delivery.payload))
+    notifier.deliver(Delivery(delivery.action, stored), session, now)
+
+
+def mails(deliveries: list[Delivery]) -> list[tuple[str, str, str]]:
+    return [
+        (d.payload["kind"], d.payload["role"], d.payload["to"])
+        for d in deliveries
+        if d.action == "mail"
+    ]
+
+
+def calendar_of(message: EmailMessage) -> icalendar.Calendar:
+    parts = [p for p in message.walk() if p.get_content_type() == "text/calendar"]
+    attachments = [p for p in message.walk() if p.get_filename() == "invite.ics"]
+    assert len(parts) == 1 and len(attachments) == 1
+    inline = icalendar.Calendar.from_ical(parts[0].get_content())
+    attached = icalendar.Calendar.from_ical(attachments[0].get_content())
+    assert inline.to_ical() == attached.to_ical(), "the inline part and the file agree"
+    method = parts[0].get_param("method")
+    assert method == str(inline["METHOD"])
+    return inline
+
+
+def text_of(message: EmailMessage) -> str:
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    return str(body.get_content()).replace("\r\n", "\n")
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def test_booked_plans_confirmation_reminder_technician_notice_and_webhooks(
+    tmp_path: Path,
+) -> None:
+    hooks = hook_section("http://127.0.0.1:9/all") + hook_section(
+        "http://127.0.0.1:9/cancels", ["cancelled"]
+    )
+    config = write_notify_config(tmp_path, smtp=smtp_section(25), webhooks=hooks)
+    plan = Notifier(config, signer_of(config)).plan(record(), "booked", NOW)
+    assert mails(plan) == [
+        ("booked", "client", "maria@example.com"),
+        ("reminder", "client", "maria@example.com"),
+        ("notice", "technician", "ana@example.com"),
+    ]
+    reminder = next(d for d in plan if d.payload.get("kind") == "reminder")
+    assert reminder.not_before == START - timedelta(hours=1)
+    assert all(d.not_before is None for d in plan if d is not reminder)
+    assert [d.payload["url"] for d in plan if d.action == "webhook"] == ["http://127.0.0.1:9/all"]
+    json.dumps([d.payload for d in plan])  # stored as JSON in the outbox
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ("rescheduled", [("rescheduled", "client"), ("notice", "technician"), ("notice", "admin")]),
+        ("cancelled", [("cancelled", "client"), ("notice", "technician"), ("notice", "admin")]),
+        ("checked_in", []),
+        ("completed", []),
+    ],
+)
+def test_each_event_mails_whom_it_concerns(
+    tmp_path: Path, event: str, expected: list[tuple[str, str]]
+) -> None:
+    config = write_notify_config(tmp_path, smtp=smtp_section(25))
+    plan = Notifier(config, signer_of(config)).plan(record(), event, NOW)
+    assert [(kind, role) for kind, role, _ in mails(plan)] == expected
+    assert all(d.not_before is None for d in plan)
+
+
+def test_webhooks_get_the_events_they_list_and_checked_in_is_in_progress(
+    tmp_path: Path,
+) -> None:
+    hooks = hook_section("http://127.0.0.1:9/a", ["in_progress", "completed"]) + hook_section(
+        "http://127.0.0.1:9/b", ["booked"]
+    )
+    config = write_notify_config(tmp_path, webhooks=hooks)
+    notifier = Notifier(config, signer_of(config))
+    urls = {
+        event: [d.payload["url"] for d in notifier.plan(record(), event, NOW)]
+        for event in ("booked", "checked_in", "rescheduled", "cancelled", "completed")
+    }
+    assert urls == {
+        "booked": ["http://127.0.0.1:9/b"],
+        "checked_in": ["http://127.0.0.1:9/a"],
+        "rescheduled": [],
+        "cancelled": [],
+        "completed": ["http://127.0.0.1:9/a"],
+    }
+
+
+def test_without_smtp_only_webhooks_are_planned(tmp_path: Path) -> None:
+    config = write_notify_config(tmp_path, webhooks=hook_section("http://127.0.0.1:9/a"))
+    plan = Notifier(config, signer_of(config)).plan(record(), "booked", NOW)
+    assert [d.action for d in plan] == ["webhook"]
+
+
+def test_client_mail_needs_the_setting_and_an_address(tmp_path: Path) -> None:
+    off = write_notify_config(
+        tmp_path / "off", smtp=smtp_section(25), notifications="client_email = false"
+    )
+    assert Notifier(off, signer_of(off)).plan(record(), "booked", NOW) == []
+    on = write_notify_config(tmp_path / "on", smtp=smtp_section(25), notifications="")
+    assert Notifier(on, signer_of(on)).plan(record(email=""), "booked", NOW) == []
+    assert mails(Notifier(on, signer_of(on)).plan(record(), "cancelled", NOW)) == [
+        ("cancelled", "client", "maria@example.com")
+    ]
+
+
+def test_no_reminder_when_off_or_already_due(tmp_path: Path) -> None:
+    off = write_notify_config(tmp_path / "off", smtp=smtp_section(25), reminder="0m")
+    assert [
+        k for k, _, _ in mails(Notifier(off, signer_of(off)).plan(record(), "booked", NOW))
+    ] == [
+        "booked",
+        "notice",
+    ]
+    on = write_notify_config(tmp_path / "on", smtp=smtp_section(25))
+    late = Notifier(on, signer_of(on)).plan(record(), "booked", START - timedelta(minutes=30))
+    assert "reminder" not in [k for k, _, _ in mails(late)]
+
+
+def test_unknown_event_plans_nothing(tmp_path: Path) -> None:
+    config = write_notify_config(tmp_path, smtp=smtp_section(25))
+    assert Notifier(config, signer_of(config)).plan(record(), "exploded", NOW) == []
+
+
+# --------------------------------------------------------------------------- mail
+
+
+def test_confirmation_is_a_pt_br_invitation_with_the_checklist(
+    mail_config: Config, smtp: SmtpServer
+) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record()
+    booked = notifier.plan(session, "booked", NOW)[0]
+    send(notifier, booked, session, NOW)
+    [received] = smtp.messages
+    assert received.rcpt_tos == ("maria@example.com",)
+    assert received.mail_from == "agenda@example.com"
+    message = received.message
+    assert message["Subject"] == (
+        "Atendimento remoto agendado: segunda-feira, 30 de novembro de 2026, 10:00–10:30 "
+        "— Suporte Técnico"
+    )
+    assert message["To"].addresses[0].addr_spec == "maria@example.com"
+    assert message["Auto-Submitted"] == "auto-generated"
+    text = text_of(message)
+    assert "Instale o AnyDesk no computador antes das 10:00." in text
+    assert "WhatsApp: +55 11 99999-0000" in text
+    assert "Maria Lima (ou outro responsável da empresa) deve estar presente" in text
+    assert "Toleramos até 10 minutos de atraso" in text
+    assert "http://127.0.0.1:8080/manage/" in text
+    assert "/checkin/" not in received.data.decode(), "the check-in link is the desk's"
+
+    calendar = calendar_of(message)
+    assert calendar["METHOD"] == "REQUEST"
+    [event] = calendar.walk("VEVENT")
+    assert str(event["UID"]) == client_uid(session)
+    assert event.decoded("DTSTART") == START
+    assert event.decoded("DTEND") == START + timedelta(minutes=30)
+    assert event.decoded("SEQUENCE") == 0
+    assert str(event["ORGANIZER"]) == "mailto:agenda@example.com"
+    attendee = event["ATTENDEE"]
+    assert str(attendee) == "mailto:maria@example.com"
+    assert attendee.params["PARTSTAT"] == "NEEDS-ACTION"
+    assert attendee.params["CN"] == "Maria Lima"
+
+
+def test_english_session_gets_english_mail(mail_config: Config, smtp: SmtpServer) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record(language="en")
+    send(notifier, notifier.plan(session, "booked", NOW)[0], session, NOW)
+    message = smtp.messages[0].message
+    assert message["Subject"].startswith("Remote session booked: Monday, 30 November 2026, 10:00")
+    text = text_of(message)
+    assert "Install AnyDesk on the computer before 10:00." in text
+    assert "Up to 10 minutes of delay are tolerated" in text
+    assert "Instale" not in text
+
+
+def test_reminder_carries_the_checklist_and_is_skipped_once_void(
+    mail_config: Config, smtp: SmtpServer
+) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record()
+    reminder = next(
+        d for d in notifier.plan(session, "booked", NOW) if d.payload.get("kind") == "reminder"
+    )
+    due = START - timedelta(hours=1)
+    send(notifier, reminder, dataclasses.replace(session, status=Status.CANCELLED), due)
+    send(notifier, reminder, dataclasses.replace(session, status=Status.RESCHEDULED), due)
+    send(notifier, reminder, session, START + timedelta(minutes=1))
+    assert smtp.messages == []
+    send(notifier, reminder, session, due)
+    [received] = smtp.messages
+    assert received.message["Subject"].startswith("Lembrete: atendimento remoto às 10:00")
+    text = text_of(received.message)
+    for line in (
+        "Instale o AnyDesk no computador antes das 10:00.",
+        "chame o suporte por WhatsApp ou ligação com os dados do acesso (AnyDesk, ID 123456789)",
+        "deve estar presente",
+        "Toleramos até 10 minutos de atraso: sem contato até as 10:10",
+        "/manage/",
+    ):
+        assert line in text
+    assert not [p for p in received.message.walk() if p.get_content_type() == "text/calendar"]
+
+
+def test_cancel_has_same_uid_and_a_higher_sequence(mail_config: Config, smtp: SmtpServer) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record()
+    send(notifier, notifier.plan(session, "booked", NOW)[0], session, NOW)
+    later = NOW + timedelta(seconds=1)  # as fast as the store allows: one second apart
+    cancelled = dataclasses.replace(session, status=Status.CANCELLED, updated_at=later)
+    send(notifier, notifier.plan(cancelled, "cancelled", later)[0], cancelled, later)
+    request, cancel = (calendar_of(m.message) for m in smtp.messages)
+    assert (request["METHOD"], cancel["METHOD"]) == ("REQUEST", "CANCEL")
+    [first], [second] = request.walk("VEVENT"), cancel.walk("VEVENT")
+    assert first["UID"] == second["UID"]
+    assert second.decoded("SEQUENCE") > first.decoded("SEQUENCE")
+    assert second["STATUS"] == "CANCELLED"
+    assert second.decoded("DTSTART") == START
+    assert smtp.messages[1].message["Subject"].startswith("Atendimento remoto cancelado")
+
+
+def test_cancel_in_the_same_second_still_outranks_the_request(
+    mail_config: Config, smtp: SmtpServer
+) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    cancelled = record(status=Status.CANCELLED)
+    [cancel] = [
+        d for d in notifier.plan(cancelled, "cancelled", NOW) if d.payload["role"] == "client"
+    ]
+    assert cancel.payload["sequence"] == 1
+
+
+def test_no_show_mail_links_to_booking_again(mail_config: Config, smtp: SmtpServer) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record(status=Status.RESCHEDULED, updated_at=START + timedelta(minutes=10))
+    now = START + timedelta(minutes=11)
+    send(notifier, notifier.plan(session, "rescheduled", now)[0], session, now)
+    message = smtp.messages[0].message
+    assert message["Subject"].startswith("Atendimento não realizado")
+    text = text_of(message)
+    assert "tolerância de 10 minutos" in text
+    link = text.split("Escolha um novo horário por este link:\n", 1)[1].split("\n", 1)[0]
+    token = link.rsplit("/manage/", 1)[1]
+    assert signer_of(mail_config).verify(token, MANAGE_PURPOSE, now) == "s1"
+
+
+def test_a_confirmation_overtaken_by_a_cancel_is_not_sent(
+    mail_config: Config, smtp: SmtpServer
+) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record()
+    booked = notifier.plan(session, "booked", NOW)[0]
+    send(notifier, booked, dataclasses.replace(session, status=Status.CANCELLED), NOW)
+    assert smtp.messages == []
+
+
+def test_technician_notice_has_the_check_in_link(mail_config: Config, smtp: SmtpServer) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record()
+    notice = next(d for d in notifier.plan(session, "booked", NOW) if d.payload["role"] != "client")
+    send(notifier, notice, session, NOW)
+    [received] = smtp.messages
+    assert received.rcpt_tos == ("ana@example.com",)
+    text = text_of(received.message)
+    token = text.split("/checkin/", 1)[1].split()[0]
+    assert signer_of(mail_config).verify(token, CHECKIN_PURPOSE, NOW) == "s1"
+    assert "Relojoaria Central" in received.message["Subject"]
+    assert "/manage/" in text
+
+
+def test_user_text_cannot_inject_headers(mail_config: Config, smtp: SmtpServer) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record(
+        company="ACME\r\nBcc: victim@example.org",
+        responsible_name="Maria\r\nX-Evil: 1",
+        description="linha 1\r\nBcc: other@example.org",
+    )
+    for delivery in notifier.plan(session, "booked", NOW)[:3:2]:  # the client's and Ana's
+        send(notifier, delivery, session, NOW)
+    assert [m.rcpt_tos for m in smtp.messages] == [("maria@example.com",), ("ana@example.com",)]
+    for received in smtp.messages:
+        headers = received.data.split(b"\r\n\r\n", 1)[0].decode().lower()
+        assert "\nbcc:" not in headers and "\nx-evil:" not in headers
+        assert received.message["Bcc"] is None and received.message["X-Evil"] is None
+    assert "ACME Bcc: victim@example.org" in smtp.messages[1].message["Subject"]
+    [event] = calendar_of(smtp.messages[0].message).walk("VEVENT")
+    assert event["ATTENDEE"].params["CN"] == "Maria X-Evil: 1"
+
+
+def test_an_address_that_cannot_be_written_is_a_permanent_failure(
+    mail_config: Config, smtp: SmtpServer
+) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record(email="not an address@@example.com")
+    with pytest.raises(DeliveryFailed) as failure:
+        send(notifier, notifier.plan(session, "booked", NOW)[0], session, NOW)
+    assert failure.value.permanent
+    assert smtp.messages == []
+
+
+@pytest.mark.parametrize(
+    ("where", "reply", "permanent"),
+    [
+        ("rcpt", "451 4.3.0 mailbox busy, try later", False),
+        ("rcpt", "550 5.1.1 no such user", True),
+        ("data", "452 4.3.1 insufficient storage", False),
+        ("data", "554 5.7.1 message refused", True),
+    ],
+)
+def test_smtp_refusals_are_transient_or_permanent_by_code(
+    mail_config: Config, smtp: SmtpServer, where: str, reply: str, permanent: bool
+) -> None:
+    if where == "rcpt":
+        smtp.refuse_rcpt = reply
+    else:
+        smtp.refuse_data = reply
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record()
+    with pytest.raises(DeliveryFailed) as failure:
+        send(notifier, notifier.plan(session, "booked", NOW)[0], session, NOW)
+    assert failure.value.permanent is permanent
+    assert reply.split()[0] in str(failure.value)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_mail_server_down_is_transient(tmp_path: Path) -> None:
+    config = write_notify_config(tmp_path, smtp=smtp_section(free_port()))
+    notifier = Notifier(config, signer_of(config))
+    session = record()
+    with pytest.raises(DeliveryFailed) as failure:
+        send(notifier, notifier.plan(session, "booked", NOW)[0], session, NOW)
+    assert not failure.value.permanent
+    assert "cannot reach the mail server" in str(failure.value)
+
+
+def test_silent_mail_server_times_out_transiently(tmp_path: Path) -> None:
+    with socket.socket() as silent:  # accepts connections (backlog) and never greets
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        config = write_notify_config(tmp_path, smtp=smtp_section(silent.getsockname()[1]))
+        assert config.smtp is not None
+        smtp = dataclasses.replace(config.smtp, timeout=timedelta(milliseconds=50))
+        notifier = Notifier(dataclasses.replace(config, smtp=smtp), signer_of(config))
+        session = record()
+        with pytest.raises(DeliveryFailed) as failure:
+            send(notifier, notifier.plan(session, "booked", NOW)[0], session, NOW)
+    assert not failure.value.permanent
+
+
+def test_starttls_and_login(tmp_path: Path) -> None:
+    cert = self_signed(tmp_path)
+    (tmp_path / "conf" / "secrets").mkdir(parents=True)
+    (tmp_path / "conf" / "secrets" / "smtp").write_text("s3cret-pass\n")
+    with smtp_server(starttls=cert.server_context(), login=("agenda", "s3cret-pass")) as server:
+        section = smtp_section(
+            server.port, security="starttls", username="agenda", password_file="secrets/smtp"
+        )
+        config = write_notify_config(tmp_path / "conf", smtp=section)
+        session = record()
+        trusting = Notifier(config, signer_of(config), tls_context=cert.client_context())
+        send(trusting, trusting.plan(session, "booked", NOW)[0], session, NOW)
+        assert [m.rcpt_tos for m in server.messages] == [("maria@example.com",)]
+
+        untrusting = Notifier(config, signer_of(config))  # the system CAs do not know it
+        with pytest.raises(DeliveryFailed) as failure:
+            send(untrusting, untrusting.plan(session, "booked", NOW)[0], session, NOW)
+        assert not failure.value.permanent
+        assert len(server.messages) == 1
+
+
+def test_wrong_password_is_retried_and_says_what_to_fix(tmp_path: Path) -> None:
+    cert = self_signed(tmp_path)
+    (tmp_path / "conf" / "secrets").mkdir(parents=True)
+    (tmp_path / "conf" / "secrets" / "smtp").write_text("wrong\n")
+    with smtp_server(starttls=cert.server_context(), login=("agenda", "right")) as server:
+        section = smtp_section(
+            server.port, security="starttls", username="agenda", password_file="secrets/smtp"
+        )
+        config = write_notify_config(tmp_path / "conf", smtp=section)
+        notifier = Notifier(config, signer_of(config), tls_context=cert.client_context())
+        session = record()
+        with pytest.raises(DeliveryFailed) as failure:
+            send(notifier, notifier.plan(session, "booked", NOW)[0], session, NOW)
+        assert not failure.value.permanent
+        assert "password_file" in str(failure.value)
+        assert server.messages == []
+
+
+def test_implicit_tls(tmp_path: Path) -> None:
+    cert = self_signed(tmp_path)
+    with smtp_server(implicit_tls=cert.server_context()) as server:
+        config = write_notify_config(
+            tmp_path / "conf", smtp=smtp_section(server.port, security="tls")
+        )
+        notifier = Notifier(config, signer_of(config), tls_context=cert.client_context())
+        session = record()
+        send(notifier, notifier.plan(session, "booked", NOW)[0], session, NOW)
+        assert len(server.messages) == 1
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+class Receiver:
+    """A webhook receiver: records each request, answers ``status`` (and headers)."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes, str]] = []
+        self.status = 204
+        self.headers: dict[str, str] = {}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                receiver.requests.append((dict(self.headers.items()), body, self.path))
+                self.send_response(receiver.status)
+                for name, value in receiver.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+def hook_notifier(tmp_path: Path, url: str, *, secret: bool = True) -> Notifier:
+    config = write_notify_config(tmp_path, webhooks=hook_section(url, secret=secret))
+    return Notifier(config, signer_of(config))
+
+
+def test_webhook_body_headers_and_a_verifiable_signature(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    notifier = hook_notifier(tmp_path, receiver.url)
+    session = record()
+    [hook] = notifier.plan(session, "booked", NOW + timedelta(seconds=1))
+    at = NOW + timedelta(seconds=3)
+    send(notifier, hook, session, at)
+    [(headers, body, path)] = receiver.requests
+    assert path == "/hook"
+    assert headers["Content-Type"] == "application/json; charset=utf-8"
+    assert headers["X-Expediente-Event"] == "booked"
+    document = json.loads(body)
+    assert document["event"] == "booked"
+    assert document["occurred_at"] == "2026-11-30T10:00:00+00:00"
+    assert document["delivery"] == headers["X-Expediente-Delivery"]
+    assert document["session"]["id"] == "s1"
+    assert document["session"]["status"] == "booked"
+    assert document["session"]["start"] == "2026-11-30T13:00:00+00:00"
+    assert document["session"]["company"] == "Relojoaria Central"
+    assert "/manage/" not in body.decode() and "/checkin/" not in body.decode()
+    assert "calendar_etag" not in document["session"]
+
+    # What a receiver does: recompute the MAC of "<timestamp>.<body>" with the shared key.
+    timestamp = headers["X-Expediente-Timestamp"]
+    assert int(timestamp) == int(at.timestamp())
+    expected = hmac.new(WEBHOOK_KEY.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    assert hmac.compare_digest(headers["X-Expediente-Signature"], "sha256=" + expected.hexdigest())
+
+
+def test_a_retry_has_the_same_delivery_id_and_body(tmp_path: Path, receiver: Receiver) -> None:
+    notifier = hook_notifier(tmp_path, receiver.url)
+    session = record()
+    [hook] = notifier.plan(session, "booked", NOW)
+    # Planned again later, e.g. after a crash between planning and recording the plan.
+    [again] = notifier.plan(session, "booked", NOW + timedelta(seconds=30))
+    send(notifier, hook, session, NOW)
+    send(notifier, again, session, NOW + timedelta(minutes=1))
+    (first, body1, _), (second, body2, _) = receiver.requests
+    assert first["X-Expediente-Delivery"] == second["X-Expediente-Delivery"]
+    assert body1 == body2
+    assert first["X-Expediente-Signature"] != second["X-Expediente-Signature"]
+    cancelled = dataclasses.replace(session, status=Status.CANCELLED, updated_at=NOW)
+    [cancel] = notifier.plan(cancelled, "cancelled", NOW)
+    assert cancel.payload["id"] != hook.payload["id"]
+
+
+def test_webhook_without_secret_is_unsigned(tmp_path: Path, receiver: Receiver) -> None:
+    notifier = hook_notifier(tmp_path, receiver.url, secret=False)
+    session = record()
+    send(notifier, notifier.plan(session, "booked", NOW)[0], session, NOW)
+    [(headers, _, _)] = receiver.requests
+    assert "X-Expediente-Signature" not in headers
+
+
+@pytest.mark.parametrize(
+    ("status", "permanent"),
+    [(500, False), (503, False), (429, False), (408, False), (400, True), (404, True), (410, True)],
+)
+def test_webhook_answers_map_to_retry_or_give_up(
+    tmp_path: Path, receiver: Receiver, status: int, permanent: bool
+) -> None:
+    receiver.status = status
+    notifier = hook_notifier(tmp_path, receiver.url)
+    session = record()
+    with pytest.raises(DeliveryFailed) as failure:
+        send(notifier, notifier.plan(session, "booked", NOW)[0], session, NOW)
+    assert failure.value.permanent is permanent
+    assert str(status) in str(failure.value)
+
+
+def test_retry_after_is_passed_on(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.status = 429
+    receiver.headers = {"Retry-After": "120"}
+    notifier = hook_notifier(tmp_path, receiver.url)
+    session = record()
+    with pytest.raises(DeliveryFailed) as failure:
+        send(notifier, notifier.plan(session, "booked", NOW)[0], session, NOW)
+    assert failure.value.retry_after == 120.0
+
+
+def test_redirects_are_not_followed(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.status = 307
+    receiver.headers = {"Location": receiver.url + "/elsewhere"}
+    notifier = hook_notifier(tmp_path, receiver.url)
+    session = record()
+    with pytest.raises(DeliveryFailed) as failure:
+        send(notifier, notifier.plan(session, "booked", NOW)[0], session, NOW)
+    assert failure.value.permanent
+    assert [path for _, _, path in receiver.requests] == ["/hook"]
+
+
+def test_webhook_timeout_and_refused_connection_are_transient(tmp_path: Path) -> None:
+    with socket.socket() as silent:  # the connection is queued and never answered
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/hook"
+        config = write_notify_config(tmp_path, webhooks=hook_section(url))
+        fast = tuple(
+            dataclasses.replace(h, timeout=timedelta(milliseconds=50)) for h in config.webhooks
+        )
+        notifier = Notifier(dataclasses.replace(config, webhooks=fast), signer_of(config))
+        session = record()
+        with pytest.raises(DeliveryFailed) as failure:
+            send(notifier, notifier.plan(session, "booked", NOW)[0], session, NOW)
+        assert not failure.value.permanent
+
+    down = hook_notifier(tmp_path / "down", f"http://127.0.0.1:{free_port()}/hook")
+    with pytest.raises(DeliveryFailed) as failure:
+        send(down, down.plan(session, "booked", NOW)[0], session, NOW)
+    assert not failure.value.permanent
+    assert "unreachable" in str(failure.value)
+
+
+def test_a_webhook_removed_from_the_config_gives_up(tmp_path: Path) -> None:
+    notifier = hook_notifier(tmp_path, "http://127.0.0.1:9/gone")
+    session = record()
+    [hook] = notifier.plan(session, "booked", NOW)
+    other = write_notify_config(tmp_path / "other")
+    with pytest.raises(DeliveryFailed) as failure:
+        Notifier(other, signer_of(other)).deliver(hook, session, NOW)
+    assert failure.value.permanent
