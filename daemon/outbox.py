@@ -19,7 +19,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from connectors.base import (
     AuthFailed,
@@ -32,6 +32,7 @@ from connectors.base import Conflict as CalendarConflict
 from connectors.retry import backoff_delay
 from daemon.events import session_event
 from daemon.metrics import Metrics
+from daemon.notify import Delivery, DeliveryFailed
 from daemon.service import Service
 from daemon.signing import Signer
 from daemon.store import OutboxItem, SessionRecord
@@ -45,41 +46,25 @@ BASE_DELAY = timedelta(seconds=5)
 MAX_NOTIFY_ATTEMPTS = 20
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One message to send (mirrors ``daemon.notify.Delivery``)."""
-
-    action: str
-    payload: dict[str, Any]
-    not_before: datetime | None = None
-
-
-class DeliveryError(Exception):
-    def __init__(
-        self, message: str, *, permanent: bool = False, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-        self.retry_after = retry_after
-
-
 class Notifications(Protocol):
-    def plan(self, session: SessionRecord, event: str, now: datetime) -> Sequence[Any]: ...
+    """What the outbox needs of notifications (``daemon.notify.Notifier``, or the log)."""
 
-    def deliver(self, delivery: Any, session: SessionRecord, now: datetime) -> None: ...
+    def plan(self, session: SessionRecord, event: str, now: datetime) -> Sequence[Delivery]: ...
+
+    def deliver(self, delivery: Delivery, session: SessionRecord, now: datetime) -> None: ...
 
 
 class LogNotifications:
     """The notification hook when no mail or webhook is configured: a log line per event."""
 
-    def plan(self, session: SessionRecord, event: str, now: datetime) -> Sequence[Any]:
+    def plan(self, session: SessionRecord, event: str, now: datetime) -> Sequence[Delivery]:
         log.info(
             "notify %s: session %s (%s, %s) %s",
             event, session.id, session.company, session.email or "no e-mail", session.start,
         )  # fmt: skip
         return ()
 
-    def deliver(self, delivery: Any, session: SessionRecord, now: datetime) -> None:
+    def deliver(self, delivery: Delivery, session: SessionRecord, now: datetime) -> None:
         log.info("deliver %s for session %s (not configured)", delivery.action, session.id)
 
 
@@ -147,8 +132,10 @@ class OutboxWorker:
                 self._put(session)
             elif item.action == "notify":
                 self._notify(item, session, now)
-            elif item.action in ("mail", "webhook"):
-                self.notifications.deliver(_delivery(item.action, item.payload), session, now)
+            elif item.action == "mail":
+                self.notifications.deliver(Delivery("mail", item.payload), session, now)
+            elif item.action == "webhook":
+                self.notifications.deliver(Delivery("webhook", item.payload), session, now)
             else:
                 store.outbox_give_up(item.id, f"unknown outbox action {item.action!r}", now)
                 return
@@ -166,11 +153,9 @@ class OutboxWorker:
             retry_after = getattr(error, "retry_after", None)
             self._reschedule(item, f"{type(error).__name__}: {error}", report, retry_after)
             return
-        except Exception as error:
-            if _is_delivery_failure(error):
-                self._notify_failed(item, error, report)
-                return
-            raise
+        except DeliveryFailed as error:
+            self._notify_failed(item, error, report)
+            return
         if item.action != "notify":
             store.outbox_done(item.id, self.service.clock.now())
         report.delivered += 1
@@ -206,8 +191,8 @@ class OutboxWorker:
                 item.action, item.session_id, item.attempts + 1, next_at.isoformat(), error,
             )  # fmt: skip
 
-    def _notify_failed(self, item: OutboxItem, error: Exception, report: FlushReport) -> None:
-        permanent = bool(getattr(error, "permanent", False))
+    def _notify_failed(self, item: OutboxItem, error: DeliveryFailed, report: FlushReport) -> None:
+        permanent = error.permanent
         if permanent or item.attempts + 1 >= MAX_NOTIFY_ATTEMPTS:
             self.service.store.outbox_give_up(item.id, str(error), self.service.clock.now())
             self.metrics.inc(
@@ -217,7 +202,7 @@ class OutboxWorker:
             report.failed += 1
             report.errors.append(str(error))
             return
-        self._reschedule(item, str(error), report, getattr(error, "retry_after", None))
+        self._reschedule(item, str(error), report, error.retry_after)
 
     # ------------------------------------------------------------------ actions
 
@@ -261,15 +246,3 @@ class OutboxWorker:
             session_id=session.id,
             now=now,
         )
-
-
-def _delivery(action: str, payload: dict[str, Any]) -> Any:
-    try:
-        from daemon.notify import Delivery as NotifyDelivery
-    except ImportError:  # pragma: no cover - notify ships with the daemon
-        return Delivery(action, payload)
-    return NotifyDelivery(action, payload)
-
-
-def _is_delivery_failure(error: Exception) -> bool:
-    return isinstance(error, DeliveryError) or type(error).__name__ == "DeliveryFailed"

@@ -9,6 +9,7 @@ from daemon.service import Service
 from daemon.signing import Signer
 from daemon.web import openapi
 from daemon.web.api import Api
+from daemon.web.feeds import Feeds
 from daemon.web.http import App, Request, Response, Router
 from daemon.web.pages import Pages
 from daemon.web.ratelimit import RateLimiter
@@ -21,6 +22,7 @@ def build_app(service: Service, signer: Signer, metrics: Metrics) -> App:
     limiter = RateLimiter(booking.rate_limit, booking.rate_window)
     Api(service, signer, limiter=limiter).routes(router)
     Pages(service, signer, limiter=limiter).routes(router)
+    Feeds(service).routes(router)
     public_url = service.config.server.public_url
     spec = json.dumps(openapi.document(public_url), indent=1).encode()
 

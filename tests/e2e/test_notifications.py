@@ -1,0 +1,91 @@
+"""Notifications through the running daemon: real HTTP in, real Radicale and a real SMTP
+server out, the outbox in between."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import icalendar
+import pytest
+
+from daemon.clock import FixedClock
+from daemon.config import load_config
+from daemon.loop import Daemon
+from daemon.systemd import Notifier
+from tests.daemon.desk import monday
+from tests.daemon.smtp_server import SmtpServer, smtp_server
+from tests.daemon.test_notify import smtp_section
+from tests.e2e.conftest import Desk, write_config
+from tests.servers import CalDAVServer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def mailing_desk(radicale: CalDAVServer, tmp_path: Path) -> Iterator[tuple[Desk, SmtpServer]]:
+    calendars = {"ana": radicale.new_calendar(), "bruno": radicale.new_calendar()}
+    path = write_config(tmp_path, radicale, calendars["ana"], calendars["bruno"])
+    with smtp_server() as smtp:
+        path.write_text(path.read_text() + f"\n[smtp]\n{smtp_section(smtp.port)}\n")
+        clock = FixedClock(monday(7, 0))
+        daemon = Daemon(load_config(path), clock=clock, systemd=Notifier({}))
+        daemon.start(port=0)
+        try:
+            yield Desk(daemon, clock, radicale, calendars, path), smtp
+        finally:
+            daemon.shutdown()
+
+
+def invitation(message: object) -> icalendar.Calendar:
+    for part in message.walk():  # type: ignore[attr-defined]
+        if part.get_content_type() == "text/calendar":
+            return icalendar.Calendar.from_ical(part.get_payload(decode=True))
+    raise AssertionError("no text/calendar part")
+
+
+def test_booking_confirmation_reminder_and_no_show_mail(
+    mailing_desk: tuple[Desk, SmtpServer],
+) -> None:
+    desk, smtp = mailing_desk
+    session = desk.book(monday(9))
+    desk.daemon.flush()  # the calendar write and the notification plan
+    desk.daemon.flush()  # the mail the plan queued
+    [confirmation] = smtp.messages
+    assert confirmation.rcpt_tos == ("maria@example.com",)
+    cal = invitation(confirmation.message)
+    assert str(cal["METHOD"]) == "REQUEST"
+    assert cal.walk("VEVENT")[0].decoded("DTSTART") == monday(9)
+    assert session["manage_url"] in confirmation.message.get_body(("plain",)).get_content()
+
+    desk.clock.set(monday(8))  # an hour before: the reminder
+    desk.daemon.flush()
+    assert len(smtp.messages) == 2
+    reminder = smtp.messages[1].message.get_body(("plain",)).get_content()
+    assert "AnyDesk" in reminder and "10" in reminder
+
+    desk.clock.set(monday(9, 10) + timedelta(seconds=1))
+    desk.daemon.sweep()
+    desk.daemon.flush()
+    desk.daemon.flush()
+    assert len(smtp.messages) == 3
+    rebook = smtp.messages[2].message.get_body(("plain",)).get_content()
+    assert "/manage/" in rebook, "the no-show mail carries the link to book again"
+
+
+def test_a_mail_outage_never_blocks_or_loses_a_booking(
+    mailing_desk: tuple[Desk, SmtpServer],
+) -> None:
+    desk, smtp = mailing_desk
+    smtp.refuse_data = "451 try again later"
+    session = desk.book(monday(9))
+    desk.daemon.flush()
+    report = desk.daemon.flush()
+    assert report.failed == 1 and smtp.messages == []
+    # The calendar got its event regardless.
+    assert desk.event(session["id"]) is not None
+    smtp.refuse_data = None
+    desk.clock.advance(timedelta(minutes=5))
+    desk.daemon.flush()
+    assert [m.rcpt_tos for m in smtp.messages] == [("maria@example.com",)]
