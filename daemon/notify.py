@@ -11,7 +11,9 @@ Who gets what
 * Client (``[notifications] client_email`` and the session has an e-mail): ``booked`` → a
   confirmation with a ``METHOD:REQUEST`` invitation, plus a reminder ``booking.reminder``
   before the start; ``rescheduled`` (no check-in within the tolerance, R5) → a request to
-  book again; ``cancelled`` → a ``METHOD:CANCEL`` with the same UID and a higher SEQUENCE.
+  book again; ``cancelled`` → a ``METHOD:CANCEL`` with the same UID and a higher SEQUENCE;
+  ``moved`` (the technician moved the session to another valid time) → a new
+  confirmation whose higher SEQUENCE moves the client's copy.
   ``checked_in`` and ``completed`` send the client nothing: they are on the phone with
   the desk then.
 * Technician (``technician_email`` and the technician has an ``email``): a notice for
