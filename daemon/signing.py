@@ -18,6 +18,10 @@ class BadToken(ValueError):
     """The link is malformed, forged, for another purpose, or expired (message says which)."""
 
 
+class ExpiredToken(BadToken):
+    """A genuine link past its expiry (pages answer 410 Gone rather than 404)."""
+
+
 @dataclass(frozen=True)
 class Signer:
     key: bytes
@@ -48,5 +52,5 @@ class Signer:
         if token_purpose != purpose:
             raise BadToken("link made for another purpose")
         if now >= datetime.fromtimestamp(int(expiry), UTC):
-            raise BadToken("expired link")
+            raise ExpiredToken("expired link")
         return session_id

@@ -33,7 +33,7 @@ from daemon.availability import iso
 from daemon.config import spoken_duration
 from daemon.events import CHECKIN_PURPOSE, MANAGE_PURPOSE, manage_url
 from daemon.service import Service, SessionNotFound
-from daemon.signing import BadToken, Signer
+from daemon.signing import BadToken, ExpiredToken, Signer
 from daemon.store import SessionRecord
 from daemon.web import csrf
 from daemon.web.api import parse_booking, request_language, violation_documents
@@ -590,9 +590,9 @@ class Pages:
         try:
             session_id = self.signer.verify(request.params["token"], purpose, self.now())
             return self.service.get(session_id)
-        except BadToken as error:
-            if str(error) == "expired link":
-                raise PageError(410, "error_link_expired") from None
+        except ExpiredToken:
+            raise PageError(410, "error_link_expired") from None
+        except BadToken:
             raise PageError(404, "error_link_invalid") from None
         except SessionNotFound:
             raise PageError(404, "error_link_invalid") from None
