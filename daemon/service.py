@@ -170,7 +170,8 @@ class Service:
                 self.policy, request, now, self.timelines(now), self._load(request, now), eligible
             )
             if isinstance(result, Rejected):
-                return self._rejected(request, now, actor, self._explain(result, request, eligible))
+                explained = self._explain(result, request, eligible, now)
+                return self._rejected(request, now, actor, explained)
             inserted = self.store.insert_booking(
                 self._new_session(result, request, rebooked_from),
                 buffer=self.policy.buffer,
@@ -208,15 +209,29 @@ class Service:
         return self.store.load_by_technician(Interval(start, start + timedelta(days=7)))
 
     def _explain(
-        self, rejected: Rejected, request: BookingRequest, eligible: Collection[str]
+        self,
+        rejected: Rejected,
+        request: BookingRequest,
+        eligible: Collection[str],
+        now: datetime,
     ) -> tuple[Violation, ...]:
-        """Say ``slot_taken`` when only bookings (not calendars) fill the time.
+        """Say ``slot_taken`` when only bookings (not calendars) fill the time, and
+        ``calendar_stale`` when only technicians whose calendars are out of date are free.
 
         The slot was offered and someone booked it first: a 409 the page can answer with
-        fresh slots, rather than a rule the client broke.
+        fresh slots, rather than a rule the client broke. A stale calendar is a moment's
+        outage on our side: the client should try again, not pick another time.
         """
         if rejected.codes != [Code.NO_TECHNICIAN_AVAILABLE]:
             return rejected.violations
+        stale = self.stale_technicians(now)
+        if stale:
+            everyone = set(eligible) | stale
+            retry = validate(
+                self.policy, request, now, self.timelines(now), self._load(request, now), everyone
+            )
+            if isinstance(retry, Accepted):
+                return (Violation(Code.CALENDAR_STALE, "start"),)
         session_type = self.policy.session_types[request.type]
         end = request.start + session_type.duration
         window = Interval(request.start - self.policy.buffer, end + self.policy.buffer)

@@ -207,6 +207,9 @@ class Code(StrEnum):
     INVALID_FIELD = "invalid_field"
     RULES_NOT_ACCEPTED = "rules_not_accepted"
     TOOL_NOT_ALLOWED = "tool_not_allowed"
+    # The only free technicians have calendar data too old to trust (a calendar server
+    # is down): try again later, rather than risk a double booking.
+    CALENDAR_STALE = "calendar_stale"
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,10 @@ def rejection(outcome: BookingOutcome, language: str) -> HTTPError:
     first = violations[0]["message"] if violations else ""
     if taken:
         return HTTPError(409, "slot_taken", first, violations=violations)
+    if outcome.codes == [Code.CALENDAR_STALE]:
+        return HTTPError(
+            503, "calendar_stale", first, violations=violations, headers={"Retry-After": "60"}
+        )
     return HTTPError(422, "booking_rejected", first, violations=violations)
 
 

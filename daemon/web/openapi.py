@@ -169,6 +169,12 @@ def document(public_url: str) -> dict[str, Any]:
                         "400": _json(error, "The body is not a JSON object."),
                         "409": _json(error, "slot_taken: someone booked it first."),
                         "422": _json(error, "A rule is broken; every violation is listed."),
+                        "429": _json(error, "rate_limited: too many bookings from this address."),
+                        "503": _json(
+                            error,
+                            "calendar_stale: the only free technicians' calendars are out "
+                            "of date; retry after Retry-After seconds.",
+                        ),
                     },
                 }
             },

@@ -252,7 +252,19 @@ def test_stale_calendars_stop_bookings_and_health_says_so(tmp_path: Path) -> Non
     status, _, document = call(
         desk, "POST", "/api/v1/bookings", booking("2026-12-01T09:00:00-03:00")
     )
-    assert status == 422 and document["error"]["violations"][0]["code"] == "no_technician_available"
+    assert status == 503 and document["error"]["code"] == "calendar_stale"
+    assert document["error"]["violations"][0]["code"] == "calendar_stale"
+    # One technician synced again: bookings go to them; the stale one is never chosen.
+    desk.store.apply_sync(
+        desk.config.calendars[1].id, [], full=True, state=None, now=desk.clock.now()
+    )
+    status, _, document = call(
+        desk, "POST", "/api/v1/bookings", booking("2026-12-01T09:00:00-03:00")
+    )
+    assert status == 201
+    assert (
+        desk.store.get_session(document["id"]).technician_id == desk.config.calendars[1].technician
+    )
 
 
 def test_unknown_paths_and_methods(desk: Desk) -> None:
