@@ -308,6 +308,7 @@ class Daemon:
         self.scheduler.clear()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.delivery_pool.shutdown(wait=True, cancel_futures=True)
+        self.parts.calendars.close()
         self.store.close()
         log.info("stopped")
 
@@ -356,8 +357,10 @@ class Daemon:
             return False
         if new.server.listen != self.config.server.listen:
             log.warning("[server] listen changed: it takes effect at the next restart")
-        self.parts = parts
+        old, self.parts = self.parts, parts
         self.web.current = parts.app
+        # Jobs of the old set may still be running; their adapters go with the garbage.
+        old.calendars.forget(())
         self._schedule_jobs()
         self.systemd.ready(status="configuration reloaded")
         log.info("configuration reloaded from %s", path)

@@ -94,6 +94,19 @@ class Calendars:
                 return config.id, self.get(config.id)
         raise KeyError(f"technician {technician_id} has no session calendar")
 
+    def close(self) -> None:
+        """Close every adapter's connections (on shutdown, and for the set a reload
+        replaced)."""
+        with self._lock:
+            adapters, self._open = list(self._open.values()), {}
+        for adapter in adapters:
+            close = getattr(adapter, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:  # closing must not stop a shutdown
+                    log.debug("closing %s failed", adapter.name, exc_info=True)
+
     def forget(self, keep: Iterable[str]) -> None:
         """Drop adapters of calendars no longer configured (after a reload)."""
         wanted = set(keep)
