@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 
 from rules.model import Status
+from tests import wsgi
 from tests.daemon.desk import ADMIN_TOKEN, Desk, make_desk, monday
 
 
@@ -27,27 +27,10 @@ def call(
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], Any]:
     raw = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    path, _, query = path.partition("?")
-    environ = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "QUERY_STRING": query,
-        "CONTENT_LENGTH": str(len(raw)),
-        "CONTENT_TYPE": "application/json",
-        "wsgi.input": io.BytesIO(raw),
-        "REMOTE_ADDR": "127.0.0.1",
-    }
-    for name, value in (headers or {}).items():
-        environ["HTTP_" + name.upper().replace("-", "_")] = value
-    captured: dict[str, Any] = {}
-
-    def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
-        captured["status"] = int(status.split()[0])
-        captured["headers"] = dict(response_headers)
-
-    chunks = desk.app(environ, start_response)
-    data = b"".join(chunks)
-    return captured["status"], captured["headers"], json.loads(data) if data else None
+    status, response_headers, data = wsgi.call(
+        desk.app, wsgi.environ(method, path, raw, headers=headers)
+    )
+    return status, dict(response_headers), json.loads(data) if data else None
 
 
 def booking(start: str, **changes: Any) -> dict[str, Any]:

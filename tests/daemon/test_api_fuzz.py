@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules.model import BOOKING_FIELDS
+from tests import wsgi
 from tests.daemon.desk import ADMIN_TOKEN, Desk, make_desk, monday
 
 json_values = st.recursive(
@@ -41,25 +41,9 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Desk:
 
 
 def request(desk: Desk, method: str, path: str, raw: bytes, headers: dict[str, str]) -> int:
-    path, _, query = path.partition("?")
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "QUERY_STRING": query,
-        "CONTENT_LENGTH": str(len(raw)),
-        "CONTENT_TYPE": headers.pop("content-type", "application/json"),
-        "wsgi.input": io.BytesIO(raw),
-        "REMOTE_ADDR": "127.0.0.1",
-    }
-    for name, value in headers.items():
-        environ["HTTP_" + name.upper().replace("-", "_")] = value
-    status: list[int] = []
-
-    def start_response(line: str, _: list[tuple[str, str]]) -> None:
-        status.append(int(line.split()[0]))
-
-    b"".join(desk.app(environ, start_response))
-    return status[0]
+    content_type = headers.pop("content-type", "application/json")
+    env = wsgi.environ(method, path, raw, content_type=content_type, headers=headers)
+    return wsgi.call(desk.app, env)[0]
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])

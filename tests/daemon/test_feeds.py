@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from daemon.web.api import Api
 from daemon.web.feeds import MAX_DAYS, Feeds
 from daemon.web.http import App, Router
 from rules.intervals import Interval
+from tests import wsgi
 from tests.daemon.desk import SAO_PAULO, Desk, make_desk, monday
 
 MARKER = "zq-private-marker-7731"
@@ -52,26 +52,10 @@ def call(
     desk: Desk, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None
 ) -> tuple[int, dict[str, str], bytes]:
     raw = b"" if body is None else json.dumps(body).encode()
-    path, _, query = path.partition("?")
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "QUERY_STRING": query,
-        "CONTENT_LENGTH": str(len(raw)),
-        "CONTENT_TYPE": "application/json",
-        "wsgi.input": io.BytesIO(raw),
-        "REMOTE_ADDR": "127.0.0.1",
-    }
-    for name, value in (headers or {}).items():
-        environ["HTTP_" + name.upper().replace("-", "_")] = value
-    captured: dict[str, Any] = {}
-
-    def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
-        captured["status"] = int(status.split()[0])
-        captured["headers"] = dict(response_headers)
-
-    content = b"".join(desk.app(environ, start_response))
-    return captured["status"], captured["headers"], content
+    status, response_headers, content = wsgi.call(
+        desk.app, wsgi.environ(method, path, raw, headers=headers)
+    )
+    return status, dict(response_headers), content
 
 
 def add_private_events(desk: Desk) -> None:

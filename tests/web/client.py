@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 from daemon.web.api import Api
 from daemon.web.http import App, Router
 from daemon.web.pages import Pages
+from tests import wsgi
 from tests.daemon.desk import Desk, make_desk
 
 
@@ -65,33 +64,24 @@ class Client:
         headers: dict[str, str] | None = None,
     ) -> Page:
         raw = urlencode(form or {}).encode()
-        path, _, query = path.partition("?")
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": method,
-            "PATH_INFO": path,
-            "QUERY_STRING": query,
-            "CONTENT_LENGTH": str(len(raw)),
-            "CONTENT_TYPE": "application/x-www-form-urlencoded",
-            "wsgi.input": io.BytesIO(raw),
-            "REMOTE_ADDR": self.address,
-        }
+        all_headers = dict(headers or {})
         if self.cookies:
-            environ["HTTP_COOKIE"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        for name, value in (headers or {}).items():
-            environ["HTTP_" + name.upper().replace("-", "_")] = value
-        captured: dict[str, Any] = {}
-
-        def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
-            captured["status"] = int(status.split()[0])
-            captured["headers"] = response_headers
-
-        body = b"".join(self.app(environ, start_response))
-        for name, value in captured["headers"]:
+            all_headers["cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        env = wsgi.environ(
+            method,
+            path,
+            raw,
+            content_type="application/x-www-form-urlencoded",
+            headers=all_headers,
+            address=self.address,
+        )
+        status, response_headers, body = wsgi.call(self.app, env)
+        for name, value in response_headers:
             if name.lower() == "set-cookie":
                 pair = value.split(";")[0]
                 key, _, cookie = pair.partition("=")
                 self.cookies[key] = cookie
-        return Page(captured["status"], captured["headers"], body.decode())
+        return Page(status, response_headers, body.decode())
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> Page:
         return self.request("GET", path, headers=headers)
