@@ -5,7 +5,7 @@ them) runs as ``expediente run`` in a subprocess; this script is the client, ove
 HTTP on 127.0.0.1 with keep-alive connections. It prints:
 
 * ``GET /api/v1/slots`` for 14 days: p50/p99 latency from one client, and requests/s
-  from several concurrent clients;
+  from several concurrent clients; the booking page's p50/p99;
 * ``POST /api/v1/bookings``: bookings per second (each a free slot, validated, inserted
   in its own transaction, queued for the calendar);
 * the daemon's RSS when idle and its peak under load (``/proc``).
@@ -175,6 +175,12 @@ def main() -> int:
                 assert status == 200
                 latencies.append(took * 1000)
 
+            page_latencies = []
+            for _ in range(200):
+                status, _, took = client.request("GET", "/book/standard")
+                assert status == 200
+                page_latencies.append(took * 1000)
+
             counts = [0] * args.clients
 
             def hammer(index: int, until: float) -> None:
@@ -218,6 +224,11 @@ def main() -> int:
         f"  (target p99 < 20 ms: {'PASS' if percentile(latencies, 0.99) < 20 else 'FAIL'})"
     )
     print(f"GET /api/v1/slots, {args.clients} clients for 5 s: {throughput:.0f} requests/s")
+    print(
+        f"GET /book/standard (the booking page, 7 days of slots), 1 client, 200 requests: "
+        f"p50 {statistics.median(page_latencies):.1f} ms, "
+        f"p99 {percentile(page_latencies, 0.99):.1f} ms"
+    )
     attempted = min(args.bookings, len(offered))
     print(
         f"POST /api/v1/bookings: {booked}/{attempted} booked, "
