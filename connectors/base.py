@@ -29,10 +29,11 @@ read as "every event was deleted".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from rules.intervals import Interval
 
@@ -183,3 +184,41 @@ class SessionCalendar(Calendar, Protocol):
     def delete_session(self, uid: str, etag: str | None = None) -> None:
         """Remove a session event; absent already is success (idempotent)."""
         ...
+
+
+class _WindowedState(Protocol):
+    @property
+    def window(self) -> Interval: ...
+
+
+StateT = TypeVar("StateT", bound=_WindowedState)
+
+
+def resume_state(
+    state: str | None,
+    window: Interval,
+    decode: Callable[[str], StateT],
+    *,
+    calendar: str,
+    problems: list[Problem],
+) -> StateT | None:
+    """An adapter's saved sync state if an incremental sync can start from it, else None.
+
+    None (a full sync) when there is none, when it cannot be read (said in ``problems``),
+    or when ``window`` reaches past the range blocks were expanded over: unchanged
+    recurring events were never expanded there. ``decode`` raises ValueError, KeyError or
+    TypeError for text that is not a state of its adapter.
+    """
+    if state is None:
+        return None
+    try:
+        saved = decode(state)
+    except (ValueError, KeyError, TypeError) as exc:
+        problems.append(Problem(calendar, None, f"sync state unreadable ({exc}); full resync"))
+        return None
+    if not saved.window.contains(window):
+        logging.getLogger("expediente.connectors").info(
+            "%s: window moved past the expanded range; full resync", calendar
+        )
+        return None
+    return saved

@@ -52,6 +52,7 @@ from connectors.base import (
     SessionEvent,
     SyncResult,
     Unavailable,
+    resume_state,
 )
 from connectors.ical import (
     BusyResult,
@@ -381,18 +382,9 @@ class CalDAVCalendar:
     def _usable_state(
         self, state: str | None, window: Interval, problems: list[Problem]
     ) -> _State | None:
-        if state is None:
-            return None
-        try:
-            saved = _State.decode(state)
-        except (ValueError, KeyError, TypeError) as exc:
-            problems.append(Problem(self.name, None, f"sync state unreadable ({exc}); full resync"))
-            return None
-        if self.sync_method != "auto" and saved.method != self.sync_method:
+        saved = resume_state(state, window, _State.decode, calendar=self.name, problems=problems)
+        if saved is not None and self.sync_method != "auto" and saved.method != self.sync_method:
             return None  # the configuration changed the method: start over with it
-        if not saved.window.contains(window):
-            log.info("%s: window moved past the expanded range; full resync", self.name)
-            return None
         return saved
 
     def _expansion_window(self, saved: _State | None, window: Interval) -> Interval:

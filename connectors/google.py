@@ -86,6 +86,7 @@ from connectors.base import (
     SessionEvent,
     SyncResult,
     Unavailable,
+    resume_state,
 )
 from connectors.ical import DEFAULT_MARKERS, STATE_PROPERTY, BusyResult, describe_ics
 from connectors.retry import RetryPolicy
@@ -330,7 +331,7 @@ class GoogleCalendar:
         """
         before = self.requests
         problems: list[Problem] = []
-        saved = self._usable_state(state, window, problems)
+        saved = resume_state(state, window, _State.decode, calendar=self.name, problems=problems)
         incremental: tuple[list[ObjectChange], str] | None = None
         if saved is not None:
             try:
@@ -360,21 +361,6 @@ class GoogleCalendar:
             problems=tuple(problems),
             requests=self.requests - before,
         )
-
-    def _usable_state(
-        self, state: str | None, window: Interval, problems: list[Problem]
-    ) -> _State | None:
-        if state is None:
-            return None
-        try:
-            saved = _State.decode(state)
-        except (ValueError, KeyError, TypeError) as exc:
-            problems.append(Problem(self.name, None, f"sync state unreadable ({exc}); full resync"))
-            return None
-        if not saved.window.contains(window):
-            log.info("%s: window moved past the expanded range; full resync", self.name)
-            return None
-        return saved
 
     def _list(self, token: str | None) -> tuple[list[dict[str, Any]], str]:
         """Every page of the calendar's listing: (items, nextSyncToken); _TokenGone on 410."""

@@ -24,6 +24,7 @@ from rules.model import Policy, Status
 
 if TYPE_CHECKING:
     from daemon.config import Config
+    from daemon.service import Service
 
 
 class _Parser(argparse.ArgumentParser):
@@ -299,7 +300,7 @@ def cmd_run(args: argparse.Namespace, clock: Clock | None) -> int:
     return Daemon(config, clock=clock).run()
 
 
-def _service(path: Path, clock: Clock) -> Any:
+def _service(path: Path, clock: Clock) -> Service:
     """The service on the daemon's store, for admin commands (no calendar is contacted:
     what they change reaches calendars through the outbox the running daemon drains)."""
     from daemon.service import Service

@@ -46,9 +46,17 @@ _LABELS = {
 }
 
 
+_UID_PREFIX = "expediente-"
+
+
 def calendar_uid(session_id: str) -> str:
     """The stable UID of a session's event: letters, digits and a dash (safe everywhere)."""
-    return f"expediente-{session_id}"
+    return f"{_UID_PREFIX}{session_id}"
+
+
+def is_session_uid(uid: str) -> bool:
+    """Whether ``uid`` could be one of our session events (a sync looks up only these)."""
+    return uid.startswith(_UID_PREFIX)
 
 
 def checkin_url(public_url: str, signer: Signer, session: SessionRecord, policy: Policy) -> str:

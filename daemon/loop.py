@@ -21,7 +21,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -118,10 +117,6 @@ class Daemon:
         self._wake = threading.Event()
         self._signals: list[int] = []
         self._stopping = False
-
-    @classmethod
-    def from_file(cls, path: Path, **kwargs: Any) -> Daemon:
-        return cls(load_config(path), **kwargs)
 
     # ------------------------------------------------------------- wiring
 
@@ -327,10 +322,6 @@ class Daemon:
         self._signals.append(signal.SIGTERM)
         self._wake.set()
 
-    def request_reload(self) -> None:
-        self._signals.append(signal.SIGHUP)
-        self._wake.set()
-
     def _handle_signals(self) -> None:
         while self._signals:
             signum = self._signals.pop(0)
@@ -357,10 +348,10 @@ class Daemon:
             return False
         if new.server.listen != self.config.server.listen:
             log.warning("[server] listen changed: it takes effect at the next restart")
-        old, self.parts = self.parts, parts
+        # Jobs of the old set may still be running: its adapters are left to finish and go
+        # with the garbage rather than be closed under them.
+        self.parts = parts
         self.web.current = parts.app
-        # Jobs of the old set may still be running; their adapters go with the garbage.
-        old.calendars.forget(())
         self._schedule_jobs()
         self.systemd.ready(status="configuration reloaded")
         log.info("configuration reloaded from %s", path)

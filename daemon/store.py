@@ -1023,15 +1023,6 @@ class Store:
         )
         return [_session(r) for r in rows]
 
-    def next_session_start(self, after: datetime) -> datetime | None:
-        """The earliest start of a booked session from a day before ``after`` on (a booked
-        session that started up to a day ago may still await its no-show deadline)."""
-        row = self._read(
-            "SELECT min(start_ts) FROM sessions WHERE status = 'booked' AND start_ts >= ?",
-            (ts(after) - 86400,),
-        )
-        return dt(row[0][0])
-
     # ------------------------------------------------------------------ outbox
 
     def _enqueue(
@@ -1124,13 +1115,6 @@ class Store:
                     db, now, "system", "delivery_failed", row["session_id"], error[:500],
                     {"action": row["action"], "outbox_id": item_id},
                 )  # fmt: skip
-
-    def next_outbox_at(self) -> datetime | None:
-        """When the earliest pending item is due (the loop sleeps until then at most)."""
-        row = self._read(
-            "SELECT min(next_attempt_at) FROM outbox WHERE done_at IS NULL AND superseded = 0"
-        )
-        return dt(row[0][0])
 
     def outbox_done(self, item_id: int, now: datetime) -> None:
         with self._write() as db:

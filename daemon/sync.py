@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from connectors.base import ConnectorError, ObjectChange, SessionCalendar, SyncResult
 from daemon.calendars import open_calendar
 from daemon.config import CalendarConfig
 from daemon.errors import ExpedienteError
+from daemon.events import is_session_uid
 from daemon.metrics import Metrics
 from daemon.service import Service
 from daemon.store import Conflict, SessionRecord
@@ -106,14 +107,6 @@ class Calendars:
                     close()
                 except Exception:  # closing must not stop a shutdown
                     log.debug("closing %s failed", adapter.name, exc_info=True)
-
-    def forget(self, keep: Iterable[str]) -> None:
-        """Drop adapters of calendars no longer configured (after a reload)."""
-        wanted = set(keep)
-        with self._lock:
-            for calendar_id in list(self._open):
-                if calendar_id not in wanted:
-                    del self._open[calendar_id]
 
 
 class Syncer:
@@ -203,14 +196,16 @@ class Syncer:
                     gone.add(change.uid)
             else:
                 listed.add(change.href)
-                if change.uid:
+                if change.uid and is_session_uid(change.uid):
                     present[change.uid] = change
         if result.full:
             deleted |= set(before) - listed
         # Gone means its object is gone: an object still listed but unreadable this time
         # (no UID parsed) is not a deletion.
         gone |= {uid for href in deleted if (uid := before.get(href, (None, None))[0])}
-        gone -= set(present)
+        # Only our own events can be sessions: a full resync of a busy calendar looks up
+        # its few session events, not every object.
+        gone = {uid for uid in gone if is_session_uid(uid)} - set(present)
         store = self.service.store
         for uid in sorted(gone):
             session = store.session_by_calendar_uid(uid)

@@ -19,6 +19,7 @@ from daemon.config import CalendarConfig, load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
 from rules.model import Status
+from tests import wsgi
 from tests.daemon.desk import ADMIN_TOKEN, SAO_PAULO, monday, write_config
 from tests.daemon.test_api import booking, call
 from tests.e2e.conftest import private_event
@@ -270,18 +271,9 @@ def test_metrics_and_openapi_are_served(desk: Desk) -> None:
 
 
 def render(desk: Desk) -> str:
-    import io
-
-    captured: dict[str, Any] = {}
-
-    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
-        captured["status"] = status
-        captured["headers"] = dict(headers)
-
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics", "wsgi.input": io.BytesIO()}
-    body = b"".join(desk.app(environ, start_response))
-    assert captured["status"].startswith("200")
-    assert captured["headers"]["Content-Type"].startswith("text/plain; version=0.0.4")
+    status, headers, body = wsgi.call(desk.app, wsgi.environ("GET", "/metrics"))
+    assert status == 200
+    assert dict(headers)["Content-Type"].startswith("text/plain; version=0.0.4")
     return body.decode()
 
 
