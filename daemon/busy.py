@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from rules.intervals import BusyTimeline, Interval
 
 Loader = Callable[[str, Interval], Sequence[tuple[float, float]]]
+# (technician, window, a session to leave out) -> its active sessions' pairs
+SessionLoader = Callable[[str, Interval, str | None], Sequence[tuple[float, float]]]
 
 
 @dataclass
@@ -37,7 +39,7 @@ class BusyCache:
     def __init__(
         self,
         calendar_loader: Loader,
-        session_loader: Loader,
+        session_loader: SessionLoader,
         *,
         busy_version: Callable[[], int],
         data_version: Callable[[], int],
@@ -50,14 +52,21 @@ class BusyCache:
         self._calendar: dict[str, _Entry] = {}
         self._combined: dict[str, _Entry] = {}
 
-    def timeline(self, technician_id: str, window: Interval) -> BusyTimeline:
+    def timeline(
+        self, technician_id: str, window: Interval, without: str | None = None
+    ) -> BusyTimeline:
+        """``without`` leaves one session out (a rebooking's old time): read fresh, not
+        cached, since it serves a single booking."""
+        if without is not None:
+            calendar = self._calendar_timeline(technician_id, window)
+            return calendar.with_pairs(self._session_loader(technician_id, window, without))
         version = self._data_version()
         with self._lock:
             entry = self._combined.get(technician_id)
         if entry is not None and entry.version == version and entry.window.contains(window):
             return entry.timeline
         calendar = self._calendar_timeline(technician_id, window)
-        timeline = calendar.with_pairs(self._session_loader(technician_id, window))
+        timeline = calendar.with_pairs(self._session_loader(technician_id, window, None))
         with self._lock:
             self._combined[technician_id] = _Entry(version, window, timeline)
         return timeline

@@ -22,6 +22,7 @@ from daemon.clock import Clock
 from daemon.config import Config
 from daemon.events import calendar_uid
 from daemon.store import (
+    InProgress,
     Inserted,
     KeyReused,
     NewSession,
@@ -117,9 +118,18 @@ class Service:
         )
         return Interval(start, end)
 
-    def timelines(self, now: datetime) -> dict[str, BusyTimeline]:
+    def timelines(
+        self, now: datetime, without: SessionRecord | None = None
+    ) -> dict[str, BusyTimeline]:
+        """Every technician's busy time; ``without`` frees one session's time (the session
+        a rebooking replaces)."""
         window = self.cache_window(now)
-        return {t.id: self.cache.timeline(t.id, window) for t in self.policy.technicians}
+        return {
+            t.id: self.cache.timeline(
+                t.id, window, without.id if without and without.technician_id == t.id else None
+            )
+            for t in self.policy.technicians
+        }
 
     def stale_technicians(self, now: datetime) -> set[str]:
         """Technicians whose calendar data is too old to promise their time."""
@@ -152,6 +162,13 @@ class Service:
         actor: str = "client",
         rebooked_from: str | None = None,
     ) -> BookingOutcome:
+        """Validate and store a booking (or replay an idempotent retry).
+
+        ``rebooked_from`` names the session the client is moving: while it is still booked
+        its time is free for the new one and the store cancels it in the booking's own
+        transaction. Raises :class:`IllegalTransition` when that session was checked in
+        meanwhile.
+        """
         now = self.clock.now()
         fingerprint = request_hash(request)
         if idempotency_key is not None:
@@ -165,9 +182,11 @@ class Service:
                     (Violation(Code.INVALID_FIELD, "idempotency_key", detail="reused"),),
                 )  # fmt: skip
         for _ in range(BOOKING_ATTEMPTS):
+            replaced = self._replaced(rebooked_from)
             eligible = self.eligible(now)
+            timelines = self.timelines(now, without=replaced)
             result = validate(
-                self.policy, request, now, self.timelines(now), self._load(request, now), eligible
+                self.policy, request, now, timelines, self._load(request, now), eligible
             )
             if isinstance(result, Rejected):
                 explained = self._explain(result, request, eligible, now)
@@ -180,7 +199,10 @@ class Service:
                 request_hash=fingerprint,
                 actor=actor,
                 outbox=(("put", {}), ("notify", {"event": "booked"})),
+                replaced_outbox=(("put", {}), ("notify", {"event": "cancelled"})),
             )
+            if isinstance(inserted, InProgress):
+                raise IllegalTransition(Status.IN_PROGRESS, Event.CANCEL, "it was checked in")
             if isinstance(inserted, Inserted):
                 log.info(
                     "booked %s for %s at %s",
@@ -199,6 +221,13 @@ class Service:
             # A Conflict: someone else took that technician's time between our read and our write;
             # read again: another technician may still be free.
         return self._rejected(request, now, actor, (Violation(Code.SLOT_TAKEN, "start"),))
+
+    def _replaced(self, rebooked_from: str | None) -> SessionRecord | None:
+        """The session a rebooking moves, while it still holds its time."""
+        if rebooked_from is None:
+            return None
+        old = self.store.get_session(rebooked_from)
+        return old if old is not None and old.status == Status.BOOKED else None
 
     def _load(self, request: BookingRequest, now: datetime) -> dict[str, int]:
         """Sessions per technician in the desk-local week of the requested start."""

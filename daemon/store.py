@@ -187,6 +187,13 @@ class Conflict:
 
 
 @dataclass(frozen=True)
+class InProgress:
+    """The session a rebooking would replace was checked in meanwhile: nothing changed."""
+
+    session_id: str
+
+
+@dataclass(frozen=True)
 class KeyReused:
     """The idempotency key was used before for a different request (an API 422)."""
 
@@ -666,12 +673,15 @@ class Store:
         )
         return [(row[0], row[1]) for row in rows]
 
-    def session_pairs(self, technician_id: str, window: Interval) -> list[tuple[int, int]]:
-        """Active sessions (booked, in progress) of the technician overlapping ``window``."""
+    def session_pairs(
+        self, technician_id: str, window: Interval, without: str | None = None
+    ) -> list[tuple[int, int]]:
+        """Active sessions (booked, in progress) of the technician overlapping ``window``,
+        but ``without``."""
         lo, hi = _span(window)
         rows = self._read(
             f"SELECT start_ts, end_ts {_ACTIVE_SESSIONS} ORDER BY start_ts",
-            {"tech": technician_id, "lo": lo, "hi": hi, "own": None},
+            {"tech": technician_id, "lo": lo, "hi": hi, "own": without},
         )
         return [(row[0], row[1]) for row in rows]
 
@@ -732,7 +742,8 @@ class Store:
         request_hash: str | None = None,
         actor: str = "client",
         outbox: Sequence[OutboxRequest] = (("put", {}),),
-    ) -> Inserted | Replayed | Conflict | KeyReused:
+        replaced_outbox: Sequence[OutboxRequest] = (("put", {}),),
+    ) -> Inserted | Replayed | Conflict | KeyReused | InProgress:
         """Insert a booking unless the technician's time was taken meanwhile.
 
         The re-check (no active session and no cached busy block within ``buffer`` of the
@@ -741,6 +752,12 @@ class Store:
         default the calendar write) are written in the same transaction. An
         ``idempotency_key`` seen before yields :class:`Replayed` when ``request_hash``
         matches the first request and :class:`KeyReused` otherwise.
+
+        A rebooking (``session.rebooked_from``) replaces a session that is still booked in
+        the same transaction: the old one is cancelled with its ``replaced_outbox`` items
+        and its time does not count against the new one, so a client can move a session
+        by less than its length, and a crash never leaves both (or neither) held. One
+        checked in meanwhile is :class:`InProgress` and nothing is written.
         """
         with self._write() as db:
             if idempotency_key is not None:
@@ -758,8 +775,17 @@ class Store:
             ).fetchone()
             if known is None:
                 raise StoreError(f"unknown technician {session.technician_id!r}")
+            replaced: str | None = None
+            if session.rebooked_from is not None:
+                row = db.execute(
+                    "SELECT status FROM sessions WHERE id = ?", (session.rebooked_from,)
+                ).fetchone()
+                if row is not None and row[0] == Status.IN_PROGRESS:
+                    return InProgress(session.rebooked_from)
+                if row is not None and row[0] == Status.BOOKED:
+                    replaced = session.rebooked_from
             interval = Interval(session.start, session.end)
-            conflict = self._clash(db, session.technician_id, interval, buffer)
+            conflict = self._clash(db, session.technician_id, interval, buffer, replaced)
             if conflict is not None:
                 return conflict
             stamp = ts(now)
@@ -804,6 +830,11 @@ class Store:
             self._audit(db, now, actor, "booking_accepted", session.id, "", details)
             for action, payload in outbox:
                 self._enqueue(db, now, session.id, action, payload)
+            if replaced is not None:
+                self._set_status(
+                    db, replaced, Status.BOOKED, Status.CANCELLED, now, actor,
+                    f"rebooked as {session.id}", replaced_outbox,
+                )  # fmt: skip
             row = db.execute(f"{_SESSION_SELECT} WHERE id = ?", (session.id,)).fetchone()
         return Inserted(_session(row))
 
@@ -871,35 +902,47 @@ class Store:
         skip the overlap check a booking gets. The audit entry and the ``outbox`` items are
         written in the same transaction, so a crash never leaves one without the other.
         """
-        stamp = ts(now)
         with self._write() as db:
             row = db.execute("SELECT status FROM sessions WHERE id = ?", (session_id,)).fetchone()
             if row is None or (expected is not None and row[0] != str(expected)):
                 return None
-            if new_status in ACTIVE_STATUSES and Status(row[0]) not in ACTIVE_STATUSES:
-                raise ValueError(
-                    f"session {session_id} is {row[0]}: it cannot become {new_status} again "
-                    "(book a new session instead)"
-                )
-            extra = ""
-            if new_status == Status.IN_PROGRESS:
-                extra = ", checked_in_at = :now"
-            elif new_status in (Status.COMPLETED, Status.RESCHEDULED, Status.CANCELLED):
-                extra = ", ended_at = :now"
-            if new_status == Status.CANCELLED:
-                extra += ", cancel_reason = :reason"
-            db.execute(
-                f"UPDATE sessions SET status = :status, updated_at = :now{extra} WHERE id = :id",  # noqa: S608
-                {"status": str(new_status), "now": stamp, "reason": reason, "id": session_id},
-            )
-            self._audit(
-                db, now, actor, "status_changed", session_id, reason,
-                {"from": row[0], "to": str(new_status)},
-            )  # fmt: skip
-            for action, payload in outbox:
-                self._enqueue(db, now, session_id, action, payload)
+            self._set_status(db, session_id, Status(row[0]), new_status, now, actor, reason, outbox)
             updated = db.execute(f"{_SESSION_SELECT} WHERE id = ?", (session_id,)).fetchone()
         return _session(updated)
+
+    def _set_status(
+        self,
+        db: sqlite3.Connection,
+        session_id: str,
+        old_status: Status,
+        new_status: Status,
+        now: datetime,
+        actor: str,
+        reason: str,
+        outbox: Sequence[OutboxRequest],
+    ) -> None:
+        if new_status in ACTIVE_STATUSES and old_status not in ACTIVE_STATUSES:
+            raise ValueError(
+                f"session {session_id} is {old_status}: it cannot become {new_status} again "
+                "(book a new session instead)"
+            )
+        extra = ""
+        if new_status == Status.IN_PROGRESS:
+            extra = ", checked_in_at = :now"
+        elif new_status in (Status.COMPLETED, Status.RESCHEDULED, Status.CANCELLED):
+            extra = ", ended_at = :now"
+        if new_status == Status.CANCELLED:
+            extra += ", cancel_reason = :reason"
+        db.execute(
+            f"UPDATE sessions SET status = :status, updated_at = :now{extra} WHERE id = :id",  # noqa: S608
+            {"status": str(new_status), "now": ts(now), "reason": reason, "id": session_id},
+        )
+        self._audit(
+            db, now, actor, "status_changed", session_id, reason,
+            {"from": str(old_status), "to": str(new_status)},
+        )  # fmt: skip
+        for action, payload in outbox:
+            self._enqueue(db, now, session_id, action, payload)
 
     def move_session(
         self,

@@ -518,18 +518,23 @@ class Pages:
                 back=action,
             )
         key = form.get("form_key", "")
-        outcome = self.service.book(
-            booking,
-            idempotency_key=f"page-{key}" if 16 <= len(key) <= 64 else None,
-            rebooked_from=rebook.id if rebook else None,
-        )
+        try:
+            outcome = self.service.book(
+                booking,
+                idempotency_key=f"page-{key}" if 16 <= len(key) <= 64 else None,
+                rebooked_from=rebook.id if rebook else None,
+            )
+        except IllegalTransition as error:  # checked in while the client was choosing
+            self.limiter.release(address, granted_at)
+            status = visit.t[f"status_{error.status}"]
+            raise PageError(
+                409, "error_rebook_state", params={"status": status}, back=action
+            ) from None
         if outcome.session is None or outcome.replayed:
             self.limiter.release(address, granted_at)
         if outcome.session is None:
             documents = violation_documents(outcome.violations, visit.language)
             return self._rejected(request, visit, type_name, state, documents, action, rebook)
-        if rebook is not None and rebook.status == Status.BOOKED and not outcome.replayed:
-            self._cancel_moved(rebook, outcome.session)
         return self._redirect(f"/booked/{self._manage_token(outcome.session)}")
 
     def _shape_violations(
@@ -571,14 +576,6 @@ class Pages:
         return self._form(
             request, visit, type_name, state, action=action, status=status, rebook=rebook
         )
-
-    def _cancel_moved(self, old: SessionRecord, new: SessionRecord) -> None:
-        """The client moved a session: free the old time once the new one is held."""
-        try:
-            self.service.cancel(old.id, actor="client", reason=f"rebooked as {new.id}")
-        except (IllegalTransition, SessionNotFound) as error:
-            # Checked in or changed meanwhile: both stay, and the desk sees the link.
-            log.warning("rebooked %s as %s but could not cancel it: %s", old.id, new.id, error)
 
     def _manage_token(self, session: SessionRecord) -> str:
         url = manage_url(self.service.config.server.public_url, self.signer, session, self.policy)
