@@ -21,7 +21,8 @@ def build_app(service: Service, signer: Signer, metrics: Metrics) -> App:
     # One budget per client address, whichever door it books through.
     limiter = RateLimiter(booking.rate_limit, booking.rate_window)
     Api(service, signer, limiter=limiter).routes(router)
-    Pages(service, signer, limiter=limiter).routes(router)
+    pages = Pages(service, signer, limiter=limiter)
+    pages.routes(router)
     Feeds(service).routes(router)
     public_url = service.config.server.public_url
     spec = json.dumps(openapi.document(public_url), indent=1).encode()
@@ -38,4 +39,4 @@ def build_app(service: Service, signer: Signer, metrics: Metrics) -> App:
     def count(request: Request, status: int) -> None:
         metrics.inc("expediente_http_requests_total", status=f"{status // 100}xx")
 
-    return App(router, on_request=count)
+    return App(router, on_request=count, error_page=pages.error_page)

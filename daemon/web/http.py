@@ -185,19 +185,44 @@ class Router:
         raise HTTPError(404, "not_found", f"nothing at {request.path}")
 
 
-class App:
-    """The WSGI callable: dispatch, map errors, log bugs, add security headers."""
+ErrorPage = Callable[[Request, HTTPError], Response]
 
-    def __init__(self, router: Router, *, on_request: Callable[[Request, int], None] | None = None):
+
+class App:
+    """The WSGI callable: dispatch, map errors, log bugs, add security headers.
+
+    Errors are JSON (the API's contract), except that ``error_page`` answers a browser
+    that asked for HTML outside ``/api/``: a person who mistypes a link gets a page in
+    their language, not a JSON document.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        on_request: Callable[[Request, int], None] | None = None,
+        error_page: ErrorPage | None = None,
+    ):
         self.router = router
         self.on_request = on_request
+        self.error_page = error_page
+
+    def _wants_page(self, request: Request) -> bool:
+        return (
+            self.error_page is not None
+            and not request.path.startswith("/api/")
+            and "text/html" in (request.header("accept") or "")
+        )
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request = Request.from_environ(environ)
         try:
             response = self.router.dispatch(request)
         except HTTPError as error:
-            response = Response.json(error.document(), error.status, error.headers)
+            if self.error_page is not None and self._wants_page(request):
+                response = self.error_page(request, error)
+            else:
+                response = Response.json(error.document(), error.status, error.headers)
         except Exception:
             log.exception("bug while answering %s %s", request.method, request.path)
             response = Response.json(

@@ -262,6 +262,12 @@ class Pages:
         ]
         return Response(status, body.encode(), response_headers)
 
+    def error_page(self, request: Request, error: HTTPError) -> Response:
+        """The page for an address no route serves (the App calls it for browsers)."""
+        if error.status == 404:
+            error = PageError(404, "error_not_found")
+        return self._error(self._visit(request), error)
+
     def _error(self, visit: Visit, error: HTTPError) -> Response:
         if isinstance(error, PageError):
             text = visit.t[error.key].format(**error.params)

@@ -19,8 +19,9 @@ def pages_app(desk: Desk) -> App:
     """The API and the pages on one router, as the daemon serves them."""
     router = Router()
     Api(desk.service, desk.signer).routes(router)
-    Pages(desk.service, desk.signer).routes(router)
-    return App(router)
+    pages = Pages(desk.service, desk.signer)
+    pages.routes(router)
+    return App(router, error_page=pages.error_page)
 
 
 def pages_desk(folder: Path, now: datetime) -> Desk:

@@ -355,6 +355,22 @@ def test_bad_and_expired_links_get_friendly_pages(desk: Desk, client: Client) ->
     assert client.get("/book/vip").status == 404
 
 
+def test_a_mistyped_address_gets_a_page_in_a_browser_and_json_elsewhere(client: Client) -> None:
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = client.get("/agendar", headers=html)
+    assert page.status == 404 and "text/html" in (page.header("Content-Type") or "")
+    assert "Página não encontrada." in page.text and "Content-Security-Policy" in dict(page.headers)
+    english = client.get("/agendar?lang=en", headers=html)
+    assert "Page not found." in english.text
+    wrong_method = client.get("/manage/x/cancel", headers=html)
+    assert wrong_method.status == 405 and wrong_method.header("Allow") == "POST"
+    assert "<html" in wrong_method.text
+    # Scripts and the API keep their JSON, whatever they accept.
+    assert client.get("/agendar").text.startswith('{"error"')
+    api = client.get("/api/v1/nope", headers=html)
+    assert api.status == 404 and api.text.startswith('{"error"')
+
+
 def test_ics_download_parses_and_keeps_technicians_out(desk: Desk, client: Client) -> None:
     session = service_booking(desk, TEN)
     answer = client.get(manage_path(desk, session) + "/session.ics")
