@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 import warnings
+import zoneinfo
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -95,6 +96,16 @@ _TEXT_LINES_PATTERN = rf"^(?:{_TEXT_PROPERTIES})[;:][^\r\n]*(?:\r?\n[ \t][^\r\n]
 _TEXT_LINES = re.compile(_TEXT_LINES_PATTERN, re.IGNORECASE | re.MULTILINE)
 _TEXT_LINES_B = re.compile(_TEXT_LINES_PATTERN.encode(), re.IGNORECASE | re.MULTILINE)
 
+# A VTIMEZONE whose TZID is an IANA name never decides a time: icalendar resolves the name
+# with zoneinfo and ignores the definition (tzp.cache_timezone_component). Radicale and most
+# clients store one in every object, and it is a third of the lines there is to parse.
+_VTIMEZONE_PATTERN = r"^BEGIN:VTIMEZONE\r?\n(.*?)^END:VTIMEZONE(?:\r?\n|\Z)"
+_VTIMEZONE = re.compile(_VTIMEZONE_PATTERN, re.MULTILINE | re.DOTALL)
+_VTIMEZONE_B = re.compile(_VTIMEZONE_PATTERN.encode(), re.MULTILINE | re.DOTALL)
+_TZID_LINE = re.compile(r"^TZID(?:;[^:\r\n]*)?:([^\r\n]*)", re.MULTILINE)
+_NESTED = re.compile(r"^BEGIN:(?!STANDARD\r?$|DAYLIGHT\r?$)", re.MULTILINE)
+_IANA_ZONES = frozenset(zoneinfo.available_timezones())
+
 Time = date | datetime
 Severity = Literal["warning", "error"]
 
@@ -139,7 +150,7 @@ def parse_calendar(
     if not data.strip():
         return None, [Problem(calendar, None, "empty file: no VCALENDAR", "error")]
     if not keep_text:
-        data = _strip_text(data)
+        data = _strip_known_timezones(_strip_text(data))
     try:
         with warnings.catch_warnings():
             # "/vendor/Europe/Berlin" TZIDs are resolved by stripping the prefix, with a
@@ -180,6 +191,25 @@ def _strip_text(data: str | bytes) -> str | bytes:
     if isinstance(data, bytes):
         return _TEXT_LINES_B.sub(b"", data)
     return _TEXT_LINES.sub("", data)
+
+
+def _strip_known_timezones(data: str | bytes) -> str | bytes:
+    """Cut the VTIMEZONEs icalendar would ignore (see ``_VTIMEZONE``); keep any other."""
+
+    def keep_unknown(match: re.Match[Any]) -> Any:
+        body = match.group(1)
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        text = re.sub(r"\r?\n[ \t]", "", text)  # unfold
+        if _NESTED.search(text):  # no END:VTIMEZONE of its own: not ours to judge
+            return match.group(0)
+        tzid = _TZID_LINE.search(text)
+        if tzid is None or tzid.group(1).strip() not in _IANA_ZONES:
+            return match.group(0)
+        return match.group(0)[:0]
+
+    if isinstance(data, bytes):
+        return _VTIMEZONE_B.sub(keep_unknown, data)
+    return _VTIMEZONE.sub(keep_unknown, data)
 
 
 def _brief(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ import recurring_ical_events
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connectors import ical
 from connectors.base import SessionEvent
 from connectors.ical import (
     BusyResult,
@@ -235,6 +236,77 @@ def test_a_customized_time_zone_is_read_from_its_own_file_only() -> None:
     result = busy(without_definition)
     assert spans(result) == [(sp(2026, 3, 2, 10), sp(2026, 3, 2, 11))]
     assert [p.uid for p in result.problems] == ["y"]
+
+
+NEW_YORK_VTIMEZONE = """
+    BEGIN:VTIMEZONE
+    TZID:America/New_York
+    BEGIN:DAYLIGHT
+    TZOFFSETFROM:-0500
+    TZOFFSETTO:-0400
+    DTSTART:19700308T020000
+    RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU
+    END:DAYLIGHT
+    BEGIN:STANDARD
+    TZOFFSETFROM:-0400
+    TZOFFSETTO:-0500
+    DTSTART:19701101T020000
+    RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU
+    END:STANDARD
+    END:VTIMEZONE
+    """
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_vtimezones_of_iana_zones_are_cut_before_parsing_and_times_stay_exact(
+    as_bytes: bool,
+) -> None:
+    """They are a third of what Radicale stores per object and icalendar ignores them; a
+    definition under any other name decides times, and is kept."""
+    custom = NEW_YORK_VTIMEZONE.replace("TZID:America/New_York", "TZID:Eastern (custom)")
+    data = vcal(
+        NEW_YORK_VTIMEZONE,
+        custom,
+        vevent(
+            "iana",
+            "DTSTART;TZID=America/New_York:20260310T090000",
+            "DTEND;TZID=America/New_York:20260310T100000",
+        ),
+        vevent(
+            "custom",
+            "DTSTART;TZID=Eastern (custom):20260310T090000",
+            "DTEND;TZID=Eastern (custom):20260310T100000",
+        ),
+    )
+    folded = data.replace("TZID:America/New_York\r\n", "TZID:America/New\r\n _York\r\n", 1)
+    assert folded != data
+    raw: str | bytes = folded.encode() if as_bytes else folded
+    cal, problems = parse_calendar(raw)
+    assert cal is not None and problems == []
+    assert [str(tz["TZID"]) for tz in cal.walk("VTIMEZONE")] == ["Eastern (custom)"]
+    kept, _ = parse_calendar(raw, keep_text=True)
+    assert kept is not None and len(kept.walk("VTIMEZONE")) == 2
+    result = busy(raw)
+    assert result.problems == []
+    assert spans(result, "iana") == [(utc(2026, 3, 10, 13), utc(2026, 3, 10, 14))]  # EDT
+    assert spans(result, "custom") == [(utc(2026, 3, 10, 13), utc(2026, 3, 10, 14))]
+
+
+def test_a_vtimezone_without_its_end_swallows_no_event() -> None:
+    """The cut spans BEGIN:VTIMEZONE to the next END:VTIMEZONE: here that would take event
+    "a" with it and turn an unreadable file (whose busy time the adapter keeps) into a
+    readable one without "a"."""
+    broken = NEW_YORK_VTIMEZONE.replace("END:VTIMEZONE", "")
+    data = vcal(
+        broken,
+        vevent("a", "DTSTART:20260302T130000Z", "DTEND:20260302T140000Z"),
+        NEW_YORK_VTIMEZONE,
+        vevent("b", "DTSTART:20260303T130000Z", "DTEND:20260303T140000Z"),
+    )
+    span = ical._VTIMEZONE.search(data)
+    assert span is not None and "UID:a" in span.group(0)
+    assert ical._strip_known_timezones(data) == data
+    assert parse_calendar(data)[0] is None and parse_calendar(data, keep_text=True)[0] is None
 
 
 def test_google_export_with_x_wr_timezone() -> None:
