@@ -79,9 +79,9 @@ def _span(window: Interval) -> tuple[int, int]:
 # ------------------------------------------------------------------ records
 
 
-@dataclass(frozen=True)
-class NewSession:
-    """A booking validated by ``rules``, ready to insert (status starts as ``booked``)."""
+@dataclass(frozen=True, kw_only=True)
+class _SessionFields:
+    """What a client booked and where it was placed: shared by new and stored sessions."""
 
     id: str
     type: str
@@ -100,6 +100,11 @@ class NewSession:
     calendar_uid: str
     rebooked_from: str | None = None
 
+
+@dataclass(frozen=True, kw_only=True)
+class NewSession(_SessionFields):
+    """A booking validated by ``rules``, ready to insert (status starts as ``booked``)."""
+
     def __post_init__(self) -> None:
         require_aware(self.start, "NewSession.start")
         require_aware(self.end, "NewSession.end")
@@ -107,36 +112,20 @@ class NewSession:
             raise ValueError(f"session {self.id} ends before it starts")
 
 
-@dataclass(frozen=True)
-class SessionRecord:
+@dataclass(frozen=True, kw_only=True)
+class SessionRecord(_SessionFields):
     """A stored session. ``rules_accepted_at`` is when the client accepted the desk rules
     (the booking instant); ``needs_attention`` is a reason the admin must look at it."""
 
-    id: str
-    type: str
-    start: datetime
-    end: datetime
-    technician_id: str
     status: Status
-    company: str
-    responsible_name: str
-    phone: str
-    email: str
-    remote_tool: str
-    remote_id: str
-    description: str
-    language: str
     rules_accepted_at: datetime
-    rules_version: str
     created_at: datetime
     updated_at: datetime
     checked_in_at: datetime | None
     ended_at: datetime | None
     cancel_reason: str | None
-    calendar_uid: str
     calendar_etag: str | None
     needs_attention: str | None
-    rebooked_from: str | None
 
     @property
     def active(self) -> bool:

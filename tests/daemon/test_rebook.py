@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -105,20 +106,16 @@ def test_the_store_refuses_to_replace_a_session_in_progress(desk: Desk) -> None:
     first = book(desk, at(8))
     desk.clock.set(at(8))
     desk.service.check_in(first.id, actor="technician")
-    fields = {
-        name: getattr(first, name)
-        for name in (
-            "type", "technician_id", "company", "responsible_name", "phone", "email",
-            "remote_tool", "remote_id", "description", "language", "rules_version",
-        )
-    }  # fmt: skip
+    same = {f.name: getattr(first, f.name) for f in dataclasses.fields(NewSession)}
     new = NewSession(
-        id="n" * 32,
-        start=at(13),
-        end=at(15),
-        calendar_uid="new-uid",
-        rebooked_from=first.id,
-        **fields,
+        **same
+        | {
+            "id": "n" * 32,
+            "start": at(13),
+            "end": at(15),
+            "calendar_uid": "new-uid",
+            "rebooked_from": first.id,
+        }
     )
     result = desk.store.insert_booking(new, buffer=timedelta(0), now=at(8))
     assert result == InProgress(first.id)
