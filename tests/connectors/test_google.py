@@ -232,7 +232,7 @@ def ical_to_json(data: str | bytes) -> dict[str, Any]:
         body["end"] = _json_time(event["DTEND"])
     if str(event.get("TRANSP", "")).upper() == "TRANSPARENT":
         body["transparency"] = "transparent"
-    rules = [f"RRULE:{event['RRULE'].to_ical().decode()}"] if "RRULE" in event else []
+    rules = [f"RRULE:{event['RRULE'].to_ical().decode()}"] if "RRULE" in event else []  # type: ignore[union-attr]
     if rules:
         body["recurrence"] = rules
     return body
@@ -470,7 +470,7 @@ def test_malformed_events_are_problems_and_the_rest_counts(
     server: GoogleCalendarServer, adapter: GoogleCalendar, calendar_id: str, app: GoogleApp
 ) -> None:
     good = app.insert(_timed("good", "2026-03-02T10:00:00-03:00", "2026-03-02T11:00:00-03:00"))
-    raw = {
+    raw: dict[str, dict[str, Any]] = {
         "noend": {"start": {"dateTime": "2026-03-03T10:00:00-03:00"}},
         "baddate": {"start": {"dateTime": "2026-13-45T10:00:00-03:00"}, "end": {"dateTime": "x"}},
         "badend": {"start": {"dateTime": "2026-03-05T10:00:00-03:00"}, "end": {"date": "nope"}},

@@ -68,7 +68,7 @@ class _Controller(Controller):
     def _trigger_server(self) -> None:
         server = cast(asyncio.Server, self.server)
         self.port = server.sockets[0].getsockname()[1]
-        Controller._trigger_server(self)
+        Controller._trigger_server(self)  # type: ignore[no-untyped-call]
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -19,8 +19,14 @@ def desk(tmp_path: Path) -> Desk:
     return make_desk(tmp_path, monday(7, 0))
 
 
+class Served(Protocol):
+    """Anything with the daemon's WSGI app (a test desk, a running daemon's wrapper)."""
+
+    app: Any
+
+
 def call(
-    desk: Desk,
+    desk: Served,
     method: str,
     path: str,
     body: Any = None,
@@ -245,9 +251,8 @@ def test_stale_calendars_stop_bookings_and_health_says_so(tmp_path: Path) -> Non
         desk, "POST", "/api/v1/bookings", booking("2026-12-01T09:00:00-03:00")
     )
     assert status == 201
-    assert (
-        desk.store.get_session(document["id"]).technician_id == desk.config.calendars[1].technician
-    )
+    stored = desk.store.get_session(document["id"])
+    assert stored is not None and stored.technician_id == desk.config.calendars[1].technician
 
 
 def test_unknown_paths_and_methods(desk: Desk) -> None:

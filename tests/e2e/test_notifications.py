@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 
 import icalendar
@@ -38,11 +39,19 @@ def mailing_desk(radicale: CalDAVServer, tmp_path: Path) -> Iterator[tuple[Desk,
             daemon.shutdown()
 
 
-def invitation(message: object) -> icalendar.Calendar:
-    for part in message.walk():  # type: ignore[attr-defined]
+def invitation(message: EmailMessage) -> icalendar.Calendar:
+    for part in message.walk():
         if part.get_content_type() == "text/calendar":
-            return icalendar.Calendar.from_ical(part.get_payload(decode=True))
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return icalendar.Calendar.from_ical(payload)
     raise AssertionError("no text/calendar part")
+
+
+def plain(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None, "no text/plain part"
+    return str(body.get_content())
 
 
 def test_booking_confirmation_reminder_and_no_show_mail(
@@ -57,12 +66,12 @@ def test_booking_confirmation_reminder_and_no_show_mail(
     cal = invitation(confirmation.message)
     assert str(cal["METHOD"]) == "REQUEST"
     assert cal.walk("VEVENT")[0].decoded("DTSTART") == monday(9)
-    assert session["manage_url"] in confirmation.message.get_body(("plain",)).get_content()
+    assert session["manage_url"] in plain(confirmation.message)
 
     desk.clock.set(monday(8))  # an hour before: the reminder
     desk.daemon.flush()
     assert len(smtp.messages) == 2
-    reminder = smtp.messages[1].message.get_body(("plain",)).get_content()
+    reminder = plain(smtp.messages[1].message)
     assert "AnyDesk" in reminder and "10" in reminder
 
     desk.clock.set(monday(9, 10) + timedelta(seconds=1))
@@ -70,7 +79,7 @@ def test_booking_confirmation_reminder_and_no_show_mail(
     desk.daemon.flush()
     desk.daemon.flush()
     assert len(smtp.messages) == 3
-    rebook = smtp.messages[2].message.get_body(("plain",)).get_content()
+    rebook = plain(smtp.messages[2].message)
     assert "/manage/" in rebook, "the no-show mail carries the link to book again"
 
 

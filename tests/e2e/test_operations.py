@@ -38,7 +38,7 @@ def test_ready_is_sent_after_the_first_sync_and_the_watchdog_from_the_loop(
         daemon = Daemon(load_config(path), clock=FixedClock(monday(7)), systemd=notifier)
         try:
             daemon.start(port=0)
-            messages = []
+            messages: list[str] = []
             while not any(m.startswith("READY=1") for m in messages):
                 messages.append(systemd.recv(512).decode())
             assert any(m.startswith("STATUS=") for m in messages)

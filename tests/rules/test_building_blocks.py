@@ -70,7 +70,9 @@ def test_merge_and_timeline() -> None:
     st.integers(0, 230),
     st.integers(1, 30),
 )
-def test_timeline_agrees_with_brute_force(raw, start, length) -> None:
+def test_timeline_agrees_with_brute_force(
+    raw: list[tuple[int, int]], start: int, length: int
+) -> None:
     base = utc(0)
     intervals = [
         Interval(base + timedelta(minutes=a), base + timedelta(minutes=a + b)) for a, b in raw
@@ -84,7 +86,9 @@ def test_timeline_agrees_with_brute_force(raw, start, length) -> None:
     st.lists(st.tuples(st.integers(0, 200), st.integers(0, 30)), max_size=30),
     st.lists(st.tuples(st.integers(0, 230), st.integers(1, 30)), max_size=30),
 )
-def test_free_mask_answers_like_is_free(raw, queries) -> None:
+def test_free_mask_answers_like_is_free(
+    raw: list[tuple[int, int]], queries: list[tuple[int, int]]
+) -> None:
     timeline = BusyTimeline.from_timestamps((a * 60.0, (a + b) * 60.0) for a, b in raw)
     asked = sorted((a * 60.0, (a + b) * 60.0) for a, b in queries)
     assert timeline.free_mask(asked) == [timeline.is_free_at(a, b) for a, b in asked]

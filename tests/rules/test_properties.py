@@ -13,7 +13,7 @@ from rules.booking import validate
 from rules.hours import day_hours, local_date, windows
 from rules.intervals import BusyTimeline, Interval
 from rules.model import Accepted, Policy, Rejected
-from rules.slots import free_slots
+from rules.slots import Slot, free_slots
 from tests.rules.factories import SAO_PAULO, request, seed_policy
 
 FIRST = date(2026, 12, 1)  # a Tuesday; the week after holds no public holiday
@@ -42,13 +42,18 @@ policies = st.builds(
 type_names = st.sampled_from(["standard", "extended"])
 
 
-def offered(policy: Policy, type_name: str, now: datetime, busy: dict) -> dict[datetime, tuple]:
+Busy = dict[str, list[Interval]]
+
+
+def offered(policy: Policy, type_name: str, now: datetime, busy: Busy) -> dict[datetime, Slot]:
     timelines = {k: BusyTimeline(v) for k, v in busy.items()}
     return {s.start: s for s in free_slots(policy, type_name, FIRST, LAST, now, timelines)}
 
 
 @given(policies, type_names, nows, busy_map)
-def test_slots_lie_in_open_windows_and_never_over_busy_time(policy, type_name, now, busy):
+def test_slots_lie_in_open_windows_and_never_over_busy_time(
+    policy: Policy, type_name: str, now: datetime, busy: Busy
+) -> None:
     for slot in offered(policy, type_name, now, busy).values():
         day = local_date(policy, slot.start)
         assert day_hours(policy, day).closed is None
@@ -65,7 +70,9 @@ def test_slots_lie_in_open_windows_and_never_over_busy_time(policy, type_name, n
 
 
 @given(policies, type_names, nows, busy_map, st.lists(quarter_hours(14), max_size=30))
-def test_a_slot_offered_is_a_booking_accepted_and_vice_versa(policy, type_name, now, busy, extra):
+def test_a_slot_offered_is_a_booking_accepted_and_vice_versa(
+    policy: Policy, type_name: str, now: datetime, busy: Busy, extra: list[datetime]
+) -> None:
     slots = offered(policy, type_name, now, busy)
     timelines = {k: BusyTimeline(v) for k, v in busy.items()}
     in_range = [s for s in extra if FIRST <= local_date(policy, s) <= LAST]
@@ -79,7 +86,9 @@ def test_a_slot_offered_is_a_booking_accepted_and_vice_versa(policy, type_name, 
 
 
 @given(st.dictionaries(st.sampled_from(["t0", "t1", "t2"]), st.integers(0, 5)), busy_map)
-def test_assignment_takes_the_least_loaded_free_technician_in_policy_order(load, busy):
+def test_assignment_takes_the_least_loaded_free_technician_in_policy_order(
+    load: dict[str, int], busy: Busy
+) -> None:
     policy = seed_policy(technicians=3)
     now = datetime(2026, 11, 30, 6, 0, tzinfo=SAO_PAULO)
     start = datetime(2026, 12, 2, 9, 0, tzinfo=SAO_PAULO)
@@ -98,7 +107,9 @@ def test_assignment_takes_the_least_loaded_free_technician_in_policy_order(load,
 
 
 @given(policies, st.lists(quarter_hours(14), min_size=1, max_size=60), type_names)
-def test_accepted_bookings_never_overlap_for_a_technician(policy, starts, type_name):
+def test_accepted_bookings_never_overlap_for_a_technician(
+    policy: Policy, starts: list[datetime], type_name: str
+) -> None:
     """Book a stream of requests, feeding each acceptance back as busy time."""
     now = datetime(2026, 11, 30, 6, 0, tzinfo=SAO_PAULO)
     booked: dict[str, list[Interval]] = {}

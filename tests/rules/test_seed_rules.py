@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
 
 import pytest
 
 from rules.booking import validate
 from rules.intervals import BusyTimeline, Interval
 from rules.lifecycle import Event, IllegalTransition, check_in, due_event, transition
-from rules.model import Accepted, Rejected, Status
+from rules.model import Accepted, Policy, Rejected, Status
 from rules.slots import free_slots
 from tests.rules.factories import at, request, seed_policy
 
@@ -17,7 +18,13 @@ POLICY = seed_policy()
 NOW = at("2026-11-30 07:00")  # a Monday morning, before opening
 
 
-def starts(type_name: str, day: str, now=NOW, policy=POLICY, busy=None) -> list[str]:
+def starts(
+    type_name: str,
+    day: str,
+    now: datetime = NOW,
+    policy: Policy = POLICY,
+    busy: Mapping[str, BusyTimeline] | None = None,
+) -> list[str]:
     d = date.fromisoformat(day)
     return [f"{s.start:%H:%M}" for s in free_slots(policy, type_name, d, d, now, busy or {})]
 

@@ -969,7 +969,7 @@ def _validate(event: dict[str, Any]) -> None:
     end = _check_time(event.get("end"), "end", False)
     if isinstance(start, datetime) != isinstance(end, datetime):
         raise _bad("Start and end times must either both be date or both be dateTime.")
-    if end <= start:  # type: ignore[operator]
+    if end <= start:
         raise ApiError(400, "timeRangeEmpty", "The specified time range is empty.")
     if event.get("status") not in ("confirmed", "tentative", "cancelled"):
         raise _bad(f"Invalid value for: status: {event.get('status')}")
@@ -1099,7 +1099,7 @@ def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 def _deleted_view(event: dict[str, Any]) -> dict[str, Any]:
     """What a listing shows of a deleted event: its id, and for an instance its origin."""
-    view = {k: event[k] for k in ("kind", "etag", "id", "status") if k in event}
+    view: dict[str, Any] = {k: event[k] for k in ("kind", "etag", "id", "status") if k in event}
     for key in ("recurringEventId", "originalStartTime"):
         if key in event:
             view[key] = copy.deepcopy(event[key])
@@ -1166,9 +1166,9 @@ def _occurrences(
     start = _parse_when(event["start"])
     end = _parse_when(event["end"])
     zone_name = (event.get("start") or {}).get("timeZone")
-    if isinstance(start, datetime) and zone_name:
+    if isinstance(start, datetime) and isinstance(end, datetime) and zone_name:
         start = start.astimezone(ZoneInfo(zone_name))
-        end = end.astimezone(ZoneInfo(zone_name))  # type: ignore[union-attr]
+        end = end.astimezone(ZoneInfo(zone_name))
     vevent = icalendar.Event()
     vevent.add("UID", "x")
     vevent.add("DTSTART", start)
