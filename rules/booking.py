@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 
 from rules.contact import normalise_email, normalise_phone
-from rules.intervals import BusyTimeline
+from rules.intervals import BusyTimeline, later
 from rules.model import (
     BOOKING_FIELDS,
     Accepted,
@@ -128,7 +128,7 @@ def validate(
         return Rejected(tuple(found))
     time_found = time_violations(policy, session_type, request.start, now)
     found.extend(time_found)
-    end = request.start + session_type.duration
+    end = later(request.start, session_type.duration)
     technician: str | None = None
     if not time_found:
         free = free_technicians(policy, busy, request.start, end, eligible)

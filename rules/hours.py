@@ -8,7 +8,7 @@ purpose (e.g. a desk that works on a municipal holiday), while a closed date alw
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from rules.intervals import Interval
@@ -41,18 +41,26 @@ def day_hours(policy: Policy, day: date) -> DayHours:
     return DayHours(day, ranges, None if ranges else "weekly")
 
 
-def range_interval(policy: Policy, day: date, time_range: TimeRange) -> Interval:
-    """The range on ``day`` as aware instants in the desk's zone."""
+def range_interval(policy: Policy, day: date, time_range: TimeRange) -> Interval | None:
+    """The range on ``day`` as instants in UTC, or None when the day's clock change
+    leaves nothing of it.
+
+    Both ends are wall-clock times in the desk's zone, read as PEP 495 says: a time the
+    clocks skip means the instant it would be by the offset before the change, and a time
+    they repeat means its first occurrence. Ranges are UTC so that stepping through them
+    and comparing them counts real time: Python compares and subtracts two datetimes of
+    the same ``ZoneInfo`` by their wall clocks, which is wrong across a change.
+    """
     tz = policy.timezone
-    return Interval(
-        datetime.combine(day, time_range.start, tzinfo=tz),
-        datetime.combine(day, time_range.end, tzinfo=tz),
-    )
+    start = datetime.combine(day, time_range.start, tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(day, time_range.end, tzinfo=tz).astimezone(UTC)
+    return Interval(start, end) if start < end else None
 
 
 def windows(policy: Policy, day: date) -> list[Interval]:
-    """The open intervals of ``day`` (empty when closed)."""
-    return [range_interval(policy, day, r) for r in day_hours(policy, day).ranges]
+    """The open intervals of ``day`` in UTC (empty when closed)."""
+    spans = (range_interval(policy, day, r) for r in day_hours(policy, day).ranges)
+    return [span for span in spans if span is not None]
 
 
 def local_date(policy: Policy, instant: datetime) -> date:

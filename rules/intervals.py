@@ -30,6 +30,17 @@ def require_aware(value: datetime, what: str) -> datetime:
     return value
 
 
+def later(start: datetime, by: timedelta) -> datetime:
+    """``start + by`` in elapsed time, in ``start``'s zone.
+
+    Python adds a timedelta to the wall clock of a ``ZoneInfo`` datetime: 01:30 + 30 min on
+    the night clocks go back is 02:00 local, 90 real minutes later. Going through UTC
+    keeps the length; the result is shown in the zone again, with the offset right.
+    """
+    require_aware(start, "start")
+    return (start.astimezone(UTC) + by).astimezone(start.tzinfo)
+
+
 @dataclass(frozen=True, order=True, slots=True)
 class Interval:
     """``[start, end)``; empty when ``start == end``. Both ends are aware datetimes."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from rules.intervals import require_aware
+from rules.intervals import later, require_aware
 from rules.model import Policy, Status
 
 
@@ -57,7 +57,7 @@ def transition(status: Status, event: Event) -> Status:
 
 def noshow_deadline(policy: Policy, start: datetime) -> datetime:
     """The last instant a check-in is accepted."""
-    return require_aware(start, "start") + policy.grace
+    return later(start, policy.grace)
 
 
 def check_in(policy: Policy, status: Status, start: datetime, now: datetime) -> Status:
@@ -65,7 +65,7 @@ def check_in(policy: Policy, status: Status, start: datetime, now: datetime) -> 
     until the no-show deadline; raises :class:`IllegalTransition` with the reason."""
     require_aware(now, "now")
     if status == Status.BOOKED:
-        if now < start - policy.checkin_early:
+        if now < later(start, -policy.checkin_early):
             raise IllegalTransition(
                 status, Event.CHECK_IN, "too early: the session has not started"
             )

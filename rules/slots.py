@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from rules.hours import DayHours, day_hours, days, local_date, range_interval
+from rules.hours import DayHours, day_hours, days, local_date, windows
 from rules.intervals import BusyTimeline, Interval, require_aware
 from rules.model import Code, Policy, SessionType, Violation
 
@@ -33,10 +33,11 @@ def time_violations(
     """Why a session of ``session_type`` cannot start at ``start`` (empty: it can).
 
     Checks, in order: past, closed day, fit inside one opening range (or which rule the
-    misfit breaks), alignment to the range's grid, notice, horizon.
+    misfit breaks), alignment to the range's grid, notice, horizon. All of it in elapsed
+    time (UTC), so a day the clocks change on has the length it really has.
     """
-    require_aware(start, "start")
-    require_aware(now, "now")
+    start = require_aware(start, "start").astimezone(UTC)
+    now = require_aware(now, "now").astimezone(UTC)
     found: list[Violation] = []
     end = start + session_type.duration
     if start < now:
@@ -53,11 +54,7 @@ def time_violations(
             )
         )
         return found
-    tz = policy.timezone
-    spans = [
-        (datetime.combine(day, r.start, tzinfo=tz), datetime.combine(day, r.end, tzinfo=tz))
-        for r in hours.ranges
-    ]
+    spans = [(w.start, w.end) for w in windows(policy, day)]
     containing = next((s for s in spans if s[0] <= start < s[1]), None)
     if containing is None:
         found.append(Violation(Code.OUTSIDE_HOURS, "start", params=_hours_params(policy, hours)))
@@ -122,8 +119,8 @@ def free_technicians(
     A technician absent from ``busy`` has no busy time. ``eligible`` restricts the choice
     (the daemon leaves out technicians whose calendar data is too stale to trust).
     """
-    lo = (start - policy.buffer).timestamp()
-    hi = (end + policy.buffer).timestamp()
+    lo = start.timestamp() - policy.buffer.total_seconds()
+    hi = end.timestamp() + policy.buffer.total_seconds()
     result = []
     for tech in policy.technicians:
         if eligible is not None and tech.id not in eligible:
@@ -135,10 +132,10 @@ def free_technicians(
 
 
 def candidate_starts(policy: Policy, session_type: SessionType, day: date) -> list[datetime]:
-    """The grid of a day: each range's start, then every ``slot_step``, while it fits."""
+    """The grid of a day: each range's start, then every ``slot_step`` of elapsed time,
+    while the session fits; in UTC (see :func:`rules.hours.range_interval`)."""
     found = []
-    for time_range in day_hours(policy, day).ranges:
-        span = range_interval(policy, day, time_range)
+    for span in windows(policy, day):
         start = span.start
         while start + session_type.duration <= span.end:
             found.append(start)
@@ -162,13 +159,13 @@ def free_slots(
     session_type = policy.session_types.get(type_name)
     if session_type is None:
         raise KeyError(f"unknown session type {type_name!r}")
-    require_aware(now, "now")
+    now = require_aware(now, "now").astimezone(UTC)
     # Days past the horizon cannot hold a slot: stop there instead of walking a long range.
     last = min(last, local_date(policy, now + policy.horizon))
     first = max(first, local_date(policy, now))
     # For a grid candidate, time_violations() can only object to the notice and the
     # horizon: the candidate lies in an opening range, on its grid, on an open day by
-    # construction (the same wall-clock arithmetic on the same values). So the hot path
+    # construction (the same windows, the same elapsed-time arithmetic). So the hot path
     # compares instants instead of calling it for every candidate; a property test holds
     # the two to the same answer, DST days included.
     earliest = max(now, now + session_type.min_notice)
@@ -179,13 +176,9 @@ def free_slots(
         for start in candidate_starts(policy, session_type, day)
         if earliest <= start <= latest
     ]
-    queries = [
-        (
-            (start - policy.buffer).timestamp(),
-            (start + session_type.duration + policy.buffer).timestamp(),
-        )
-        for start in starts
-    ]
+    before = policy.buffer.total_seconds()
+    after = (session_type.duration + policy.buffer).total_seconds()
+    queries = [(start.timestamp() - before, start.timestamp() + after) for start in starts]
     # The same question free_technicians() asks, answered for all candidates per technician
     # in one pass (BusyTimeline.free_mask agrees with is_free_at; property-tested).
     masks = []
@@ -195,10 +188,12 @@ def free_slots(
         timeline = busy.get(tech.id)
         masks.append((tech.id, timeline.free_mask(queries) if timeline else None))
     slots: list[Slot] = []
+    tz = policy.timezone
     for n, start in enumerate(starts):
         free = tuple(tech for tech, mask in masks if mask is None or mask[n])
         if free:
-            slots.append(Slot(start, start + session_type.duration, free))
+            end = start + session_type.duration
+            slots.append(Slot(start.astimezone(tz), end.astimezone(tz), free))
     return slots
 
 
