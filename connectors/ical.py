@@ -1,7 +1,8 @@
 """iCalendar text → busy intervals, and session events → iCalendar text.
 
 Shared by the CalDAV adapter (one object at a time, :func:`describe_object`) and by
-``expediente slots --busy TECH=FILE.ics`` (a whole export, :func:`busy_from_ics`).
+``expediente slots --busy TECH=FILE.ics`` (a whole export: :func:`parse_calendar`, then
+:func:`expand_busy`).
 
 Reading is conservative: when the data is unclear the time counts as busy, and each
 doubt becomes a :class:`~connectors.base.Problem` naming the event's UID. Only times
@@ -224,7 +225,7 @@ def _brief(exc: BaseException) -> str:
 def busy_from_ics(
     data: str | bytes, window: Interval, desk_tz: ZoneInfo, *, calendar: str = ""
 ) -> BusyResult:
-    """Parse and expand in one step: the ``--busy FILE.ics`` path. Never raises for bad data."""
+    """Parse and expand in one step. Never raises for bad data."""
     cal, problems = parse_calendar(data, calendar=calendar)
     if cal is None:
         return BusyResult([], problems, {})

@@ -14,6 +14,18 @@ from rules.intervals import BusyTimeline, Interval
 from rules.model import Policy
 from rules.slots import Slot, free_slots
 
+# Days the daemon reasons about: far enough from datetime's limits (years 1 and 9999) that
+# a day's window, a zone conversion or a horizon added to them never overflows.
+FIRST_DATE = date(1900, 1, 1)
+LAST_DATE = date(9000, 12, 31)
+DATE_LIMITS = f"{FIRST_DATE.year}–{LAST_DATE.year}"
+
+
+def supported(value: date) -> bool:
+    """Whether ``value`` (a date, or a datetime's date) lies within the supported years."""
+    day = value.date() if isinstance(value, datetime) else value
+    return FIRST_DATE <= day <= LAST_DATE
+
 
 def iso(value: datetime, policy: Policy) -> str:
     """ISO 8601 with offset, in the desk's zone, to the second."""

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from daemon import __version__
-from daemon.availability import compute_slots, date_range_window, slots_document
+from daemon.availability import (
+    DATE_LIMITS,
+    compute_slots,
+    date_range_window,
+    slots_document,
+    supported,
+)
 from daemon.clock import Clock, SystemClock
 from daemon.errors import UserError
 from rules.intervals import Interval
@@ -55,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     slots = commands.add_parser("slots", help="list free slots")
     slots.add_argument("--config", required=True, type=Path)
     slots.add_argument("--from", dest="first", type=_date, help="first day, YYYY-MM-DD (today)")
-    slots.add_argument("--to", dest="last", type=_date, help="last day, YYYY-MM-DD (from + 6 days)")
+    slots.add_argument(
+        "--to", dest="last", type=_date, help="last day, YYYY-MM-DD (from + 13 days)"
+    )
     slots.add_argument("--type", dest="type_name", help="session type (the first one configured)")
     slots.add_argument(
         "--now",
@@ -130,18 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        value = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date: {text!r} (expected YYYY-MM-DD)") from None
+    if not supported(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range ({DATE_LIMITS})")
+    return value
 
 
 def _instant(text: str) -> datetime:
     try:
-        return datetime.fromisoformat(text)
+        value = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"not an ISO 8601 instant: {text!r} (e.g. 2026-12-01T09:00-03:00)"
         ) from None
+    if not supported(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range ({DATE_LIMITS})")
+    return value
 
 
 def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
@@ -202,7 +216,7 @@ def cmd_slots(args: argparse.Namespace, clock: Clock) -> int:
             f"unknown session type {type_name!r}; configured: {', '.join(policy.session_types)}"
         )
     first = args.first or now.astimezone(policy.timezone).date()
-    last = args.last or first + timedelta(days=6)
+    last = args.last or first + timedelta(days=13)
     if last < first:
         raise UserError(f"--to {last} is before --from {first}")
     window = date_range_window(policy, first, last)
@@ -240,14 +254,20 @@ def _busy_files(specs: Sequence[str], policy: Policy) -> dict[str, Path]:
 
 
 def _read_busy_file(path: Path, window: Interval, policy: Policy) -> list[Interval]:
-    from connectors.ical import busy_from_ics
+    from connectors.ical import expand_busy, parse_calendar
 
     try:
         data = path.read_bytes()
     except OSError as error:
         raise UserError(f"cannot read busy file {path}: {error.strerror}") from None
-    result = busy_from_ics(data, window, policy.timezone, calendar=str(path))
-    for problem in result.problems:
+    # A file that is not iCalendar at all would leave the technician free all day: that is
+    # a mistake in the command, not a calendar with nothing in it.
+    cal, problems = parse_calendar(data, calendar=str(path))
+    if cal is None:
+        reason = problems[0].message if problems else "unreadable"
+        raise UserError(f"busy file {path} is not iCalendar: {reason}")
+    result = expand_busy(cal, window, policy.timezone, calendar=str(path))
+    for problem in (*problems, *result.problems):
         print(f"expediente: warning: {problem}", file=sys.stderr)
     return list(result.intervals)
 

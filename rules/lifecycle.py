@@ -55,6 +55,11 @@ def transition(status: Status, event: Event) -> Status:
         raise IllegalTransition(status, event) from None
 
 
+def _minutes(value: timedelta) -> str:
+    minutes = int(value.total_seconds() // 60)
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+
+
 def noshow_deadline(policy: Policy, start: datetime) -> datetime:
     """The last instant a check-in is accepted."""
     return later(start, policy.grace)
@@ -67,7 +72,9 @@ def check_in(policy: Policy, status: Status, start: datetime, now: datetime) -> 
     if status == Status.BOOKED:
         if now < later(start, -policy.checkin_early):
             raise IllegalTransition(
-                status, Event.CHECK_IN, "too early: the session has not started"
+                status,
+                Event.CHECK_IN,
+                f"too early: check-in opens {_minutes(policy.checkin_early)} before the start",
             )
         if now > noshow_deadline(policy, start):
             raise IllegalTransition(

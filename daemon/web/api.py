@@ -11,7 +11,7 @@ import hmac
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from daemon.availability import iso, slots_document
+from daemon.availability import DATE_LIMITS, iso, slots_document, supported
 from daemon.events import manage_url
 from daemon.service import BookingOutcome, Service, SessionNotFound
 from daemon.signing import Signer
@@ -68,6 +68,15 @@ def _field_error(
     return HTTPError(422, "booking_rejected", documents[0]["message"], violations=documents)
 
 
+def _is_text(value: str) -> bool:
+    """False for a lone surrogate (JSON can spell one, ``"\\ud800"``; no store can keep it)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_booking(body: dict[str, Any], language: str) -> BookingRequest:
     """Shape checks only (types, formats); the rules judge the content."""
     unknown = set(body) - {*BOOKING_FIELDS, "type", "start", "accept_rules", "language"}
@@ -77,6 +86,8 @@ def parse_booking(body: dict[str, Any], language: str) -> BookingRequest:
         value = body.get(name)
         if value is not None and not isinstance(value, str):
             raise _field_error(name, "expected a string", language)
+        if isinstance(value, str) and not _is_text(value):
+            raise _field_error(name, "not valid Unicode text", language)
     if not body.get("type"):
         raise _field_error("type", "required", language, Code.MISSING_FIELD)
     if not body.get("start"):
@@ -87,6 +98,8 @@ def parse_booking(body: dict[str, Any], language: str) -> BookingRequest:
         raise _field_error("start", "expected ISO 8601 with offset", language) from None
     if start.tzinfo is None:
         raise _field_error("start", "the time needs a UTC offset, e.g. -03:00", language)
+    if not supported(start):
+        raise _field_error("start", f"years {DATE_LIMITS} only", language)
     accept = body.get("accept_rules", False)
     if not isinstance(accept, bool):
         raise _field_error("accept_rules", "expected true or false", language)
@@ -258,7 +271,10 @@ class Api:
         return Response.json(self.session_document(updated, full=True))
 
     def health(self, request: Request) -> Response:
+        """Ages for anyone (load balancers, uptime checks); error texts, which name the
+        calendars' servers and paths, for the admin token only."""
         now = self.service.clock.now()
+        admin = self._is_admin(request)
         stale_after = self.service.config.sync.stale_after
         calendars = []
         healthy = True
@@ -266,15 +282,16 @@ class Api:
             age = (now - state.last_sync_ok_at).total_seconds() if state.last_sync_ok_at else None
             stale = age is None or age > stale_after.total_seconds()
             healthy = healthy and not stale
-            calendars.append(
-                {
-                    "id": state.id,
-                    "technician": state.technician_id,
-                    "last_sync_age_seconds": None if age is None else round(age, 1),
-                    "stale": stale,
-                    "last_error": state.last_error,
-                }
-            )
+            entry: dict[str, Any] = {
+                "id": state.id,
+                "technician": state.technician_id,
+                "last_sync_age_seconds": None if age is None else round(age, 1),
+                "stale": stale,
+                "failing": state.last_error is not None,
+            }
+            if admin:
+                entry["last_error"] = state.last_error
+            calendars.append(entry)
         document = {
             "status": "ok" if healthy else "stale",
             "stale_after_seconds": stale_after.total_seconds(),
@@ -290,6 +307,9 @@ def _date_arg(request: Request, name: str, default: date) -> date:
     if not text:
         return default
     try:
-        return date.fromisoformat(text)
+        value = date.fromisoformat(text)
     except ValueError:
         raise HTTPError(400, "bad_date", f"{name}={text!r} is not a date (YYYY-MM-DD)") from None
+    if not supported(value):
+        raise HTTPError(400, "bad_date", f"{name}={text!r} is out of range ({DATE_LIMITS})")
+    return value

@@ -15,6 +15,8 @@ from typing import Any
 from waitress import wasyncore
 from waitress.server import create_server
 
+from daemon.errors import UserError
+
 log = logging.getLogger("expediente.http")
 
 
@@ -37,16 +39,21 @@ class HttpServer:
             if behind_proxy
             else {}
         )
-        self._server: Any = create_server(
-            app,
-            host=host,
-            port=port,
-            threads=threads,
-            ident="expediente",
-            clear_untrusted_proxy_headers=True,
-            channel_timeout=30,
-            **proxy,
-        )
+        try:
+            self._server: Any = create_server(
+                app,
+                host=host,
+                port=port,
+                threads=threads,
+                ident="expediente",
+                clear_untrusted_proxy_headers=True,
+                channel_timeout=30,
+                **proxy,
+            )
+        except OSError as error:  # in use, or an address this machine does not have
+            raise UserError(
+                f"cannot listen on {host}:{port} ([server] listen): {error.strerror or error}"
+            ) from None
         self.host = host
         self.port = int(self._server.effective_port)
         self._stopping = threading.Event()

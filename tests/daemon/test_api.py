@@ -78,6 +78,8 @@ def test_slots_document(desk: Desk) -> None:
     [
         ("type=vip", "unknown_type"),
         ("from=12/01/2026", "bad_date"),
+        ("from=9999-12-30&to=9999-12-31", "bad_date"),  # past what datetime can add to
+        ("from=0001-01-01", "bad_date"),
         ("from=2026-12-05&to=2026-12-01", "bad_range"),
     ],
 )
@@ -141,6 +143,11 @@ def test_rule_violations_are_422_with_codes_and_messages(desk: Desk) -> None:
         (booking("2026-12-01T09:00:00-03:00", company=["x"]), "company"),
         (booking("2026-12-01T09:00:00-03:00", admin=True), "admin"),
         ({"start": "2026-12-01T09:00:00-03:00"}, "type"),
+        (booking("9999-12-31T23:59:59-03:00"), "start"),  # would overflow in a zone change
+        (booking("0001-01-01T00:00:00+00:00"), "start"),
+        (booking("2026-12-01T09:00:00-03:00", company="\ud800"), "company"),  # lone surrogate
+        (booking("2026-12-01T09:00:00-03:00", description="ok \udfff"), "description"),
+        ({**booking("2026-12-01T09:00:00-03:00"), "type": "\ud800"}, "type"),
     ],
 )
 def test_malformed_bookings_are_422_naming_the_field(
@@ -236,6 +243,13 @@ def test_stale_calendars_stop_bookings_and_health_says_so(tmp_path: Path) -> Non
     desk.clock.set(monday(7, 0) + timedelta(minutes=6))  # stale_after defaults to 5 minutes
     status, _, health = call(desk, "GET", "/healthz")
     assert status == 503 and all(c["stale"] for c in health["calendars"])
+    failing = desk.config.calendars[0].id
+    desk.store.record_sync_failure(failing, "refused by 10.0.0.5:5232/ana/work/", desk.clock.now())
+    _, _, public = call(desk, "GET", "/healthz")
+    _, _, private = call(desk, "GET", "/healthz", headers=ADMIN)
+    assert [c["failing"] for c in public["calendars"]] == [True, False]
+    assert all("last_error" not in c for c in public["calendars"]), "server names stay private"
+    assert private["calendars"][0]["last_error"] == "refused by 10.0.0.5:5232/ana/work/"
     _, _, slots = call(desk, "GET", "/api/v1/slots?from=2026-12-01&to=2026-12-01")
     assert slots["slots"] == []
     status, _, document = call(

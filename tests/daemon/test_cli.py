@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from daemon import __version__
 from daemon.cli import main
+from tests.daemon.desk import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "expediente.example.toml"
@@ -106,11 +108,34 @@ def test_slots_usage_errors_exit_2(
     assert message in err
 
 
-def test_bad_argument_values_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--from", "tomorrow"], "not a date: 'tomorrow'"),
+        (["--from", "9999-12-30", "--to", "9999-12-31"], "'9999-12-30' is out of range"),
+        (["--now", "9999-12-31T00:00"], "'9999-12-31T00:00' is out of range"),
+    ],
+)
+def test_bad_argument_values_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["slots", "--config", str(EXAMPLE), "--from", "tomorrow"])
+        main(["slots", "--config", str(EXAMPLE), "--offline", *argv])
     assert exit_info.value.code == 2
-    assert "not a date: 'tomorrow'" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
+
+
+def test_a_busy_file_that_is_not_icalendar_is_an_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Read as "no events" it would show the technician free all day."""
+    garbage = tmp_path / "ana.ics"
+    garbage.write_text("garbage\n")
+    code, out, err = run(
+        capsys, "slots", "--config", str(EXAMPLE), "--offline", "--busy", f"ana={garbage}"
+    )
+    assert code == 2 and out == ""
+    assert f"busy file {garbage} is not iCalendar" in err
 
 
 def test_check_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -123,3 +148,25 @@ def test_check_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     assert "slot_step" in err and "30 minutes" in err
     assert "grace" in err  # did you mean
     assert all(line.startswith("expediente: error: ") for line in err.splitlines())
+
+
+def test_run_on_a_port_in_use_says_so_and_exits_2(tmp_path: Path) -> None:
+    """Not a traceback: the admin learns which setting to change."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = write_config(tmp_path)
+        path.write_text(
+            path.read_text().replace("[server]\n", f'[server]\nlisten = "127.0.0.1:{port}"\n')
+        )
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "expediente"), "run", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port} ([server] listen)" in result.stderr
+    assert "Traceback" not in result.stderr

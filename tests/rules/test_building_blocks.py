@@ -170,5 +170,5 @@ def test_check_in_window() -> None:
     assert (
         check_in(policy, Status.BOOKED, start, start - timedelta(minutes=30)) == Status.IN_PROGRESS
     )
-    with pytest.raises(IllegalTransition, match="too early"):
+    with pytest.raises(IllegalTransition, match="too early: check-in opens 30 minutes before"):
         check_in(policy, Status.BOOKED, start, start - timedelta(minutes=31))
