@@ -19,7 +19,7 @@ from daemon.store import SessionRecord
 from daemon.web.http import HTTPError, Request, Response, Router
 from daemon.web.ratelimit import RateLimiter
 from rules.lifecycle import IllegalTransition
-from rules.messages import language_of, message
+from rules.messages import LANGUAGES, language_of, message
 from rules.model import BOOKING_FIELDS, BookingRequest, Code, Violation
 
 MAX_RANGE_DAYS = 62
@@ -62,9 +62,11 @@ def rejection(outcome: BookingOutcome, language: str) -> HTTPError:
 def _field_error(
     field: str, text: str, language: str, code: Code = Code.INVALID_FIELD
 ) -> HTTPError:
+    """A shape error: the message in the client's language, and what exactly was wrong in
+    ``detail`` (English, for the developer of an integration)."""
     violation = Violation(code, field)
     documents = violation_documents((violation,), language)
-    documents[0]["message"] = f"{documents[0]['message']} ({text})"
+    documents[0]["detail"] = text
     return HTTPError(422, "booking_rejected", documents[0]["message"], violations=documents)
 
 
@@ -88,6 +90,11 @@ def parse_booking(body: dict[str, Any], language: str) -> BookingRequest:
             raise _field_error(name, "expected a string", language)
         if isinstance(value, str) and not _is_text(value):
             raise _field_error(name, "not valid Unicode text", language)
+    asked = body.get("language")
+    if asked and asked.split("-")[0].lower() not in {
+        tag.split("-")[0].lower() for tag in LANGUAGES
+    }:
+        raise _field_error("language", f"one of {', '.join(LANGUAGES)}", language)
     if not body.get("type"):
         raise _field_error("type", "required", language, Code.MISSING_FIELD)
     if not body.get("start"):
@@ -161,8 +168,14 @@ class Api:
         return Response.json(slots_document(policy, type_name, slots))
 
     def create_booking(self, request: Request) -> Response:
-        language = request_language(request, self.language)
-        booking = parse_booking(request.json(), language)
+        body = request.json()
+        # The client's language for the session's mails is also the language of the answer.
+        asked = body.get("language")
+        if isinstance(asked, str) and asked:
+            language = language_of(asked)
+        else:
+            language = request_language(request, self.language)
+        booking = parse_booking(body, language)
         key = request.header("idempotency-key")
         if key is not None and not (1 <= len(key) <= 200):
             raise HTTPError(400, "bad_idempotency_key", "Idempotency-Key must be 1-200 characters")

@@ -30,6 +30,11 @@ _ERROR = {
                             "code": {"type": "string", "enum": [str(c) for c in Code]},
                             "message": {"type": "string"},
                             "field": {"type": "string"},
+                            "detail": {
+                                "type": "string",
+                                "description": "For a malformed field: what exactly is "
+                                "wrong, in English (the message is in the client's language).",
+                            },
                         },
                     },
                 },

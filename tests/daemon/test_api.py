@@ -134,6 +134,27 @@ def test_rule_violations_are_422_with_codes_and_messages(desk: Desk) -> None:
     assert "closed" in english["error"]["violations"][0]["message"]
 
 
+def test_shape_errors_speak_the_clients_language_and_detail_the_problem(desk: Desk) -> None:
+    body = booking("2026-12-01T09:00:00")  # no offset
+    _, _, portuguese = call(desk, "POST", "/api/v1/bookings", body)
+    (violation,) = portuguese["error"]["violations"]
+    assert violation["message"] == "Valor inválido no campo horário."  # no English in it
+    assert violation["detail"] == "the time needs a UTC offset, e.g. -03:00"
+    # The language the client asks for its mails is the language of the answer too.
+    _, _, english = call(desk, "POST", "/api/v1/bookings", {**body, "language": "en"})
+    assert english["error"]["violations"][0]["message"].startswith("Invalid value")
+    status, _, french = call(
+        desk, "POST", "/api/v1/bookings", booking("2026-12-01T09:00:00-03:00", language="fr")
+    )
+    assert status == 422
+    assert french["error"]["violations"][0] == {
+        "code": "invalid_field",
+        "field": "language",
+        "message": "Valor inválido no campo language.",
+        "detail": "one of pt-BR, en",
+    }
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
