@@ -963,6 +963,11 @@ DEFAULT_SESSION_TYPES = [
         "min_notice": "24h",
     },
 ]
+# An English desk that keeps the default session types shows them in English.
+_DEFAULT_LABELS_EN = {
+    "Atendimento remoto": "Remote session",
+    "Atendimento longo (agendado com antecedência)": "Long session (booked in advance)",
+}
 SESSION_EVENTS = tuple(str(status) for status in Status)
 
 _CALDAV_EXAMPLE = {
@@ -1732,7 +1737,13 @@ def _assemble(root: Mapping[str, Any], ctx: _Context, path: Path) -> Config:
         weekly={n: root["hours"][day] for n, day in enumerate(WEEKDAYS)},
         session_types={
             t["name"]: SessionType(
-                t["name"], t["label"], t["duration"], t["min_notice"], t["description"]
+                t["name"],
+                _DEFAULT_LABELS_EN.get(t["label"], t["label"])
+                if desk["language"] == "en"
+                else t["label"],
+                t["duration"],
+                t["min_notice"],
+                t["description"],
             )
             for t in root["session_types"]
         },

@@ -295,6 +295,21 @@ def test_holidays_can_be_turned_off_and_in_english(tmp_path: Path) -> None:
     assert english.policy.holidays.get(date(2026, 12, 25)) == "Christmas Day"
 
 
+def test_the_default_session_types_speak_the_desks_language(tmp_path: Path) -> None:
+    def labels(head: str) -> list[str]:
+        config = parse_config(head + TECHNICIAN, path=tmp_path / "x.toml", check_secrets=False)
+        return [t.label for t in config.policy.session_types.values()]
+
+    assert labels("") == ["Atendimento remoto", "Atendimento longo (agendado com antecedência)"]
+    assert labels('[desk]\nlanguage = "en"\n') == [
+        "Remote session",
+        "Long session (booked in advance)",
+    ]
+    own = '[desk]\nlanguage = "en"\n[[session_types]]\nname = "quick"\nlabel = "Rápido"\n'
+    own += 'duration = "30m"\nmin_notice = "0m"\n'
+    assert labels(own) == ["Rápido"], "a label the admin wrote is theirs"
+
+
 def test_relative_paths_start_at_the_files_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
