@@ -1118,7 +1118,9 @@ BOOKING = Table(
           "Booking fields clients must fill in, among: " + ", ".join(BOOKING_FIELDS)
           + ". The responsible person and phone are rule 7."),
         S("rate_limit", Integer(0, 100000), 10,
-          "Bookings accepted from one client address per rate_window; 0 means no limit."),
+          "Bookings accepted from one client address per rate_window; 0 means no limit. "
+          "A booking in progress holds its place until it is refused, so a burst of "
+          "simultaneous attempts from one address cannot slip past the limit."),
         S("rate_window", Duration(positive=True), "1h", "The period rate_limit counts over."),
     ]
 )
