@@ -159,7 +159,8 @@ class Calendar(Protocol):
 
         An invalid or expired ``state`` makes the adapter resync in full and say so with
         ``full=True``. Raises :class:`ConnectorError` subclasses; never returns a partial
-        result as if it were complete.
+        result as if it were complete. The adapter logs each of ``problems`` (a warning
+        naming the calendar and UID) so that callers need not.
         """
         ...
 
@@ -184,6 +185,17 @@ class SessionCalendar(Calendar, Protocol):
     def delete_session(self, uid: str, etag: str | None = None) -> None:
         """Remove a session event; absent already is success (idempotent)."""
         ...
+
+
+def sync_problems(
+    changes: Sequence[ObjectChange], problems: Sequence[Problem], logger: logging.Logger
+) -> tuple[Problem, ...]:
+    """Every problem of a sync, its objects' included, each logged once (see
+    :meth:`Calendar.sync`)."""
+    found = (*problems, *(p for change in changes for p in change.problems))
+    for problem in found:
+        logger.warning("%s", problem)
+    return found
 
 
 class _WindowedState(Protocol):

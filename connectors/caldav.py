@@ -53,6 +53,7 @@ from connectors.base import (
     SyncResult,
     Unavailable,
     resume_state,
+    sync_problems,
 )
 from connectors.ical import (
     BusyResult,
@@ -367,15 +368,11 @@ class CalDAVCalendar:
                     log.info("%s: no sync-collection support; comparing ETags", self.name)
                     result = self._sync_etags(None, window)
             changes, new_state, full = result
-            for change in changes:
-                problems.extend(change.problems)
-            for problem in problems:
-                log.warning("%s", problem)
         return SyncResult(
             changes=changes,
             state=new_state.encode(),
             full=full,
-            problems=tuple(problems),
+            problems=sync_problems(changes, problems, log),
             requests=spent.requests,
         )
 

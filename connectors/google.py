@@ -87,6 +87,7 @@ from connectors.base import (
     SyncResult,
     Unavailable,
     resume_state,
+    sync_problems,
 )
 from connectors.ical import DEFAULT_MARKERS, STATE_PROPERTY, BusyResult, describe_ics
 from connectors.retry import RetryPolicy
@@ -350,15 +351,11 @@ class GoogleCalendar:
             except _TokenGone as exc:
                 raise Unavailable("a full listing answered 410", calendar=self.name) from exc
             changes, full = self._full(items, expand), True
-        for change in changes:
-            problems.extend(change.problems)
-        for problem in problems:
-            log.warning("%s", problem)
         return SyncResult(
             changes=changes,
             state=_State(token, expand).encode(),
             full=full,
-            problems=tuple(problems),
+            problems=sync_problems(changes, problems, log),
             requests=self.requests - before,
         )
 

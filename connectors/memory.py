@@ -11,6 +11,7 @@ with :meth:`MemoryCalendar.put_raw` / :meth:`delete_raw`, and a server outage by
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -22,11 +23,14 @@ from connectors.base import (
     Problem,
     SessionEvent,
     SyncResult,
+    sync_problems,
 )
 from connectors.ical import describe_ics, parse_calendar, parse_session_event, session_to_ical
 from rules.intervals import Interval
 
 __all__ = ["MemoryCalendar"]
+
+log = logging.getLogger(__name__)
 
 
 class MemoryCalendar:
@@ -69,12 +73,12 @@ class MemoryCalendar:
         full = since is None
         names = list(self._objects) if since is None else list(dict.fromkeys(self._log[since:]))
         changes = [self._change(n, expand) for n in names]
-        for change in changes:
-            problems.extend(change.problems)
         new_state = json.dumps(
             {"at": len(self._log), "window": [expand.start.isoformat(), expand.end.isoformat()]}
         )
-        return SyncResult(changes, new_state, full, tuple(problems), requests=1)
+        return SyncResult(
+            changes, new_state, full, sync_problems(changes, problems, log), requests=1
+        )
 
     def _decode(
         self, state: str | None, window: Interval, problems: list[Problem]

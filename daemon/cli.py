@@ -298,9 +298,7 @@ def _live_busy(
                 unreadable.add(tech.id)
                 break
             for change in result.changes:
-                intervals.extend(change.blocks)
-            for problem in result.problems:
-                print(f"expediente: warning: {problem}", file=sys.stderr)
+                intervals.extend(change.blocks)  # result.problems: logged by the adapter
         busy[tech.id] = intervals
     return busy, unreadable
 

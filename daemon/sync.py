@@ -148,8 +148,7 @@ class Syncer:
             return self._failed(calendar_id, error)
         before = store.calendar_objects(calendar_id) if config.role == "sessions" else {}
         now = self.service.clock.now()
-        for problem in result.problems:
-            log.warning("%s: %s", calendar_id, problem)
+        # The adapter has logged result.problems, each naming its calendar and UID.
         try:
             store.apply_sync(
                 calendar_id, result.changes, full=result.full, state=result.state, now=now

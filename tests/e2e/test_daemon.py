@@ -245,3 +245,19 @@ def test_sighup_with_a_broken_config_keeps_the_running_one(
     secrets = (process.config.parent / "secrets").iterdir()
     for secret in secrets:
         assert secret.read_text().strip() not in log, f"{secret.name} leaked into the log"
+
+
+def test_a_calendar_problem_is_logged_once_per_sync(
+    desk: Desk, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The CalDAV adapter logs the problems it returns; the daemon does not repeat them."""
+    desk.calendars["ana"].put_raw(
+        "noend.ics",
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\n"
+        "UID:no-end-1\r\nDTSTAMP:20261101T000000Z\r\nDTSTART:20261201T120000Z\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n",
+    )
+    with caplog.at_level("WARNING"):
+        desk.daemon.sync_all()
+    mentions = [r for r in caplog.records if "no-end-1" in r.getMessage()]
+    assert len(mentions) == 1, [r.getMessage() for r in mentions]
