@@ -228,6 +228,8 @@ def cmd_slots(args: argparse.Namespace, clock: Clock) -> int:
         busy, unreadable = _live_busy(config, window, files)
         if unreadable:
             eligible = {t.id for t in policy.technicians} - unreadable
+    for tech, sessions in _booked(config, window).items():
+        busy[tech] = [*busy.get(tech, []), *sessions]
     slots = compute_slots(policy, type_name, first, last, now, busy, eligible)
     document = slots_document(policy, type_name, slots)
     if args.json:
@@ -236,6 +238,24 @@ def cmd_slots(args: argparse.Namespace, clock: Clock) -> int:
     else:
         sys.stdout.write(render_table(policy, document, first, last))
     return 0
+
+
+def _booked(config: Config, window: Interval) -> dict[str, list[Interval]]:
+    """Sessions booked in the daemon's store, when there is one: the API would not offer
+    their times, so neither does ``slots``."""
+    from daemon.store import Store, StoreError
+
+    if not config.store.path.exists():
+        return {}
+    try:
+        store = Store(config.store.path)
+    except StoreError as error:
+        print(f"expediente: warning: booked sessions not counted: {error}", file=sys.stderr)
+        return {}
+    try:
+        return {t.id: store.active_session_intervals(t.id, window) for t in config.technicians}
+    finally:
+        store.close()
 
 
 def _busy_files(specs: Sequence[str], policy: Policy) -> dict[str, Path]:

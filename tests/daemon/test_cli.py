@@ -12,7 +12,8 @@ import pytest
 
 from daemon import __version__
 from daemon.cli import main
-from tests.daemon.desk import write_config
+from rules.model import BookingRequest
+from tests.daemon.desk import make_desk, monday, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "expediente.example.toml"
@@ -170,3 +171,26 @@ def test_run_on_a_port_in_use_says_so_and_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert f"cannot listen on 127.0.0.1:{port} ([server] listen)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_slots_counts_the_sessions_booked_in_the_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The CLI answers what the API would: a booked time is not free for its technician."""
+    desk = make_desk(tmp_path, monday(7))
+    request = BookingRequest(
+        type="standard",
+        start=monday(9),
+        company="Ótica Sol",
+        responsible_name="João",
+        phone="11 3456-7890",
+        accept_rules=True,
+    )
+    assert desk.service.book(request).session is not None
+    argv = ["slots", "--config", str(desk.config.path), "--offline", "--json"]
+    argv += ["--now", monday(7).isoformat(), "--from", "2026-11-30", "--to", "2026-11-30"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    counts = {s["start"]: s["technicians"] for s in json.loads(out)["slots"]}
+    assert counts["2026-11-30T09:00:00-03:00"] == 1
+    assert counts["2026-11-30T09:30:00-03:00"] == 2
