@@ -271,9 +271,7 @@ class Daemon:
         self._schedule_jobs()
         self._status()
         self.systemd.ready()
-        log.info(
-            "ready: technicians %d, calendars %d", len(self.config.technicians), len(reports)
-        )
+        log.info("ready: technicians %d, calendars %d", len(self.config.technicians), len(reports))
 
     def loop(self) -> None:
         while not self._stopping:
