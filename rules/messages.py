@@ -24,6 +24,7 @@ FIELD_LABELS: Mapping[str, Mapping[str, str]] = {
         "remote_id": "ID de acesso",
         "description": "descrição do problema",
         "accept_rules": "aceite das regras",
+        "language": "idioma",
     },
     "en": {
         "type": "session type",
@@ -36,6 +37,7 @@ FIELD_LABELS: Mapping[str, Mapping[str, str]] = {
         "remote_id": "access ID",
         "description": "problem description",
         "accept_rules": "acceptance of the rules",
+        "language": "language",
     },
 }
 

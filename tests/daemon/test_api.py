@@ -150,7 +150,7 @@ def test_shape_errors_speak_the_clients_language_and_detail_the_problem(desk: De
     assert french["error"]["violations"][0] == {
         "code": "invalid_field",
         "field": "language",
-        "message": "Valor inválido no campo language.",
+        "message": "Valor inválido no campo idioma.",
         "detail": "one of pt-BR, en",
     }
 
