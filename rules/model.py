@@ -64,6 +64,8 @@ class RemoteTool:
 
     def id_is_valid(self, remote_id: str) -> bool:
         compact = re.sub(r"[\s-]", "", remote_id)
+        if compact.replace(".", "").isdigit():
+            compact = compact.replace(".", "")  # "123.456.789", as numbers are written here
         if not compact or len(remote_id) > 128:
             return False
         if self.id_pattern is None:

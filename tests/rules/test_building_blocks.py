@@ -129,7 +129,8 @@ def test_format_phone_and_email() -> None:
 def test_anydesk_ids() -> None:
     anydesk = remote_tool("anydesk")
     assert anydesk.name == "anydesk" and anydesk.id_pattern
-    for good in ("123 456 789", "1234567890", "loja-centro@ad", "caixa1@pardini"):
+    for good in ("123 456 789", "123.456.789", "123-456-789", "1234567890", "loja-centro@ad",
+                 "caixa1@pardini", "loja.centro@ad"):  # fmt: skip
         assert anydesk.id_is_valid(good), good
     for bad in ("12345", "12345678901", "@ad", "abc", ""):
         assert not anydesk.id_is_valid(bad), bad
