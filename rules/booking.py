@@ -9,6 +9,7 @@ of the technicians in the policy.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection, Mapping
 from datetime import datetime
 
@@ -35,11 +36,20 @@ MAX_LENGTHS: Mapping[str, int] = {
     "description": 5000,
 }
 _MULTILINE = frozenset({"description"})
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Invisible characters: format (Cf, e.g. U+200B) and the Hangul fillers that render blank.
+# A required field made of them alone (a "responsible person" nobody can read, R7) is
+# missing; elsewhere they stay (joiners belong in emoji and some scripts).
+_INVISIBLE = frozenset({"\u3164", "\uffa0", "\u115f", "\u1160"})
+
+
+def _visible(value: str) -> str:
+    return "".join(c for c in value if c not in _INVISIBLE and unicodedata.category(c) != "Cf")
 
 
 def clean_text(name: str, value: str) -> str:
-    """Trim; single-line fields get inner whitespace (CR/LF included) collapsed to spaces."""
+    """Trim; single-line fields get inner whitespace (CR/LF included) collapsed to spaces;
+    control characters are dropped."""
     value = _CONTROL.sub("", value)
     if name in _MULTILINE:
         return value.replace("\r\n", "\n").replace("\r", "\n").strip()
@@ -53,7 +63,7 @@ def field_violations(
     found: list[Violation] = []
     fields = {name: clean_text(name, str(getattr(request, name) or "")) for name in BOOKING_FIELDS}
     for name in BOOKING_FIELDS:
-        if not fields[name] and name in policy.required_fields:
+        if not _visible(fields[name]).strip() and name in policy.required_fields:
             found.append(Violation(Code.MISSING_FIELD, name))
         elif len(fields[name]) > MAX_LENGTHS[name]:
             found.append(
@@ -87,7 +97,12 @@ def field_violations(
         )
     else:
         fields["remote_tool"] = tool.name
-        if fields["remote_id"] and not tool.id_is_valid(fields["remote_id"]):
+        remote_id = fields["remote_id"]
+        if (
+            remote_id
+            and len(remote_id) <= MAX_LENGTHS["remote_id"]
+            and not tool.id_is_valid(remote_id)
+        ):
             found.append(
                 Violation(
                     Code.INVALID_FIELD,

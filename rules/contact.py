@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import re
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+# RFC 5322 dot-atom local part, ASCII only: what any SMTP server takes without SMTPUTF8.
+# A looser check would accept addresses the mailer then refuses, and the client would
+# never get the confirmation or the "book again" link.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LOCAL = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*", re.ASCII)
+_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,}", re.ASCII)
 
 
 def normalise_phone(text: str) -> str | None:
@@ -18,9 +23,9 @@ def normalise_phone(text: str) -> str | None:
     stripped = text.strip()
     if not stripped or len(stripped) > 40:
         return None
-    if re.search(r"[^\d\s()+.\-/]", stripped):
+    if re.search(r"[^0-9\s()+.\-/]", stripped):  # ASCII digits: "١٢٣" is not dialable
         return None
-    digits = re.sub(r"\D", "", stripped)
+    digits = re.sub(r"[^0-9]", "", stripped)
     if stripped.startswith("+"):
         if digits.startswith("55"):
             national = _brazilian(digits[2:])
@@ -61,8 +66,16 @@ def format_phone(e164: str) -> str:
 
 
 def normalise_email(text: str) -> str | None:
-    """The address trimmed, or None when it cannot be an address."""
+    """The address trimmed (an international domain in its ASCII form, ``xn--``), or None
+    when no mail server would take it."""
     value = text.strip()
-    if len(value) > 254 or not _EMAIL.fullmatch(value):
+    local, at, domain = value.rpartition("@")
+    if not at or len(value) > 254 or len(local) > 64 or not _LOCAL.fullmatch(local):
         return None
-    return value
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    if not _DOMAIN.fullmatch(domain):
+        return None
+    return f"{local}@{domain}"

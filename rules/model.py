@@ -64,13 +64,14 @@ class RemoteTool:
 
     def id_is_valid(self, remote_id: str) -> bool:
         compact = re.sub(r"[\s-]", "", remote_id)
-        if compact.replace(".", "").isdigit():
+        if re.fullmatch(r"[0-9.]+", compact):
             compact = compact.replace(".", "")  # "123.456.789", as numbers are written here
         if not compact or len(remote_id) > 128:
             return False
         if self.id_pattern is None:
             return True
-        return re.fullmatch(self.id_pattern, compact, flags=re.IGNORECASE) is not None
+        # ASCII: "１２３…" or "١٢٣…" match \d but no remote-access client can dial them.
+        return re.fullmatch(self.id_pattern, compact, flags=re.IGNORECASE | re.ASCII) is not None
 
 
 # Known tools: their public ID formats. An unknown tool name accepts any short ID.

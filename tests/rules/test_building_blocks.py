@@ -126,6 +126,36 @@ def test_format_phone_and_email() -> None:
     assert normalise_email("a b@example.com") is None
 
 
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("maria.lima+suporte@example.com", "maria.lima+suporte@example.com"),
+        ("o'neil@example.co.uk", "o'neil@example.co.uk"),
+        ("ana@ótica.com.br", "ana@xn--tica-pqa.com.br"),  # the domain's ASCII form
+        # What the mailer refuses for good must be refused at booking time.
+        ("a,b@example.com", None),
+        ("a<b>@example.com", None),
+        ("ação@exemplo.com.br", None),  # needs SMTPUTF8, which not every server speaks
+        ("a..b@example.com", None),
+        (".a@example.com", None),
+        ("a@-example.com", None),
+        ("a@example", None),
+        ("x" * 65 + "@example.com", None),
+    ],
+)
+def test_email_addresses_are_those_a_mail_server_takes(typed: str, stored: str | None) -> None:
+    assert normalise_email(typed) == stored
+
+
+def test_digits_are_ascii_digits() -> None:
+    """Other scripts' digits match \\d but nobody can dial or type them into AnyDesk."""
+    assert normalise_phone("+١٢١٢٥٥٥١٢٣٤") is None
+    assert normalise_phone("+1 212 555 1234") == "+12125551234"
+    anydesk = remote_tool("AnyDesk")
+    assert not anydesk.id_is_valid("١٢٣٤٥٦٧٨٩")
+    assert not anydesk.id_is_valid("１２３４５６７８９")
+
+
 def test_anydesk_ids() -> None:
     anydesk = remote_tool("anydesk")
     assert anydesk.name == "anydesk" and anydesk.id_pattern

@@ -18,6 +18,7 @@ ALLOWED = {
     "operator",
     "re",
     "typing",
+    "unicodedata",
     "zoneinfo",
 }
 CLOCK_METHODS = {"now", "utcnow", "today", "time", "time_ns", "monotonic", "perf_counter"}

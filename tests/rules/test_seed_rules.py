@@ -155,6 +155,21 @@ def test_r7_r6_r1_fields() -> None:
     assert fields["invalid_field"] == "phone"
 
 
+def test_r7_a_responsible_person_nobody_can_read_is_missing() -> None:
+    invisible = "\u200b\u2060\u3164"
+    result = validate(POLICY, request(at("2026-12-01 09:00"), responsible_name=invisible), NOW, {})
+    assert isinstance(result, Rejected)
+    assert [(v.code, v.field) for v in result.violations] == [("missing_field", "responsible_name")]
+
+
+def test_an_overlong_remote_id_is_one_violation() -> None:
+    result = validate(POLICY, request(at("2026-12-01 09:00"), remote_id="1" * 200), NOW, {})
+    assert isinstance(result, Rejected)
+    assert [(v.code, v.field, v.detail) for v in result.violations] == [
+        ("invalid_field", "remote_id", "too_long")
+    ]
+
+
 def test_accepted_booking_carries_normalised_fields() -> None:
     result = validate(POLICY, request(at("2026-12-01 09:00"), company=" Loja\r\nX "), NOW, {})
     assert isinstance(result, Accepted)
