@@ -219,7 +219,12 @@ def cmd_slots(args: argparse.Namespace, clock: Clock) -> int:
     last = args.last or first + timedelta(days=13)
     if last < first:
         raise UserError(f"--to {last} is before --from {first}")
-    window = date_range_window(policy, first, last)
+    # Busy time is read for the days that can hold a slot (today to the horizon) only:
+    # expanding recurrences over a --to centuries away would exhaust the expander.
+    today = now.astimezone(policy.timezone).date()
+    reachable = (now + policy.horizon).astimezone(policy.timezone).date()
+    busy_first = max(first, today)
+    window = date_range_window(policy, busy_first, max(busy_first, min(last, reachable)))
     files = _busy_files(args.busy, policy)
     eligible: set[str] | None = None
     if args.offline:

@@ -40,7 +40,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import holidays as holidays_lib
 
 from daemon.errors import UserError
-from rules.durations import DurationError, format_duration, parse_duration
+from rules.durations import (
+    MAX_SECONDS,
+    DurationError,
+    DurationTooLong,
+    format_duration,
+    parse_duration,
+)
 from rules.model import (
     BOOKING_FIELDS,
     DEFAULT_REQUIRED_FIELDS,
@@ -416,6 +422,8 @@ class Duration(Kind):
             raise _Invalid(self.expected, hint='durations are text in quotes, e.g. "30m"')
         try:
             value = parse_duration(raw)
+        except DurationTooLong:
+            raise _Invalid(f"a duration of at most {MAX_SECONDS // 86400}d") from None
         except DurationError:
             raise _Invalid(self.expected, hint=self._FORMS) from None
         if self.positive and value <= timedelta(0):

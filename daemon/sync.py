@@ -293,7 +293,10 @@ class Syncer:
         session_type = policy.session_types.get(session.type)
         if session_type is None:
             return f"unknown session type {session.type!r}"
-        if change.end - change.start != session_type.duration:
+        if (
+            change.end.timestamp() - change.start.timestamp()
+            != session_type.duration.total_seconds()
+        ):
             return "the event's length was changed"
         violations = [
             v

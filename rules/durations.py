@@ -14,6 +14,14 @@ class DurationError(ValueError):
     """Raised with a message that shows the accepted forms."""
 
 
+class DurationTooLong(DurationError):
+    """Longer than :data:`MAX_SECONDS`."""
+
+
+# Ten years: longer than any setting means, and far from what datetime can add (year 9999).
+MAX_SECONDS = 3650 * 86400
+
+
 def parse_duration(text: str) -> timedelta:
     """Parse ``"1h30m"``-style text; units in the order d, h, m, s, each at most once."""
     cleaned = text.strip().lower().replace(" ", "")
@@ -38,6 +46,8 @@ def parse_duration(text: str) -> timedelta:
         raise DurationError(
             f'not a duration: {text!r}; write it like "30m", "2h", "1h30m", "1d" or "90s"'
         )
+    if seconds > MAX_SECONDS:
+        raise DurationTooLong(f"duration {text!r} is too long (at most {MAX_SECONDS // 86400}d)")
     return timedelta(seconds=seconds)
 
 

@@ -194,3 +194,28 @@ def test_slots_counts_the_sessions_booked_in_the_store(
     counts = {s["start"]: s["technicians"] for s in json.loads(out)["slots"]}
     assert counts["2026-11-30T09:00:00-03:00"] == 1
     assert counts["2026-11-30T09:30:00-03:00"] == 2
+
+
+def test_a_far_to_date_keeps_recurring_busy_time(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Busy time is read up to the horizon, whatever --to says."""
+    daily = tmp_path / "ana.ics"
+    daily.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:daily\r\n"
+        "DTSTAMP:20260101T000000Z\r\nDTSTART;TZID=America/Sao_Paulo:20260105T090000\r\n"
+        "DTEND;TZID=America/Sao_Paulo:20260105T100000\r\nRRULE:FREQ=DAILY\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    base = ["slots", "--config", str(EXAMPLE), "--offline", "--json", "--busy", f"ana={daily}"]
+    base += ["--now", "2026-03-03T06:00", "--from", "2026-03-03"]
+    documents = []
+    for to in ("2026-03-04", "8999-12-31"):
+        code, out, err = run(capsys, *base, "--to", to)
+        assert code == 0, err
+        documents.append(json.loads(out))
+    near, far = ([s for s in d["slots"] if s["start"] < "2026-03-05"] for d in documents)
+    assert near == far
+    starts = {s["start"] for s in far}
+    assert "2026-03-03T08:30:00-03:00" in starts
+    assert "2026-03-03T09:00:00-03:00" not in starts, "Ana's daily meeting"

@@ -417,6 +417,9 @@ CASES = [
         '"booked"',
     ),
     ('[log]\nlevel = "verbose"', "[log] level", '"debug"'),
+    # Past what a date can be added to: the slot search would fail on every request.
+    ('[booking]\nhorizon = "3000000d"', "[booking] horizon", "at most 3650d"),
+    ('[booking]\nhorizon = "9999999999d"', "[booking] horizon", "at most 3650d"),
     ('[bookings]\nslot_step = "30m"', "[bookings]", 'did you mean "booking"?'),
     ('[booking]\nslot_stp = "15m"', "[booking] slot_stp", 'did you mean "slot_step"?'),
     ('[hours]\nthursday = ["08:00-12:00"]', "[hours] thursday", 'did you mean "thu"?'),

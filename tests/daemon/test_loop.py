@@ -5,14 +5,15 @@ calendars and a fixed clock. The same flows run against a real Radicale over rea
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
 
-from connectors.base import Unavailable
+from connectors.base import ObjectChange, Unavailable
 from connectors.memory import MemoryCalendar
 from daemon.clock import FixedClock
 from daemon.config import CalendarConfig, load_config
@@ -380,3 +381,27 @@ def test_api_bookings_share_the_pages_rate_limit_unless_admin(desk: Desk) -> Non
     desk.clock.advance(timedelta(hours=1))
     desk.daemon.sync_all()  # an hour on, calendars must be fresh to book
     desk.book(starts[limit + 1].isoformat())
+
+
+def test_a_moved_events_length_is_measured_in_real_time(desk: Desk) -> None:
+    """01:30 EDT to 01:00 EST on the night New York's clocks go back is 30 minutes, though
+    Python subtracts the two wall clocks to -30."""
+    session = desk.daemon.store.get_session(desk.book(monday(9).isoformat())["id"])
+    assert session is not None
+    new_york = ZoneInfo("America/New_York")
+    start = datetime(2026, 11, 1, 5, 30, tzinfo=UTC).astimezone(new_york)
+    end = datetime(2026, 11, 1, 6, 0, tzinfo=UTC).astimezone(new_york)
+    assert end - start == timedelta(minutes=-30)  # the wall-clock trap
+    moved = ObjectChange(href="x.ics", uid=session.calendar_uid, etag='"2"', start=start, end=end)
+    problem = desk.daemon.parts.syncer._move_problem(session, moved)
+    assert problem != "the event's length was changed"
+    stretched = ObjectChange(
+        href="x.ics",
+        uid=session.calendar_uid,
+        etag='"3"',
+        start=start,
+        end=end + timedelta(hours=1),
+    )
+    assert desk.daemon.parts.syncer._move_problem(session, stretched) == (
+        "the event's length was changed"
+    )

@@ -31,6 +31,13 @@ def test_bad_durations_say_how_to_write_them(text: str) -> None:
         parse_duration(text)
 
 
+def test_durations_stop_at_ten_years() -> None:
+    assert parse_duration("3650d") == timedelta(days=3650)
+    for text in ("3651d", "9999999999d"):
+        with pytest.raises(DurationError, match="too long"):
+            parse_duration(text)
+
+
 @given(st.integers(0, 10**7))
 def test_format_duration_round_trips(seconds: int) -> None:
     value = timedelta(seconds=seconds)
