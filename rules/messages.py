@@ -46,7 +46,7 @@ _TEMPLATES: Mapping[str, Mapping[str, str]] = {
         "closed_day/holiday": "Não há atendimento em {date}: feriado ({label}).",
         "closed_day/closed_date": "Não há atendimento em {date}: o suporte estará fechado.",
         "closed_day": "Não há atendimento neste dia.",
-        "closed_day/weekly": "Não há atendimento neste dia; o acesso remoto é de segunda a sexta-feira.",
+        "closed_day/weekly": "Não há atendimento neste dia; atendemos {days}.",
         "outside_hours": "Fora do horário de atendimento ({hours}).",
         "spans_break": "O atendimento ultrapassaria o intervalo das {break_start} às {break_end}; escolha um horário que termine antes dele.",
         "insufficient_notice": "Este tipo de atendimento precisa ser agendado com pelo menos {notice} de antecedência.",
@@ -70,7 +70,7 @@ _TEMPLATES: Mapping[str, Mapping[str, str]] = {
         "closed_day/holiday": "The desk is closed on {date}: public holiday ({label}).",
         "closed_day/closed_date": "The desk is closed on {date}.",
         "closed_day": "The desk is closed on this day.",
-        "closed_day/weekly": "The desk is closed on this day; remote sessions run Monday to Friday.",
+        "closed_day/weekly": "The desk is closed on this day; remote sessions run {days}.",
         "outside_hours": "Outside the desk's hours ({hours}).",
         "spans_break": "The session would run into the break from {break_start} to {break_end}; pick a time that ends before it.",
         "insufficient_notice": "This session type must be booked at least {notice} in advance.",
@@ -105,6 +105,33 @@ class _Defaulting(dict[str, str]):
         return "?"
 
 
+_DAYS = {
+    # (as the start of a range or alone in a list, as the end of a range)
+    "pt-BR": [("segunda", "segunda-feira"), ("terça", "terça-feira"), ("quarta", "quarta-feira"),
+              ("quinta", "quinta-feira"), ("sexta", "sexta-feira"), ("sábado", "sábado"),
+              ("domingo", "domingo")],
+    "en": [(d, d) for d in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
+                            "Saturday", "Sunday")],
+}  # fmt: skip
+
+
+def _days_phrase(open_days: str, lang: str) -> str:
+    """ "de segunda a sexta-feira" / "Monday to Friday" for a run of days, else a list."""
+    days = [int(d) for d in open_days.split(",") if d]
+    names = _DAYS[lang]
+    pt = lang == "pt-BR"
+    if not days:
+        return "somente em datas anunciadas" if pt else "only on announced dates"
+    if len(days) > 2 and days == list(range(days[0], days[-1] + 1)):
+        first, last = names[days[0]][0], names[days[-1]][1]
+        return f"de {first} a {last}" if pt else f"{first} to {last}"
+    listed = [names[d][1] for d in days]
+    if len(listed) == 1:
+        return listed[0]
+    joined = ", ".join(listed[:-1])
+    return f"{joined} e {listed[-1]}" if pt else f"{joined} and {listed[-1]}"
+
+
 def message(violation: Violation, language: str = "pt-BR") -> str:
     """The violation as a sentence in ``language`` (pt-BR when unsupported)."""
     lang = language_of(language)
@@ -112,6 +139,8 @@ def message(violation: Violation, language: str = "pt-BR") -> str:
     code = Code(violation.code).value
     template = templates.get(f"{code}/{violation.detail}") or templates[code]
     params = _Defaulting(violation.params)
+    if "open_days" in violation.params:
+        params["days"] = _days_phrase(violation.params["open_days"], lang)
     if violation.field:
         params["field_label"] = FIELD_LABELS[lang].get(violation.field, violation.field)
     return template.format_map(params)

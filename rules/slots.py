@@ -50,7 +50,12 @@ def time_violations(
                 Code.CLOSED_DAY,
                 "start",
                 detail=hours.closed,
-                params={"date": day.isoformat(), "label": hours.label},
+                params={
+                    "date": day.isoformat(),
+                    "label": hours.label,
+                    # Which weekdays are open, for the message (0 is Monday).
+                    "open_days": ",".join(str(d) for d in range(7) if policy.weekly.get(d)),
+                },
             )
         )
         return found

@@ -10,6 +10,7 @@ import pytest
 from rules.booking import validate
 from rules.intervals import BusyTimeline, Interval
 from rules.lifecycle import Event, IllegalTransition, check_in, due_event, transition
+from rules.messages import message
 from rules.model import Accepted, Policy, Rejected, Status
 from rules.slots import free_slots
 from tests.rules.factories import at, request, seed_policy
@@ -192,3 +193,24 @@ def test_off_grid_start_is_refused_so_only_offered_slots_are_bookable() -> None:
     result = validate(POLICY, request(at("2026-12-01 09:10")), NOW, {})
     assert codes(result) == ["invalid_field"]
     assert result.violations[0].detail == "grid"  # type: ignore[union-attr]
+
+
+def test_a_weekly_closed_day_says_which_days_are_open() -> None:
+    saturday = at("2026-12-05 09:00")
+    result = validate(POLICY, request(saturday), NOW, {})
+    assert isinstance(result, Rejected)
+    closed = next(v for v in result.violations if v.code == "closed_day")
+    assert message(closed, "pt-BR") == (
+        "Não há atendimento neste dia; atendemos de segunda a sexta-feira."
+    )
+    assert message(closed, "en").endswith("remote sessions run Monday to Friday.")
+    day = POLICY.weekly[0]
+    odd = seed_policy(weekly={0: day, 1: day, 3: day, 4: day, 5: day})
+    wednesday = at("2026-12-02 09:00")
+    result = validate(odd, request(wednesday), NOW, {})
+    assert isinstance(result, Rejected)
+    closed = next(v for v in result.violations if v.code == "closed_day")
+    assert message(closed, "pt-BR") == (
+        "Não há atendimento neste dia; atendemos segunda-feira, terça-feira, quinta-feira, "
+        "sexta-feira e sábado."
+    )
