@@ -1101,7 +1101,8 @@ BOOKING = Table(
         S("slot_step", Duration(positive=True), "30m",
           "Spacing of the start times offered, counted from each range's start."),
         S("buffer", Duration(), "0m",
-          "Free time kept after each session before the technician's next one."),
+          "Free time kept around each session: between it and the technician's other "
+          "sessions and calendar events, before and after."),
         S("horizon", Duration(positive=True), "30d", "How far ahead clients can book."),
         S("grace", Duration(), "10m",
           "Tolerated delay (rule 5): with no check-in this long after the start, the session "

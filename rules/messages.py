@@ -6,6 +6,7 @@ looked up by ``"code/detail"`` first, then by ``code`` alone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from rules.model import Code, Violation
@@ -115,6 +116,22 @@ _DAYS = {
 }  # fmt: skip
 
 
+_UNIT_WORDS = {
+    "pt-BR": {"d": ("dia", "dias"), "h": ("hora", "horas"), "min": ("minuto", "minutos")},
+    "en": {"d": ("day", "days"), "h": ("hour", "hours"), "min": ("minute", "minutes")},
+}
+
+
+def _spoken(short: str, lang: str) -> str:
+    """``"30d"`` → ``"30 dias"``; anything else as given."""
+    match = re.fullmatch(r"(\d+)(d|h|min)", short)
+    if match is None:
+        return short
+    count = int(match.group(1))
+    one, many = _UNIT_WORDS[lang][match.group(2)]
+    return f"{count} {one if count == 1 else many}"
+
+
 def _days_phrase(open_days: str, lang: str) -> str:
     """ "de segunda a sexta-feira" / "Monday to Friday" for a run of days, else a list."""
     days = [int(d) for d in open_days.split(",") if d]
@@ -139,6 +156,9 @@ def message(violation: Violation, language: str = "pt-BR") -> str:
     code = Code(violation.code).value
     template = templates.get(f"{code}/{violation.detail}") or templates[code]
     params = _Defaulting(violation.params)
+    for name in ("notice", "horizon"):  # "24h" in a sentence reads "24 horas"
+        if name in violation.params:
+            params[name] = _spoken(violation.params[name], lang)
     if "open_days" in violation.params:
         params["days"] = _days_phrase(violation.params["open_days"], lang)
     if violation.field:

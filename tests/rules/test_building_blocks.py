@@ -210,3 +210,10 @@ def test_check_in_window() -> None:
     )
     with pytest.raises(IllegalTransition, match="too early: check-in opens 30 minutes before"):
         check_in(policy, Status.BOOKED, start, start - timedelta(minutes=31))
+
+
+def test_durations_in_messages_are_words() -> None:
+    horizon = Violation(Code.BEYOND_HORIZON, "start", params={"horizon": "30d"})
+    assert message(horizon) == "Só é possível agendar até 30 dias à frente."
+    notice = Violation(Code.INSUFFICIENT_NOTICE, "start", params={"notice": "1h", "type": "x"})
+    assert message(notice, "en") == "This session type must be booked at least 1 hour in advance."
