@@ -29,13 +29,14 @@ read as "every event was deleted".
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
-from rules.intervals import Interval
+from rules.intervals import Interval, require_aware
 
 
 class ConnectorError(Exception):
@@ -196,6 +197,22 @@ def sync_problems(
     for problem in found:
         logger.warning("%s", problem)
     return found
+
+
+def dump_state(version: int, window: Interval, **fields: Any) -> str:
+    """An adapter's sync state as the compact JSON the store keeps."""
+    data = {"v": version, "window": [window.start.isoformat(), window.end.isoformat()], **fields}
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+def load_state(text: str, version: int) -> tuple[dict[str, Any], Interval]:
+    """The fields and window of a :func:`dump_state` string; raises ValueError (or
+    KeyError/TypeError) when ``text`` is not a state of ``version``."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("v") != version:
+        raise ValueError("unknown sync state version")
+    start, end = (datetime.fromisoformat(x) for x in data["window"])
+    return data, Interval(require_aware(start, "window"), require_aware(end, "window"))
 
 
 class _WindowedState(Protocol):

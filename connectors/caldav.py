@@ -22,7 +22,6 @@ Note: this module is ``connectors.caldav``; the ``caldav`` imports below are the
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -52,6 +51,8 @@ from connectors.base import (
     SessionEvent,
     SyncResult,
     Unavailable,
+    dump_state,
+    load_state,
     resume_state,
     sync_problems,
 )
@@ -64,7 +65,7 @@ from connectors.ical import (
     session_to_ical,
 )
 from connectors.retry import RetryPolicy
-from rules.intervals import Interval, require_aware
+from rules.intervals import Interval
 
 __all__ = ["CalDAVCalendar", "SyncMethod", "TransferStats", "object_name"]
 
@@ -146,29 +147,19 @@ class _State:
     etags: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> str:
-        data: dict[str, Any] = {
-            "v": _STATE_VERSION,
-            "method": self.method,
-            "window": [self.window.start.isoformat(), self.window.end.isoformat()],
-        }
         if self.method == "sync-collection":
-            data["token"] = self.token
-        else:
-            data["ctag"] = self.ctag
-            data["etags"] = self.etags
-        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+            return dump_state(_STATE_VERSION, self.window, method=self.method, token=self.token)
+        return dump_state(
+            _STATE_VERSION, self.window, method=self.method, ctag=self.ctag, etags=self.etags
+        )
 
     @classmethod
     def decode(cls, text: str) -> _State:
         """Raises ValueError (or KeyError/TypeError) when ``text`` is not a state of ours."""
-        data = json.loads(text)
-        if not isinstance(data, dict) or data.get("v") != _STATE_VERSION:
-            raise ValueError("unknown sync state version")
+        data, window = load_state(text, _STATE_VERSION)
         method = data["method"]
         if method not in ("sync-collection", "etag"):
             raise ValueError(f"unknown sync method {method!r}")
-        start, end = (datetime.fromisoformat(x) for x in data["window"])
-        window = Interval(require_aware(start, "window"), require_aware(end, "window"))
         if method == "sync-collection":
             token = data.get("token")
             if not isinstance(token, str) or not token:

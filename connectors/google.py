@@ -86,6 +86,8 @@ from connectors.base import (
     SessionEvent,
     SyncResult,
     Unavailable,
+    dump_state,
+    load_state,
     resume_state,
     sync_problems,
 )
@@ -157,21 +159,16 @@ class _State:
     window: Interval
 
     def encode(self) -> str:
-        window = [self.window.start.isoformat(), self.window.end.isoformat()]
-        data = {"v": _STATE_VERSION, "token": self.token, "window": window}
-        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+        return dump_state(_STATE_VERSION, self.window, token=self.token)
 
     @classmethod
     def decode(cls, text: str) -> _State:
         """Raises ValueError (or KeyError/TypeError) when ``text`` is not a state of ours."""
-        data = json.loads(text)
-        if not isinstance(data, dict) or data.get("v") != _STATE_VERSION:
-            raise ValueError("unknown sync state version")
+        data, window = load_state(text, _STATE_VERSION)
         token = data["token"]
         if not isinstance(token, str) or not token:
             raise ValueError("sync state without a token")
-        start, end = (datetime.fromisoformat(x) for x in data["window"])
-        return cls(token, Interval(require_aware(start, "window"), require_aware(end, "window")))
+        return cls(token, window)
 
 
 class _TokenGone(Exception):
