@@ -81,6 +81,7 @@ from daemon.signing import Signer
 from daemon.store import SessionRecord
 from daemon.web.texts import TEXTS, day_label
 from rules.contact import format_phone
+from rules.lifecycle import noshow_deadline
 from rules.messages import language_of
 from rules.model import Status
 
@@ -452,7 +453,7 @@ class Notifier:
         t = TEXTS[language]
         desk = self.config.desk
         start = self._local(session.start)
-        deadline = self._local(session.start + self.config.policy.grace)
+        deadline = self._local(noshow_deadline(self.config.policy, session.start))
         if session.remote_id:
             access = t["prepare_access_id"].format(tool=session.remote_tool, id=session.remote_id)
         else:

@@ -31,7 +31,7 @@ from daemon.store import (
     Store,
 )
 from rules.booking import validate
-from rules.intervals import BusyTimeline, Interval
+from rules.intervals import BusyTimeline, Interval, later
 from rules.lifecycle import Event, IllegalTransition, check_in, due_event, transition
 from rules.model import Accepted, BookingRequest, Code, Policy, Rejected, Status, Violation
 from rules.slots import Slot, free_slots, time_violations
@@ -262,7 +262,7 @@ class Service:
             if isinstance(retry, Accepted):
                 return (Violation(Code.CALENDAR_STALE, "start"),)
         session_type = self.policy.session_types[request.type]
-        end = request.start + session_type.duration
+        end = later(request.start, session_type.duration)
         window = Interval(request.start - self.policy.buffer, end + self.policy.buffer)
         if any(not self.store.busy_pairs(tech, window) for tech in eligible):
             return (Violation(Code.SLOT_TAKEN, "start"),)

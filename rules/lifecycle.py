@@ -65,12 +65,17 @@ def noshow_deadline(policy: Policy, start: datetime) -> datetime:
     return later(start, policy.grace)
 
 
+def checkin_opens(policy: Policy, start: datetime) -> datetime:
+    """The first instant a check-in is accepted."""
+    return later(start, -policy.checkin_early)
+
+
 def check_in(policy: Policy, status: Status, start: datetime, now: datetime) -> Status:
     """Check a session in at ``now``: allowed from ``checkin_early`` before the start
     until the no-show deadline; raises :class:`IllegalTransition` with the reason."""
     require_aware(now, "now")
     if status == Status.BOOKED:
-        if now < later(start, -policy.checkin_early):
+        if now < checkin_opens(policy, start):
             raise IllegalTransition(
                 status,
                 Event.CHECK_IN,

@@ -43,7 +43,7 @@ from daemon.web.ratelimit import RateLimiter
 from daemon.web.texts import TEXTS, day_label
 from rules.booking import field_violations
 from rules.contact import format_phone
-from rules.lifecycle import IllegalTransition
+from rules.lifecycle import IllegalTransition, checkin_opens, noshow_deadline
 from rules.messages import LANGUAGES, language_of
 from rules.model import BOOKING_FIELDS, BookingRequest, Code, Policy, Status, Violation
 from rules.slots import Slot
@@ -338,7 +338,7 @@ class Pages:
         start, end = self._local(session.start), self._local(session.end)
         technician = self.policy.technician(session.technician_id)
         session_type = self.policy.session_types.get(session.type)
-        deadline = self._local(session.start + self.policy.grace)
+        deadline = self._local(noshow_deadline(self.policy, session.start))
         return {
             "id": session.id,
             "status": str(session.status),
@@ -799,7 +799,7 @@ class Pages:
         problem: str = "",
         status: int = 200,
     ) -> Response:
-        opens = self._local(session.start - self.policy.checkin_early)
+        opens = self._local(checkin_opens(self.policy, session.start))
         return self._render(
             visit,
             "checkin.html",
@@ -832,9 +832,9 @@ class Pages:
     ) -> str:
         if error.status == Status.BOOKED and session.status == Status.BOOKED:
             if self.now() < session.start:
-                opens = self._local(session.start - self.policy.checkin_early)
+                opens = self._local(checkin_opens(self.policy, session.start))
                 return visit.t["checkin_too_early"].format(time=f"{opens:%H:%M}")
-            deadline = self._local(session.start + self.policy.grace)
+            deadline = self._local(noshow_deadline(self.policy, session.start))
             return visit.t["checkin_too_late"].format(deadline=f"{deadline:%H:%M}")
         return visit.t["checkin_final"].format(status=visit.t[f"status_{session.status}"])
 
