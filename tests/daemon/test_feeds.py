@@ -19,6 +19,7 @@ from daemon.web.http import App, Router
 from rules.intervals import Interval
 from tests import wsgi
 from tests.daemon.desk import SAO_PAULO, Desk, make_desk, monday
+from tests.daemon.test_api import booking
 
 MARKER = "zq-private-marker-7731"
 PRIVATE_EVENT = f"""BEGIN:VCALENDAR
@@ -174,20 +175,9 @@ def test_etag_caching_and_304(desk: Desk) -> None:
     desk.clock.advance(timedelta(minutes=1))  # DTSTAMP moves, the slots do not
     assert call(desk, "GET", "/feeds/free.ics")[1]["ETag"] == etag
 
-    booking = {
-        "type": "standard",
-        "start": (monday(9) + timedelta(days=1)).isoformat(),
-        "company": "Relojoaria Central",
-        "responsible_name": "Maria Lima",
-        "phone": "(11) 98765-4321",
-        "email": "maria@example.com",
-        "remote_tool": "AnyDesk",
-        "remote_id": "123 456 789",
-        "description": "Relógio de ponto não sincroniza",
-        "accept_rules": True,
-    }
-    call(desk, "POST", "/api/v1/bookings", body=booking)
-    call(desk, "POST", "/api/v1/bookings", body=booking | {"email": "joao@example.com"})
+    sample = booking((monday(9) + timedelta(days=1)).isoformat())
+    call(desk, "POST", "/api/v1/bookings", body=sample)
+    call(desk, "POST", "/api/v1/bookings", body=sample | {"email": "joao@example.com"})
     status, headers, body = call(desk, "GET", "/feeds/free.ics", {"If-None-Match": etag})
     assert status == 200 and headers["ETag"] != etag
     assert (monday(9) + timedelta(days=1), monday(9, 30) + timedelta(days=1)) not in feed_slots(

@@ -13,6 +13,7 @@ from daemon.web.http import App, Router
 from daemon.web.pages import Pages
 from tests import wsgi
 from tests.daemon.desk import Desk, make_desk
+from tests.daemon.test_api import booking
 
 
 def pages_app(desk: Desk) -> App:
@@ -99,16 +100,8 @@ class Client:
 
 
 def booking_form(start: str, **changes: str) -> dict[str, str]:
-    form = {
-        "start": start,
-        "company": "Relojoaria Central",
-        "responsible_name": "Maria Lima",
-        "phone": "(11) 98765-4321",
-        "email": "maria@example.com",
-        "remote_tool": "AnyDesk",
-        "remote_id": "123 456 789",
-        "description": "Relógio de ponto não sincroniza",
-        "accept_rules": "yes",
-    }
+    """The API's sample booking as the page's form sends it."""
+    form = {k: str(v) for k, v in booking(start).items() if k != "type"}
+    form["accept_rules"] = "yes"
     form.update(changes)
     return {k: v for k, v in form.items() if v is not None}
