@@ -25,6 +25,7 @@ from daemon.availability import (
 )
 from daemon.clock import Clock, SystemClock
 from daemon.errors import UserError
+from rules.hours import local_date
 from rules.intervals import Interval
 from rules.model import Policy, Status
 
@@ -221,9 +222,8 @@ def cmd_slots(args: argparse.Namespace, clock: Clock) -> int:
         raise UserError(f"--to {last} is before --from {first}")
     # Busy time is read for the days that can hold a slot (today to the horizon) only:
     # expanding recurrences over a --to centuries away would exhaust the expander.
-    today = now.astimezone(policy.timezone).date()
-    reachable = (now + policy.horizon).astimezone(policy.timezone).date()
-    busy_first = max(first, today)
+    reachable = local_date(policy, now + policy.horizon)
+    busy_first = max(first, local_date(policy, now))
     window = date_range_window(policy, busy_first, max(busy_first, min(last, reachable)))
     files = _busy_files(args.busy, policy)
     eligible: set[str] | None = None
