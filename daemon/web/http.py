@@ -207,11 +207,10 @@ class App:
         self.on_request = on_request
         self.error_page = error_page
 
-    def _wants_page(self, request: Request) -> bool:
-        return (
-            self.error_page is not None
-            and not request.path.startswith("/api/")
-            and "text/html" in (request.header("accept") or "")
+    @staticmethod
+    def _wants_page(request: Request) -> bool:
+        return not request.path.startswith("/api/") and "text/html" in (
+            request.header("accept") or ""
         )
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
