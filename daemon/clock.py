@@ -1,4 +1,9 @@
-"""The one place the time is read. Everything else receives ``now`` from a Clock."""
+"""The one place the time is read. Everything else receives ``now`` from a Clock.
+
+Every read of the wall clock in the daemon goes through :func:`wall_clock`, so the test
+suite can forbid it in one place (``tests/conftest.py``): a test that forgets to pass its
+fixed clock fails at once instead of on the day real time passes its fixed date.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,14 @@ class Clock(Protocol):
         ...
 
 
+def wall_clock() -> datetime:
+    """The real current instant, aware, in UTC: the only read of the system clock."""
+    return datetime.now(UTC)
+
+
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return wall_clock()
 
 
 class FixedClock:
@@ -52,7 +62,7 @@ class ShiftedClock:
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:
             raise ValueError("ShiftedClock needs an aware datetime")
-        self._offset = start.astimezone(UTC) - datetime.now(UTC)
+        self._offset = start.astimezone(UTC) - wall_clock()
 
     def now(self) -> datetime:
-        return datetime.now(UTC) + self._offset
+        return wall_clock() + self._offset

@@ -104,7 +104,9 @@ def test_busy_file_removes_the_technicians_time(
 def test_slots_usage_errors_exit_2(
     capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    code, out, err = run(capsys, "slots", "--config", str(EXAMPLE), "--offline", *argv)
+    code, out, err = run(
+        capsys, "slots", "--config", str(EXAMPLE), "--offline", "--now", MONDAY_7AM, *argv
+    )
     assert code == 2 and out == ""
     assert message in err
 
@@ -133,8 +135,9 @@ def test_a_busy_file_that_is_not_icalendar_is_an_error(
     garbage = tmp_path / "ana.ics"
     garbage.write_text("garbage\n")
     code, out, err = run(
-        capsys, "slots", "--config", str(EXAMPLE), "--offline", "--busy", f"ana={garbage}"
-    )
+        capsys, "slots", "--config", str(EXAMPLE), "--offline", "--now", MONDAY_7AM,
+        "--busy", f"ana={garbage}",
+    )  # fmt: skip
     assert code == 2 and out == ""
     assert f"busy file {garbage} is not iCalendar" in err
 

@@ -69,16 +69,17 @@ def test_admin_cli_lists_checks_in_and_cancels(
     clock.set(monday(9, 5))
     assert main(["check-in", first["id"], "--config", config], clock) == 0
     assert capsys.readouterr().out.strip() == f"{first['id']}: in_progress"
-    assert main(["cancel", second["id"], "--config", config, "--reason", "client asked"]) == 0
+    cancel = ["cancel", second["id"], "--config", config, "--reason", "client asked"]
+    assert main(cancel, clock) == 0
     capsys.readouterr()
-    assert main(["cancel", second["id"], "--config", config]) == 1
+    assert main(["cancel", second["id"], "--config", config], clock) == 1
     assert "refused" in capsys.readouterr().err
-    assert main(["check-in", "nope", "--config", config]) == 2
+    assert main(["check-in", "nope", "--config", config], clock) == 2
     assert "no session 'nope'" in capsys.readouterr().err
 
     _, body = desk.get(f"/api/v1/sessions/{second['id']}", ADMIN)
     assert body["status"] == "cancelled"
-    assert main(["sessions", "--config", config, "--status", "in_progress"]) == 0
+    assert main(["sessions", "--config", config, "--status", "in_progress"], clock) == 0
     out = capsys.readouterr().out
     assert first["id"] in out and second["id"] not in out
     # What the CLI changed reaches the calendar through the daemon's outbox.

@@ -83,14 +83,20 @@ class TLSFiles:
     server_key: Path
 
 
+# Test certificates are valid from 2000 to 2100 rather than around "now": OpenSSL checks
+# validity against the real clock, and the suite also runs with Python's clock moved to
+# other dates (tests/meta/test_dates.py), where a window built from Python's now would fail.
+CERT_VALIDITY = (dt.datetime(2000, 1, 1, tzinfo=dt.UTC), dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
+
+
 def make_tls_files(folder: Path) -> TLSFiles:
-    """Create a CA and a certificate for IP 127.0.0.1, valid for a day, in ``folder``."""
+    """Create a CA and a certificate for IP 127.0.0.1 in ``folder`` (``CERT_VALIDITY``)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    now = dt.datetime.now(dt.UTC)
+    valid_from, valid_to = CERT_VALIDITY
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "expediente test CA")])
     ca_cert = (
@@ -99,8 +105,8 @@ def make_tls_files(folder: Path) -> TLSFiles:
         .issuer_name(ca_name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_before(valid_from)
+        .not_valid_after(valid_to)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -128,8 +134,8 @@ def make_tls_files(folder: Path) -> TLSFiles:
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_before(valid_from)
+        .not_valid_after(valid_to)
         .add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
