@@ -183,6 +183,13 @@ class SessionCalendar(Calendar, Protocol):
         """The current state of a session event and its ETag, or None if absent."""
         ...
 
+    def session_href(self, uid: str) -> str:
+        """The href the session event with ``uid`` is written under, as :meth:`sync` names
+        it. A deletion can arrive as that bare href alone (a CalDAV ``sync-collection``
+        404, a Google ``status: cancelled``), so the daemon keeps it for each session it
+        writes. Pure: no request."""
+        ...
+
     def delete_session(self, uid: str, etag: str | None = None) -> None:
         """Remove a session event; absent already is success (idempotent)."""
         ...

@@ -302,7 +302,8 @@ class CalDAVCalendar:
         parts = urlsplit(self._url)
         return urlunsplit((parts.scheme, parts.netloc, quote(href, safe="/@:+,;=!$&'()*~"), "", ""))
 
-    def _session_href(self, uid: str) -> str:
+    def session_href(self, uid: str) -> str:
+        """The server path of the session event with ``uid`` (see the interface)."""
         return self._path + object_name(uid)
 
     # ------------------------------------------------------------------ errors
@@ -624,7 +625,7 @@ class CalDAVCalendar:
         session event ever spans.
         """
         with self._measure():
-            found = self._get(self._session_href(uid))
+            found = self._get(self.session_href(uid))
         if found is None:
             return None
         data, etag = found
@@ -638,7 +639,7 @@ class CalDAVCalendar:
         ``If-Match``; :class:`Conflict` when the event changed meanwhile, :class:`NotFound`
         when it is gone. A UID already used by another object in the calendar is a Conflict.
         """
-        href = self._session_href(event.uid)
+        href = self.session_href(event.uid)
         with self._measure():
             if etag is None:
                 return self._create(event, href)
@@ -656,7 +657,7 @@ class CalDAVCalendar:
 
     def delete_session(self, uid: str, etag: str | None = None) -> None:
         """Delete the session event; absent already is success. A stale ``etag`` conflicts."""
-        href = self._session_href(uid)
+        href = self.session_href(uid)
         headers = {"If-Match": etag} if etag else {}
         with self._measure():
             response = self._request("DELETE", self._href_url(href), "", headers)
@@ -759,7 +760,7 @@ class CalDAVCalendar:
         raise Unavailable(f"the server gives no ETag for {href}", calendar=self.name)
 
     def _describe_session(self, uid: str, data: bytes, etag: str) -> ObjectChange:
-        href = self._session_href(uid)
+        href = self.session_href(uid)
         cal, _ = parse_calendar(data, calendar=self.name)
         snapshot = parse_session_event(cal, self.desk_tz, uid=uid) if cal is not None else None
         if snapshot is not None and snapshot.start is not None:

@@ -162,6 +162,21 @@ QUIRKS: Mapping[str, Quirk] = {
         handling="nothing special: credentials are sent preemptively and ignored there",
         test="TestCalDAVContract",
     ),
+    "created-and-deleted-between-syncs": Quirk(
+        servers=("radicale", "xandikos"),
+        behaviour=(
+            "An object created and deleted between two syncs: Radicale's sync-collection "
+            "keeps a history of deleted hrefs and reports it (404, a bare href, no UID); "
+            "Xandikos diffs two Git trees and reports nothing; the CTag/ETag fallback never "
+            "lists it on either."
+        ),
+        handling=(
+            "the store keeps the href each session event was written at: a bare deleted "
+            "href maps back to its session, and a session event no listing has named is "
+            "read once (get_session) to learn whether it is gone"
+        ),
+        test="test_an_object_created_and_deleted_between_syncs_is_reported_by_radicale_alone",
+    ),
     "free-busy-report": Quirk(
         servers=("radicale", "xandikos"),
         behaviour=(

@@ -543,6 +543,10 @@ class GoogleCalendar:
             return None
         return self._describe_session(found), str(found.get("etag", ""))
 
+    def session_href(self, uid: str) -> str:
+        """The session's event id (:func:`event_id`): a listing names objects by it."""
+        return event_id(uid)
+
     def put_session(self, event: SessionEvent, etag: str | None = None) -> str:
         """Create or update the session event; returns its new ETag.
 

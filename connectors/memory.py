@@ -118,6 +118,9 @@ class MemoryCalendar:
         window = Interval(start - timedelta(days=1), start + timedelta(days=366))
         return self._change(_name(uid), window), etag
 
+    def session_href(self, uid: str) -> str:
+        return _name(uid)
+
     def put_session(self, event: SessionEvent, etag: str | None = None) -> str:
         self._check()
         name = _name(event.uid)

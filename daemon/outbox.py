@@ -217,7 +217,7 @@ class OutboxWorker:
             signer=self.signer,
             language=config.desk.language,
         )
-        _, calendar = self.calendars.session_calendar(session.technician_id)
+        calendar_id, calendar = self.calendars.session_calendar(session.technician_id)
         try:
             etag = calendar.put_session(event, session.calendar_etag)
         except NotFound as error:
@@ -235,7 +235,13 @@ class OutboxWorker:
                 if session.active and change.start is not None and change.start != session.start:
                     raise Retry("the technician moved the event; waiting for sync") from error
                 etag = calendar.put_session(event, current_etag)
-        store.set_calendar_write(session.id, event.uid, etag)
+        store.set_calendar_write(
+            session.id,
+            event.uid,
+            etag,
+            calendar_id=calendar_id,
+            href=calendar.session_href(event.uid),
+        )
 
     def _notify(self, item: OutboxItem, session: SessionRecord, now: datetime) -> None:
         event = str(item.payload.get("event", ""))

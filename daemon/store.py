@@ -1011,14 +1011,41 @@ class Store:
         rows = self._read(f"{_SESSION_SELECT} WHERE needs_attention IS NOT NULL ORDER BY start_ts")
         return [_session(r) for r in rows]
 
-    def set_calendar_write(self, session_id: str, uid: str, etag: str | None) -> None:
-        """Record what the calendar holds for the session after a write: its UID and the
-        ETag the server returned (for the next conditional update)."""
+    def set_calendar_write(
+        self, session_id: str, uid: str, etag: str | None, *, calendar_id: str, href: str
+    ) -> None:
+        """Record what the calendar holds for the session after a write: its UID, the
+        ETag the server returned (for the next conditional update), and where it is (so a
+        deletion naming only the href maps back to the session)."""
         with self._write() as db:
             db.execute(
-                "UPDATE sessions SET calendar_uid = ?, calendar_etag = ? WHERE id = ?",
-                (uid, etag, session_id),
+                "UPDATE sessions SET calendar_uid = ?, calendar_etag = ?, calendar_id = ?, "
+                "calendar_href = ? WHERE id = ?",
+                (uid, etag, calendar_id, href, session_id),
             )
+
+    def session_by_calendar_href(self, calendar_id: str, href: str) -> SessionRecord | None:
+        """The session whose event the outbox wrote at ``href`` in ``calendar_id``."""
+        rows = self._read(
+            f"{_SESSION_SELECT} WHERE calendar_id = ? AND calendar_href = ?", (calendar_id, href)
+        )
+        return _session(rows[0]) if rows else None
+
+    def unlisted_session_writes(self, calendar_id: str) -> dict[str, SessionRecord]:
+        """``href -> session`` for the active sessions whose event was written to
+        ``calendar_id`` but is not among the objects its last good sync holds: written
+        since, or deleted before any sync listed it."""
+        rows = self._read(
+            "SELECT id, calendar_href FROM sessions s "
+            "WHERE calendar_id = ? AND calendar_href IS NOT NULL "
+            "AND status IN (SELECT value FROM json_each(?)) AND NOT EXISTS ("
+            "SELECT 1 FROM calendar_objects o "
+            "WHERE o.calendar_id = s.calendar_id AND o.href = s.calendar_href)",
+            (calendar_id, json.dumps(sorted(ACTIVE_STATUSES))),
+        )
+        # Rare (a few writes between two syncs): one more read each is fine.
+        found = {r["calendar_href"]: self.get_session(r["id"]) for r in rows}
+        return {href: session for href, session in found.items() if session is not None}
 
     def set_calendar_etag(self, session_id: str, etag: str | None) -> None:
         with self._write() as db:

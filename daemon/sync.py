@@ -7,7 +7,11 @@ visible in ``/healthz`` and ``/metrics``. A fetch error is never taken for a del
 
 Two-way sync (the technician's calendar is where people act):
 
-- a session event deleted (or set to CANCELLED) by the technician cancels the session;
+- a session event deleted (or set to CANCELLED) by the technician cancels the session,
+  even when it goes before any sync listed it: the store keeps the href the outbox wrote
+  each event at, so a deletion naming only that href maps back to its session, and a
+  written event that no listing names (some servers report nothing for an object
+  created and deleted between two syncs) is read once to learn whether it is gone;
 - a session event moved is re-validated: a valid time moves the session; an invalid one
   (outside hours, onto busy time, a changed length) flags the session for the admin and
   the event keeps blocking its new time, so nothing is silently lost or double-booked;
@@ -140,6 +144,9 @@ class Syncer:
         store = self.service.store
         now = self.service.clock.now()
         state = None if full else self._state(calendar_id)
+        # Read before listing: a write recorded by now landed before the listing, so a
+        # listing that leaves it out means it is gone, not that it came too late.
+        unlisted = store.unlisted_session_writes(calendar_id) if config.role == "sessions" else {}
         try:
             adapter = self.calendars.get(calendar_id)
             result = adapter.sync(state, self.service.cache_window(now))
@@ -158,7 +165,7 @@ class Syncer:
         self.metrics.inc("expediente_syncs_total", calendar=calendar_id, outcome="ok")
         report = SyncReport(calendar_id, ok=True, full=result.full, changes=len(result.changes))
         if config.role == "sessions":
-            self._reconcile(result, before, report)
+            self._reconcile(calendar_id, adapter, result, before, unlisted, report)
         log.debug(
             "%s: synced (%s, %d changes)",
             calendar_id, "full" if result.full else "incremental", len(result.changes),
@@ -180,8 +187,11 @@ class Syncer:
 
     def _reconcile(
         self,
+        calendar_id: str,
+        adapter: SessionCalendar,
         result: SyncResult,
         before: dict[str, tuple[str | None, str | None]],
+        unlisted: dict[str, SessionRecord],
         report: SyncReport,
     ) -> None:
         present: dict[str, ObjectChange] = {}
@@ -199,13 +209,26 @@ class Syncer:
                     present[change.uid] = change
         if result.full:
             deleted |= set(before) - listed
+        store = self.service.store
         # Gone means its object is gone: an object still listed but unreadable this time
-        # (no UID parsed) is not a deletion.
-        gone |= {uid for href in deleted if (uid := before.get(href, (None, None))[0])}
+        # (no UID parsed) is not a deletion. A deletion names a bare href; its UID is the
+        # one the last sync listed there or, for an event deleted before any sync listed
+        # it, the session the outbox wrote there.
+        for href in deleted:
+            uid = before.get(href, (None, None))[0]
+            if uid is None and (written := store.session_by_calendar_href(calendar_id, href)):
+                uid = written.calendar_uid
+            if uid:
+                gone.add(uid)
+        # Written before this listing, yet neither listed nor reported deleted: a server
+        # may report nothing for an object created and deleted between two syncs
+        # (Xandikos), and a full listing never names what is gone. A read settles it.
+        for href, pending in unlisted.items():
+            if href not in listed and href not in deleted and self._gone(adapter, pending):
+                gone.add(pending.calendar_uid)
         # Only our own events can be sessions: a full resync of a busy calendar looks up
         # its few session events, not every object.
         gone = {uid for uid in gone if is_session_uid(uid)} - set(present)
-        store = self.service.store
         for uid in sorted(gone):
             session = store.session_by_calendar_uid(uid)
             if session is not None and session.active:
@@ -226,6 +249,21 @@ class Syncer:
                 # Another edit (title, alarm...): ignored, but the next write must be
                 # conditional on what is there now, or it would fail forever.
                 store.set_calendar_etag(session.id, change.etag)
+
+    def _gone(self, adapter: SessionCalendar, session: SessionRecord) -> bool:
+        """Whether the session's event is absent from the calendar; a failed read is not
+        an answer (the session stays as it is and the next sync asks again)."""
+        try:
+            found = adapter.get_session(session.calendar_uid)
+        except (ConnectorError, OSError) as error:
+            log.warning(
+                "%s: could not check whether session %s's event is still there: %s",
+                adapter.name, session.id, error,
+            )  # fmt: skip
+            return False
+        if found is not None:
+            log.debug("%s: session %s's event exists but was not listed", adapter.name, session.id)
+        return found is None
 
     def _cancel(self, session: SessionRecord, reason: str, report: SyncReport) -> None:
         try:

@@ -202,6 +202,35 @@ class SessionCalendarContract:
         with pytest.raises(Conflict):
             calendar.put_session(session(state="in_progress"), etag=found[1])
 
+    def test_a_session_event_is_listed_and_deleted_at_its_session_href(
+        self, calendar: SessionCalendar, app: CalendarApp
+    ) -> None:
+        state = calendar.sync(None, WINDOW).state
+        calendar.put_session(session())
+        href = calendar.session_href("sess-0001")
+        listed = calendar.sync(state, WINDOW)
+        assert [(c.href, c.uid, c.deleted) for c in listed.changes] == [(href, "sess-0001", False)]
+        app.delete_raw(name_of(listed.changes[0]))
+        removed = calendar.sync(listed.state, WINDOW)
+        assert [(c.href, c.deleted) for c in removed.changes] == [(href, True)]
+
+    def test_a_session_event_deleted_before_any_sync_is_at_most_a_bare_href(
+        self, calendar: SessionCalendar, app: CalendarApp
+    ) -> None:
+        """Created and deleted between two syncs, it is reported as its href alone
+        (Radicale, Google) or not at all (Xandikos): the daemon must tie the href to the
+        session itself, or read the event to learn it is gone."""
+        state = calendar.sync(None, WINDOW).state
+        calendar.put_session(session())
+        found = calendar.get_session("sess-0001")
+        assert found is not None
+        app.delete_raw(name_of(found[0]))
+        result = calendar.sync(state, WINDOW)
+        href = calendar.session_href("sess-0001")
+        assert [(c.href, c.uid) for c in result.changes] in ([], [(href, None)])
+        assert all(c.deleted for c in result.changes)
+        assert calendar.get_session("sess-0001") is None
+
     # ------------------------------------------------------------------ sync
 
     def test_first_sync_is_full_with_busy_blocks(

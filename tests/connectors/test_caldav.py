@@ -356,6 +356,23 @@ def test_object_deleted_between_listing_and_fetch_is_reported_deleted(
     assert [(name_of(c), c.deleted) for c in after.changes] in ([], [("a.ics", True)])
 
 
+@pytest.mark.parametrize("method", ["sync-collection", "etag"])
+def test_an_object_created_and_deleted_between_syncs_is_reported_by_radicale_alone(
+    calendar_handle: CalendarHandle, method: SyncMethod
+) -> None:
+    # quirk created-and-deleted-between-syncs
+    with adapter_for(calendar_handle, sync_method=method) as cal:
+        state = cal.sync(None, WINDOW).state
+        cal.put_session(session())
+        cal.delete_session("sess-0001")
+        result = cal.sync(state, WINDOW)
+        reported = [(c.href, c.uid, c.deleted) for c in result.changes]
+        if calendar_handle.server == "radicale" and method == "sync-collection":
+            assert reported == [(cal.session_href("sess-0001"), None, True)]
+        else:
+            assert reported == []
+
+
 # ---------------------------------------------------------------------- writing
 
 

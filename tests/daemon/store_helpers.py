@@ -62,3 +62,12 @@ def book_in_process(path: str, offset_minutes: int) -> bool:
         return isinstance(result, Inserted)
     finally:
         store.close()
+
+
+def cancel_notices(store: Store, now: datetime) -> list[str | None]:
+    """Sessions whose cancellation notice waits in the outbox (due at ``now``), in order."""
+    return [
+        item.session_id
+        for item in store.due_outbox(now)
+        if item.action == "notify" and item.payload == {"event": "cancelled"}
+    ]

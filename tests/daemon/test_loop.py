@@ -22,6 +22,7 @@ from daemon.systemd import Notifier
 from rules.model import Status
 from tests import wsgi
 from tests.daemon.desk import ADMIN_TOKEN, SAO_PAULO, monday, write_config
+from tests.daemon.store_helpers import cancel_notices
 from tests.daemon.test_api import booking, call
 from tests.e2e.conftest import private_event
 
@@ -168,6 +169,100 @@ def test_a_technician_deleting_the_event_cancels_the_session(desk: Desk) -> None
     # The cancellation does not write the event back.
     desk.daemon.flush()
     assert desk.session_event(tech, session["id"]) is None
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["incremental", "full"])
+def test_an_event_deleted_before_any_sync_listed_it_cancels_its_session(
+    desk: Desk, full: bool
+) -> None:
+    """Incremental: the deletion arrives as a bare href no sync has listed. Full (a first
+    sync, an expired token): the listing just leaves it out."""
+    gone = desk.book(monday(9).isoformat())
+    tech = technician_of(desk, gone["id"])
+    # Another session of the same technician, written too, stays as it is.
+    kept = desk.book(monday(10).isoformat())
+    if technician_of(desk, kept["id"]) != tech:
+        kept = desk.book(monday(10).isoformat())
+    assert technician_of(desk, kept["id"]) == tech
+    desk.daemon.flush()
+    calendar = desk.calendar(tech)
+    calendar.put_raw("private.ics", private_event("p1", "20261130T170000Z", "20261130T180000Z"))
+    calendar.delete_raw(f"expediente-{gone['id']}.ics")
+    calendar.delete_raw("private.ics")  # an unrelated deletion, never listed either
+    reports = desk.daemon.sync_all(full=full)
+    assert [gone["id"]] in [r.cancelled for r in reports]
+    stored = desk.daemon.store.get_session(gone["id"])
+    assert stored is not None and stored.status == Status.CANCELLED
+    assert stored.cancel_reason == "the technician deleted the event"
+    other = desk.daemon.store.get_session(kept["id"])
+    assert other is not None and other.status == Status.BOOKED
+    assert cancel_notices(desk.daemon.store, desk.clock.now()) == [gone["id"]], (
+        "the client is told, as for any deletion"
+    )
+    # The cancellation does not write the event back.
+    desk.daemon.flush()
+    assert desk.session_event(tech, gone["id"]) is None
+    assert desk.session_event(tech, kept["id"]) is not None
+
+
+def test_unrelated_deletions_before_a_sync_change_no_session(desk: Desk) -> None:
+    session = desk.book(monday(9).isoformat())
+    tech = technician_of(desk, session["id"])
+    calendar = desk.calendar(tech)
+    calendar.put_raw("listed.ics", private_event("p1", "20261130T170000Z", "20261130T180000Z"))
+    desk.daemon.flush()
+    desk.daemon.sync_all()
+    calendar.put_raw("never.ics", private_event("p2", "20261130T180000Z", "20261130T190000Z"))
+    calendar.delete_raw("never.ics")
+    calendar.delete_raw("listed.ics")
+    # The other technician's calendar loses an object named like this session's event.
+    other = next(t for t in ("ana", "bruno") if t != tech)
+    desk.calendar(other).put_raw(f"expediente-{session['id']}.ics", private_event(
+        "p3", "20261130T170000Z", "20261130T180000Z"))  # fmt: skip
+    desk.calendar(other).delete_raw(f"expediente-{session['id']}.ics")
+    for full in (False, True):
+        reports = desk.daemon.sync_all(full=full)
+        assert all(r.ok and not r.cancelled for r in reports)
+    stored = desk.daemon.store.get_session(session["id"])
+    assert stored is not None and stored.status == Status.BOOKED
+    assert cancel_notices(desk.daemon.store, desk.clock.now()) == []
+
+
+class LookupsDown(MemoryCalendar):
+    """Lists fine, but reading one session event fails (a flaky server)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lookups_down = True
+
+    def get_session(self, uid: str) -> tuple[ObjectChange, str] | None:
+        if self.lookups_down:
+            raise Unavailable("503 on GET")
+        return super().get_session(uid)
+
+
+def test_a_failed_check_of_an_unlisted_event_is_not_taken_for_a_deletion(tmp_path: Path) -> None:
+    desk = Desk(tmp_path)
+    try:
+        for config in desk.daemon.config.calendars:
+            desk.calendars[config.id] = LookupsDown(SAO_PAULO, config.id)
+        desk.daemon.sync_all()
+        session = desk.book(monday(9).isoformat())
+        tech = technician_of(desk, session["id"])
+        desk.daemon.flush()
+        desk.calendar(tech).delete_raw(f"expediente-{session['id']}.ics")
+        # A full listing leaves the event out; the read that would confirm it fails.
+        assert all(r.ok for r in desk.daemon.sync_all(full=True))
+        stored = desk.daemon.store.get_session(session["id"])
+        assert stored is not None and stored.status == Status.BOOKED
+        calendar = desk.calendar(tech)
+        assert isinstance(calendar, LookupsDown)
+        calendar.lookups_down = False
+        desk.daemon.sync_all()  # incremental, nothing new listed: asked again
+        stored = desk.daemon.store.get_session(session["id"])
+        assert stored is not None and stored.status == Status.CANCELLED
+    finally:
+        desk.daemon.shutdown()
 
 
 def test_a_failed_fetch_is_never_taken_for_a_deletion(desk: Desk) -> None:

@@ -105,6 +105,28 @@ def test_migrations_apply_on_a_fresh_file_and_not_again_on_reopen(tmp_path: Path
         assert reopened._connection().execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
+def test_sessions_booked_before_the_href_column_keep_working(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    with Store(path, migrations=packaged_migrations()[:2]) as old:
+        old.sync_technicians(
+            [("ana", "Ana Souza")],
+            [(SESSIONS, "ana", "sessions", "caldav", "http://127.0.0.1/ana/")],
+        )
+        session = book(old)
+    with Store(path) as store:
+        assert store.schema_version == len(packaged_migrations())
+        kept = store.get_session(session.id)
+        assert kept is not None and kept.status == Status.BOOKED
+        # Where its event is was never recorded: no href maps to it, nothing is checked.
+        assert store.unlisted_session_writes(SESSIONS) == {}
+        store.set_calendar_write(
+            session.id, session.calendar_uid, '"1"', calendar_id=SESSIONS, href="/ana/x.ics"
+        )
+        assert store.session_by_calendar_href(SESSIONS, "/ana/x.ics") == store.get_session(
+            session.id
+        )
+
+
 def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     open_store(path).close()
@@ -593,12 +615,50 @@ def test_outbox_retries_until_done(store: Store) -> None:
 
 def test_set_calendar_write_records_uid_and_etag(store: Store) -> None:
     session = book(store)
-    store.set_calendar_write(session.id, session.calendar_uid, '"etag-1"')
+    store.set_calendar_write(
+        session.id, session.calendar_uid, '"etag-1"', calendar_id=SESSIONS, href="/ana/x.ics"
+    )
     stored = store.get_session(session.id)
     assert stored is not None and stored.calendar_etag == '"etag-1"'
-    store.set_calendar_write(session.id, "other-uid", None)
+    store.set_calendar_write(session.id, "other-uid", None, calendar_id=SESSIONS, href="/ana/y.ics")
     stored = store.get_session(session.id)
     assert stored is not None and (stored.calendar_uid, stored.calendar_etag) == ("other-uid", None)
+
+
+def test_a_written_session_is_found_by_its_calendar_and_href(store: Store) -> None:
+    session = book(store)
+    assert store.session_by_calendar_href(SESSIONS, "/ana/x.ics") is None  # not written yet
+    store.set_calendar_write(
+        session.id, session.calendar_uid, '"1"', calendar_id=SESSIONS, href="/ana/x.ics"
+    )
+    found = store.session_by_calendar_href(SESSIONS, "/ana/x.ics")
+    assert found is not None and found.id == session.id
+    assert store.session_by_calendar_href("bruno:sessions:1", "/ana/x.ics") is None
+    assert store.session_by_calendar_href(SESSIONS, "/ana/other.ics") is None
+
+
+def test_unlisted_session_writes_are_active_sessions_no_sync_has_listed(store: Store) -> None:
+    listed, unlisted, ended, unwritten = (book(store, at(60 * n)) for n in range(4))
+    other = book(store, at(300), tech="bruno")
+    for session in (listed, unlisted, ended):
+        store.set_calendar_write(
+            session.id, session.calendar_uid, '"1"', calendar_id=SESSIONS,
+            href=f"{session.calendar_uid}.ics",
+        )  # fmt: skip
+    store.set_calendar_write(
+        other.id, other.calendar_uid, '"1"', calendar_id="bruno:sessions:1",
+        href=f"{other.calendar_uid}.ics",
+    )  # fmt: skip
+    store.transition(ended.id, Status.CANCELLED, now=NOW, actor="admin")
+    store.apply_sync(SESSIONS, [own_event(listed)], full=True, state="t1", now=NOW)
+    found = store.unlisted_session_writes(SESSIONS)
+    assert {href: s.id for href, s in found.items()} == {
+        f"{unlisted.calendar_uid}.ics": unlisted.id
+    }
+    assert unwritten.id not in {s.id for s in found.values()}
+    # Once a sync lists it, it is accounted for.
+    store.apply_sync(SESSIONS, [own_event(unlisted)], full=False, state="t2", now=NOW)
+    assert store.unlisted_session_writes(SESSIONS) == {}
 
 
 def test_audit_records_accepts_with_details_and_rejections(store: Store) -> None:

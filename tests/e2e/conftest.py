@@ -1,4 +1,4 @@
-"""End-to-end: the whole daemon over real HTTP against a real Radicale.
+"""End-to-end: the whole daemon over real HTTP against a real Radicale (or Xandikos).
 
 In-process desks run the real :class:`~daemon.loop.Daemon` (waitress on a free port,
 CalDAV adapters, SQLite) with a fixed clock the test moves; subprocess desks run
@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from tests.daemon.desk import ADMIN_TOKEN, monday
 from tests.daemon.test_api import booking as api_booking
 from tests.servers import CalDAVServer, CalendarHandle, close_app_clients, free_port
 from tests.servers.radicale import RadicaleServer
+from tests.servers.xandikos import XandikosServer
 
 CONFIG = """
 [desk]
@@ -193,17 +195,38 @@ class Desk:
         return {s["start"]: s["technicians"] for s in body["slots"]}
 
 
-@pytest.fixture
-def desk(radicale: CalDAVServer, tmp_path: Path) -> Iterator[Desk]:
-    calendars = {"ana": radicale.new_calendar(), "bruno": radicale.new_calendar()}
-    path = write_config(tmp_path, radicale, calendars["ana"], calendars["bruno"])
+@pytest.fixture(scope="module")
+def xandikos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalDAVServer]:
+    server = XandikosServer(tmp_path_factory.mktemp("xandikos"))
+    with server:
+        yield server
+
+
+@contextmanager
+def running_desk(server: CalDAVServer, folder: Path) -> Iterator[Desk]:
+    """A daemon whose two technicians have fresh calendars on ``server``, synced once."""
+    calendars = {"ana": server.new_calendar(), "bruno": server.new_calendar()}
+    path = write_config(folder, server, calendars["ana"], calendars["bruno"])
     clock = FixedClock(monday(7, 0))
     daemon = Daemon(load_config(path), clock=clock, systemd=Notifier({}))
     daemon.start(port=0)
     try:
-        yield Desk(daemon, clock, radicale, calendars, path)
+        yield Desk(daemon, clock, server, calendars, path)
     finally:
         daemon.shutdown()
+
+
+@pytest.fixture
+def desk(radicale: CalDAVServer, tmp_path: Path) -> Iterator[Desk]:
+    with running_desk(radicale, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture(params=["radicale", "xandikos"])
+def caldav_desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Desk]:
+    """A desk on each real CalDAV server in turn."""
+    with running_desk(request.getfixturevalue(request.param), tmp_path) as running:
+        yield running
 
 
 @dataclass

@@ -15,6 +15,7 @@ from daemon.config import load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
 from tests.daemon.desk import monday
+from tests.daemon.store_helpers import cancel_notices
 from tests.e2e.conftest import (
     ADMIN,
     Desk,
@@ -105,6 +106,32 @@ def test_the_technician_deleting_the_event_cancels_the_session(desk: Desk) -> No
     assert body["status"] == "cancelled"
     desk.daemon.flush()
     assert desk.calendars[tech].get_raw(desk.event_name(session["id"])) is None
+
+
+def test_an_event_deleted_before_the_next_sync_cancels_the_session(caldav_desk: Desk) -> None:
+    """Deleted within seconds of the booking, before any sync listed it: Radicale then
+    reports a bare href, Xandikos nothing at all."""
+    desk = caldav_desk
+    gone, kept = desk.book(monday(9)), desk.book(monday(9))  # one per technician
+    desk.daemon.flush()
+    tech = desk.technician(gone["id"])
+    assert desk.event(gone["id"]) is not None and desk.event(kept["id"]) is not None
+    calendar = desk.calendars[tech]
+    calendar.delete_raw(desk.event_name(gone["id"]))
+    # An unrelated event, created and deleted meanwhile too, changes nothing.
+    calendar.put_raw("p.ics", private_event("p1", "20261130T170000Z", "20261130T180000Z"))
+    calendar.delete_raw("p.ics")
+    reports = desk.daemon.sync_all()
+    assert all(r.ok for r in reports)
+    assert [r.cancelled for r in reports if r.cancelled] == [[gone["id"]]]
+    _, body = desk.get(f"/api/v1/sessions/{gone['id']}", ADMIN)
+    assert body["status"] == "cancelled"
+    _, other = desk.get(f"/api/v1/sessions/{kept['id']}", ADMIN)
+    assert other["status"] == "booked"
+    assert cancel_notices(desk.daemon.store, desk.clock.now()) == [gone["id"]]
+    desk.daemon.flush()
+    assert desk.event(gone["id"]) is None, "the cancellation is not written back"
+    assert desk.event(kept["id"]) is not None
 
 
 def test_the_technician_moving_the_event_moves_or_flags_the_session(desk: Desk) -> None:

@@ -13,6 +13,7 @@ from daemon.config import load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
 from tests.daemon.desk import monday
+from tests.daemon.store_helpers import cancel_notices
 from tests.e2e.conftest import ADMIN, Desk, write_config
 from tests.servers import CalDAVServer
 from tests.servers.gcal import GoogleCalendarServer, make_service_account_key
@@ -100,3 +101,30 @@ def test_a_google_technicians_sessions_busy_time_and_deletions(
     desk.daemon.sync_all()
     _, body = desk.get(f"/api/v1/sessions/{session['id']}", ADMIN)
     assert body["status"] == "cancelled"
+
+
+def test_a_google_event_deleted_before_the_next_sync_cancels_the_session(
+    google_desk: tuple[Desk, GoogleCalendarServer],
+) -> None:
+    """Deleted before any sync listed it: Google lists only ``{"id", "status":
+    "cancelled"}``, an id no sync has tied to a UID."""
+    desk, google = google_desk
+    first, second = desk.book(monday(9)), desk.book(monday(9))  # one per technician
+    gone, kept = (first, second) if desk.technician(first["id"]) == "ana" else (second, first)
+    desk.daemon.flush()
+    [event] = session_events(google)
+    google.store_raw(ANA_GOOGLE, {**event, "status": "cancelled"})
+    other = google.store_raw(
+        ANA_GOOGLE, {"summary": "x", "start": event["start"], "end": event["end"]}
+    )
+    google.store_raw(ANA_GOOGLE, {"id": other, "status": "cancelled"})  # unrelated, likewise
+    reports = desk.daemon.sync_all()
+    assert all(r.ok for r in reports)
+    assert [r.cancelled for r in reports if r.cancelled] == [[gone["id"]]]
+    _, body = desk.get(f"/api/v1/sessions/{gone['id']}", ADMIN)
+    assert body["status"] == "cancelled"
+    _, body = desk.get(f"/api/v1/sessions/{kept['id']}", ADMIN)
+    assert body["status"] == "booked"
+    assert cancel_notices(desk.daemon.store, desk.clock.now()) == [gone["id"]]
+    desk.daemon.flush()
+    assert session_events(google) == [], "the cancellation is not written back"
