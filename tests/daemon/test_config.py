@@ -82,7 +82,7 @@ def problems_of(text: str, tmp_path: Path, **kwargs: object) -> list[ConfigProbl
 
 def test_shipped_example_is_the_one_generated_from_the_schema() -> None:
     assert EXAMPLE.read_text(encoding="utf-8") == example_toml(), (
-        "regenerate deploy/expediente.example.toml from daemon.config.example_toml()"
+        "regenerate it: python -m daemon.config --example > deploy/expediente.example.toml"
     )
 
 
