@@ -1,7 +1,7 @@
 """Free slots as the outside world sees them: one document shape for the CLI and the API.
 
 Busy time comes from wherever the caller has it (the store's cache, live calendars,
-.ics files); this module only turns rules' slots into the contract of SPEC.md.
+.ics files); this module only turns rules' slots into the documented shape (docs/api.md).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def compute_slots(
 
 
 def slots_document(policy: Policy, type_name: str, slots: Sequence[Slot]) -> dict[str, Any]:
-    """``{"timezone", "type", "slots": [{"start", "end", "technicians"}]}`` (SPEC.md)."""
+    """``{"timezone", "type", "slots": [{"start", "end", "technicians"}]}`` (docs/api.md)."""
     return {
         "timezone": policy.timezone.key,
         "type": type_name,

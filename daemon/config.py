@@ -2317,3 +2317,63 @@ def reference_markdown() -> str:
 
     walk(SCHEMA, "")
     return "\n".join(rows) + "\n"
+
+
+# The configuration page of the documentation: a hand-written introduction, then this line,
+# then the key table. Only what follows the line is generated.
+REFERENCE_MARKER = (
+    "<!-- Generated from the schema in daemon/config.py: edit the schema, then run "
+    "python -m daemon.config --reference docs/configuration.md -->"
+)
+
+
+def reference_page(page: str) -> str:
+    """``page`` (the text of docs/configuration.md) with everything after
+    :data:`REFERENCE_MARKER` replaced by :func:`reference_markdown`; what comes before it is
+    kept as written. Raises ValueError when the marker line is missing."""
+    head, marker, _ = page.partition(REFERENCE_MARKER)
+    if not marker:
+        raise ValueError(f"the line that starts the generated part is missing: {REFERENCE_MARKER}")
+    return f"{head}{marker}\n\n{reference_markdown()}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m daemon.config``: write out what the schema generates (exit 2 on error)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m daemon.config",
+        description="Print or update the files generated from the configuration schema.",
+    )
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--example",
+        action="store_true",
+        help="print the commented example configuration (deploy/expediente.example.toml)",
+    )
+    what.add_argument(
+        "--reference",
+        nargs="?",
+        const="",
+        metavar="PAGE",
+        help="print the key table in Markdown; with PAGE (docs/configuration.md), rewrite "
+        "the generated part of that page and keep its introduction",
+    )
+    args = parser.parse_args(argv)
+    if args.example:
+        sys.stdout.write(example_toml())
+    elif not args.reference:
+        sys.stdout.write(reference_markdown())
+    else:
+        page = Path(args.reference)
+        try:
+            page.write_text(reference_page(page.read_text(encoding="utf-8")), encoding="utf-8")
+        except (OSError, ValueError) as error:
+            print(f"{parser.prog}: {page}: {error}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

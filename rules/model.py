@@ -195,7 +195,7 @@ class BookingRequest:
 
 
 class Code(StrEnum):
-    """Violation codes: a stable, machine-readable contract (SPEC.md)."""
+    """Violation codes: a stable, machine-readable contract (the table in docs/api.md)."""
 
     CLOSED_DAY = "closed_day"
     OUTSIDE_HOURS = "outside_hours"

@@ -1,4 +1,4 @@
-"""The JSON API of SPEC.md: slots, bookings, sessions (admin), health.
+"""The JSON API (its contract: docs/api.md): slots, bookings, sessions (admin), health.
 
 Input is checked here for shape (types, formats) and by ``rules/`` for meaning; either
 way the answer is a 4xx with codes a program can act on. Nothing a client sends can

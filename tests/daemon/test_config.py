@@ -82,7 +82,7 @@ def problems_of(text: str, tmp_path: Path, **kwargs: object) -> list[ConfigProbl
 
 def test_shipped_example_is_the_one_generated_from_the_schema() -> None:
     assert EXAMPLE.read_text(encoding="utf-8") == example_toml(), (
-        "regenerate deploy/expediente.example.toml from daemon.config.example_toml()"
+        "regenerate it: python -m daemon.config --example > deploy/expediente.example.toml"
     )
 
 
@@ -135,7 +135,7 @@ def test_example_lacks_only_its_secret_files(tmp_path: Path) -> None:
     assert load_config(target).technicians[0].calendar.password is not None
 
 
-def test_the_configuration_shown_in_the_spec_loads(tmp_path: Path) -> None:
+def test_the_documented_sample_configuration_loads(tmp_path: Path) -> None:
     path = install(tmp_path, "spec.toml")
     write_secrets(tmp_path, ("admin-token", "signing-key", "ana.caldav"))
     config = load_config(path)
