@@ -132,8 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("expediente-demo"),
         help="folder for the demo's data (default: ./expediente-demo)",
     )
-    demo.add_argument("--port", type=int, default=8080, help="booking page port (8080)")
-    demo.add_argument("--caldav-port", type=int, default=5232, help="CalDAV port (5232)")
+    demo.add_argument(
+        "--port",
+        type=int,
+        help="booking page port when the folder is new (8080); later, its configuration's",
+    )
+    demo.add_argument(
+        "--caldav-port",
+        type=int,
+        help="CalDAV port when the folder is new (5232); later, its configuration's",
+    )
     return parser
 
 
