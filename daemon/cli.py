@@ -132,8 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("expediente-demo"),
         help="folder for the demo's data (default: ./expediente-demo)",
     )
-    demo.add_argument("--port", type=int, default=8080, help="booking page port (8080)")
-    demo.add_argument("--caldav-port", type=int, default=5232, help="CalDAV port (5232)")
+    demo.add_argument(
+        "--port",
+        type=int,
+        help="booking page port when the folder is new (8080); later, its configuration's",
+    )
+    demo.add_argument(
+        "--caldav-port",
+        type=int,
+        help="CalDAV port when the folder is new (5232); later, its configuration's",
+    )
     return parser
 
 
@@ -354,6 +362,9 @@ def _service(path: Path, clock: Clock) -> Service:
 
 
 def cmd_sessions(args: argparse.Namespace, clock: Clock) -> int:
+    """Every matching session, however many: read from the store a page at a time and
+    written as they come, so a desk with years of history neither waits nor sees a
+    silently shortened list."""
     from daemon.availability import iso
 
     service = _service(args.config, clock)
@@ -363,16 +374,19 @@ def cmd_sessions(args: argparse.Namespace, clock: Clock) -> int:
         first = args.first or date.min
         last = args.last or date.max - timedelta(days=1)
         window = date_range_window(policy, first, last)
-    found = service.store.list_sessions(
+    found = service.store.iter_sessions(
         status=[Status(s) for s in args.status] if args.status else None,
         technician_id=args.technician,
         window=window,
+        flagged=args.flagged,
     )
-    if args.flagged:
-        found = [s for s in found if s.needs_attention]
+    total = 0
     if args.json:
-        rows = [
-            {
+        # One JSON document, written row by row: {"sessions": [...], "total": N}.
+        sys.stdout.write('{\n  "sessions": [')
+        for s in found:
+            total += 1
+            row = {
                 "id": s.id,
                 "status": str(s.status),
                 "type": s.type,
@@ -384,19 +398,20 @@ def cmd_sessions(args: argparse.Namespace, clock: Clock) -> int:
                 "phone": s.phone,
                 "needs_attention": s.needs_attention,
             }
-            for s in found
-        ]
-        json.dump({"sessions": rows}, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+            text = json.dumps(row, ensure_ascii=False, indent=2).replace("\n", "\n    ")
+            sys.stdout.write(("," if total > 1 else "") + "\n    " + text)
+        close = "\n  ]" if total else "]"
+        sys.stdout.write(f'{close},\n  "total": {total}\n}}\n')
         return 0
     for s in found:
+        total += 1
         start = s.start.astimezone(policy.timezone)
         flag = f"  ! {s.needs_attention}" if s.needs_attention else ""
         print(
             f"{s.id}  {start:%Y-%m-%d %H:%M}  {s.status:<11}  {s.technician_id:<10}  "
             f"{s.company} ({s.responsible_name}){flag}"
         )
-    print(f"{len(found)} session(s)")
+    print(f"{total} session(s)")
     return 0
 
 

@@ -4,7 +4,10 @@ It starts Radicale (a real CalDAV server, installed with expediente) on 127.0.0.
 data in the state folder, creates two technicians' calendars with sample busy time (one
 event recurring every weekday, so the demo shows recurrences blocking time), writes a
 configuration next to it, and runs the daemon on that configuration. Running it again
-reuses the folder: bookings made earlier are still there.
+reuses the folder: bookings made earlier are still there, and so is the configuration,
+edits included (the demo writes it only when it is missing), so the demo is also where
+an admin tries a change before making it on the real desk. The ports come from that kept
+file; ``--port``/``--caldav-port`` only choose them for a new folder.
 
 Nothing here is special-cased in the daemon: it reads and writes the technicians'
 calendars over CalDAV exactly as it would on a production server.
@@ -13,23 +16,32 @@ calendars over CalDAV exactly as it would on a production server.
 from __future__ import annotations
 
 import secrets
+import shlex
 import socket
 import subprocess
 import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from daemon.errors import UserError
+
+if TYPE_CHECKING:
+    from daemon.config import Config
 
 TZ = ZoneInfo("America/Sao_Paulo")
 TECHNICIANS = (("ana", "Ana Souza"), ("bruno", "Bruno Lima"))
 PASSWORD_FILE = "secrets/caldav-password"  # noqa: S105 - a file name
 
 CONFIG = """\
-# The demo desk: written by `expediente demo`; edit it and restart the demo to try changes.
+# The demo desk, written by `expediente demo` on its first start and kept from then on:
+# edit it and start the demo again to try a change (delete it to get this one back).
+# To run this desk without the demo command, start its CalDAV server, then the daemon:
+#   {python} -m radicale --config {radicale_conf}
+#   expediente run --config {config}
 [desk]
 name = "Suporte Técnico (demo)"
 timezone = "America/Sao_Paulo"
@@ -72,6 +84,22 @@ username = "{id}"
 password_file = "{password_file}"
 """
 
+RADICALE_CONFIG = """\
+# The demo's CalDAV server, written by `expediente demo` on each start.
+[server]
+hosts = 127.0.0.1:{port}
+[auth]
+type = htpasswd
+htpasswd_filename = {users}
+htpasswd_encryption = plain
+[storage]
+filesystem_folder = {folder}
+[logging]
+level = warning
+"""
+DEFAULT_PORT = 8080
+DEFAULT_CALDAV_PORT = 5232
+
 
 def _free(port: int) -> bool:
     with socket.socket() as sock:
@@ -91,21 +119,17 @@ def _wait_for(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0
 
 def start_radicale(state: Path, port: int, password: str) -> subprocess.Popen[bytes]:
     if not _free(port):
-        raise UserError(f"port {port} is taken; choose another with --caldav-port")
+        raise UserError(
+            f"port {port} for the embedded CalDAV server is taken; free it, or change the "
+            f"technicians' url in {state / 'expediente.toml'}"
+        )
     users = state / "radicale-users"
     users.write_text("".join(f"{tech}:{password}\n" for tech, _ in TECHNICIANS))
+    # Everything in one file, so the configuration's header can tell how to start this
+    # server by hand; naming the file also keeps Radicale from /etc/radicale and ~/.config.
     config = state / "radicale.conf"
-    config.write_text("")  # keeps Radicale from reading /etc/radicale or ~/.config
-    command = [
-        sys.executable, "-m", "radicale",
-        "--config", str(config),
-        "--server-hosts", f"127.0.0.1:{port}",
-        "--storage-filesystem-folder", str(state / "radicale"),
-        "--auth-type", "htpasswd",
-        "--auth-htpasswd-filename", str(users),
-        "--auth-htpasswd-encryption", "plain",
-        "--logging-level", "warning",
-    ]  # fmt: skip
+    config.write_text(RADICALE_CONFIG.format(port=port, users=users, folder=state / "radicale"))
+    command = [sys.executable, "-m", "radicale", "--config", str(config)]
     process = subprocess.Popen(command)  # noqa: S603 - our own interpreter and arguments
     try:
         _wait_for(port, process)
@@ -161,40 +185,95 @@ def create_calendars(caldav_url: str, password: str, today: datetime) -> None:
                     calendar.add_event(ics)
 
 
-def prepare(state: Path, port: int, caldav_port: int) -> tuple[Path, bool]:
-    """Write the demo's configuration and secrets; True when the folder is new."""
-    fresh = not (state / "expediente.toml").exists()
+def prepare(state: Path, port: int | None, caldav_port: int | None) -> tuple[Config, int]:
+    """Write the demo's missing secrets and, when there is none yet, its configuration;
+    load the configuration. Returns it and the port of the CalDAV server it points at.
+
+    ``port``/``caldav_port`` (None: the defaults) choose the ports of a new folder; given
+    for a folder whose configuration says otherwise, they are an error rather than a
+    silent rewrite of a file the admin may have edited.
+    """
+    from daemon.config import load_config
+
     (state / "secrets").mkdir(parents=True, exist_ok=True)
     for name in ("caldav-password", "admin-token", "signing-key"):
         path = state / "secrets" / name
         if not path.exists():
             path.write_text(secrets.token_urlsafe(24) + "\n")
             path.chmod(0o600)
-    caldav = f"http://127.0.0.1:{caldav_port}"
-    technicians = "".join(
-        TECHNICIAN.format(id=tech, name=name, caldav=caldav, password_file=PASSWORD_FILE)
-        for tech, name in TECHNICIANS
-    )
-    (state / "expediente.toml").write_text(CONFIG.format(port=port, technicians=technicians))
-    return state / "expediente.toml", fresh
+    path = state / "expediente.toml"
+    if not path.exists():
+        caldav = f"http://127.0.0.1:{caldav_port or DEFAULT_CALDAV_PORT}"
+        technicians = "".join(
+            TECHNICIAN.format(id=tech, name=name, caldav=caldav, password_file=PASSWORD_FILE)
+            for tech, name in TECHNICIANS
+        )
+        text = CONFIG.format(
+            python=shlex.quote(sys.executable),
+            radicale_conf=shlex.quote(str(state / "radicale.conf")),
+            config=shlex.quote(str(path)),
+            port=port or DEFAULT_PORT,
+            technicians=technicians,
+        )
+        path.write_text(text)
+    config = load_config(path)
+    if port is not None and port != config.server.port:
+        raise UserError(
+            f"--port {port}: the demo's configuration {path} listens on "
+            f"{config.server.listen}; change [server] listen and public_url there, "
+            "or leave --port out"
+        )
+    local = _local_caldav_ports(config)
+    if len(local) > 1:
+        raise UserError(
+            f"{path} points at CalDAV servers on ports {', '.join(map(str, sorted(local)))} "
+            "of 127.0.0.1; the demo runs one: use one port in every url"
+        )
+    if caldav_port is not None and local and caldav_port not in local:
+        raise UserError(
+            f"--caldav-port {caldav_port}: the technicians' calendars in {path} are on port "
+            f"{local.pop()}; change their url there, or leave --caldav-port out"
+        )
+    return config, local.pop() if local else caldav_port or DEFAULT_CALDAV_PORT
 
 
-def run_demo(state: Path, *, port: int = 8080, caldav_port: int = 5232) -> int:
+def _local_caldav_ports(config: Config) -> set[int]:
+    """Ports of the CalDAV calendars on 127.0.0.1: the embedded server the file expects."""
+    ports = set()
+    for tech in config.technicians:
+        for calendar in tech.calendars:
+            url = urlsplit(calendar.url or "")
+            if calendar.kind == "caldav" and url.hostname == "127.0.0.1":
+                ports.add(url.port or 80)
+    return ports
+
+
+def run_demo(state: Path, *, port: int | None = None, caldav_port: int | None = None) -> int:
     from daemon import log as logs
-    from daemon.config import load_config
     from daemon.loop import Daemon
 
     state = state.resolve()
+    if not (state / "expediente.toml").exists():
+        # Checked before the file is written with them: a folder is not left holding ports
+        # that the next start, with other flags, would refuse as a disagreement.
+        for flag, chosen in (("--port", port or DEFAULT_PORT),
+                             ("--caldav-port", caldav_port or DEFAULT_CALDAV_PORT)):  # fmt: skip
+            if not _free(chosen):
+                raise UserError(f"port {chosen} is taken; choose another with {flag}")
+    config, caldav_port = prepare(state, port, caldav_port)
+    config_path = config.path
+    port = config.server.port
     if not _free(port):
-        raise UserError(f"port {port} is taken; choose another with --port")
-    config_path, fresh = prepare(state, port, caldav_port)
+        raise UserError(
+            f"port {port} is taken; change [server] listen and public_url in {config_path}"
+        )
+    fresh = not (state / "radicale").exists()
     password = (state / PASSWORD_FILE).read_text().strip()
     logs.setup("INFO")
     radicale = start_radicale(state, caldav_port, password)
     try:
         if fresh:
             create_calendars(f"http://127.0.0.1:{caldav_port}", password, datetime.now(TZ))
-        config = load_config(config_path)
         token = (state / "secrets" / "admin-token").read_text().strip()
         print(
             f"\nexpediente demo — data in {state}\n"

@@ -849,10 +849,17 @@ class Store:
         status: Status | Iterable[Status] | None = None,
         technician_id: str | None = None,
         window: Interval | None = None,
-        limit: int = 1000,
+        flagged: bool = False,
+        after: SessionRecord | None = None,
+        limit: int | None = None,
     ) -> list[SessionRecord]:
-        """Sessions by start time, filtered by status(es), technician and overlap with
-        ``window``."""
+        """Sessions by start time (then id), filtered by status(es), technician, overlap
+        with ``window`` and, when ``flagged``, waiting for the admin; those after ``after``
+        in that order, at most ``limit`` (all when None).
+
+        ``after`` is a keyset cursor: a page goes on from the last row of the one before,
+        so sessions booked or cancelled between pages neither repeat nor go missing the
+        way they would with an offset."""
         where: list[str] = []
         args: list[Any] = []
         if status is not None:
@@ -866,11 +873,44 @@ class Store:
             lo, hi = _span(window)
             where.append("start_ts < ? AND end_ts > ?")
             args += [hi, lo]
+        if flagged:
+            where.append("needs_attention IS NOT NULL")
+        if after is not None:
+            where.append("(start_ts, id) > (?, ?)")
+            args += [ts(after.start), after.id]
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self._read(
-            f"{_SESSION_SELECT}{clause} ORDER BY start_ts, id LIMIT ?", [*args, limit]
+            f"{_SESSION_SELECT}{clause} ORDER BY start_ts, id LIMIT ?",
+            [*args, -1 if limit is None else limit],
         )
         return [_session(r) for r in rows]
+
+    def iter_sessions(
+        self,
+        *,
+        status: Status | Iterable[Status] | None = None,
+        technician_id: str | None = None,
+        window: Interval | None = None,
+        flagged: bool = False,
+        page: int = 500,
+    ) -> Iterator[SessionRecord]:
+        """Every session :meth:`list_sessions` would return, read ``page`` rows at a time:
+        memory stays flat however many there are, and no read holds the file for long."""
+        statuses = None if status is None else [status] if isinstance(status, Status) else [*status]
+        last: SessionRecord | None = None
+        while True:
+            found = self.list_sessions(
+                status=statuses,
+                technician_id=technician_id,
+                window=window,
+                flagged=flagged,
+                after=last,
+                limit=page,
+            )
+            yield from found
+            if len(found) < page:
+                return
+            last = found[-1]
 
     def transition(
         self,

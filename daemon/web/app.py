@@ -25,7 +25,7 @@ def build_app(service: Service, signer: Signer, metrics: Metrics) -> App:
     pages.routes(router)
     Feeds(service).routes(router)
     public_url = service.config.server.public_url
-    spec = json.dumps(openapi.document(public_url), indent=1).encode()
+    spec = json.dumps(openapi.document(public_url, service.policy), indent=1).encode()
 
     def serve_metrics(request: Request) -> Response:
         return Response(200, metrics.render(), [("Content-Type", CONTENT_TYPE)])

@@ -1,7 +1,11 @@
 """The OpenAPI 3.1 description of the JSON API, served at ``/api/v1/openapi.json``.
 
-Written by hand next to the handlers it describes; a test checks that every route the
-API registers is described and that the examples the tests send validate against it.
+Written by hand next to the handlers it describes, and held to them by tests: every route
+the API registers is described, and ``tests/web/test_openapi_conformance.py`` runs
+schemathesis against the app, so a request the document calls valid is refused only for
+a reason it names (the desk's rules, a range too long) and one it calls invalid is
+refused. Where the server takes an empty value as "the default" or refuses dates outside
+the years it reasons about, the document says so: it describes this server, not an ideal.
 """
 
 from __future__ import annotations
@@ -9,7 +13,21 @@ from __future__ import annotations
 from typing import Any
 
 from daemon import __version__
-from rules.model import Code
+from daemon.availability import FIRST_DATE, LAST_DATE
+from daemon.web.api import MAX_RANGE_DAYS
+from rules.messages import LANGUAGES
+from rules.model import BOOKING_FIELDS, Code, Policy
+
+# The years of daemon.availability.supported, FIRST_DATE to LAST_DATE (a test holds the
+# two together): JSON Schema has no date minimum, a pattern is how to say it.
+YEAR_PATTERN = "(19[0-9]{2}|[2-8][0-9]{3}|9000)"
+_DATE_PATTERN = f"{YEAR_PATTERN}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+# What datetime.fromisoformat reads that is also RFC 3339: seconds and fraction optional,
+# an offset required (a naive time is refused).
+_TIME_PATTERN = (
+    r"T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+)
 
 _ERROR = {
     "type": "object",
@@ -60,29 +78,60 @@ _SESSION = {
     },
 }
 
-_BOOKING = {
-    "type": "object",
-    "required": ["type", "start", "company", "responsible_name", "phone", "accept_rules"],
-    "properties": {
-        "type": {"type": "string"},
-        "start": {"type": "string", "format": "date-time"},
-        "company": {"type": "string"},
-        "responsible_name": {
-            "type": "string",
-            "description": "Who will be present during the session (R7).",
-        },
-        "phone": {"type": "string", "description": "Phone/WhatsApp; Brazilian formats."},
-        "email": {"type": "string"},
-        "remote_tool": {"type": "string"},
-        "remote_id": {"type": "string", "description": "Optional; checked when given (R1)."},
-        "description": {"type": "string"},
-        "accept_rules": {"type": "boolean", "description": "Must be true (R6)."},
-        "language": {"type": "string", "enum": ["pt-BR", "en"]},
-    },
+_OPTIONAL = "Optional: empty or null when not given."
+_FIELD_NOTES = {
+    "responsible_name": "Who will be present during the session (R7).",
+    "phone": "Phone/WhatsApp; Brazilian formats.",
+    "remote_id": "Checked when given (R1).",
 }
 
 
-_DATE = {"type": "string", "format": "date"}
+def _day(description: str) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "format": "date",
+        "pattern": f"^{_DATE_PATTERN}$",
+        "description": f"{description}; years {FIRST_DATE.year}-{LAST_DATE.year} only.",
+    }
+
+
+def _booking(policy: Policy) -> dict[str, Any]:
+    """The request body: ``type`` and ``start`` are checked for shape (an empty one is
+    missing); a required field left empty, or anything else, is for the rules (422)."""
+    fields: dict[str, Any] = {}
+    for name in BOOKING_FIELDS:
+        required = name in policy.required_fields
+        note = " ".join(filter(None, [_FIELD_NOTES.get(name), None if required else _OPTIONAL]))
+        fields[name] = {
+            "type": "string" if required else ["string", "null"],
+            **({"minLength": 1} if required else {}),
+            **({"description": note} if note else {}),
+        }
+    primary = "|".join(
+        "".join(f"[{c.upper()}{c.lower()}]" for c in tag.split("-")[0]) for tag in LANGUAGES
+    )
+    return {
+        "type": "object",
+        "required": ["type", "start", *sorted(policy.required_fields), "accept_rules"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"type": "string", "enum": list(policy.session_types)},
+            "start": {
+                "type": "string",
+                "format": "date-time",
+                "pattern": f"^{_DATE_PATTERN}{_TIME_PATTERN}$",
+                "description": f"With a UTC offset; years {FIRST_DATE.year}-{LAST_DATE.year}.",
+            },
+            **fields,
+            "accept_rules": {"type": "boolean", "description": "Must be true (R6)."},
+            "language": {
+                "type": ["string", "null"],
+                "pattern": f"^$|^({primary})(-.*)?$",
+                "description": f"A language tag for one of {', '.join(LANGUAGES)} (pt, "
+                "en-US... count); empty or null: the desk's language.",
+            },
+        },
+    }
 
 
 def _json(schema: Any, description: str) -> dict[str, Any]:
@@ -93,7 +142,19 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def document(public_url: str) -> dict[str, Any]:
+def _optional(name: str, schema: dict[str, Any], default: str) -> dict[str, Any]:
+    """A query parameter that may be left out or left empty (``?to=``): both mean the
+    default, as ``Request.arg`` returns "" and the handlers treat it as absent."""
+    return {
+        "name": name,
+        "in": "query",
+        "schema": {"anyOf": [schema, {"type": "string", "maxLength": 0}]},
+        "description": f"Absent or empty: {default}.",
+    }
+
+
+def document(public_url: str, policy: Policy) -> dict[str, Any]:
+    """The document for this desk: session types and required fields are its own."""
     error = _ref("Error")
     admin: list[dict[str, list[str]]] = [{"adminToken": []}]
     session_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -106,7 +167,7 @@ def document(public_url: str) -> dict[str, Any]:
         },
         "servers": [{"url": public_url}],
         "components": {
-            "schemas": {"Error": _ERROR, "Session": _SESSION, "Booking": _BOOKING},
+            "schemas": {"Error": _ERROR, "Session": _SESSION, "Booking": _booking(policy)},
             "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
         },
         "paths": {
@@ -114,17 +175,13 @@ def document(public_url: str) -> dict[str, Any]:
                 "get": {
                     "summary": "Free slots (the same grid the booking page shows)",
                     "parameters": [
-                        {
-                            "name": "from",
-                            "in": "query",
-                            "schema": {"type": "string", "format": "date"},
-                        },
-                        {
-                            "name": "to",
-                            "in": "query",
-                            "schema": {"type": "string", "format": "date"},
-                        },
-                        {"name": "type", "in": "query", "schema": {"type": "string"}},
+                        _optional("from", _day("First day, in the desk's zone"), "today"),
+                        _optional("to", _day("Last day, included"), "from + 13 days"),
+                        _optional(
+                            "type",
+                            {"type": "string", "enum": list(policy.session_types)},
+                            "the first type configured",
+                        ),
                     ],
                     "responses": {
                         "200": _json(
@@ -150,7 +207,11 @@ def document(public_url: str) -> dict[str, Any]:
                             },
                             "Free slots, in order.",
                         ),
-                        "400": _json(error, "A bad date, range or type."),
+                        "400": _json(
+                            error,
+                            f"bad_date, unknown_type, or bad_range: 'to' before 'from', or "
+                            f"more than {MAX_RANGE_DAYS} days at once.",
+                        ),
                     },
                 }
             },
@@ -161,7 +222,7 @@ def document(public_url: str) -> dict[str, Any]:
                         {
                             "name": "Idempotency-Key",
                             "in": "header",
-                            "schema": {"type": "string", "maxLength": 200},
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 200},
                             "description": "A retry with the same key returns the first result.",
                         }
                     ],
@@ -171,7 +232,9 @@ def document(public_url: str) -> dict[str, Any]:
                     },
                     "responses": {
                         "201": _json(_ref("Session"), "Booked."),
-                        "400": _json(error, "The body is not a JSON object."),
+                        "400": _json(
+                            error, "The body is not a JSON object, or a bad Idempotency-Key."
+                        ),
                         "409": _json(error, "slot_taken: someone booked it first."),
                         "422": _json(error, "A rule is broken; every violation is listed."),
                         "429": _json(error, "rate_limited: too many bookings from this address."),

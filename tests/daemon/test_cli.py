@@ -6,14 +6,17 @@ import json
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from daemon import __version__
 from daemon.cli import main
-from rules.model import BookingRequest
+from daemon.store import Inserted
+from rules.model import BookingRequest, Status
 from tests.daemon.desk import make_desk, monday, write_config
+from tests.daemon.store_helpers import new_session
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "expediente.example.toml"
@@ -222,3 +225,49 @@ def test_a_far_to_date_keeps_recurring_busy_time(
     starts = {s["start"] for s in far}
     assert "2026-03-03T08:30:00-03:00" in starts
     assert "2026-03-03T09:00:00-03:00" not in starts, "Ana's daily meeting"
+
+
+def test_sessions_lists_every_session_past_a_thousand_and_says_how_many(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The store held more than the old silent cap of 1,000 rows: all are listed, in
+    order, and the JSON states the total."""
+    desk = make_desk(tmp_path, monday(7))
+    count = 1203
+    for n in range(count):
+        start = monday(7) + timedelta(minutes=30 * (n // 2))  # ana and bruno share each start
+        inserted = desk.store.insert_booking(
+            new_session(start, tech=("ana", "bruno")[n % 2]), buffer=timedelta(0), now=monday(7)
+        )
+        assert isinstance(inserted, Inserted)
+    last = desk.store.list_sessions()[-1]
+    desk.store.flag_session(last.id, "moved to a closed day", now=monday(7))
+    desk.store.transition(last.id, Status.CANCELLED, now=monday(7), actor="admin")
+    config = str(desk.config.path)
+
+    assert main(["sessions", "--config", config, "--json"], desk.clock) == 0
+    document = json.loads(capsys.readouterr().out)
+    listed = document["sessions"]
+    assert document["total"] == len(listed) == count
+    assert len({s["id"] for s in listed}) == count
+    assert [(s["start"], s["id"]) for s in listed] == sorted((s["start"], s["id"]) for s in listed)
+    assert listed[-1]["id"] == last.id and listed[-1]["needs_attention"] == "moved to a closed day"
+
+    assert main(["sessions", "--config", config], desk.clock) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"{count} session(s)" and len(lines) == count + 1
+
+    # Filters run in the store, before any page is cut: the one flagged session is found.
+    assert main(["sessions", "--config", config, "--flagged", "--json"], desk.clock) == 0
+    flagged = json.loads(capsys.readouterr().out)
+    assert flagged["total"] == 1 and flagged["sessions"][0]["id"] == last.id
+    assert main(["sessions", "--config", config, "--status", "booked", "--json"], desk.clock) == 0
+    assert json.loads(capsys.readouterr().out)["total"] == count - 1
+
+
+def test_sessions_json_with_nothing_to_list(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    desk = make_desk(tmp_path, monday(7))
+    assert main(["sessions", "--config", str(desk.config.path), "--json"], desk.clock) == 0
+    assert json.loads(capsys.readouterr().out) == {"sessions": [], "total": 0}

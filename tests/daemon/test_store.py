@@ -594,6 +594,26 @@ def test_list_sessions_filters(store: Store) -> None:
     assert [s.id for s in store.list_sessions(window=Interval(at(30), at(61)))] == [b.id]
 
 
+def test_iter_sessions_pages_by_start_then_id_across_ties(store: Store) -> None:
+    """Pages of 3 over pairs sharing a start: every page boundary but one falls inside a tie,
+    where a cursor on the start alone would skip or repeat a session."""
+    pairs = [(book(store, at(60 * n)), book(store, at(60 * n), tech="bruno")) for n in range(4)]
+    expected = [s.id for pair in pairs for s in sorted(pair, key=lambda s: s.id)]
+    assert [s.id for s in store.iter_sessions(page=3)] == expected
+    assert [s.id for s in store.iter_sessions(page=4)] == expected  # a last page that is full
+    assert [s.id for s in store.iter_sessions(page=3, technician_id="bruno")] == [
+        pair[1].id for pair in pairs
+    ]
+    first_page = store.list_sessions(limit=3)
+    assert [s.id for s in store.list_sessions(after=first_page[-1], limit=3)] == expected[3:6]
+
+
+def test_list_sessions_flagged_filter_is_applied_before_the_limit(store: Store) -> None:
+    sessions = [book(store, at(60 * n)) for n in range(3)]
+    store.flag_session(sessions[2].id, "moved to a closed day", now=NOW)
+    assert [s.id for s in store.list_sessions(flagged=True, limit=1)] == [sessions[2].id]
+
+
 # ------------------------------------------------------------------ outbox, audit, calendar writes
 
 
