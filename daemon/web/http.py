@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 log = logging.getLogger("expediente.web")
 
 MAX_BODY = 64 * 1024  # a booking is a few hundred bytes; anything near this is abuse
+
+_PARAM = re.compile(r"\{(\w+)\}")  # ``{name}`` in a route pattern
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -154,7 +156,7 @@ class Router:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
-        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
+        regex = _PARAM.sub(r"(?P<\1>[^/]+)", pattern)
         self._routes.append((method.upper(), re.compile(f"^{regex}$"), handler))
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
@@ -183,6 +185,12 @@ class Router:
                 headers={"Allow": ", ".join(sorted(set(allowed)))},
             )
         raise HTTPError(404, "not_found", f"nothing at {request.path}")
+
+
+def route_path(pattern: str, params: Mapping[str, str]) -> str:
+    """The path of route ``pattern`` with ``params`` percent-encoded in: a path on this
+    site whatever the parameters hold (unlike the raw request path)."""
+    return _PARAM.sub(lambda match: quote(params[match.group(1)], safe=""), pattern)
 
 
 ErrorPage = Callable[[Request, HTTPError], Response]

@@ -38,7 +38,7 @@ from daemon.store import SessionRecord
 from daemon.web import csrf
 from daemon.web.api import parse_booking, request_language, violation_documents
 from daemon.web.csrf import CsrfGuard
-from daemon.web.http import HTTPError, Request, Response, Router
+from daemon.web.http import HTTPError, Request, Response, Router, route_path
 from daemon.web.ratelimit import RateLimiter
 from daemon.web.texts import TEXTS, day_label
 from rules.booking import field_violations
@@ -165,17 +165,21 @@ class Pages:
         self.css_url = f"/static/style.css?v={hashlib.sha256(css).hexdigest()[:10]}"
 
     def routes(self, router: Router) -> None:
-        router.add("GET", "/", self._page(self.index))
-        router.add("GET", "/book/{type}", self._page(self.book_form))
-        router.add("POST", "/book/{type}", self._page(self.book_submit))
-        router.add("GET", "/booked/{token}", self._page(self.booked))
-        router.add("GET", "/manage/{token}", self._page(self.manage))
-        router.add("POST", "/manage/{token}/cancel", self._page(self.cancel))
-        router.add("GET", "/manage/{token}/rebook", self._page(self.rebook_form))
-        router.add("POST", "/manage/{token}/rebook", self._page(self.rebook_submit))
-        router.add("GET", "/manage/{token}/session.ics", self._page(self.ics))
-        router.add("GET", "/checkin/{token}", self._page(self.checkin))
-        router.add("POST", "/checkin/{token}", self._page(self.checkin_submit))
+        pages: list[tuple[str, str, PageHandler]] = [
+            ("GET", "/", self.index),
+            ("GET", "/book/{type}", self.book_form),
+            ("POST", "/book/{type}", self.book_submit),
+            ("GET", "/booked/{token}", self.booked),
+            ("GET", "/manage/{token}", self.manage),
+            ("POST", "/manage/{token}/cancel", self.cancel),
+            ("GET", "/manage/{token}/rebook", self.rebook_form),
+            ("POST", "/manage/{token}/rebook", self.rebook_submit),
+            ("GET", "/manage/{token}/session.ics", self.ics),
+            ("GET", "/checkin/{token}", self.checkin),
+            ("POST", "/checkin/{token}", self.checkin_submit),
+        ]
+        for method, pattern, handler in pages:
+            router.add(method, pattern, self._page(pattern, handler))
         router.add("GET", "/static/{name}", self.serve_static)
 
     # ------------------------------------------------------------ plumbing
@@ -187,11 +191,15 @@ class Pages:
     def now(self) -> datetime:
         return self.service.clock.now()
 
-    def _page(self, handler: PageHandler) -> Callable[[Request], Response]:
-        """Run a page handler; its errors become HTML pages (the App would answer JSON)."""
+    def _page(self, pattern: str, handler: PageHandler) -> Callable[[Request], Response]:
+        """Run a page handler; its errors become HTML pages (the App would answer JSON).
+
+        The page's own address is rebuilt from its route ``pattern``, never taken from the
+        raw path, so links made from it (the language switch) stay on this site.
+        """
 
         def run(request: Request) -> Response:
-            visit = self._visit(request)
+            visit = self._visit(request, route_path(pattern, request.params))
             try:
                 return handler(request, visit)
             except HTTPError as error:
@@ -199,9 +207,9 @@ class Pages:
 
         return run
 
-    def _visit(self, request: Request) -> Visit:
+    def _visit(self, request: Request, here: str) -> Visit:
         cookies = _cookies(request.header("cookie"))
-        visit = Visit(language="pt-BR", csrf_cookie="", here=request.path)
+        visit = Visit(language="pt-BR", csrf_cookie="", here=here)
         asked = request.arg("lang")
         if asked:
             visit.language = language_of(asked)
@@ -263,10 +271,15 @@ class Pages:
         return Response(status, body.encode(), response_headers)
 
     def error_page(self, request: Request, error: HTTPError) -> Response:
-        """The page for an address no route serves (the App calls it for browsers)."""
+        """The page for an address no route serves (the App calls it for browsers).
+
+        No route means no known address to link back to: the page's links go home, never
+        to the raw path (``/%5Cevil.example/x`` would make ``/\\evil.example/x``, which
+        browsers read as another site).
+        """
         if error.status == 404:
             error = PageError(404, "error_not_found")
-        return self._error(self._visit(request), error)
+        return self._error(self._visit(request, "/"), error)
 
     def _error(self, visit: Visit, error: HTTPError) -> Response:
         if isinstance(error, PageError):
@@ -660,7 +673,7 @@ class Pages:
     def cancel(self, request: Request, visit: Visit) -> Response:
         form = request.form()
         token = request.params["token"]
-        visit.here = f"/manage/{token}"
+        visit.here = route_path("/manage/{token}", request.params)
         self._check_csrf(request, visit, form)
         session = self._session(request, MANAGE_PURPOSE)
         self._require_changeable(session, visit, "error_cancel_state", visit.here)

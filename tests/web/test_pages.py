@@ -8,9 +8,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import html
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from icalendar import Calendar
@@ -420,6 +422,21 @@ def test_checkin_after_the_tolerance_says_to_reschedule(desk: Desk, client: Clie
     assert late.status == 409
     assert "A tolerância terminou às 10:10" in late.text
     assert desk.service.get(session.id).status == Status.BOOKED
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/\\evil.example/x", "//evil.example/x", "/book/\\evil.example", "/manage/\\evil.example"],
+)
+def test_error_pages_link_only_to_this_site(client: Client, path: str) -> None:
+    # What waitress hands over for /%5Cevil.example/x: browsers read "/\\" as "//".
+    page = client.get(path + "?lang=pt-BR", headers={"Accept": "text/html"})
+    assert page.status == 404 and "<html" in page.text
+    links = re.findall(r'(?:href|action|src)="([^"]*)"', page.text)
+    assert any("lang=en" in link for link in links)
+    for link in links:
+        target = urljoin("http://127.0.0.1:8080/", html.unescape(link).replace("\\", "/"))
+        assert urlsplit(target).netloc == "127.0.0.1:8080", link
 
 
 # ---------------------------------------------------------------- languages
