@@ -194,6 +194,7 @@ def route_path(pattern: str, params: Mapping[str, str]) -> str:
 
 
 ErrorPage = Callable[[Request, HTTPError], Response]
+Guard = Callable[[Request], None]  # raises HTTPError to refuse a request before routing
 
 
 class App:
@@ -201,7 +202,8 @@ class App:
 
     Errors are JSON (the API's contract), except that ``error_page`` answers a browser
     that asked for HTML outside ``/api/``: a person who mistypes a link gets a page in
-    their language, not a JSON document.
+    their language, not a JSON document. ``guard`` sees every request first (the
+    cross-site check); its refusal is answered like any other error.
     """
 
     def __init__(
@@ -210,10 +212,12 @@ class App:
         *,
         on_request: Callable[[Request, int], None] | None = None,
         error_page: ErrorPage | None = None,
+        guard: Guard | None = None,
     ):
         self.router = router
         self.on_request = on_request
         self.error_page = error_page
+        self.guard = guard
 
     @staticmethod
     def _wants_page(request: Request) -> bool:
@@ -224,6 +228,8 @@ class App:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request = Request.from_environ(environ)
         try:
+            if self.guard is not None:
+                self.guard(request)
             response = self.router.dispatch(request)
         except HTTPError as error:
             if self.error_page is not None and self._wants_page(request):
@@ -240,7 +246,9 @@ class App:
             *response.headers,
             ("Content-Length", str(len(response.body))),
             ("X-Content-Type-Options", "nosniff"),
-            ("Referrer-Policy", "no-referrer"),
+            # Other sites never see our paths (signed links); "no-referrer" would also make
+            # browsers send "Origin: null" on our own forms, which the CSRF guard refuses.
+            ("Referrer-Policy", "same-origin"),
         ]
         if not any(name.lower() == "cache-control" for name, _ in headers):
             headers.append(("Cache-Control", "no-store"))

@@ -97,6 +97,11 @@ def document(public_url: str) -> dict[str, Any]:
     error = _ref("Error")
     admin: list[dict[str, list[str]]] = [{"adminToken": []}]
     session_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    cross_site = _json(
+        error,
+        "cross_site_request: a browser sent it from another site (Origin, Sec-Fetch-Site); "
+        "clients without those headers are not affected.",
+    )
     return {
         "openapi": "3.1.0",
         "info": {
@@ -172,6 +177,7 @@ def document(public_url: str) -> dict[str, Any]:
                     "responses": {
                         "201": _json(_ref("Session"), "Booked."),
                         "400": _json(error, "The body is not a JSON object."),
+                        "403": cross_site,
                         "409": _json(error, "slot_taken: someone booked it first."),
                         "422": _json(error, "A rule is broken; every violation is listed."),
                         "429": _json(error, "rate_limited: too many bookings from this address."),
@@ -203,6 +209,7 @@ def document(public_url: str) -> dict[str, Any]:
                     "responses": {
                         "200": _json(_ref("Session"), "Checked in."),
                         "401": _json(error, "No or wrong admin token."),
+                        "403": cross_site,
                         "404": _json(error, "No such session."),
                         "409": _json(error, "Too early, too late, or already final."),
                     },
@@ -216,6 +223,7 @@ def document(public_url: str) -> dict[str, Any]:
                     "responses": {
                         "200": _json(_ref("Session"), "Cancelled."),
                         "401": _json(error, "No or wrong admin token."),
+                        "403": cross_site,
                         "404": _json(error, "No such session."),
                         "409": _json(error, "Already final."),
                     },

@@ -7,7 +7,8 @@ visitor's language, and work without JavaScript (a small inline script, allowed 
 hash in the Content-Security-Policy, only adds the visitor's own time zone).
 
 Safety: templates autoescape everything typed; every form carries a CSRF token bound to
-a SameSite=Lax cookie; booking POSTs are rate limited per client address on the
+a server-issued SameSite=Lax cookie, and other sites' POSTs are refused before they get
+here (``daemon.web.csrf``); booking POSTs are rate limited per client address on the
 service's clock; a GET never changes a session (mail scanners and calendar previews
 follow links). Signed links (``MANAGE_PURPOSE``, ``CHECKIN_PURPOSE``) are the only
 credential: a bad one is a 404, an expired one a 410.
@@ -148,8 +149,8 @@ class Pages:
         self.signer = signer
         config = service.config
         self.limiter = limiter or RateLimiter(config.booking.rate_limit, config.booking.rate_window)
-        self.csrf = CsrfGuard(signer.key)
         self.secure_cookies = config.server.public_url.startswith("https://")
+        self.csrf = CsrfGuard(signer.key, secure=self.secure_cookies)
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -218,12 +219,12 @@ class Pages:
             visit.language = cookies[LANG_COOKIE]
         else:
             visit.language = request_language(request, self.service.config.desk.language)
-        existing = cookies.get(csrf.COOKIE)
-        if existing is not None and self.csrf.usable(existing):
+        existing = cookies.get(self.csrf.cookie_name)
+        if existing is not None and self.csrf.issued(existing):
             visit.csrf_cookie = existing
-        else:
+        else:  # none yet, or planted: never make a token for a value we did not issue
             visit.csrf_cookie = self.csrf.new_cookie()
-            visit.cookies.append(self._cookie(csrf.COOKIE, visit.csrf_cookie, None))
+            visit.cookies.append(self._cookie(self.csrf.cookie_name, visit.csrf_cookie, None))
         return visit
 
     def _cookie(self, name: str, value: str, max_age: int | None) -> str:
@@ -235,7 +236,7 @@ class Pages:
         return "; ".join(parts)
 
     def _check_csrf(self, request: Request, visit: Visit, form: Mapping[str, str]) -> None:
-        cookie = _cookies(request.header("cookie")).get(csrf.COOKIE)
+        cookie = _cookies(request.header("cookie")).get(self.csrf.cookie_name)
         if not self.csrf.valid(cookie, form.get(csrf.FIELD)):
             raise PageError(403, "error_csrf", back=visit.here)
 
@@ -279,6 +280,8 @@ class Pages:
         """
         if error.status == 404:
             error = PageError(404, "error_not_found")
+        elif error.code == csrf.CROSS_SITE:  # a form another site made a browser send
+            error = PageError(403, "error_csrf")
         return self._error(self._visit(request, "/"), error)
 
     def _error(self, visit: Visit, error: HTTPError) -> Response:

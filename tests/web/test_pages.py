@@ -138,6 +138,9 @@ def test_html_headers_carry_the_csp_and_it_allows_the_inline_script(client: Clie
     assert f"'sha256-{digest}'" in CSP
     assert f"<script>{TZ_SCRIPT}</script>" in page.text
     assert page.header("X-Frame-Options") == "DENY"
+    # Not "no-referrer": browsers would send our own forms with "Origin: null".
+    assert page.header("Referrer-Policy") == "same-origin"
+    assert '<meta name="referrer" content="same-origin">' in page.text
     cookie = page.header("Set-Cookie") or ""
     assert "SameSite=Lax" in cookie and "HttpOnly" in cookie
     css = client.get("/static/style.css")
