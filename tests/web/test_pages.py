@@ -21,7 +21,7 @@ from daemon.events import CHECKIN_PURPOSE, MANAGE_PURPOSE, checkin_url, manage_u
 from daemon.store import SessionRecord
 from daemon.web.pages import CSP, TZ_SCRIPT
 from rules.model import BookingRequest, Status
-from tests.daemon.desk import Desk, monday
+from tests.daemon.desk import ADMIN_TOKEN, Desk, monday
 from tests.web.client import Client, Page, booking_form, pages_app, pages_desk
 
 NINE = "2026-11-30T09:00:00-03:00"
@@ -160,6 +160,21 @@ def test_typed_html_is_escaped_everywhere(desk: Desk, client: Client) -> None:
         assert page.status == 200
         assert "<script>alert" not in page.text
         assert "&lt;script&gt;" in page.text
+
+
+def test_invisible_characters_never_reach_what_people_read(desk: Desk, client: Client) -> None:
+    hidden = "\u202e\u2066\u200b\u200f"
+    typed = {"company": f"Loja{hidden} Sol", "description": f"{hidden}Tela azul"}
+    session = booked_session(desk, book(client, TEN, responsible_name=f"Jo{hidden}ão", **typed))
+    assert (session.company, session.responsible_name) == ("Loja Sol", "João")
+    assert session.description == "Tela azul"
+    manage = manage_path(desk, session)
+    api = client.get(f"/api/v1/sessions/{session.id}", {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    for page in (client.get(manage), client.get(manage + "/session.ics"), api):
+        assert page.status == 200 and "João" in page.text
+        assert not set(hidden) & set(page.text)
+    checkin = client.get(checkin_path(desk, session))
+    assert "Tela azul" in checkin.text and not set(hidden) & set(checkin.text)
 
 
 def test_errors_stand_next_to_their_fields_and_typed_values_stay(client: Client) -> None:
