@@ -4,6 +4,11 @@ Everything needed to start the session is in the event (R1, R2, R7): company, re
 person, phone/WhatsApp with a click-to-chat link, remote tool and access ID, the problem,
 and the signed check-in link. Client text goes in as values; the iCalendar and JSON
 libraries escape it.
+
+The client's free text (the problem) comes last, labelled and quoted line by line
+(:func:`client_text`): it could otherwise hold a line reading exactly like the daemon's
+check-in link or phone line. Single-line fields follow their labels on one line; intake
+already removed anything invisible from all of them (``rules.booking.clean_text``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ _LABELS = {
         "tool": "Acesso remoto",
         "id": "ID",
         "id_missing": "(o cliente informará ao ligar)",
-        "problem": "Problema",
+        "problem": "Problema, nas palavras do cliente (não verificado):",
         "checkin": "Check-in (abrir quando o cliente ligar)",
         "session": "Sessão",
         "tolerance": "Tolerância: {minutes} min; sem check-in até lá, a sessão é reagendada.",
@@ -37,7 +42,7 @@ _LABELS = {
         "tool": "Remote access",
         "id": "ID",
         "id_missing": "(the client gives it when calling)",
-        "problem": "Problem",
+        "problem": "Problem, in the client's words (not verified):",
         "checkin": "Check-in (open when the client calls)",
         "session": "Session",
         "tolerance": "Tolerance: {minutes} min; "
@@ -47,6 +52,20 @@ _LABELS = {
 
 
 _UID_PREFIX = "expediente-"
+QUOTE = "> "  # begins every line of client text; no line of the daemon's does
+
+
+def _labels(language: str) -> dict[str, str]:
+    return _LABELS["en" if language.startswith("en") else "pt-BR"]
+
+
+def client_text(text: str, language: str) -> list[str]:
+    """The client's description as the last lines of a message for the desk: a label,
+    then each line quoted. Empty when there is none."""
+    if not text:
+        return []
+    quoted = [(QUOTE + line).rstrip() for line in text.split("\n")]
+    return [_labels(language)["problem"], *quoted]
 
 
 def calendar_uid(session_id: str) -> str:
@@ -83,7 +102,7 @@ def session_event(
     language: str = "pt-BR",
     alarm_minutes: int = 10,
 ) -> SessionEvent:
-    labels = _LABELS["en" if language.startswith("en") else "pt-BR"]
+    labels = _labels(language)
     session_type = policy.session_types.get(session.type)
     type_label = session_type.label if session_type else session.type
     url = checkin_url(public_url, signer, session, policy)
@@ -94,8 +113,6 @@ def session_event(
         f"{labels['tool']}: {session.remote_tool} — {labels['id']}: "
         f"{session.remote_id or labels['id_missing']}",
     ]
-    if session.description:
-        lines += ["", f"{labels['problem']}:", session.description]
     minutes = int(policy.grace.total_seconds() // 60)
     lines += [
         "",
@@ -103,6 +120,8 @@ def session_event(
         f"{labels['checkin']}: {url}",
         f"{labels['session']}: {session.id}",
     ]
+    if session.description:
+        lines += ["", *client_text(session.description, language)]
     state: SessionState = session.status.value
     return SessionEvent(
         uid=session.calendar_uid,

@@ -76,7 +76,7 @@ from typing import Any, Literal
 from icalendar import Alarm, Calendar, Event, vCalAddress
 
 from daemon.config import Config, SecretError
-from daemon.events import checkin_url, manage_url
+from daemon.events import checkin_url, client_text, manage_url
 from daemon.signing import Signer
 from daemon.store import SessionRecord
 from daemon.web.texts import TEXTS, day_label
@@ -541,8 +541,6 @@ class Notifier:
             f"{session.remote_id or labels['id_missing']}",
             f"{m['technician']}: {technician.name if technician else session.technician_id}",
         ]
-        if session.description:
-            lines += [f"{labels['problem']}:", session.description]
         if session.cancel_reason:
             lines.append(f"{m['reason']}: {session.cancel_reason}")
         lines.append("")
@@ -552,6 +550,8 @@ class Notifier:
             )
             lines += [f"{m['checkin']}: {url}"]
         lines += [f"{m['client_link']}: {manage}", f"{m['session']}: {session.id}"]
+        if session.description:  # last and quoted: it cannot pass for a line of ours
+            lines += ["", *client_text(session.description, language)]
         return subject, "\n".join(lines) + "\n"
 
     def invitation(

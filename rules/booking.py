@@ -36,24 +36,31 @@ MAX_LENGTHS: Mapping[str, int] = {
     "description": 5000,
 }
 _MULTILINE = frozenset({"description"})
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-# Invisible characters: format (Cf, e.g. U+200B) and the Hangul fillers that render blank.
-# A required field made of them alone (a "responsible person" nobody can read, R7) is
-# missing; elsewhere they stay (joiners belong in emoji and some scripts).
-_INVISIBLE = frozenset({"\u3164", "\uffa0", "\u115f", "\u1160"})
+_LINE_BREAK = re.compile(r"\r\n|[\r\x85\u2028\u2029]")  # all spelled "\n" in the description
+# Hangul fillers render blank but are letters (Lo), so the categories below miss them.
+_FILLERS = frozenset({"\u3164", "\uffa0", "\u115f", "\u1160"})
 
 
-def _visible(value: str) -> str:
-    return "".join(c for c in value if c not in _INVISIBLE and unicodedata.category(c) != "Cf")
+def shown(char: str) -> bool:
+    """Whether ``char`` may reach a page, an e-mail or a calendar event.
+
+    Controls (Cc) and format characters (Cf) are not: bidirectional overrides, embeddings,
+    isolates and marks (U+202A–E, U+2066–9, U+200E/F, U+061C) reorder what is read around
+    them, and zero-width spaces and joiners, the BOM and the soft hyphen hide in it. With
+    them client text could pass for the daemon's own lines. Joiners inside emoji go too:
+    the pictures still show, side by side.
+    """
+    return char not in _FILLERS and unicodedata.category(char) not in ("Cc", "Cf")
 
 
 def clean_text(name: str, value: str) -> str:
-    """Trim; single-line fields get inner whitespace (CR/LF included) collapsed to spaces;
-    control characters are dropped."""
-    value = _CONTROL.sub("", value)
+    """A booking field as it is stored and shown: trimmed, with nothing invisible (see
+    :func:`shown`). Single-line fields get inner whitespace (line breaks included)
+    collapsed to one space; the description keeps its line breaks, as LF, and tabs."""
     if name in _MULTILINE:
-        return value.replace("\r\n", "\n").replace("\r", "\n").strip()
-    return " ".join(value.split())
+        value = _LINE_BREAK.sub("\n", value)
+        return "".join(c for c in value if c in "\n\t" or shown(c)).strip()
+    return " ".join("".join(c for c in value if c in "\t\n\r" or shown(c)).split())
 
 
 def field_violations(
@@ -63,7 +70,7 @@ def field_violations(
     found: list[Violation] = []
     fields = {name: clean_text(name, str(getattr(request, name) or "")) for name in BOOKING_FIELDS}
     for name in BOOKING_FIELDS:
-        if not _visible(fields[name]).strip() and name in policy.required_fields:
+        if not fields[name] and name in policy.required_fields:
             found.append(Violation(Code.MISSING_FIELD, name))
         elif len(fields[name]) > MAX_LENGTHS[name]:
             found.append(

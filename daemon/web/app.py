@@ -9,6 +9,7 @@ from daemon.service import Service
 from daemon.signing import Signer
 from daemon.web import openapi
 from daemon.web.api import Api
+from daemon.web.csrf import OriginGuard
 from daemon.web.feeds import Feeds
 from daemon.web.http import App, Request, Response, Router
 from daemon.web.pages import Pages
@@ -39,4 +40,4 @@ def build_app(service: Service, signer: Signer, metrics: Metrics) -> App:
     def count(request: Request, status: int) -> None:
         metrics.inc("expediente_http_requests_total", status=f"{status // 100}xx")
 
-    return App(router, on_request=count, error_page=pages.error_page)
+    return App(router, on_request=count, error_page=pages.error_page, guard=OriginGuard(public_url))

@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 log = logging.getLogger("expediente.web")
 
 MAX_BODY = 64 * 1024  # a booking is a few hundred bytes; anything near this is abuse
+
+_PARAM = re.compile(r"\{(\w+)\}")  # ``{name}`` in a route pattern
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -154,7 +156,7 @@ class Router:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
-        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
+        regex = _PARAM.sub(r"(?P<\1>[^/]+)", pattern)
         self._routes.append((method.upper(), re.compile(f"^{regex}$"), handler))
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
@@ -185,7 +187,14 @@ class Router:
         raise HTTPError(404, "not_found", f"nothing at {request.path}")
 
 
+def route_path(pattern: str, params: Mapping[str, str]) -> str:
+    """The path of route ``pattern`` with ``params`` percent-encoded in: a path on this
+    site whatever the parameters hold (unlike the raw request path)."""
+    return _PARAM.sub(lambda match: quote(params[match.group(1)], safe=""), pattern)
+
+
 ErrorPage = Callable[[Request, HTTPError], Response]
+Guard = Callable[[Request], None]  # raises HTTPError to refuse a request before routing
 
 
 class App:
@@ -193,7 +202,8 @@ class App:
 
     Errors are JSON (the API's contract), except that ``error_page`` answers a browser
     that asked for HTML outside ``/api/``: a person who mistypes a link gets a page in
-    their language, not a JSON document.
+    their language, not a JSON document. ``guard`` sees every request first (the
+    cross-site check); its refusal is answered like any other error.
     """
 
     def __init__(
@@ -202,10 +212,12 @@ class App:
         *,
         on_request: Callable[[Request, int], None] | None = None,
         error_page: ErrorPage | None = None,
+        guard: Guard | None = None,
     ):
         self.router = router
         self.on_request = on_request
         self.error_page = error_page
+        self.guard = guard
 
     @staticmethod
     def _wants_page(request: Request) -> bool:
@@ -216,6 +228,8 @@ class App:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request = Request.from_environ(environ)
         try:
+            if self.guard is not None:
+                self.guard(request)
             response = self.router.dispatch(request)
         except HTTPError as error:
             if self.error_page is not None and self._wants_page(request):
@@ -232,7 +246,9 @@ class App:
             *response.headers,
             ("Content-Length", str(len(response.body))),
             ("X-Content-Type-Options", "nosniff"),
-            ("Referrer-Policy", "no-referrer"),
+            # Other sites never see our paths (signed links); "no-referrer" would also make
+            # browsers send "Origin: null" on our own forms, which the CSRF guard refuses.
+            ("Referrer-Policy", "same-origin"),
         ]
         if not any(name.lower() == "cache-control" for name, _ in headers):
             headers.append(("Cache-Control", "no-store"))

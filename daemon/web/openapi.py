@@ -158,6 +158,11 @@ def document(public_url: str, policy: Policy) -> dict[str, Any]:
     error = _ref("Error")
     admin: list[dict[str, list[str]]] = [{"adminToken": []}]
     session_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    cross_site = _json(
+        error,
+        "cross_site_request: a browser sent it from another site (Origin, Sec-Fetch-Site); "
+        "clients without those headers are not affected.",
+    )
     return {
         "openapi": "3.1.0",
         "info": {
@@ -235,6 +240,7 @@ def document(public_url: str, policy: Policy) -> dict[str, Any]:
                         "400": _json(
                             error, "The body is not a JSON object, or a bad Idempotency-Key."
                         ),
+                        "403": cross_site,
                         "409": _json(error, "slot_taken: someone booked it first."),
                         "422": _json(error, "A rule is broken; every violation is listed."),
                         "429": _json(error, "rate_limited: too many bookings from this address."),
@@ -266,6 +272,7 @@ def document(public_url: str, policy: Policy) -> dict[str, Any]:
                     "responses": {
                         "200": _json(_ref("Session"), "Checked in."),
                         "401": _json(error, "No or wrong admin token."),
+                        "403": cross_site,
                         "404": _json(error, "No such session."),
                         "409": _json(error, "Too early, too late, or already final."),
                     },
@@ -279,6 +286,7 @@ def document(public_url: str, policy: Policy) -> dict[str, Any]:
                     "responses": {
                         "200": _json(_ref("Session"), "Cancelled."),
                         "401": _json(error, "No or wrong admin token."),
+                        "403": cross_site,
                         "404": _json(error, "No such session."),
                         "409": _json(error, "Already final."),
                     },

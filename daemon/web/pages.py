@@ -7,7 +7,8 @@ visitor's language, and work without JavaScript (a small inline script, allowed 
 hash in the Content-Security-Policy, only adds the visitor's own time zone).
 
 Safety: templates autoescape everything typed; every form carries a CSRF token bound to
-a SameSite=Lax cookie; booking POSTs are rate limited per client address on the
+a server-issued SameSite=Lax cookie, and other sites' POSTs are refused before they get
+here (``daemon.web.csrf``); booking POSTs are rate limited per client address on the
 service's clock; a GET never changes a session (mail scanners and calendar previews
 follow links). Signed links (``MANAGE_PURPOSE``, ``CHECKIN_PURPOSE``) are the only
 credential: a bad one is a 404, an expired one a 410.
@@ -38,7 +39,7 @@ from daemon.store import SessionRecord
 from daemon.web import csrf
 from daemon.web.api import parse_booking, request_language, violation_documents
 from daemon.web.csrf import CsrfGuard
-from daemon.web.http import HTTPError, Request, Response, Router
+from daemon.web.http import HTTPError, Request, Response, Router, route_path
 from daemon.web.ratelimit import RateLimiter
 from daemon.web.texts import TEXTS, day_label
 from rules.booking import field_violations
@@ -148,8 +149,8 @@ class Pages:
         self.signer = signer
         config = service.config
         self.limiter = limiter or RateLimiter(config.booking.rate_limit, config.booking.rate_window)
-        self.csrf = CsrfGuard(signer.key)
         self.secure_cookies = config.server.public_url.startswith("https://")
+        self.csrf = CsrfGuard(signer.key, secure=self.secure_cookies)
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -165,17 +166,21 @@ class Pages:
         self.css_url = f"/static/style.css?v={hashlib.sha256(css).hexdigest()[:10]}"
 
     def routes(self, router: Router) -> None:
-        router.add("GET", "/", self._page(self.index))
-        router.add("GET", "/book/{type}", self._page(self.book_form))
-        router.add("POST", "/book/{type}", self._page(self.book_submit))
-        router.add("GET", "/booked/{token}", self._page(self.booked))
-        router.add("GET", "/manage/{token}", self._page(self.manage))
-        router.add("POST", "/manage/{token}/cancel", self._page(self.cancel))
-        router.add("GET", "/manage/{token}/rebook", self._page(self.rebook_form))
-        router.add("POST", "/manage/{token}/rebook", self._page(self.rebook_submit))
-        router.add("GET", "/manage/{token}/session.ics", self._page(self.ics))
-        router.add("GET", "/checkin/{token}", self._page(self.checkin))
-        router.add("POST", "/checkin/{token}", self._page(self.checkin_submit))
+        pages: list[tuple[str, str, PageHandler]] = [
+            ("GET", "/", self.index),
+            ("GET", "/book/{type}", self.book_form),
+            ("POST", "/book/{type}", self.book_submit),
+            ("GET", "/booked/{token}", self.booked),
+            ("GET", "/manage/{token}", self.manage),
+            ("POST", "/manage/{token}/cancel", self.cancel),
+            ("GET", "/manage/{token}/rebook", self.rebook_form),
+            ("POST", "/manage/{token}/rebook", self.rebook_submit),
+            ("GET", "/manage/{token}/session.ics", self.ics),
+            ("GET", "/checkin/{token}", self.checkin),
+            ("POST", "/checkin/{token}", self.checkin_submit),
+        ]
+        for method, pattern, handler in pages:
+            router.add(method, pattern, self._page(pattern, handler))
         router.add("GET", "/static/{name}", self.serve_static)
 
     # ------------------------------------------------------------ plumbing
@@ -187,11 +192,15 @@ class Pages:
     def now(self) -> datetime:
         return self.service.clock.now()
 
-    def _page(self, handler: PageHandler) -> Callable[[Request], Response]:
-        """Run a page handler; its errors become HTML pages (the App would answer JSON)."""
+    def _page(self, pattern: str, handler: PageHandler) -> Callable[[Request], Response]:
+        """Run a page handler; its errors become HTML pages (the App would answer JSON).
+
+        The page's own address is rebuilt from its route ``pattern``, never taken from the
+        raw path, so links made from it (the language switch) stay on this site.
+        """
 
         def run(request: Request) -> Response:
-            visit = self._visit(request)
+            visit = self._visit(request, route_path(pattern, request.params))
             try:
                 return handler(request, visit)
             except HTTPError as error:
@@ -199,9 +208,9 @@ class Pages:
 
         return run
 
-    def _visit(self, request: Request) -> Visit:
+    def _visit(self, request: Request, here: str) -> Visit:
         cookies = _cookies(request.header("cookie"))
-        visit = Visit(language="pt-BR", csrf_cookie="", here=request.path)
+        visit = Visit(language="pt-BR", csrf_cookie="", here=here)
         asked = request.arg("lang")
         if asked:
             visit.language = language_of(asked)
@@ -210,12 +219,12 @@ class Pages:
             visit.language = cookies[LANG_COOKIE]
         else:
             visit.language = request_language(request, self.service.config.desk.language)
-        existing = cookies.get(csrf.COOKIE)
-        if existing is not None and self.csrf.usable(existing):
+        existing = cookies.get(self.csrf.cookie_name)
+        if existing is not None and self.csrf.issued(existing):
             visit.csrf_cookie = existing
-        else:
+        else:  # none yet, or planted: never make a token for a value we did not issue
             visit.csrf_cookie = self.csrf.new_cookie()
-            visit.cookies.append(self._cookie(csrf.COOKIE, visit.csrf_cookie, None))
+            visit.cookies.append(self._cookie(self.csrf.cookie_name, visit.csrf_cookie, None))
         return visit
 
     def _cookie(self, name: str, value: str, max_age: int | None) -> str:
@@ -227,7 +236,7 @@ class Pages:
         return "; ".join(parts)
 
     def _check_csrf(self, request: Request, visit: Visit, form: Mapping[str, str]) -> None:
-        cookie = _cookies(request.header("cookie")).get(csrf.COOKIE)
+        cookie = _cookies(request.header("cookie")).get(self.csrf.cookie_name)
         if not self.csrf.valid(cookie, form.get(csrf.FIELD)):
             raise PageError(403, "error_csrf", back=visit.here)
 
@@ -263,10 +272,17 @@ class Pages:
         return Response(status, body.encode(), response_headers)
 
     def error_page(self, request: Request, error: HTTPError) -> Response:
-        """The page for an address no route serves (the App calls it for browsers)."""
+        """The page for an address no route serves (the App calls it for browsers).
+
+        No route means no known address to link back to: the page's links go home, never
+        to the raw path (``/%5Cevil.example/x`` would make ``/\\evil.example/x``, which
+        browsers read as another site).
+        """
         if error.status == 404:
             error = PageError(404, "error_not_found")
-        return self._error(self._visit(request), error)
+        elif error.code == csrf.CROSS_SITE:  # a form another site made a browser send
+            error = PageError(403, "error_csrf")
+        return self._error(self._visit(request, "/"), error)
 
     def _error(self, visit: Visit, error: HTTPError) -> Response:
         if isinstance(error, PageError):
@@ -660,7 +676,7 @@ class Pages:
     def cancel(self, request: Request, visit: Visit) -> Response:
         form = request.form()
         token = request.params["token"]
-        visit.here = f"/manage/{token}"
+        visit.here = route_path("/manage/{token}", request.params)
         self._check_csrf(request, visit, form)
         session = self._session(request, MANAGE_PURPOSE)
         self._require_changeable(session, visit, "error_cancel_state", visit.here)

@@ -13,6 +13,7 @@ from daemon.service import Service
 from daemon.signing import Signer
 from daemon.store import Store
 from daemon.web.api import Api
+from daemon.web.csrf import OriginGuard
 from daemon.web.http import App, Router
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
@@ -88,7 +89,8 @@ def make_desk(folder: Path, now: datetime, *, synced: bool = True) -> Desk:
     signer = Signer(config.server.signing_key.reveal().encode())
     router = Router()
     Api(service, signer).routes(router)
-    desk = Desk(config, store, clock, service, App(router), signer)
+    app = App(router, guard=OriginGuard(config.server.public_url))
+    desk = Desk(config, store, clock, service, app, signer)
     if synced:
         desk.mark_synced()
     return desk

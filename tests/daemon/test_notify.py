@@ -25,6 +25,7 @@ from daemon.signing import Signer
 from daemon.store import SessionRecord
 from rules.model import Status
 from tests.daemon.desk import CONFIG, monday, write_config
+from tests.daemon.forged import FORGED, own_and_quoted
 from tests.daemon.smtp_server import SmtpServer, self_signed, smtp_server
 
 NOW = monday(7)
@@ -409,6 +410,21 @@ def test_technician_notice_has_the_check_in_link(mail_config: Config, smtp: Smtp
     assert signer_of(mail_config).verify(token, CHECKIN_PURPOSE, NOW) == "s1"
     assert "Relojoaria Central" in received.message["Subject"]
     assert "/manage/" in text
+
+
+def test_in_the_technicians_mail_the_clients_words_come_last_and_quoted(
+    mail_config: Config, smtp: SmtpServer
+) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record(description=FORGED)
+    notice = next(d for d in notifier.plan(session, "booked", NOW) if d.payload["role"] != "client")
+    send(notifier, notice, session, NOW)
+    own, quoted = own_and_quoted(text_of(smtp.messages[0].message).rstrip("\n"))
+    assert "\n".join(line.removeprefix("> ").removeprefix(">") for line in quoted) == FORGED
+    assert own[-2:] == ["Sessão: s1", ""]
+    [checkin] = [line for line in own if line.startswith("Check-in")]
+    token = checkin.split("/checkin/", 1)[1]
+    assert signer_of(mail_config).verify(token, CHECKIN_PURPOSE, NOW) == "s1"
 
 
 def test_user_text_cannot_inject_headers(mail_config: Config, smtp: SmtpServer) -> None:

@@ -15,6 +15,7 @@ from daemon.config import load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
 from tests.daemon.desk import monday
+from tests.daemon.forged import FORGED, assert_client_text_set_apart
 from tests.daemon.store_helpers import cancel_notices
 from tests.e2e.conftest import (
     ADMIN,
@@ -51,6 +52,17 @@ def test_a_booking_over_http_lands_in_the_technicians_calendar(desk: Desk) -> No
     description = str(event["DESCRIPTION"])
     assert "Maria Lima" in description and "/checkin/" in description
     assert event.walk("VALARM"), "the technician gets a reminder"
+
+
+def test_the_clients_words_reach_the_technician_quoted_after_the_daemons_lines(
+    desk: Desk,
+) -> None:
+    typed = FORGED.replace("evil", "ev\u202eil\u200b")  # and a bidi override, a zero width
+    session = desk.book(monday(9), description=typed)
+    desk.daemon.flush()
+    description = str(local(desk.event(session["id"]))["DESCRIPTION"])
+    public_url = desk.daemon.config.server.public_url
+    assert_client_text_set_apart(description, f"{public_url}/checkin/")
 
 
 def test_an_event_the_technician_adds_removes_its_slots_after_the_next_sync(desk: Desk) -> None:

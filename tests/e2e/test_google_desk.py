@@ -13,6 +13,7 @@ from daemon.config import load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
 from tests.daemon.desk import monday
+from tests.daemon.forged import FORGED, assert_client_text_set_apart
 from tests.daemon.store_helpers import cancel_notices
 from tests.e2e.conftest import ADMIN, Desk, write_config
 from tests.servers import CalDAVServer
@@ -76,12 +77,13 @@ def test_a_google_technicians_sessions_busy_time_and_deletions(
         "END:VEVENT\r\nEND:VCALENDAR\r\n",
     )
     desk.daemon.sync_all()
-    session = desk.book(monday(9))
+    session = desk.book(monday(9), description=FORGED)
     assert desk.technician(session["id"]) == "ana"
     desk.daemon.flush()
     [event] = session_events(google)
     assert "Relojoaria Central" in str(event["summary"])
-    assert "/checkin/" in str(event["description"])
+    public_url = desk.daemon.config.server.public_url
+    assert_client_text_set_apart(str(event["description"]), f"{public_url}/checkin/")
 
     # Ana adds a private event in Google Calendar: her 11:00 is gone after the next sync.
     assert desk.slots(monday(0))[monday(11).isoformat()] == 2

@@ -9,7 +9,7 @@ from itertools import pairwise
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules.booking import validate
+from rules.booking import clean_text, shown, validate
 from rules.hours import day_hours, local_date, windows
 from rules.intervals import BusyTimeline, Interval
 from rules.model import Accepted, Policy, Rejected
@@ -140,3 +140,11 @@ def test_fair_assignment_spreads_a_day_evenly() -> None:
         load[result.technician_id] += 1
         booked.setdefault(result.technician_id, []).append(Interval(result.start, result.end))
     assert sorted(load.values()) == [3, 3, 3]
+
+
+@given(st.sampled_from(["company", "description"]), st.text())
+def test_cleaned_client_text_is_all_shown_and_stays_put(name: str, text: str) -> None:
+    cleaned = clean_text(name, text)
+    kept = "\n\t" if name == "description" else ""
+    assert all(shown(c) or c in kept for c in cleaned)
+    assert clean_text(name, cleaned) == cleaned

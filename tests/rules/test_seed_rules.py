@@ -180,6 +180,39 @@ def test_accepted_booking_carries_normalised_fields() -> None:
     assert result.end - result.start == timedelta(minutes=30)
 
 
+# Each reorders or hides text without a trace on screen.
+HIDDEN = [
+    *(chr(c) for c in range(0x202A, 0x202F)),  # embeddings and overrides (RLO: U+202E)
+    *(chr(c) for c in range(0x2066, 0x206A)),  # isolates
+    "\u200e", "\u200f", "\u061c",  # directional marks
+    "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u180e",  # zero width
+    "\U000e0041",  # a tag character
+    "\x00", "\x1b", "\x7f", "\x9b",  # C0, DEL, C1 controls
+    "\u3164",  # the Hangul filler: a letter that renders blank
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("char", HIDDEN, ids=lambda c: f"U+{ord(c):04X}")
+def test_client_text_keeps_nothing_invisible(char: str) -> None:
+    text = f"Loja{char} X"
+    booking = request(at("2026-12-01 09:00"), company=text, description=f"a{char}\nb{char}")
+    result = validate(POLICY, booking, NOW, {})
+    assert isinstance(result, Accepted)
+    assert result.fields["company"] == "Loja X"
+    assert result.fields["description"] == "a\nb"
+
+
+def test_the_description_keeps_its_lines_and_tabs_and_nothing_that_fakes_one() -> None:
+    text = " 1\r\n2\r3\u20284\u20295\x856\tsix "
+    result = validate(POLICY, request(at("2026-12-01 09:00"), description=text), NOW, {})
+    assert isinstance(result, Accepted)
+    assert result.fields["description"] == "1\n2\n3\n4\n5\n6\tsix"
+    one_line = request(at("2026-12-01 09:00"), responsible_name="Ana\u2028Check-in: x")
+    result = validate(POLICY, one_line, NOW, {})
+    assert isinstance(result, Accepted)
+    assert result.fields["responsible_name"] == "Ana Check-in: x"
+
+
 def test_past_beyond_horizon_unknown_type() -> None:
     assert codes(validate(POLICY, request(at("2026-11-27 09:00")), NOW, {})) == ["in_past"]
     assert codes(validate(POLICY, request(at("2027-01-05 09:00")), NOW, {})) == ["beyond_horizon"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from daemon.web.api import Api
+from daemon.web.csrf import OriginGuard
 from daemon.web.http import App, Router
 from daemon.web.pages import Pages
 from tests import wsgi
@@ -22,7 +23,8 @@ def pages_app(desk: Desk) -> App:
     Api(desk.service, desk.signer).routes(router)
     pages = Pages(desk.service, desk.signer)
     pages.routes(router)
-    return App(router, error_page=pages.error_page)
+    public_url = desk.config.server.public_url
+    return App(router, error_page=pages.error_page, guard=OriginGuard(public_url))
 
 
 def pages_desk(folder: Path, now: datetime) -> Desk:

@@ -8,9 +8,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import html
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from icalendar import Calendar
@@ -19,7 +21,7 @@ from daemon.events import CHECKIN_PURPOSE, MANAGE_PURPOSE, checkin_url, manage_u
 from daemon.store import SessionRecord
 from daemon.web.pages import CSP, TZ_SCRIPT
 from rules.model import BookingRequest, Status
-from tests.daemon.desk import Desk, monday
+from tests.daemon.desk import ADMIN_TOKEN, Desk, monday
 from tests.web.client import Client, Page, booking_form, pages_app, pages_desk
 
 NINE = "2026-11-30T09:00:00-03:00"
@@ -136,6 +138,9 @@ def test_html_headers_carry_the_csp_and_it_allows_the_inline_script(client: Clie
     assert f"'sha256-{digest}'" in CSP
     assert f"<script>{TZ_SCRIPT}</script>" in page.text
     assert page.header("X-Frame-Options") == "DENY"
+    # Not "no-referrer": browsers would send our own forms with "Origin: null".
+    assert page.header("Referrer-Policy") == "same-origin"
+    assert '<meta name="referrer" content="same-origin">' in page.text
     cookie = page.header("Set-Cookie") or ""
     assert "SameSite=Lax" in cookie and "HttpOnly" in cookie
     css = client.get("/static/style.css")
@@ -155,6 +160,21 @@ def test_typed_html_is_escaped_everywhere(desk: Desk, client: Client) -> None:
         assert page.status == 200
         assert "<script>alert" not in page.text
         assert "&lt;script&gt;" in page.text
+
+
+def test_invisible_characters_never_reach_what_people_read(desk: Desk, client: Client) -> None:
+    hidden = "\u202e\u2066\u200b\u200f"
+    typed = {"company": f"Loja{hidden} Sol", "description": f"{hidden}Tela azul"}
+    session = booked_session(desk, book(client, TEN, responsible_name=f"Jo{hidden}ão", **typed))
+    assert (session.company, session.responsible_name) == ("Loja Sol", "João")
+    assert session.description == "Tela azul"
+    manage = manage_path(desk, session)
+    api = client.get(f"/api/v1/sessions/{session.id}", {"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    for page in (client.get(manage), client.get(manage + "/session.ics"), api):
+        assert page.status == 200 and "João" in page.text
+        assert not set(hidden) & set(page.text)
+    checkin = client.get(checkin_path(desk, session))
+    assert "Tela azul" in checkin.text and not set(hidden) & set(checkin.text)
 
 
 def test_errors_stand_next_to_their_fields_and_typed_values_stay(client: Client) -> None:
@@ -420,6 +440,21 @@ def test_checkin_after_the_tolerance_says_to_reschedule(desk: Desk, client: Clie
     assert late.status == 409
     assert "A tolerância terminou às 10:10" in late.text
     assert desk.service.get(session.id).status == Status.BOOKED
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/\\evil.example/x", "//evil.example/x", "/book/\\evil.example", "/manage/\\evil.example"],
+)
+def test_error_pages_link_only_to_this_site(client: Client, path: str) -> None:
+    # What waitress hands over for /%5Cevil.example/x: browsers read "/\\" as "//".
+    page = client.get(path + "?lang=pt-BR", headers={"Accept": "text/html"})
+    assert page.status == 404 and "<html" in page.text
+    links = re.findall(r'(?:href|action|src)="([^"]*)"', page.text)
+    assert any("lang=en" in link for link in links)
+    for link in links:
+        target = urljoin("http://127.0.0.1:8080/", html.unescape(link).replace("\\", "/"))
+        assert urlsplit(target).netloc == "127.0.0.1:8080", link
 
 
 # ---------------------------------------------------------------- languages
