@@ -87,8 +87,8 @@ def test_the_json_api_refuses_another_sites_post_too(desk: Desk, headers: dict[s
     assert desk.store.list_sessions() == []
 
 
-def test_the_openapi_document_says_which_posts_can_be_refused_so() -> None:
-    paths = openapi.document(PUBLIC)["paths"]
+def test_the_openapi_document_says_which_posts_can_be_refused_so(desk: Desk) -> None:
+    paths = openapi.document(PUBLIC, desk.config.policy)["paths"]
     for path, operations in paths.items():
         if "post" in operations:
             refused = operations["post"]["responses"]["403"]["description"]
