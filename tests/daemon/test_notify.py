@@ -227,6 +227,22 @@ def test_webhooks_get_the_events_they_list_and_checked_in_is_in_progress(
     }
 
 
+def test_webhooks_fire_on_a_move_by_default_and_when_listed(tmp_path: Path) -> None:
+    hooks = hook_section("http://127.0.0.1:9/all") + hook_section(
+        "http://127.0.0.1:9/moves", ["moved"]
+    )
+    config = write_notify_config(tmp_path, webhooks=hooks)
+    notifier = Notifier(config, signer_of(config))
+    urls = {
+        event: [d.payload["url"] for d in notifier.plan(record(), event, NOW)]
+        for event in ("booked", "moved")
+    }
+    assert urls == {
+        "booked": ["http://127.0.0.1:9/all"],
+        "moved": ["http://127.0.0.1:9/all", "http://127.0.0.1:9/moves"],
+    }
+
+
 def test_without_smtp_only_webhooks_are_planned(tmp_path: Path) -> None:
     config = write_notify_config(tmp_path, webhooks=hook_section("http://127.0.0.1:9/a"))
     plan = Notifier(config, signer_of(config)).plan(record(), "booked", NOW)
