@@ -79,7 +79,7 @@ from daemon.config import Config, SecretError
 from daemon.events import checkin_url, manage_url
 from daemon.signing import Signer
 from daemon.store import SessionRecord
-from daemon.web.texts import TEXTS, day_label
+from daemon.web.texts import TEXTS, day_label, reason_text
 from rules.contact import format_phone
 from rules.lifecycle import noshow_deadline
 from rules.messages import language_of
@@ -491,6 +491,8 @@ class Notifier:
         subject = m[f"subject_{kind}"].format(desk=self.config.desk.name, **values)
         lines = [m["hello"].format(name=session.responsible_name), ""]
         lines.append(m[f"lead_{kind}"].format(**values))
+        if kind == "cancelled" and session.cancel_reason:
+            lines.append(f"{m['reason']}: {reason_text(session.cancel_reason, language)}")
         if kind in ("booked", "reminder"):
             zone = m["zone"].format(zone=self.config.policy.timezone.key)
             lines += ["", f"{m['when']}: {when} ({zone})", f"{m['type']}: {values['type']}"]
@@ -544,7 +546,7 @@ class Notifier:
         if session.description:
             lines += [f"{labels['problem']}:", session.description]
         if session.cancel_reason:
-            lines.append(f"{m['reason']}: {session.cancel_reason}")
+            lines.append(f"{m['reason']}: {reason_text(session.cancel_reason, language)}")
         lines.append("")
         if role == "technician" and event == "booked":
             url = checkin_url(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from daemon import __version__
+from rules.lifecycle import MAX_REASON
 from rules.model import Code
 
 _ERROR = {
@@ -213,8 +214,29 @@ def document(public_url: str) -> dict[str, Any]:
                     "summary": "Cancel a session",
                     "security": admin,
                     "parameters": [session_id],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "reason": {
+                                            "type": "string",
+                                            "maxLength": MAX_REASON,
+                                            "description": "Why, in words for the client: "
+                                            "stored and shown in the cancellation mails. "
+                                            "Without it they say the desk cancelled.",
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
                     "responses": {
                         "200": _json(_ref("Session"), "Cancelled."),
+                        "400": _json(error, 'The body is not {"reason": "..."}.'),
                         "401": _json(error, "No or wrong admin token."),
                         "404": _json(error, "No such session."),
                         "409": _json(error, "Already final."),

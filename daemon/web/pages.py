@@ -43,7 +43,7 @@ from daemon.web.ratelimit import RateLimiter
 from daemon.web.texts import TEXTS, day_label
 from rules.booking import field_violations
 from rules.contact import format_phone
-from rules.lifecycle import IllegalTransition, checkin_opens, noshow_deadline
+from rules.lifecycle import CancelReason, IllegalTransition, checkin_opens, noshow_deadline
 from rules.messages import LANGUAGES, language_of
 from rules.model import BOOKING_FIELDS, BookingRequest, Code, Policy, Status, Violation
 from rules.slots import Slot
@@ -665,7 +665,7 @@ class Pages:
         session = self._session(request, MANAGE_PURPOSE)
         self._require_changeable(session, visit, "error_cancel_state", visit.here)
         try:
-            self.service.cancel(session.id, actor="client", reason="cancelled by the client")
+            self.service.cancel(session.id, actor="client", reason=CancelReason.CLIENT)
         except IllegalTransition:
             current = self.service.get(session.id)
             raise PageError(

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
+from rules.lifecycle import CancelReason
+
 WEEKDAYS: Mapping[str, tuple[str, ...]] = {
     "pt-BR": (
         "segunda-feira", "terça-feira", "quarta-feira", "quinta-feira", "sexta-feira",
@@ -159,6 +161,11 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "error_generic": "O pedido não pôde ser atendido ({detail}).",
         "back_home": "Voltar ao início",
         "back": "Voltar",
+        "reason_client": "cancelado a pedido do cliente",
+        "reason_desk": "cancelado pelo suporte",
+        "reason_technician_deleted": "o técnico retirou o atendimento da agenda",
+        "reason_technician_cancelled": "o técnico cancelou o atendimento na agenda",
+        "reason_rebooked": "substituído por um novo horário marcado pelo cliente",
     },
     "en": {
         "skip": "Skip to content",
@@ -275,5 +282,36 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "error_generic": "The request could not be handled ({detail}).",
         "back_home": "Back to the start",
         "back": "Go back",
+        "reason_client": "cancelled at the client's request",
+        "reason_desk": "cancelled by the desk",
+        "reason_technician_deleted": "the technician removed the session from their calendar",
+        "reason_technician_cancelled": "the technician cancelled the session in their calendar",
+        "reason_rebooked": "replaced by a new time the client booked",
     },
 }
+
+
+# What earlier versions stored instead of a code; they read the same as the code now.
+_OLD_REASONS = {
+    "cancelled": CancelReason.DESK,
+    "cancelled by the desk": CancelReason.DESK,
+    "cancelled by the client": CancelReason.CLIENT,
+    "the technician deleted the event": CancelReason.TECHNICIAN_DELETED,
+    "the technician cancelled the event": CancelReason.TECHNICIAN_CANCELLED,
+}
+
+
+def reason_text(stored: str | None, language: str) -> str:
+    """A stored cancel reason in ``language``: a :class:`CancelReason` code in the
+    catalog's words, a person's own words as they wrote them; ``""`` for none."""
+    if not stored:
+        return ""
+    code = _OLD_REASONS.get(stored)
+    if code is None and stored.startswith("rebooked as "):
+        code = CancelReason.REBOOKED
+    if code is None:
+        try:
+            code = CancelReason(stored)
+        except ValueError:
+            return stored
+    return TEXTS[language][f"reason_{code}"]

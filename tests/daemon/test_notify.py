@@ -389,6 +389,48 @@ def test_cancel_in_the_same_second_still_outranks_the_request(
     assert cancel.payload["sequence"] == 1
 
 
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("desk", "Motivo: cancelado pelo suporte"),
+        ("technician_deleted", "Motivo: o técnico retirou o atendimento da agenda"),
+        # What earlier versions stored reads in the desk's words too.
+        ("cancelled by the desk", "Motivo: cancelado pelo suporte"),
+        ("rebooked as 0123abcd", "Motivo: substituído por um novo horário"),
+        ("O cliente pediu por telefone", "Motivo: O cliente pediu por telefone"),
+    ],
+)
+def test_cancel_mails_give_the_reason_in_the_readers_language(
+    mail_config: Config, smtp: SmtpServer, stored: str, shown: str
+) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record(status=Status.CANCELLED, cancel_reason=stored)
+    for delivery in notifier.plan(session, "cancelled", NOW):
+        send(notifier, delivery, session, NOW)
+    assert [m.rcpt_tos[0] for m in smtp.messages] == [
+        "maria@example.com",
+        "ana@example.com",
+        "chefe@example.com",
+    ]
+    for received in smtp.messages:
+        text = text_of(received.message)
+        assert shown in text, text
+        assert "cancelled" not in text.replace("CANCELLED", "")
+
+
+def test_an_english_client_reads_the_reason_in_english(
+    mail_config: Config, smtp: SmtpServer
+) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record(status=Status.CANCELLED, cancel_reason="client", language="en")
+    client, notice = notifier.plan(session, "cancelled", NOW)[:2]
+    send(notifier, client, session, NOW)
+    send(notifier, notice, session, NOW)
+    assert "Reason: cancelled at the client's request" in text_of(smtp.messages[0].message)
+    # The desk reads its own language whatever the client's.
+    assert "Motivo: cancelado a pedido do cliente" in text_of(smtp.messages[1].message)
+
+
 def test_no_show_mail_links_to_booking_again(mail_config: Config, smtp: SmtpServer) -> None:
     notifier = Notifier(mail_config, signer_of(mail_config))
     session = record(status=Status.RESCHEDULED, updated_at=START + timedelta(minutes=10))
