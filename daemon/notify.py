@@ -79,7 +79,7 @@ from daemon.config import Config, SecretError
 from daemon.events import checkin_url, manage_url
 from daemon.signing import Signer
 from daemon.store import SessionRecord
-from daemon.web.texts import TEXTS, day_label, reason_text
+from daemon.web.texts import TEXTS, day_label, reason_text, zone_name
 from rules.contact import format_phone
 from rules.lifecycle import noshow_deadline
 from rules.messages import language_of
@@ -147,7 +147,6 @@ _MAIL: Mapping[str, Mapping[str, str]] = {
         "começou dentro da tolerância de {minutes} minutos e precisa ser reagendado.",
         "lead_cancelled": "O atendimento remoto de {company}, marcado para {when}, foi cancelado.",
         "when": "Quando",
-        "zone": "horário de {zone}",
         "type": "Tipo",
         "book_again": "Escolha um novo horário por este link:",
         "manage": "Ver, cancelar ou remarcar o atendimento:",
@@ -176,7 +175,6 @@ _MAIL: Mapping[str, Mapping[str, str]] = {
         "within the {minutes}-minute tolerance and must be rescheduled.",
         "lead_cancelled": "The remote session for {company} booked for {when} was cancelled.",
         "when": "When",
-        "zone": "{zone} time",
         "type": "Type",
         "book_again": "Choose a new time here:",
         "manage": "See, cancel or rebook the session:",
@@ -494,7 +492,7 @@ class Notifier:
         if kind == "cancelled" and session.cancel_reason:
             lines.append(f"{m['reason']}: {reason_text(session.cancel_reason, language)}")
         if kind in ("booked", "reminder"):
-            zone = m["zone"].format(zone=self.config.policy.timezone.key)
+            zone = zone_name(self.config.policy.timezone, language)
             lines += ["", f"{m['when']}: {when} ({zone})", f"{m['type']}: {values['type']}"]
             lines += ["", TEXTS[language]["prepare_heading"] + ":"]
             lines += self.checklist(session, language)

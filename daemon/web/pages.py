@@ -40,7 +40,7 @@ from daemon.web.api import parse_booking, request_language, violation_documents
 from daemon.web.csrf import CsrfGuard
 from daemon.web.http import HTTPError, Request, Response, Router
 from daemon.web.ratelimit import RateLimiter
-from daemon.web.texts import TEXTS, day_label
+from daemon.web.texts import TEXTS, day_label, zone_name
 from rules.booking import field_violations
 from rules.contact import format_phone
 from rules.lifecycle import CancelReason, IllegalTransition, checkin_opens, noshow_deadline
@@ -310,7 +310,8 @@ class Pages:
     def _zone_note(self, visit: Visit) -> str:
         offset = self._local(self.now()).strftime("%z")
         return visit.t["tz_desk"].format(
-            zone=self.policy.timezone.key, offset=f"{offset[:3]}:{offset[3:]}"
+            zone=zone_name(self.policy.timezone, visit.language),
+            offset=f"{offset[:3]}:{offset[3:]}",
         )
 
     def _types(self, visit: Visit) -> list[dict[str, str]]:

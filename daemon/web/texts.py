@@ -9,7 +9,12 @@ are filled with ``str.format`` in the templates, and the result is still autoesc
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
+from functools import cache
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import get_timezone_name
 
 from rules.lifecycle import CancelReason
 
@@ -43,6 +48,21 @@ def day_label(day: date, language: str, *, year: bool = False) -> str:
         return f"{text} de {day.year}" if year else text
     text = f"{weekday}, {day.day} {month}"
     return f"{text} {day.year}" if year else text
+
+
+@cache
+def zone_name(zone: ZoneInfo, language: str) -> str:
+    """The time zone as people there call it, from CLDR: ``horário de Brasília`` for
+    America/Sao_Paulo in pt-BR, ``Brasilia Time`` in English. A zone CLDR places nowhere
+    (``UTC``, ``Etc/GMT+3``) is its offset instead: ``UTC``, ``UTC-03:00``."""
+    locale = Locale.parse(language.replace("-", "_"))
+    name = get_timezone_name(zone.key, locale=locale)
+    if locale.territories.get("ZZ", "Unknown Region") in name:
+        # Etc zones have one offset for ever: any date reads it.
+        offset = datetime(2000, 1, 1, tzinfo=zone).strftime("%z")
+        return "UTC" if offset == "+0000" else f"UTC{offset[:3]}:{offset[3:]}"
+    # Portuguese writes the generic name in lower case inside a sentence.
+    return name[:1].lower() + name[1:] if language == "pt-BR" else name
 
 
 TEXTS: Mapping[str, Mapping[str, str]] = {

@@ -304,6 +304,8 @@ def test_confirmation_is_a_pt_br_invitation_with_the_checklist(
     assert "WhatsApp: +55 11 99999-0000" in text
     assert "Maria Lima (ou outro responsável da empresa) deve estar presente" in text
     assert "Toleramos até 10 minutos de atraso" in text
+    assert "10:00–10:30 (horário de Brasília)" in text
+    assert "America/Sao_Paulo" not in text
     assert "http://127.0.0.1:8080/manage/" in text
     assert "/checkin/" not in received.data.decode(), "the check-in link is the desk's"
 
@@ -330,6 +332,7 @@ def test_english_session_gets_english_mail(mail_config: Config, smtp: SmtpServer
     text = text_of(message)
     assert "Install AnyDesk on the computer before 10:00." in text
     assert "Up to 10 minutes of delay are tolerated" in text
+    assert "10:00–10:30 (Brasilia Time)" in text
     assert "Instale" not in text
 
 

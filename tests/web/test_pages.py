@@ -11,6 +11,7 @@ import hashlib
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar
@@ -90,7 +91,7 @@ def test_index_lists_session_types(client: Client) -> None:
 def test_booking_page_offers_exactly_the_api_grid(desk: Desk, client: Client) -> None:
     page = client.get("/book/standard")
     assert page.status == 200
-    assert "America/Sao_Paulo (UTC-03:00)" in page.text
+    assert "Horários no fuso do suporte: horário de Brasília (UTC-03:00)." in page.text
     today = desk.clock.now().astimezone(desk.service.policy.timezone).date()
     expected = desk.service.slots("standard", today, today + timedelta(days=6))
     offered = page.radios()
@@ -442,6 +443,22 @@ def test_english_by_switch_kept_in_a_cookie_and_by_accept_language(
     browser = Client(desk.app)
     page = browser.get("/", headers={"Accept-Language": "en-US,en;q=0.9"})
     assert '<html lang="en">' in page.text
+
+
+@pytest.mark.parametrize(
+    ("zone", "language", "name"),
+    [
+        ("America/Sao_Paulo", "pt-BR", "horário de Brasília"),
+        ("America/Sao_Paulo", "en", "Brasilia Time"),
+        ("America/Manaus", "pt-BR", "horário do Amazonas"),
+        ("UTC", "pt-BR", "UTC"),  # CLDR places it nowhere: the offset, not "Região desconhecida"
+        ("Etc/GMT+3", "en", "UTC-03:00"),
+    ],
+)
+def test_time_zones_are_named_as_people_say_them(zone: str, language: str, name: str) -> None:
+    from daemon.web.texts import zone_name
+
+    assert zone_name(ZoneInfo(zone), language) == name
 
 
 def test_every_text_exists_in_both_languages() -> None:
