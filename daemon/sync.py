@@ -261,7 +261,18 @@ class Syncer:
                 now=now,
                 actor="technician",
                 buffer=self.service.policy.buffer,
-                outbox=(("put", {}), ("notify", {"event": "moved"})),
+                outbox=(
+                    ("put", {}),
+                    # The old time, for the mail and webhooks that say what changed.
+                    (
+                        "notify",
+                        {
+                            "event": "moved",
+                            "from_start": session.start.isoformat(),
+                            "from_end": session.end.isoformat(),
+                        },
+                    ),
+                ),
             )
             if moved is None:
                 return  # no longer active: nothing to move

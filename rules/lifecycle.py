@@ -102,6 +102,19 @@ def checkin_opens(policy: Policy, start: datetime) -> datetime:
     return later(start, -policy.checkin_early)
 
 
+def change_deadline(start: datetime, cutoff: timedelta) -> datetime:
+    """The last instant (exclusive) the client may cancel or rebook on their own:
+    ``cutoff`` (``[booking] cancel_cutoff``) before the start."""
+    return later(start, -cutoff)
+
+
+def client_may_change(status: Status, start: datetime, cutoff: timedelta, now: datetime) -> bool:
+    """Whether the client may still cancel or rebook on their own at ``now``; after
+    :func:`change_deadline` only the desk can, so pages and mails offer it no more."""
+    require_aware(now, "now")
+    return status == Status.BOOKED and now < change_deadline(start, cutoff)
+
+
 def check_in(policy: Policy, status: Status, start: datetime, now: datetime) -> Status:
     """Check a session in at ``now``: allowed from ``checkin_early`` before the start
     until the no-show deadline; raises :class:`IllegalTransition` with the reason."""

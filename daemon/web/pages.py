@@ -43,7 +43,14 @@ from daemon.web.ratelimit import RateLimiter
 from daemon.web.texts import TEXTS, day_label, zone_name
 from rules.booking import field_violations
 from rules.contact import format_phone
-from rules.lifecycle import CancelReason, IllegalTransition, checkin_opens, noshow_deadline
+from rules.lifecycle import (
+    CancelReason,
+    IllegalTransition,
+    change_deadline,
+    checkin_opens,
+    client_may_change,
+    noshow_deadline,
+)
 from rules.messages import LANGUAGES, language_of
 from rules.model import BOOKING_FIELDS, BookingRequest, Code, Policy, Status, Violation
 from rules.slots import Slot
@@ -603,7 +610,7 @@ class Pages:
 
     def _changeable(self, session: SessionRecord) -> bool:
         cutoff = self.service.config.booking.cancel_cutoff
-        return session.status == Status.BOOKED and self.now() < session.start - cutoff
+        return client_may_change(session.status, session.start, cutoff, self.now())
 
     def booked(self, request: Request, visit: Visit) -> Response:
         return self._manage(request, visit, just_booked=True)
@@ -631,7 +638,7 @@ class Pages:
             token=token,
             manage_link=f"{config.server.public_url}/manage/{token}",
             changeable=self._changeable(session),
-            change_until=self._moment(session.start - cutoff, visit),
+            change_until=self._moment(change_deadline(session.start, cutoff), visit),
             access=access,
             zone_note=self._zone_note(visit),
             cutoff=spoken_duration(cutoff, visit.language),

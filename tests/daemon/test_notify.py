@@ -364,6 +364,90 @@ def test_reminder_carries_the_checklist_and_is_skipped_once_void(
     assert not [p for p in received.message.walk() if p.get_content_type() == "text/calendar"]
 
 
+def test_a_reminder_after_the_cancel_cutoff_says_to_call_instead(
+    mail_config: Config, smtp: SmtpServer
+) -> None:
+    """cancel_cutoff is 2h: a reminder an hour before must not offer what the page refuses."""
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record()
+    confirmation, reminder = notifier.plan(session, "booked", NOW)[:2]
+    send(notifier, confirmation, session, NOW)
+    send(notifier, reminder, session, START - timedelta(hours=1))
+    booked, reminded = (text_of(m.message) for m in smtp.messages)
+    assert "Ver, cancelar ou remarcar o atendimento:\nhttp://127.0.0.1:8080/manage/" in booked
+    assert "É possível cancelar ou remarcar por aqui até segunda-feira, 30 de novembro, 08:00." in (
+        booked
+    )
+    assert "cancelar ou remarcar o atendimento" not in reminded
+    assert (
+        "Falta menos de 2 horas para o início: para cancelar ou remarcar, fale com o suporte.\n"
+        "Ver o atendimento:\nhttp://127.0.0.1:8080/manage/"
+    ) in reminded
+
+
+def test_a_reminder_before_the_cancel_cutoff_still_offers_it(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    config = write_notify_config(tmp_path, smtp=smtp_section(smtp.port), reminder="3h")
+    notifier = Notifier(config, signer_of(config))
+    session = record()
+    reminder = notifier.plan(session, "booked", NOW - timedelta(hours=1))[1]
+    assert reminder.payload["kind"] == "reminder"
+    send(notifier, reminder, session, START - timedelta(hours=3))
+    text = text_of(smtp.messages[0].message)
+    assert "Ver, cancelar ou remarcar o atendimento:" in text
+    assert "até segunda-feira, 30 de novembro, 08:00." in text
+
+
+def test_a_moved_session_mail_says_from_when_to_when(mail_config: Config, smtp: SmtpServer) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record()
+    send(notifier, notifier.plan(session, "booked", NOW)[0], session, NOW)
+    later = NOW + timedelta(minutes=5)
+    new_start = START + timedelta(hours=4)
+    moved = dataclasses.replace(
+        session, start=new_start, end=new_start + timedelta(minutes=30), updated_at=later
+    )
+    details = {
+        "from_start": START.isoformat(),
+        "from_end": (START + timedelta(minutes=30)).isoformat(),
+    }
+    plan = notifier.plan(moved, "moved", later, details)
+    assert mails(plan) == [
+        ("moved", "client", "maria@example.com"),
+        ("reminder", "client", "maria@example.com"),
+    ]
+    send(notifier, plan[0], moved, later)
+    message = smtp.messages[1].message
+    assert message["Subject"] == (
+        "Novo horário do atendimento remoto: segunda-feira, 30 de novembro de 2026, "
+        "14:00–14:30 — Suporte Técnico"
+    )
+    assert (
+        "O horário do seu atendimento remoto para Relojoaria Central mudou: de segunda-feira, "
+        "30 de novembro de 2026, 10:00–10:30 para segunda-feira, 30 de novembro de 2026, "
+        "14:00–14:30."
+    ) in text_of(message)
+    [first] = calendar_of(smtp.messages[0].message).walk("VEVENT")
+    [second] = calendar_of(message).walk("VEVENT")
+    assert calendar_of(message)["METHOD"] == "REQUEST"
+    assert second["UID"] == first["UID"]
+    assert second.decoded("SEQUENCE") > first.decoded("SEQUENCE")
+    assert second.decoded("DTSTART") == new_start
+
+
+def test_a_move_planned_without_the_old_time_still_says_the_time_changed(
+    mail_config: Config, smtp: SmtpServer
+) -> None:
+    """An outbox item written before the old time was recorded: the new time alone."""
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record()
+    send(notifier, notifier.plan(session, "moved", NOW)[0], session, NOW)
+    assert "mudou: agora é segunda-feira, 30 de novembro de 2026, 10:00–10:30." in text_of(
+        smtp.messages[0].message
+    )
+
+
 def test_cancel_has_same_uid_and_a_higher_sequence(mail_config: Config, smtp: SmtpServer) -> None:
     notifier = Notifier(mail_config, signer_of(mail_config))
     session = record()
@@ -690,6 +774,26 @@ def test_webhook_body_headers_and_a_verifiable_signature(
     assert int(timestamp) == int(at.timestamp())
     expected = hmac.new(WEBHOOK_KEY.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     assert hmac.compare_digest(headers["X-Expediente-Signature"], "sha256=" + expected.hexdigest())
+
+
+def test_a_moved_webhook_says_the_previous_time(tmp_path: Path, receiver: Receiver) -> None:
+    notifier = hook_notifier(tmp_path, receiver.url)
+    new_start = START + timedelta(hours=4)
+    session = record(start=new_start, end=new_start + timedelta(minutes=30))
+    details = {
+        "from_start": START.isoformat(),
+        "from_end": (START + timedelta(minutes=30)).isoformat(),
+    }
+    [hook] = notifier.plan(session, "moved", NOW, details)
+    send(notifier, hook, session, NOW)
+    [(headers, body, _)] = receiver.requests
+    document = json.loads(body)
+    assert headers["X-Expediente-Event"] == document["event"] == "moved"
+    assert document["previous"] == {
+        "start": "2026-11-30T13:00:00+00:00",
+        "end": "2026-11-30T13:30:00+00:00",
+    }
+    assert document["session"]["start"] == "2026-11-30T17:00:00+00:00"
 
 
 def test_a_retry_has_the_same_delivery_id_and_body(tmp_path: Path, receiver: Receiver) -> None:
