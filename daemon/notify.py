@@ -27,10 +27,9 @@ Who gets what
 Client mails are in the session's language (pt-BR unless ``en``), desk notices in the
 desk's. Every mail carries the client's manage link (R5: book again from it).
 
-The client's invitation uses the UID of the ``.ics`` the booking page offers
-(``<calendar_uid>-client``): a client who adds both ends up with one event, and the
-CANCEL removes it. It is deliberately not the technician's event UID, which lives in
-another calendar with the check-in link in it.
+The client's invitation is built by :mod:`daemon.invitation`, like the ``.ics`` the
+manage page offers: a client who adds both ends up with one event, and the CANCEL
+removes it.
 
 Webhook requests
 ----------------
@@ -62,29 +61,27 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import smtplib
 import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parsedate_to_datetime
 from http.client import HTTPException
 from typing import Any, Literal
 
-from icalendar import Alarm, Calendar, Event, vCalAddress
-
 from daemon.config import Config, SecretError, spoken_duration
 from daemon.events import checkin_url, manage_url
+from daemon.invitation import checklist, client_calendar, method_of, one_line, sequence
 from daemon.signing import Signer
 from daemon.store import SessionRecord
 from daemon.web.texts import TEXTS, day_label, reason_text, zone_name
 from rules.contact import format_phone
-from rules.lifecycle import change_deadline, client_may_change, noshow_deadline
+from rules.lifecycle import change_deadline, client_may_change
 from rules.messages import language_of
 from rules.model import Status
 
@@ -95,13 +92,11 @@ EVENTS = ("booked", "checked_in", "rescheduled", "cancelled", "completed", "move
 # Webhooks are configured with session statuses; the event named differently is this one.
 _HOOK_STATUS = {"checked_in": "in_progress"}
 
-PRODID = "-//expediente//notifications//EN"
 USER_AGENT = "expediente-webhook/1"
 _MAX_RESPONSE = 64 * 1024  # receivers' answers are read only to free the connection
 # Headers are written unfolded up to RFC 5322's hard limit: the standard library's folding
 # at 78 columns can drop the space between two encoded words ("10:30 —" becomes "10:30—").
 _WIRE = email.policy.SMTP.clone(max_line_length=998)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 Kind = Literal["booked", "moved", "reminder", "rescheduled", "cancelled", "notice"]
 _CLIENT_MAIL: Mapping[str, Kind] = {
@@ -209,16 +204,6 @@ _MAIL: Mapping[str, Mapping[str, str]] = {
 }
 
 
-def _line(text: str) -> str:
-    """User text flattened to one line: a header, a parameter or a subject never breaks."""
-    return _CONTROL.sub(" ", text).strip()
-
-
-def client_uid(session: SessionRecord) -> str:
-    """The UID of the client's copy of the event (the booking page's ``.ics`` uses it too)."""
-    return f"{session.calendar_uid}-client"
-
-
 def delivery_id(*parts: str) -> str:
     """A stable id from what identifies a delivery, so a re-plan gives the same one."""
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
@@ -306,16 +291,9 @@ class Notifier:
         notes = config.notifications
         previous = _previous(details) if event == "moved" else {}
         if config.smtp is not None:
-            sequence = max(0, int((session.updated_at - session.created_at).total_seconds()))
             kind = _CLIENT_MAIL.get(event)
             if notes.client_email and session.email and kind is not None:
-                mail = self._mail(
-                    kind,
-                    "client",
-                    session.email,
-                    event,
-                    sequence=max(sequence, 1) if kind == "cancelled" else sequence,
-                )
+                mail = self._mail(kind, "client", session.email, event, sequence=sequence(session))
                 deliveries.append(Delivery("mail", {**mail.payload, **previous}))
                 reminder = config.booking.reminder
                 if kind in ("booked", "moved") and reminder is not None:
@@ -365,6 +343,7 @@ class Notifier:
 
     @staticmethod
     def _mail(kind: Kind, role: str, to: str, event: str, *, sequence: int = 0) -> Delivery:
+        # The SEQUENCE is fixed when planned: the copy says what the session was then.
         return Delivery(
             "mail", {"kind": kind, "role": role, "to": to, "event": event, "sequence": sequence}
         )
@@ -434,13 +413,13 @@ class Notifier:
 
         message = EmailMessage()
         try:
-            message["From"] = Address(_line(smtp.from_name), addr_spec=smtp.from_address)
-            message["To"] = Address(_line(name), addr_spec=_line(to))
+            message["From"] = Address(one_line(smtp.from_name), addr_spec=smtp.from_address)
+            message["To"] = Address(one_line(name), addr_spec=one_line(to))
         except (ValueError, IndexError, email.errors.HeaderParseError) as error:
             raise DeliveryFailed(
                 f"cannot address a mail to {to!r}: {error}", permanent=True
             ) from None
-        message["Subject"] = _line(subject)
+        message["Subject"] = one_line(subject)
         message["Date"] = format_datetime(now.astimezone(UTC))
         domain = smtp.from_address.rpartition("@")[2] or None
         message["Message-ID"] = make_msgid(domain=domain)
@@ -450,11 +429,19 @@ class Notifier:
         # Quoted-printable: 8bit bodies need 8BITMIME, which not every relay offers.
         message.set_content(body, cte="quoted-printable")
         if kind in ("booked", "moved", "cancelled") and role == "client":
-            method = "CANCEL" if kind == "cancelled" else "REQUEST"
-            ics = self.invitation(session, method, int(payload.get("sequence", 0)), now, language)
-            text = ics.decode()
+            ics = client_calendar(
+                self.config,
+                session,
+                manage=manage,
+                language=language,
+                stamp=now,
+                now=now,
+                invitation=True,
+                revision=int(payload.get("sequence", 0)),
+            )
+            method = method_of(session, invitation=True)
             message.add_alternative(
-                text, subtype="calendar", params={"method": method}, cte="quoted-printable"
+                ics.decode(), subtype="calendar", params={"method": method}, cte="quoted-printable"
             )
             message.add_attachment(
                 ics, maintype="application", subtype="ics", filename="invite.ics"
@@ -471,34 +458,6 @@ class Notifier:
     def _type_label(self, session: SessionRecord) -> str:
         session_type = self.config.policy.session_types.get(session.type)
         return session_type.label if session_type else session.type
-
-    def checklist(self, session: SessionRecord, language: str) -> list[str]:
-        """The preparation the desk's policy asks of the client (R2, R5, R6, R7)."""
-        t = TEXTS[language]
-        desk = self.config.desk
-        start = self._local(session.start)
-        deadline = self._local(noshow_deadline(self.config.policy, session.start))
-        if session.remote_id:
-            access = t["prepare_access_id"].format(tool=session.remote_tool, id=session.remote_id)
-        else:
-            access = t["prepare_access_tool"].format(tool=session.remote_tool)
-        lines = [
-            t["prepare_install"].format(tool=session.remote_tool, time=f"{start:%H:%M}"),
-            t["prepare_call"].format(access=access),
-        ]
-        if desk.whatsapp:
-            lines.append(f"  {t['contact_whatsapp']}: {desk.whatsapp}")
-        if desk.phone:
-            lines.append(f"  {t['contact_phone']}: {desk.phone}")
-        lines += [
-            t["prepare_responsible"].format(name=session.responsible_name),
-            t["prepare_tolerance"].format(
-                minutes=int(self.config.policy.grace.total_seconds() // 60),
-                deadline=f"{deadline:%H:%M}",
-            ),
-            t["prepare_hands"],
-        ]
-        return [line if line.startswith("  ") else f"- {line}" for line in lines]
 
     def _client_text(
         self,
@@ -535,7 +494,7 @@ class Notifier:
             zone = zone_name(self.config.policy.timezone, language)
             lines += ["", f"{m['when']}: {when} ({zone})", f"{m['type']}: {values['type']}"]
             lines += ["", TEXTS[language]["prepare_heading"] + ":"]
-            lines += self.checklist(session, language)
+            lines += checklist(self.config, session, language)
             lines += ["", *self._manage_lines(session, now, manage, language)]
         elif kind == "rescheduled":
             lines += ["", m["book_again"], manage]
@@ -607,48 +566,6 @@ class Notifier:
             lines += [f"{m['checkin']}: {url}"]
         lines += [f"{m['client_link']}: {manage}", f"{m['session']}: {session.id}"]
         return subject, "\n".join(lines) + "\n"
-
-    def invitation(
-        self, session: SessionRecord, method: str, sequence: int, now: datetime, language: str
-    ) -> bytes:
-        """The client's copy of the event as an iTIP ``REQUEST`` or ``CANCEL`` (RFC 5546)."""
-        smtp = self.config.smtp
-        assert smtp is not None  # noqa: S101 - compose() checked it
-        t = TEXTS[language]
-        manage = manage_url(self.config.server.public_url, self.signer, session, self.config.policy)
-        calendar = Calendar()
-        calendar.add("prodid", PRODID)
-        calendar.add("version", "2.0")
-        calendar.add("method", method)
-        event = Event()
-        event.add("uid", client_uid(session))
-        event.add("dtstamp", now.astimezone(UTC))
-        event.add("dtstart", session.start.astimezone(UTC))
-        event.add("dtend", session.end.astimezone(UTC))
-        event.add("sequence", sequence)
-        event.add("summary", t["ics_summary"].format(desk=self.config.desk.name))
-        description = [*self.checklist(session, language), "", t["ics_manage"].format(url=manage)]
-        event.add("description", "\n".join(description))
-        event.add("location", session.remote_tool)
-        event.add("url", manage)
-        event.add("status", "CANCELLED" if method == "CANCEL" else "CONFIRMED")
-        organizer = vCalAddress(f"mailto:{smtp.from_address}")
-        organizer.params["CN"] = _line(smtp.from_name)
-        event.add("organizer", organizer)
-        attendee = vCalAddress(f"mailto:{_line(session.email)}")
-        attendee.params["CN"] = _line(session.responsible_name)
-        attendee.params["ROLE"] = "REQ-PARTICIPANT"
-        attendee.params["PARTSTAT"] = "NEEDS-ACTION"
-        attendee.params["RSVP"] = "FALSE"
-        event.add("attendee", attendee)
-        if method == "REQUEST":
-            alarm = Alarm()
-            alarm.add("action", "DISPLAY")
-            alarm.add("description", t["ics_summary"].format(desk=self.config.desk.name))
-            alarm.add("trigger", timedelta(minutes=-30))
-            event.add_component(alarm)
-        calendar.add_component(event)
-        return bytes(calendar.to_ical())
 
     def _send(self, message: EmailMessage, to: str) -> None:
         smtp = self.config.smtp

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from icalendar import Alarm, Calendar, Event
 from markupsafe import Markup
 
 from daemon.availability import iso
 from daemon.config import spoken_duration
 from daemon.events import CHECKIN_PURPOSE, MANAGE_PURPOSE, manage_url
+from daemon.invitation import access_text, client_calendar
 from daemon.service import Service, SessionNotFound
 from daemon.signing import BadToken, ExpiredToken, Signer
 from daemon.store import SessionRecord
@@ -628,7 +628,7 @@ class Pages:
         config = self.service.config
         whatsapp = config.desk.whatsapp or ""
         t = visit.t
-        access = _access(session, t)
+        access = access_text(session, t)
         return self._render(
             visit,
             "manage.html",
@@ -748,49 +748,16 @@ class Pages:
         )
 
     def _calendar(self, session: SessionRecord, language: str, token: str) -> bytes:
-        """The client's copy: when, what to prepare, the manage link. Nothing about the
-        technician beyond the desk's name, and its own UID (not the technician's event)."""
-        t = TEXTS[language]
-        config = self.service.config
-        url = f"{config.server.public_url}/manage/{token}"
-        view = self._session_view(session, Visit(language, "", ""))
-        access = _access(session, t)
-        contacts = [
-            f"{t['contact_whatsapp']}: {config.desk.whatsapp}" if config.desk.whatsapp else "",
-            f"{t['contact_phone']}: {config.desk.phone}" if config.desk.phone else "",
-        ]
-        lines = [
-            t["prepare_install"].format(tool=session.remote_tool, time=view["start_time"]),
-            t["prepare_call"].format(access=access),
-            *(c for c in contacts if c),
-            t["prepare_responsible"].format(name=session.responsible_name),
-            t["prepare_tolerance"].format(minutes=view["grace_minutes"], deadline=view["deadline"]),
-            t["prepare_hands"],
-            "",
-            t["ics_manage"].format(url=url),
-        ]
-        calendar = Calendar()
-        calendar.add("prodid", "-//expediente//booking page//EN")
-        calendar.add("version", "2.0")
-        calendar.add("method", "PUBLISH")
-        event = Event()
-        event.add("uid", f"{session.calendar_uid}-client")
-        event.add("dtstamp", session.updated_at)
-        event.add("dtstart", session.start)
-        event.add("dtend", session.end)
-        event.add("summary", t["ics_summary"].format(desk=config.desk.name))
-        event.add("description", "\n".join(lines))
-        event.add("url", url)
-        event.add("status", "CANCELLED" if session.status == Status.CANCELLED else "CONFIRMED")
-        alarm = Alarm()
-        alarm.add("action", "DISPLAY")
-        alarm.add("description", t["prepare_install"].format(
-            tool=session.remote_tool, time=view["start_time"]
-        ))  # fmt: skip
-        alarm.add("trigger", timedelta(minutes=-30))
-        event.add_component(alarm)
-        calendar.add_component(event)
-        return bytes(calendar.to_ical())
+        """The client's copy, as the mails attach it (see :mod:`daemon.invitation`)."""
+        return client_calendar(
+            self.service.config,
+            session,
+            manage=f"{self.service.config.server.public_url}/manage/{token}",
+            language=language,
+            stamp=session.updated_at,
+            now=self.now(),
+            invitation=False,
+        )
 
     # ------------------------------------------------------------ the technician's link
 
@@ -845,13 +812,6 @@ class Pages:
             deadline = self._local(noshow_deadline(self.policy, session.start))
             return visit.t["checkin_too_late"].format(deadline=f"{deadline:%H:%M}")
         return visit.t["checkin_final"].format(status=visit.t[f"status_{session.status}"])
-
-
-def _access(session: SessionRecord, t: Mapping[str, str]) -> str:
-    """What the client reads out when calling: the tool and its ID when known."""
-    if session.remote_id:
-        return t["prepare_access_id"].format(tool=session.remote_tool, id=session.remote_id)
-    return t["prepare_access_tool"].format(tool=session.remote_tool)
 
 
 def _cookies(header: str | None) -> dict[str, str]:

@@ -20,7 +20,8 @@ import pytest
 
 from daemon.config import Config, load_config
 from daemon.events import CHECKIN_PURPOSE, MANAGE_PURPOSE
-from daemon.notify import Delivery, DeliveryFailed, Notifier, client_uid
+from daemon.invitation import client_uid
+from daemon.notify import Delivery, DeliveryFailed, Notifier
 from daemon.signing import Signer
 from daemon.store import SessionRecord
 from rules.model import Status
@@ -461,6 +462,7 @@ def test_cancel_has_same_uid_and_a_higher_sequence(mail_config: Config, smtp: Sm
     assert first["UID"] == second["UID"]
     assert second.decoded("SEQUENCE") > first.decoded("SEQUENCE")
     assert second["STATUS"] == "CANCELLED"
+    assert first.walk("VALARM") and not second.walk("VALARM")
     assert second.decoded("DTSTART") == START
     assert smtp.messages[1].message["Subject"].startswith("Atendimento remoto cancelado")
 

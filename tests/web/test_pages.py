@@ -19,6 +19,7 @@ from icalendar import Calendar
 from daemon.events import CHECKIN_PURPOSE, MANAGE_PURPOSE, checkin_url, manage_url
 from daemon.store import SessionRecord
 from daemon.web.pages import CSP, TZ_SCRIPT
+from rules.lifecycle import CancelReason
 from rules.model import BookingRequest, Status
 from tests.daemon.desk import Desk, monday
 from tests.web.client import Client, Page, booking_form, pages_app, pages_desk
@@ -388,6 +389,39 @@ def test_ics_download_parses_and_keeps_technicians_out(desk: Desk, client: Clien
     technician = desk.service.policy.technician(session.technician_id)
     assert technician is not None
     assert technician.name not in answer.text and "/checkin/" not in answer.text
+
+
+def test_ics_download_carries_a_sequence_and_once_cancelled_removes_the_event(
+    desk: Desk, client: Client
+) -> None:
+    session = service_booking(desk, TEN)
+    path = manage_path(desk, session) + "/session.ics"
+    booked = Calendar.from_ical(client.get(path).text)
+    [first] = booked.walk("VEVENT")
+    assert booked["METHOD"] == "PUBLISH" and first["STATUS"] == "CONFIRMED"
+    assert first.decoded("SEQUENCE") == 0
+    assert first.walk("VALARM"), "a booked session's copy rings before the start"
+    assert "Ver, cancelar ou remarcar: http://" in str(first["DESCRIPTION"])
+
+    desk.clock.advance(timedelta(minutes=1))
+    desk.service.cancel(session.id, actor="client", reason=CancelReason.CLIENT)
+    cancelled = Calendar.from_ical(client.get(path).text)
+    [second] = cancelled.walk("VEVENT")
+    assert cancelled["METHOD"] == "CANCEL" and second["STATUS"] == "CANCELLED"
+    assert second["UID"] == first["UID"]
+    assert second.decoded("SEQUENCE") > first.decoded("SEQUENCE")
+    assert not second.walk("VALARM"), "no alarm for a session that will not happen"
+    assert "Ver o atendimento: http://" in str(second["DESCRIPTION"]), "nothing to cancel"
+
+
+def test_ics_download_after_the_cutoff_offers_no_online_cancel(desk: Desk, client: Client) -> None:
+    session = service_booking(desk, TEN)
+    desk.clock.set(monday(8, 30))  # cancel_cutoff is 2h: changes closed at 08:00
+    [event] = Calendar.from_ical(client.get(manage_path(desk, session) + "/session.ics").text).walk(
+        "VEVENT"
+    )
+    assert "cancelar" not in str(event["DESCRIPTION"])
+    assert "Ver o atendimento: http://" in str(event["DESCRIPTION"])
 
 
 # ---------------------------------------------------------------- check-in
