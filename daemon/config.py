@@ -1248,7 +1248,10 @@ WEBHOOK = Table(
           'Session statuses to send, and "moved" (the technician moved the session to '
           "another valid time)."),
         S("secret_file", SecretFile(example="secrets/webhook-key", min_length=16),
-          help="File holding the key that signs each request body (HMAC-SHA256).",
+          help="File holding the key that signs each request (HMAC-SHA256 of "
+          '"<timestamp>.<body>"). The key is the file\'s text without surrounding whitespace '
+          "(the newline echo or base64 leave is not part of it); deploy/README.md shows how "
+          "a receiver checks it.",
           example="secrets/webhook-key"),
         S("timeout", Duration(positive=True), "10s", "Time limit of one delivery."),
     ]

@@ -6,9 +6,11 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import re
 import socket
+import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +33,7 @@ from tests.daemon.smtp_server import SmtpServer, self_signed, smtp_server
 NOW = monday(7)
 START = monday(10)
 WEBHOOK_KEY = "webhook-key-for-tests-0123456789"
+DEPLOY_GUIDE = Path(__file__).resolve().parents[2] / "deploy" / "README.md"
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -78,12 +81,13 @@ def smtp_section(port: int, **extra: str) -> str:
     )
 
 
-def hook_section(url: str, events: list[str] | None = None, secret: bool = True) -> str:
+def hook_section(url: str, events: list[str] | None = None, secret: bool | str = True) -> str:
+    """A ``[[webhooks]]`` table; ``secret``: the key file (``True``: the test key's)."""
     text = f'\n[[webhooks]]\nurl = "{url}"\ntimeout = "5s"\n'
     if events is not None:
         text += f"events = {json.dumps(events)}\n"
     if secret:
-        text += 'secret_file = "secrets/webhook"\n'
+        text += f'secret_file = "{"secrets/webhook" if secret is True else secret}"\n'
     return text
 
 
@@ -796,6 +800,48 @@ def test_a_moved_webhook_says_the_previous_time(tmp_path: Path, receiver: Receiv
         "end": "2026-11-30T13:30:00+00:00",
     }
     assert document["session"]["start"] == "2026-11-30T17:00:00+00:00"
+
+
+def deploy_guide_webhooks(secrets: Path) -> Callable[..., bool]:
+    """Run the deploy guide's webhook section as written: its command makes the key file
+    (in ``secrets`` instead of /etc/expediente/secrets), its Python is the receiver's check."""
+    section = DEPLOY_GUIDE.read_text(encoding="utf-8").split("\n## Webhooks\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    shell = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    python = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert shell is not None and python is not None, "the guide shows both steps"
+    [make_key] = [line for line in shell.group(1).splitlines() if "head -c" in line]
+    command = make_key.removeprefix("sudo sh -c '").removesuffix("'")
+    subprocess.run(
+        ["sh", "-c", command.replace("/etc/expediente/secrets", str(secrets))], check=True
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(python.group(1), str(DEPLOY_GUIDE), "exec"), namespace)  # noqa: S102 - the guide's own code
+    verify: Callable[..., bool] = namespace["verify"]
+    return verify
+
+
+def test_the_deploy_guides_recipe_verifies_a_real_delivery(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    verify = deploy_guide_webhooks(secrets)
+    key_file = secrets / "webhook-key"
+    assert key_file.read_text().endswith("\n"), "base64 ends the file with a newline"
+    hook = hook_section(receiver.url, secret="secrets/webhook-key")
+    config = write_notify_config(tmp_path, webhooks=hook)
+    notifier = Notifier(config, signer_of(config))
+    session = record()
+    at = NOW + timedelta(seconds=3)
+    send(notifier, notifier.plan(session, "booked", NOW)[0], session, at)
+    [(headers, body, _)] = receiver.requests
+    assert verify(str(key_file), headers, body, now=at.timestamp() + 60)
+    # And it refuses what it must: another body, a replay ten minutes on, another key.
+    assert not verify(str(key_file), headers, body.replace(b"s1", b"s2"), now=at.timestamp())
+    assert not verify(str(key_file), headers, body, now=at.timestamp() + 600)
+    (tmp_path / "other-key").write_text(WEBHOOK_KEY + "\n")
+    assert not verify(str(tmp_path / "other-key"), headers, body, now=at.timestamp())
 
 
 def test_a_retry_has_the_same_delivery_id_and_body(tmp_path: Path, receiver: Receiver) -> None:
