@@ -496,10 +496,8 @@ class Notifier:
             lines += ["", TEXTS[language]["prepare_heading"] + ":"]
             lines += checklist(self.config, session, language)
             lines += ["", *self._manage_lines(session, now, manage, language)]
-        elif kind == "rescheduled":
+        else:  # rescheduled or cancelled: nothing left to cancel, a new time to book
             lines += ["", m["book_again"], manage]
-        else:
-            lines += ["", m["manage"], manage]
         lines += ["", m["signature"].format(desk=self.config.desk.name), *self._contacts(language)]
         lines += ["", m["automatic"]]
         return subject, "\n".join(lines) + "\n"

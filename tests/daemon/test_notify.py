@@ -509,6 +509,9 @@ def test_cancel_mails_give_the_reason_in_the_readers_language(
         text = text_of(received.message)
         assert shown in text, text
         assert "cancelled" not in text.replace("CANCELLED", "")
+    client = text_of(smtp.messages[0].message)
+    assert "Escolha um novo horário por este link:\nhttp://127.0.0.1:8080/manage/" in client
+    assert "cancelar ou remarcar" not in client, "nothing is left to cancel"
 
 
 def test_an_english_client_reads_the_reason_in_english(
