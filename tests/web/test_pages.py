@@ -279,7 +279,9 @@ def test_cancel_through_the_manage_link(desk: Desk, client: Client) -> None:
     )
     answer = client.submit(page, manage_path(desk, session) + "/cancel", {})
     assert answer.status == 303 and answer.header("Location") == manage_path(desk, session)
-    assert desk.service.get(session.id).status == Status.CANCELLED
+    cancelled = desk.service.get(session.id)
+    assert cancelled.status == Status.CANCELLED
+    assert cancelled.cancel_reason == CancelReason.CLIENT
     after = client.get(manage_path(desk, session))
     assert "Este atendimento foi cancelado." in after.text
     assert "Cancelar o atendimento" not in after.text
