@@ -114,7 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("session_id", metavar="ID")
         command.add_argument("--config", required=True, type=Path)
         if name == "cancel":
-            command.add_argument("--reason", default="", help="kept in the audit log")
+            command.add_argument(
+                "--reason",
+                default="",
+                help="why, in the client's words: shown in the cancellation mails to the "
+                "client and the desk, and kept in the audit log",
+            )
 
     sync = commands.add_parser(
         "sync", help="sync calendars, apply no-shows and deliver the outbox, once"
@@ -417,14 +422,18 @@ def cmd_sessions(args: argparse.Namespace, clock: Clock) -> int:
 
 def cmd_lifecycle(args: argparse.Namespace, clock: Clock) -> int:
     from daemon.service import SessionNotFound
-    from rules.lifecycle import IllegalTransition
+    from rules.lifecycle import IllegalTransition, given_reason
 
     service = _service(args.config, clock)
     try:
         if args.command == "check-in":
             session = service.check_in(args.session_id, actor="admin-cli")
         else:
-            session = service.cancel(args.session_id, actor="admin-cli", reason=args.reason)
+            try:
+                reason = given_reason(args.reason)
+            except ValueError as error:
+                raise UserError(f"--reason: {error}") from None
+            session = service.cancel(args.session_id, actor="admin-cli", reason=reason)
     except SessionNotFound:
         raise UserError(f"no session {args.session_id!r} (see: expediente sessions)") from None
     except IllegalTransition as error:

@@ -976,7 +976,9 @@ _DEFAULT_LABELS_EN = {
     "Atendimento remoto": "Remote session",
     "Atendimento longo (agendado com antecedência)": "Long session (booked in advance)",
 }
-SESSION_EVENTS = tuple(str(status) for status in Status)
+# What a webhook can ask for: each status a session reaches, and "moved" (the technician
+# gave it another valid time; the status stays "booked").
+SESSION_EVENTS = (*(str(status) for status in Status), "moved")
 
 _CALDAV_EXAMPLE = {
     "kind": "caldav",
@@ -1240,11 +1242,16 @@ WEBHOOK = Table(
           "Receives a JSON POST for each session change.",
           "https://hooks.example.com/expediente"),
         S("events",
-          ListOf(Choice(SESSION_EVENTS), expected="a list of session statuses", min_items=1,
-                 unique=lambda name: name),
-          list(SESSION_EVENTS), "Session statuses to send."),
+          ListOf(Choice(SESSION_EVENTS), expected="a list of session statuses or \"moved\"",
+                 min_items=1, unique=lambda name: name),
+          list(SESSION_EVENTS),
+          'Session statuses to send, and "moved" (the technician moved the session to '
+          "another valid time)."),
         S("secret_file", SecretFile(example="secrets/webhook-key", min_length=16),
-          help="File holding the key that signs each request body (HMAC-SHA256).",
+          help="File holding the key that signs each request (HMAC-SHA256 of "
+          '"<timestamp>.<body>"). The key is the file\'s text without surrounding whitespace '
+          "(the newline echo or base64 leave is not part of it); deploy/README.md shows how "
+          "a receiver checks it.",
           example="secrets/webhook-key"),
         S("timeout", Duration(positive=True), "10s", "Time limit of one delivery."),
     ]

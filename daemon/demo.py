@@ -141,7 +141,12 @@ def start_radicale(state: Path, port: int, password: str) -> subprocess.Popen[by
 
 
 def _sample_events(tech: str, today: datetime) -> dict[str, list[str]]:
-    """Busy time for each calendar: a recurring team meeting and a one-off appointment."""
+    """Busy time for each calendar: a recurring team meeting and a one-off appointment.
+
+    ``today`` is the clock's reading: its seconds are dropped so that an event ends on the
+    minute and a one-hour meeting leaves the next slot free.
+    """
+    today = today.replace(second=0, microsecond=0)
     monday = today - timedelta(days=today.weekday())
     stamp = "20260101T000000Z"
     meeting_start = monday.replace(hour=10 if tech == "ana" else 14, minute=0)

@@ -12,8 +12,10 @@ Who gets what
   confirmation with a ``METHOD:REQUEST`` invitation, plus a reminder ``booking.reminder``
   before the start; ``rescheduled`` (no check-in within the tolerance, R5) → a request to
   book again; ``cancelled`` → a ``METHOD:CANCEL`` with the same UID and a higher SEQUENCE;
-  ``moved`` (the technician moved the session to another valid time) → a new
-  confirmation whose higher SEQUENCE moves the client's copy.
+  ``moved`` (the technician moved the session to another valid time) → a mail saying the
+  time changed, from what to what, whose invitation (higher SEQUENCE) moves the client's
+  copy. Mails offer to cancel or rebook online only while ``[booking] cancel_cutoff``
+  allows it when they are sent; a reminder after it says to call the desk instead.
   ``checked_in`` and ``completed`` send the client nothing: they are on the phone with
   the desk then.
 * Technician (``technician_email`` and the technician has an ``email``): a notice for
@@ -25,15 +27,15 @@ Who gets what
 Client mails are in the session's language (pt-BR unless ``en``), desk notices in the
 desk's. Every mail carries the client's manage link (R5: book again from it).
 
-The client's invitation uses the UID of the ``.ics`` the booking page offers
-(``<calendar_uid>-client``): a client who adds both ends up with one event, and the
-CANCEL removes it. It is deliberately not the technician's event UID, which lives in
-another calendar with the check-in link in it.
+The client's invitation is built by :mod:`daemon.invitation`, like the ``.ics`` the
+manage page offers: a client who adds both ends up with one event, and the CANCEL
+removes it.
 
 Webhook requests
 ----------------
 ``POST`` with a JSON body ``{"event", "occurred_at", "delivery", "session": {...}}``; the
-session carries the booking's fields and status but no links (they are capabilities).
+session carries the booking's fields and status but no links (they are capabilities). A
+``moved`` event adds ``"previous": {"start", "end"}``, the time the session had.
 Headers:
 
 * ``X-Expediente-Event``: the event name.
@@ -59,29 +61,27 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import smtplib
 import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parsedate_to_datetime
 from http.client import HTTPException
 from typing import Any, Literal
 
-from icalendar import Alarm, Calendar, Event, vCalAddress
-
-from daemon.config import Config, SecretError
+from daemon.config import Config, SecretError, spoken_duration
 from daemon.events import checkin_url, client_text, manage_url
+from daemon.invitation import checklist, client_calendar, method_of, one_line, sequence
 from daemon.signing import Signer
 from daemon.store import SessionRecord
-from daemon.web.texts import TEXTS, day_label
+from daemon.web.texts import TEXTS, day_label, reason_text, zone_name
 from rules.contact import format_phone
-from rules.lifecycle import noshow_deadline
+from rules.lifecycle import change_deadline, client_may_change
 from rules.messages import language_of
 from rules.model import Status
 
@@ -92,20 +92,18 @@ EVENTS = ("booked", "checked_in", "rescheduled", "cancelled", "completed", "move
 # Webhooks are configured with session statuses; the event named differently is this one.
 _HOOK_STATUS = {"checked_in": "in_progress"}
 
-PRODID = "-//expediente//notifications//EN"
 USER_AGENT = "expediente-webhook/1"
 _MAX_RESPONSE = 64 * 1024  # receivers' answers are read only to free the connection
 # Headers are written unfolded up to RFC 5322's hard limit: the standard library's folding
 # at 78 columns can drop the space between two encoded words ("10:30 —" becomes "10:30—").
 _WIRE = email.policy.SMTP.clone(max_line_length=998)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
-Kind = Literal["booked", "reminder", "rescheduled", "cancelled", "notice"]
+Kind = Literal["booked", "moved", "reminder", "rescheduled", "cancelled", "notice"]
 _CLIENT_MAIL: Mapping[str, Kind] = {
     "booked": "booked",
-    # A new confirmation with the new time: the same UID and a higher SEQUENCE make the
-    # client's calendar app move its copy of the event.
-    "moved": "booked",
+    # A confirmation that says what changed, with an invitation whose same UID and higher
+    # SEQUENCE make the client's calendar app move its copy of the event.
+    "moved": "moved",
     "rescheduled": "rescheduled",
     "cancelled": "cancelled",
 }
@@ -140,17 +138,22 @@ _MAIL: Mapping[str, Mapping[str, str]] = {
         "subject_reminder": "Lembrete: atendimento remoto às {time} — {desk}",
         "subject_rescheduled": "Atendimento não realizado: agende um novo horário — {desk}",
         "subject_cancelled": "Atendimento remoto cancelado: {when} — {desk}",
+        "subject_moved": "Novo horário do atendimento remoto: {when} — {desk}",
         "hello": "Olá, {name}.",
         "lead_booked": "Seu atendimento remoto para {company} está agendado.",
         "lead_reminder": "Lembrete: seu atendimento remoto para {company} começa às {time}.",
         "lead_rescheduled": "O atendimento remoto de {company}, marcado para {when}, não "
         "começou dentro da tolerância de {minutes} minutos e precisa ser reagendado.",
         "lead_cancelled": "O atendimento remoto de {company}, marcado para {when}, foi cancelado.",
+        "lead_moved": "O horário do seu atendimento remoto para {company} mudou: de {before} "
+        "para {when}.",
+        "lead_moved_to": "O horário do seu atendimento remoto para {company} mudou: agora é "
+        "{when}.",
         "when": "Quando",
-        "zone": "horário de {zone}",
         "type": "Tipo",
         "book_again": "Escolha um novo horário por este link:",
         "manage": "Ver, cancelar ou remarcar o atendimento:",
+        "see": "Ver o atendimento:",
         "signature": "Atenciosamente,\n{desk}",
         "automatic": "Esta é uma mensagem automática.",
         "email": "E-mail",
@@ -169,17 +172,22 @@ _MAIL: Mapping[str, Mapping[str, str]] = {
         "subject_reminder": "Reminder: remote session at {time} — {desk}",
         "subject_rescheduled": "Session missed: please book a new time — {desk}",
         "subject_cancelled": "Remote session cancelled: {when} — {desk}",
+        "subject_moved": "New time for your remote session: {when} — {desk}",
         "hello": "Hello, {name}.",
         "lead_booked": "Your remote session for {company} is booked.",
         "lead_reminder": "Reminder: your remote session for {company} starts at {time}.",
         "lead_rescheduled": "The remote session for {company} booked for {when} did not start "
         "within the {minutes}-minute tolerance and must be rescheduled.",
         "lead_cancelled": "The remote session for {company} booked for {when} was cancelled.",
+        "lead_moved": "The time of your remote session for {company} has changed: from {before} "
+        "to {when}.",
+        "lead_moved_to": "The time of your remote session for {company} has changed: it is now "
+        "{when}.",
         "when": "When",
-        "zone": "{zone} time",
         "type": "Type",
         "book_again": "Choose a new time here:",
         "manage": "See, cancel or rebook the session:",
+        "see": "See the session:",
         "signature": "Kind regards,\n{desk}",
         "automatic": "This message was sent automatically.",
         "email": "E-mail",
@@ -194,16 +202,6 @@ _MAIL: Mapping[str, Mapping[str, str]] = {
         "session": "Session",
     },
 }
-
-
-def _line(text: str) -> str:
-    """User text flattened to one line: a header, a parameter or a subject never breaks."""
-    return _CONTROL.sub(" ", text).strip()
-
-
-def client_uid(session: SessionRecord) -> str:
-    """The UID of the client's copy of the event (the booking page's ``.ics`` uses it too)."""
-    return f"{session.calendar_uid}-client"
 
 
 def delivery_id(*parts: str) -> str:
@@ -273,29 +271,32 @@ class Notifier:
 
     # ---------------------------------------------------------------- planning
 
-    def plan(self, session: SessionRecord, event: str, now: datetime) -> list[Delivery]:
-        """The deliveries ``event`` causes for ``session``; ``[]`` for an unknown event."""
+    def plan(
+        self,
+        session: SessionRecord,
+        event: str,
+        now: datetime,
+        details: Mapping[str, Any] | None = None,
+    ) -> list[Delivery]:
+        """The deliveries ``event`` causes for ``session``; ``[]`` for an unknown event.
+
+        ``details`` is the outbox item's payload: for ``moved``, ``from_start`` and
+        ``from_end`` (ISO 8601) say the time it had, which the mail and webhooks tell.
+        """
         if event not in EVENTS:
             log.warning("no notifications for unknown event %r (session %s)", event, session.id)
             return []
         deliveries: list[Delivery] = []
         config = self.config
         notes = config.notifications
+        previous = _previous(details) if event == "moved" else {}
         if config.smtp is not None:
-            sequence = max(0, int((session.updated_at - session.created_at).total_seconds()))
             kind = _CLIENT_MAIL.get(event)
             if notes.client_email and session.email and kind is not None:
-                deliveries.append(
-                    self._mail(
-                        kind,
-                        "client",
-                        session.email,
-                        event,
-                        sequence=max(sequence, 1) if kind == "cancelled" else sequence,
-                    )
-                )
+                mail = self._mail(kind, "client", session.email, event, sequence=sequence(session))
+                deliveries.append(Delivery("mail", {**mail.payload, **previous}))
                 reminder = config.booking.reminder
-                if kind == "booked" and reminder is not None:
+                if kind in ("booked", "moved") and reminder is not None:
                     # (for "moved" too: the reminder planned for the old time is dropped
                     # at delivery, since it names a start the session no longer has)
                     due = session.start - reminder
@@ -334,6 +335,7 @@ class Notifier:
                             "event": event,
                             "occurred_at": occurred_at,
                             "session": document,
+                            **previous,
                         },
                     )
                 )
@@ -341,6 +343,7 @@ class Notifier:
 
     @staticmethod
     def _mail(kind: Kind, role: str, to: str, event: str, *, sequence: int = 0) -> Delivery:
+        # The SEQUENCE is fixed when planned: the copy says what the session was then.
         return Delivery(
             "mail", {"kind": kind, "role": role, "to": to, "event": event, "sequence": sequence}
         )
@@ -368,7 +371,7 @@ class Notifier:
         ):
             log.info("reminder for session %s skipped: %s", session.id, session.status)
             return
-        announces_booking = kind == "booked" or (
+        announces_booking = kind in ("booked", "moved") or (
             kind == "notice" and payload.get("event") == "booked"
         )
         if announces_booking and session.status in (Status.CANCELLED, Status.RESCHEDULED):
@@ -402,21 +405,21 @@ class Notifier:
                 session, str(payload.get("event")), role, m, manage, language
             )
             name = ""
-        elif kind in ("booked", "reminder", "rescheduled", "cancelled"):
-            subject, body = self._client_text(kind, session, m, manage, language)
+        elif kind in ("booked", "moved", "reminder", "rescheduled", "cancelled"):
+            subject, body = self._client_text(kind, payload, session, now, manage, language)
             name = session.responsible_name
         else:
             raise DeliveryFailed(f"unknown mail kind {kind!r}", permanent=True)
 
         message = EmailMessage()
         try:
-            message["From"] = Address(_line(smtp.from_name), addr_spec=smtp.from_address)
-            message["To"] = Address(_line(name), addr_spec=_line(to))
+            message["From"] = Address(one_line(smtp.from_name), addr_spec=smtp.from_address)
+            message["To"] = Address(one_line(name), addr_spec=one_line(to))
         except (ValueError, IndexError, email.errors.HeaderParseError) as error:
             raise DeliveryFailed(
                 f"cannot address a mail to {to!r}: {error}", permanent=True
             ) from None
-        message["Subject"] = _line(subject)
+        message["Subject"] = one_line(subject)
         message["Date"] = format_datetime(now.astimezone(UTC))
         domain = smtp.from_address.rpartition("@")[2] or None
         message["Message-ID"] = make_msgid(domain=domain)
@@ -425,12 +428,20 @@ class Notifier:
             message["Reply-To"] = self.config.desk.email
         # Quoted-printable: 8bit bodies need 8BITMIME, which not every relay offers.
         message.set_content(body, cte="quoted-printable")
-        if kind in ("booked", "cancelled") and role == "client":
-            method = "REQUEST" if kind == "booked" else "CANCEL"
-            ics = self.invitation(session, method, int(payload.get("sequence", 0)), now, language)
-            text = ics.decode()
+        if kind in ("booked", "moved", "cancelled") and role == "client":
+            ics = client_calendar(
+                self.config,
+                session,
+                manage=manage,
+                language=language,
+                stamp=now,
+                now=now,
+                invitation=True,
+                revision=int(payload.get("sequence", 0)),
+            )
+            method = method_of(session, invitation=True)
             message.add_alternative(
-                text, subtype="calendar", params={"method": method}, cte="quoted-printable"
+                ics.decode(), subtype="calendar", params={"method": method}, cte="quoted-printable"
             )
             message.add_attachment(
                 ics, maintype="application", subtype="ics", filename="invite.ics"
@@ -440,46 +451,25 @@ class Notifier:
     def _local(self, value: datetime) -> datetime:
         return value.astimezone(self.config.policy.timezone)
 
-    def _when(self, session: SessionRecord, language: str) -> str:
-        start, end = self._local(session.start), self._local(session.end)
-        return f"{day_label(start.date(), language, year=True)}, {start:%H:%M}–{end:%H:%M}"
+    def _when(self, start: datetime, end: datetime, language: str) -> str:
+        first, last = self._local(start), self._local(end)
+        return f"{day_label(first.date(), language, year=True)}, {first:%H:%M}–{last:%H:%M}"
 
     def _type_label(self, session: SessionRecord) -> str:
         session_type = self.config.policy.session_types.get(session.type)
         return session_type.label if session_type else session.type
 
-    def checklist(self, session: SessionRecord, language: str) -> list[str]:
-        """The preparation the desk's policy asks of the client (R2, R5, R6, R7)."""
-        t = TEXTS[language]
-        desk = self.config.desk
-        start = self._local(session.start)
-        deadline = self._local(noshow_deadline(self.config.policy, session.start))
-        if session.remote_id:
-            access = t["prepare_access_id"].format(tool=session.remote_tool, id=session.remote_id)
-        else:
-            access = t["prepare_access_tool"].format(tool=session.remote_tool)
-        lines = [
-            t["prepare_install"].format(tool=session.remote_tool, time=f"{start:%H:%M}"),
-            t["prepare_call"].format(access=access),
-        ]
-        if desk.whatsapp:
-            lines.append(f"  {t['contact_whatsapp']}: {desk.whatsapp}")
-        if desk.phone:
-            lines.append(f"  {t['contact_phone']}: {desk.phone}")
-        lines += [
-            t["prepare_responsible"].format(name=session.responsible_name),
-            t["prepare_tolerance"].format(
-                minutes=int(self.config.policy.grace.total_seconds() // 60),
-                deadline=f"{deadline:%H:%M}",
-            ),
-            t["prepare_hands"],
-        ]
-        return [line if line.startswith("  ") else f"- {line}" for line in lines]
-
     def _client_text(
-        self, kind: str, session: SessionRecord, m: Mapping[str, str], manage: str, language: str
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        session: SessionRecord,
+        now: datetime,
+        manage: str,
+        language: str,
     ) -> tuple[str, str]:
-        when = self._when(session, language)
+        m = _MAIL[language]
+        when = self._when(session.start, session.end, language)
         start = self._local(session.start)
         values = {
             "type": self._type_label(session),
@@ -489,21 +479,42 @@ class Notifier:
             "minutes": int(self.config.policy.grace.total_seconds() // 60),
         }
         subject = m[f"subject_{kind}"].format(desk=self.config.desk.name, **values)
+        lead = f"lead_{kind}"
+        if kind == "moved":
+            before = _instants(payload.get("from_start"), payload.get("from_end"))
+            if before is None:  # planned by a version that did not record the old time
+                lead = "lead_moved_to"
+            else:
+                values["before"] = self._when(*before, language)
         lines = [m["hello"].format(name=session.responsible_name), ""]
-        lines.append(m[f"lead_{kind}"].format(**values))
-        if kind in ("booked", "reminder"):
-            zone = m["zone"].format(zone=self.config.policy.timezone.key)
+        lines.append(m[lead].format(**values))
+        if kind == "cancelled" and session.cancel_reason:
+            lines.append(f"{m['reason']}: {reason_text(session.cancel_reason, language)}")
+        if kind in ("booked", "moved", "reminder"):
+            zone = zone_name(self.config.policy.timezone, language)
             lines += ["", f"{m['when']}: {when} ({zone})", f"{m['type']}: {values['type']}"]
             lines += ["", TEXTS[language]["prepare_heading"] + ":"]
-            lines += self.checklist(session, language)
-            lines += ["", m["manage"], manage]
-        elif kind == "rescheduled":
+            lines += checklist(self.config, session, language)
+            lines += ["", *self._manage_lines(session, now, manage, language)]
+        else:  # rescheduled or cancelled: nothing left to cancel, a new time to book
             lines += ["", m["book_again"], manage]
-        else:
-            lines += ["", m["manage"], manage]
         lines += ["", m["signature"].format(desk=self.config.desk.name), *self._contacts(language)]
         lines += ["", m["automatic"]]
         return subject, "\n".join(lines) + "\n"
+
+    def _manage_lines(
+        self, session: SessionRecord, now: datetime, manage: str, language: str
+    ) -> list[str]:
+        """The manage link, offering cancel and rebook only while the client may still
+        (the cut-off, as on the page): a reminder an hour before says to call instead."""
+        m, t = _MAIL[language], TEXTS[language]
+        cutoff = self.config.booking.cancel_cutoff
+        if client_may_change(session.status, session.start, cutoff, now):
+            deadline = self._local(change_deadline(session.start, cutoff))
+            until = f"{day_label(deadline.date(), language)}, {deadline:%H:%M}"
+            return [m["manage"], manage, t["change_until"].format(time=until)]
+        closed = t["change_closed"].format(cutoff=spoken_duration(cutoff, language))
+        return [closed, m["see"], manage]
 
     def _contacts(self, language: str) -> list[str]:
         """How to reach the desk, under the signature of every client mail."""
@@ -526,7 +537,7 @@ class Notifier:
         language: str,
     ) -> tuple[str, str]:
         heading = m.get(f"notice_{event}", event)
-        when = self._when(session, language)
+        when = self._when(session.start, session.end, language)
         subject = f"{heading}: {session.company} — {when}"
         labels = TEXTS[language]
         technician = self.config.technician(session.technician_id)
@@ -542,7 +553,7 @@ class Notifier:
             f"{m['technician']}: {technician.name if technician else session.technician_id}",
         ]
         if session.cancel_reason:
-            lines.append(f"{m['reason']}: {session.cancel_reason}")
+            lines.append(f"{m['reason']}: {reason_text(session.cancel_reason, language)}")
         lines.append("")
         if role == "technician" and event == "booked":
             url = checkin_url(
@@ -553,48 +564,6 @@ class Notifier:
         if session.description:  # last and quoted: it cannot pass for a line of ours
             lines += ["", *client_text(session.description, language)]
         return subject, "\n".join(lines) + "\n"
-
-    def invitation(
-        self, session: SessionRecord, method: str, sequence: int, now: datetime, language: str
-    ) -> bytes:
-        """The client's copy of the event as an iTIP ``REQUEST`` or ``CANCEL`` (RFC 5546)."""
-        smtp = self.config.smtp
-        assert smtp is not None  # noqa: S101 - compose() checked it
-        t = TEXTS[language]
-        manage = manage_url(self.config.server.public_url, self.signer, session, self.config.policy)
-        calendar = Calendar()
-        calendar.add("prodid", PRODID)
-        calendar.add("version", "2.0")
-        calendar.add("method", method)
-        event = Event()
-        event.add("uid", client_uid(session))
-        event.add("dtstamp", now.astimezone(UTC))
-        event.add("dtstart", session.start.astimezone(UTC))
-        event.add("dtend", session.end.astimezone(UTC))
-        event.add("sequence", sequence)
-        event.add("summary", t["ics_summary"].format(desk=self.config.desk.name))
-        description = [*self.checklist(session, language), "", t["ics_manage"].format(url=manage)]
-        event.add("description", "\n".join(description))
-        event.add("location", session.remote_tool)
-        event.add("url", manage)
-        event.add("status", "CANCELLED" if method == "CANCEL" else "CONFIRMED")
-        organizer = vCalAddress(f"mailto:{smtp.from_address}")
-        organizer.params["CN"] = _line(smtp.from_name)
-        event.add("organizer", organizer)
-        attendee = vCalAddress(f"mailto:{_line(session.email)}")
-        attendee.params["CN"] = _line(session.responsible_name)
-        attendee.params["ROLE"] = "REQ-PARTICIPANT"
-        attendee.params["PARTSTAT"] = "NEEDS-ACTION"
-        attendee.params["RSVP"] = "FALSE"
-        event.add("attendee", attendee)
-        if method == "REQUEST":
-            alarm = Alarm()
-            alarm.add("action", "DISPLAY")
-            alarm.add("description", t["ics_summary"].format(desk=self.config.desk.name))
-            alarm.add("trigger", timedelta(minutes=-30))
-            event.add_component(alarm)
-        calendar.add_component(event)
-        return bytes(calendar.to_ical())
 
     def _send(self, message: EmailMessage, to: str) -> None:
         smtp = self.config.smtp
@@ -653,13 +622,20 @@ class Notifier:
         hook = next((h for h in self.config.webhooks if h.url == url), None)
         if hook is None:
             raise DeliveryFailed(f"webhook {url} is no longer configured", permanent=True)
+        document = {
+            "event": payload["event"],
+            "occurred_at": payload["occurred_at"],
+            "delivery": payload["id"],
+            "session": payload["session"],
+        }
+        before = _instants(payload.get("from_start"), payload.get("from_end"))
+        if before is not None:
+            document["previous"] = {
+                "start": before[0].astimezone(UTC).isoformat(timespec="seconds"),
+                "end": before[1].astimezone(UTC).isoformat(timespec="seconds"),
+            }
         body = json.dumps(
-            {
-                "event": payload["event"],
-                "occurred_at": payload["occurred_at"],
-                "delivery": payload["id"],
-                "session": payload["session"],
-            },
+            document,
             ensure_ascii=False,
             sort_keys=True,
             separators=(",", ":"),
@@ -688,6 +664,27 @@ class Notifier:
         except (urllib.error.URLError, HTTPException, OSError) as error:
             reason = error.reason if isinstance(error, urllib.error.URLError) else error
             raise DeliveryFailed(f"webhook {url} unreachable: {reason}") from None
+
+
+def _previous(details: Mapping[str, Any] | None) -> dict[str, str]:
+    """The old time a ``moved`` outbox item carries, to copy into its deliveries."""
+    found = _instants((details or {}).get("from_start"), (details or {}).get("from_end"))
+    if found is None:
+        return {}
+    return {"from_start": found[0].isoformat(), "from_end": found[1].isoformat()}
+
+
+def _instants(start: object, end: object) -> tuple[datetime, datetime] | None:
+    """Two stored ISO 8601 instants; ``None`` when either is missing or unreadable (an
+    item written by an older version), so the message just leaves the old time out."""
+    try:
+        first = datetime.fromisoformat(str(start))
+        last = datetime.fromisoformat(str(end))
+    except ValueError:
+        return None
+    if first.tzinfo is None or last.tzinfo is None:
+        return None
+    return first, last
 
 
 def _smtp_failure(error: smtplib.SMTPResponseException, where: str) -> DeliveryFailed:

@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from connectors.base import (
     AuthFailed,
@@ -47,9 +47,16 @@ MAX_NOTIFY_ATTEMPTS = 20
 
 
 class Notifications(Protocol):
-    """What the outbox needs of notifications (``daemon.notify.Notifier``, or the log)."""
+    """What the outbox needs of notifications (``daemon.notify.Notifier``, or the log).
+    ``details`` is the ``notify`` item's payload (e.g. a move's old time)."""
 
-    def plan(self, session: SessionRecord, event: str, now: datetime) -> Sequence[Delivery]: ...
+    def plan(
+        self,
+        session: SessionRecord,
+        event: str,
+        now: datetime,
+        details: Mapping[str, Any] | None = None,
+    ) -> Sequence[Delivery]: ...
 
     def deliver(self, delivery: Delivery, session: SessionRecord, now: datetime) -> None: ...
 
@@ -57,7 +64,13 @@ class Notifications(Protocol):
 class LogNotifications:
     """The notification hook when no mail or webhook is configured: a log line per event."""
 
-    def plan(self, session: SessionRecord, event: str, now: datetime) -> Sequence[Delivery]:
+    def plan(
+        self,
+        session: SessionRecord,
+        event: str,
+        now: datetime,
+        details: Mapping[str, Any] | None = None,
+    ) -> Sequence[Delivery]:
         log.info(
             "notify %s: session %s (%s, %s) %s",
             event, session.id, session.company, session.email or "no e-mail", session.start,
@@ -245,7 +258,7 @@ class OutboxWorker:
 
     def _notify(self, item: OutboxItem, session: SessionRecord, now: datetime) -> None:
         event = str(item.payload.get("event", ""))
-        deliveries = self.notifications.plan(session, event, now)
+        deliveries = self.notifications.plan(session, event, now, item.payload)
         self.service.store.outbox_expand(
             item.id,
             [(d.action, dict(d.payload), d.not_before) for d in deliveries],

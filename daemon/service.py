@@ -32,7 +32,14 @@ from daemon.store import (
 )
 from rules.booking import validate
 from rules.intervals import BusyTimeline, Interval, later
-from rules.lifecycle import Event, IllegalTransition, check_in, due_event, transition
+from rules.lifecycle import (
+    CancelReason,
+    Event,
+    IllegalTransition,
+    check_in,
+    due_event,
+    transition,
+)
 from rules.model import Accepted, BookingRequest, Code, Policy, Rejected, Status, Violation
 from rules.slots import Slot, free_slots, time_violations
 
@@ -326,9 +333,13 @@ class Service:
         return self._apply(session, new_status, now, actor, "checked in")
 
     def cancel(self, session_id: str, *, actor: str, reason: str = "") -> SessionRecord:
+        """Cancel; ``reason`` is a :class:`CancelReason` code or a person's words (shown
+        to the client), by default :attr:`CancelReason.DESK`."""
         session = self.get(session_id)
         new_status = transition(session.status, Event.CANCEL)
-        return self._apply(session, new_status, self.clock.now(), actor, reason or "cancelled")
+        return self._apply(
+            session, new_status, self.clock.now(), actor, reason or CancelReason.DESK
+        )
 
     def _apply(
         self, session: SessionRecord, new_status: Status, now: datetime, actor: str, reason: str

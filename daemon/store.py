@@ -30,6 +30,7 @@ from typing import Any
 from connectors.base import ObjectChange
 from daemon.errors import ExpedienteError
 from rules.intervals import Interval, require_aware
+from rules.lifecycle import CancelReason
 from rules.model import ACTIVE_STATUSES, Status
 
 BUSY_TIMEOUT_MS = 10_000
@@ -822,7 +823,7 @@ class Store:
             if replaced is not None:
                 self._set_status(
                     db, replaced, Status.BOOKED, Status.CANCELLED, now, actor,
-                    f"rebooked as {session.id}", replaced_outbox,
+                    CancelReason.REBOOKED, replaced_outbox,
                 )  # fmt: skip
             row = db.execute(f"{_SESSION_SELECT} WHERE id = ?", (session.id,)).fetchone()
         return Inserted(_session(row))

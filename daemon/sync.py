@@ -33,7 +33,7 @@ from daemon.events import is_session_uid
 from daemon.metrics import Metrics
 from daemon.service import Service
 from daemon.store import Conflict, SessionRecord
-from rules.lifecycle import Event, IllegalTransition, transition
+from rules.lifecycle import CancelReason, Event, IllegalTransition, transition
 from rules.model import Code, Status
 
 log = logging.getLogger("expediente.sync")
@@ -232,13 +232,13 @@ class Syncer:
         for uid in sorted(gone):
             session = store.session_by_calendar_uid(uid)
             if session is not None and session.active:
-                self._cancel(session, "the technician deleted the event", report)
+                self._cancel(session, CancelReason.TECHNICIAN_DELETED, report)
         for uid, change in present.items():
             session = store.session_by_calendar_uid(uid)
             if session is None or not session.active:
                 continue
             if change.cancelled:
-                self._cancel(session, "the technician cancelled the event", report)
+                self._cancel(session, CancelReason.TECHNICIAN_CANCELLED, report)
             elif (
                 change.start is not None
                 and change.end is not None
@@ -265,7 +265,7 @@ class Syncer:
             log.debug("%s: session %s's event exists but was not listed", adapter.name, session.id)
         return found is None
 
-    def _cancel(self, session: SessionRecord, reason: str, report: SyncReport) -> None:
+    def _cancel(self, session: SessionRecord, reason: CancelReason, report: SyncReport) -> None:
         try:
             new_status = transition(session.status, Event.CANCEL)
         except IllegalTransition:
@@ -299,7 +299,18 @@ class Syncer:
                 now=now,
                 actor="technician",
                 buffer=self.service.policy.buffer,
-                outbox=(("put", {}), ("notify", {"event": "moved"})),
+                outbox=(
+                    ("put", {}),
+                    # The old time, for the mail and webhooks that say what changed.
+                    (
+                        "notify",
+                        {
+                            "event": "moved",
+                            "from_start": session.start.isoformat(),
+                            "from_end": session.end.isoformat(),
+                        },
+                    ),
+                ),
             )
             if moved is None:
                 return  # no longer active: nothing to move

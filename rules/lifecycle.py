@@ -7,6 +7,7 @@ still counts, and the sweeper marks a session rescheduled as soon as ``now`` is 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -19,6 +20,37 @@ class Event(StrEnum):
     NO_SHOW = "no_show"
     COMPLETE = "complete"
     CANCEL = "cancel"
+
+
+class CancelReason(StrEnum):
+    """Why a session was cancelled, when the daemon itself knows: stored as this code and
+    put into words in the reader's language. Words a person gives (the admin's reason)
+    are stored as written instead, see :func:`given_reason`."""
+
+    CLIENT = "client"  # on the manage page
+    DESK = "desk"  # by the admin, with no reason given
+    TECHNICIAN_DELETED = "technician_deleted"  # the event was deleted from their calendar
+    TECHNICIAN_CANCELLED = "technician_cancelled"  # its STATUS became CANCELLED there
+    REBOOKED = "rebooked"  # replaced by the client's new booking (its ``rebooked_from``)
+
+
+MAX_REASON = 300  # characters: a sentence for the client's mail, not a report
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def given_reason(text: str) -> str:
+    """A reason a person typed, as stored and shown: on one line, spaces collapsed.
+
+    ``""`` when there is nothing but spaces; raises ``ValueError`` saying the limit when
+    it is longer than :data:`MAX_REASON` characters.
+    """
+    reason = " ".join(_CONTROL.sub(" ", text).split())
+    if len(reason) > MAX_REASON:
+        raise ValueError(
+            f"the reason has {len(reason)} characters; at most {MAX_REASON} are kept "
+            "(it is shown to the client in the cancellation mail)"
+        )
+    return reason
 
 
 class IllegalTransition(ValueError):
@@ -68,6 +100,19 @@ def noshow_deadline(policy: Policy, start: datetime) -> datetime:
 def checkin_opens(policy: Policy, start: datetime) -> datetime:
     """The first instant a check-in is accepted."""
     return later(start, -policy.checkin_early)
+
+
+def change_deadline(start: datetime, cutoff: timedelta) -> datetime:
+    """The last instant (exclusive) the client may cancel or rebook on their own:
+    ``cutoff`` (``[booking] cancel_cutoff``) before the start."""
+    return later(start, -cutoff)
+
+
+def client_may_change(status: Status, start: datetime, cutoff: timedelta, now: datetime) -> bool:
+    """Whether the client may still cancel or rebook on their own at ``now``; after
+    :func:`change_deadline` only the desk can, so pages and mails offer it no more."""
+    require_aware(now, "now")
+    return status == Status.BOOKED and now < change_deadline(start, cutoff)
 
 
 def check_in(policy: Policy, status: Status, start: datetime, now: datetime) -> Status:

@@ -18,7 +18,7 @@ from daemon.signing import Signer
 from daemon.store import SessionRecord
 from daemon.web.http import HTTPError, Request, Response, Router
 from daemon.web.ratelimit import RateLimiter
-from rules.lifecycle import IllegalTransition
+from rules.lifecycle import CancelReason, IllegalTransition, given_reason
 from rules.messages import LANGUAGES, language_of, message
 from rules.model import BOOKING_FIELDS, BookingRequest, Code, Violation
 
@@ -77,6 +77,25 @@ def _is_text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _cancel_reason(request: Request) -> str:
+    """The admin's reason from an optional ``{"reason": "..."}`` body; ``""`` for none."""
+    if request.header("content-length") in (None, "", "0"):
+        return ""
+    body = request.json()
+    unknown = sorted(set(body) - {"reason"})
+    if unknown:
+        raise HTTPError(
+            400, "unknown_field", f'unknown field {unknown[0]!r}: send {{"reason": "..."}}'
+        )
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or not _is_text(reason):
+        raise HTTPError(400, "invalid_reason", "'reason' must be a string (shown to the client)")
+    try:
+        return given_reason(reason)
+    except ValueError as error:
+        raise HTTPError(400, "invalid_reason", str(error)) from None
 
 
 def parse_booking(body: dict[str, Any], language: str) -> BookingRequest:
@@ -232,6 +251,7 @@ class Api:
                 rules_accepted_at=iso(session.rules_accepted_at, policy),
                 created_at=iso(session.created_at, policy),
                 checked_in_at=iso(session.checked_in_at, policy) if session.checked_in_at else None,
+                cancel_reason=session.cancel_reason,
                 needs_attention=session.needs_attention,
             )
         return document
@@ -277,8 +297,9 @@ class Api:
     def cancel(self, request: Request) -> Response:
         self._require_admin(request)
         session = self._session(request)
+        reason = _cancel_reason(request) or CancelReason.DESK
         try:
-            updated = self.service.cancel(session.id, actor="admin", reason="cancelled by the desk")
+            updated = self.service.cancel(session.id, actor="admin", reason=reason)
         except IllegalTransition as error:
             raise HTTPError(409, "illegal_transition", str(error)) from None
         return Response.json(self.session_document(updated, full=True))

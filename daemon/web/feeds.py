@@ -10,16 +10,26 @@ else, whatever blocked the time around it (no titles, descriptions, attendees, n
 how many technicians are free). Events are ``TRANSP:TRANSPARENT`` so a subscribed feed
 never makes the client's own calendar look busy.
 
-Calendar apps poll feeds, so each answer carries an ``ETag`` computed from the slots (not
-from the generation time) and a short ``Cache-Control``; an ``If-None-Match`` that still
-matches gets a bodiless 304.
+Calendar apps poll feeds, so each answer is cacheable and revalidated cheaply:
+
+* The body depends only on what a subscriber sees (the slots, names, links) and on when
+  that content was first served here: that instant is each event's DTSTAMP and the
+  ``Last-Modified``, so the same content gives the same bytes on every poll, and the
+  strong ``ETag`` (a hash of both) changes exactly when the bytes do. After a restart the
+  first answer is new (a new ``Last-Modified``): one full download, never a stale 304.
+* ``Cache-Control: max-age`` is the refresh interval the feed itself advertises
+  (``REFRESH-INTERVAL``, ``X-PUBLISHED-TTL``): one figure for both.
+* ``If-None-Match`` (weak comparison), else ``If-Modified-Since``, gets a bodiless 304
+  while still valid (RFC 9110 §13.2.2).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import urlencode, urlsplit
 
 from icalendar import Calendar, Event, vDuration
@@ -31,8 +41,7 @@ from rules.messages import language_of
 from rules.slots import Slot
 
 MAX_DAYS = 60  # a feed is polled for weeks; a longer list costs every poll for no use
-CACHE_SECONDS = 300
-REFRESH = timedelta(minutes=15)  # what clients are asked to poll at (RFC 7986)
+REFRESH = timedelta(minutes=15)  # what clients are asked to poll at (RFC 7986) and may cache
 CONTENT_TYPE = "text/calendar; charset=utf-8"
 
 _TEXTS = {
@@ -56,6 +65,10 @@ class Feeds:
 
     def __init__(self, service: Service) -> None:
         self.service = service
+        # Per feed (type, language): the latest content's digest and when it was first
+        # served. Kept in memory: a restart only costs each subscriber one full download.
+        self._since: dict[tuple[str, str], tuple[str, datetime]] = {}
+        self._lock = threading.Lock()
 
     def routes(self, router: Router) -> None:
         # "free" first: it is also a valid type name pattern, and the feed of that name wins.
@@ -84,16 +97,22 @@ class Feeds:
         first, last = self.window(now)
         slots = self.service.slots(type_name, first, last)
         language = language_of(request.arg("lang") or self.service.config.desk.language)
-        etag = self._etag(type_name, language, slots)
-        headers = [("ETag", etag), ("Cache-Control", f"public, max-age={CACHE_SECONDS}")]
-        if _matches(request.header("If-None-Match"), etag):
+        content = self._digest(type_name, language, slots)
+        since = self._modified(type_name, language, content, now)
+        validator = f"{content}@{int(since.timestamp())}"
+        etag = '"' + hashlib.sha256(validator.encode()).hexdigest()[:32] + '"'
+        headers = [
+            ("ETag", etag),
+            ("Last-Modified", format_datetime(since, usegmt=True)),
+            ("Cache-Control", f"public, max-age={int(REFRESH.total_seconds())}"),
+        ]
+        if _not_modified(request, etag, since):
             return Response(304, b"", headers)
-        body = self.render(type_name, slots, now, language)
+        body = self.render(type_name, slots, since, language)
         return Response(200, body, [("Content-Type", CONTENT_TYPE), *headers])
 
-    def _etag(self, type_name: str, language: str, slots: list[Slot]) -> str:
-        """Changes when what a subscriber would see changes; ``now`` is left out on purpose
-        (DTSTAMP moves every request, the slots do not)."""
+    def _digest(self, type_name: str, language: str, slots: list[Slot]) -> str:
+        """A hash of everything the body shows but its DTSTAMP."""
         config = self.service.config
         session_type = self.service.policy.session_types[type_name]
         content = [
@@ -104,11 +123,21 @@ class Feeds:
             config.server.public_url,
             [(int(s.start.timestamp()), int(s.end.timestamp())) for s in slots],
         ]
-        digest = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
-        return f'"{digest[:32]}"'
+        return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
 
-    def render(self, type_name: str, slots: list[Slot], now: datetime, language: str) -> bytes:
-        """The VCALENDAR for ``slots`` (RFC 5545, with RFC 7986's name and refresh hints)."""
+    def _modified(self, type_name: str, language: str, content: str, now: datetime) -> datetime:
+        """When this feed first showed ``content`` (whole seconds, as HTTP dates are)."""
+        key = (type_name, language)
+        with self._lock:
+            seen = self._since.get(key)
+            if seen is None or seen[0] != content:
+                seen = (content, now.astimezone(UTC).replace(microsecond=0))
+                self._since[key] = seen
+            return seen[1]
+
+    def render(self, type_name: str, slots: list[Slot], stamp: datetime, language: str) -> bytes:
+        """The VCALENDAR for ``slots`` (RFC 5545, with RFC 7986's name and refresh hints);
+        ``stamp`` is every event's DTSTAMP, the time this content was first published."""
         config = self.service.config
         policy = self.service.policy
         t = _TEXTS[language]
@@ -127,7 +156,7 @@ class Feeds:
         calendar.add("x-wr-caldesc", t["description"].format(label=label, url=book_url))
         calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
         calendar.add("x-published-ttl", vDuration(REFRESH))  # the older spelling, same meaning
-        stamp = now.astimezone(UTC)
+        stamp = stamp.astimezone(UTC)
         for slot in slots:
             start = slot.start.astimezone(UTC)
             link = f"{book_url}?{urlencode({'start': iso(slot.start, policy)})}"
@@ -143,6 +172,24 @@ class Feeds:
             event.add("class", "PUBLIC")
             calendar.add_component(event)
         return bytes(calendar.to_ical())
+
+
+def _not_modified(request: Request, etag: str, since: datetime) -> bool:
+    """Whether the client's copy is still current: ``If-None-Match`` decides when sent,
+    else ``If-Modified-Since`` (an unreadable date is ignored, as RFC 9110 asks)."""
+    match = request.header("If-None-Match")
+    if match is not None:
+        return _matches(match, etag)
+    modified_since = request.header("If-Modified-Since")
+    if not modified_since:
+        return False
+    try:
+        when = parsedate_to_datetime(modified_since)
+    except (TypeError, ValueError):
+        return False
+    if when.tzinfo is None:  # "-0000" and obsolete forms: HTTP dates are in GMT
+        when = when.replace(tzinfo=UTC)
+    return since <= when
 
 
 def _matches(header: str | None, etag: str) -> bool:

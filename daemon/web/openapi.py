@@ -15,6 +15,7 @@ from typing import Any
 from daemon import __version__
 from daemon.availability import FIRST_DATE, LAST_DATE
 from daemon.web.api import MAX_RANGE_DAYS
+from rules.lifecycle import MAX_REASON
 from rules.messages import LANGUAGES
 from rules.model import BOOKING_FIELDS, Code, Policy
 
@@ -283,8 +284,29 @@ def document(public_url: str, policy: Policy) -> dict[str, Any]:
                     "summary": "Cancel a session",
                     "security": admin,
                     "parameters": [session_id],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "reason": {
+                                            "type": "string",
+                                            "maxLength": MAX_REASON,
+                                            "description": "Why, in words for the client: "
+                                            "stored and shown in the cancellation mails. "
+                                            "Without it they say the desk cancelled.",
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
                     "responses": {
                         "200": _json(_ref("Session"), "Cancelled."),
+                        "400": _json(error, 'The body is not {"reason": "..."}.'),
                         "401": _json(error, "No or wrong admin token."),
                         "403": cross_site,
                         "404": _json(error, "No such session."),

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from icalendar import Alarm, Calendar, Event
 from markupsafe import Markup
 
 from daemon.availability import iso
 from daemon.config import spoken_duration
 from daemon.events import CHECKIN_PURPOSE, MANAGE_PURPOSE, manage_url
+from daemon.invitation import access_text, client_calendar
 from daemon.service import Service, SessionNotFound
 from daemon.signing import BadToken, ExpiredToken, Signer
 from daemon.store import SessionRecord
@@ -41,10 +41,17 @@ from daemon.web.api import parse_booking, request_language, violation_documents
 from daemon.web.csrf import CsrfGuard
 from daemon.web.http import HTTPError, Request, Response, Router, route_path
 from daemon.web.ratelimit import RateLimiter
-from daemon.web.texts import TEXTS, day_label
+from daemon.web.texts import TEXTS, day_label, zone_name
 from rules.booking import field_violations
 from rules.contact import format_phone
-from rules.lifecycle import IllegalTransition, checkin_opens, noshow_deadline
+from rules.lifecycle import (
+    CancelReason,
+    IllegalTransition,
+    change_deadline,
+    checkin_opens,
+    client_may_change,
+    noshow_deadline,
+)
 from rules.messages import LANGUAGES, language_of
 from rules.model import BOOKING_FIELDS, BookingRequest, Code, Policy, Status, Violation
 from rules.slots import Slot
@@ -326,7 +333,8 @@ class Pages:
     def _zone_note(self, visit: Visit) -> str:
         offset = self._local(self.now()).strftime("%z")
         return visit.t["tz_desk"].format(
-            zone=self.policy.timezone.key, offset=f"{offset[:3]}:{offset[3:]}"
+            zone=zone_name(self.policy.timezone, visit.language),
+            offset=f"{offset[:3]}:{offset[3:]}",
         )
 
     def _types(self, visit: Visit) -> list[dict[str, str]]:
@@ -618,7 +626,7 @@ class Pages:
 
     def _changeable(self, session: SessionRecord) -> bool:
         cutoff = self.service.config.booking.cancel_cutoff
-        return session.status == Status.BOOKED and self.now() < session.start - cutoff
+        return client_may_change(session.status, session.start, cutoff, self.now())
 
     def booked(self, request: Request, visit: Visit) -> Response:
         return self._manage(request, visit, just_booked=True)
@@ -636,7 +644,7 @@ class Pages:
         config = self.service.config
         whatsapp = config.desk.whatsapp or ""
         t = visit.t
-        access = _access(session, t)
+        access = access_text(session, t)
         return self._render(
             visit,
             "manage.html",
@@ -646,7 +654,7 @@ class Pages:
             token=token,
             manage_link=f"{config.server.public_url}/manage/{token}",
             changeable=self._changeable(session),
-            change_until=self._moment(session.start - cutoff, visit),
+            change_until=self._moment(change_deadline(session.start, cutoff), visit),
             access=access,
             zone_note=self._zone_note(visit),
             cutoff=spoken_duration(cutoff, visit.language),
@@ -681,7 +689,7 @@ class Pages:
         session = self._session(request, MANAGE_PURPOSE)
         self._require_changeable(session, visit, "error_cancel_state", visit.here)
         try:
-            self.service.cancel(session.id, actor="client", reason="cancelled by the client")
+            self.service.cancel(session.id, actor="client", reason=CancelReason.CLIENT)
         except IllegalTransition:
             current = self.service.get(session.id)
             raise PageError(
@@ -756,49 +764,16 @@ class Pages:
         )
 
     def _calendar(self, session: SessionRecord, language: str, token: str) -> bytes:
-        """The client's copy: when, what to prepare, the manage link. Nothing about the
-        technician beyond the desk's name, and its own UID (not the technician's event)."""
-        t = TEXTS[language]
-        config = self.service.config
-        url = f"{config.server.public_url}/manage/{token}"
-        view = self._session_view(session, Visit(language, "", ""))
-        access = _access(session, t)
-        contacts = [
-            f"{t['contact_whatsapp']}: {config.desk.whatsapp}" if config.desk.whatsapp else "",
-            f"{t['contact_phone']}: {config.desk.phone}" if config.desk.phone else "",
-        ]
-        lines = [
-            t["prepare_install"].format(tool=session.remote_tool, time=view["start_time"]),
-            t["prepare_call"].format(access=access),
-            *(c for c in contacts if c),
-            t["prepare_responsible"].format(name=session.responsible_name),
-            t["prepare_tolerance"].format(minutes=view["grace_minutes"], deadline=view["deadline"]),
-            t["prepare_hands"],
-            "",
-            t["ics_manage"].format(url=url),
-        ]
-        calendar = Calendar()
-        calendar.add("prodid", "-//expediente//booking page//EN")
-        calendar.add("version", "2.0")
-        calendar.add("method", "PUBLISH")
-        event = Event()
-        event.add("uid", f"{session.calendar_uid}-client")
-        event.add("dtstamp", session.updated_at)
-        event.add("dtstart", session.start)
-        event.add("dtend", session.end)
-        event.add("summary", t["ics_summary"].format(desk=config.desk.name))
-        event.add("description", "\n".join(lines))
-        event.add("url", url)
-        event.add("status", "CANCELLED" if session.status == Status.CANCELLED else "CONFIRMED")
-        alarm = Alarm()
-        alarm.add("action", "DISPLAY")
-        alarm.add("description", t["prepare_install"].format(
-            tool=session.remote_tool, time=view["start_time"]
-        ))  # fmt: skip
-        alarm.add("trigger", timedelta(minutes=-30))
-        event.add_component(alarm)
-        calendar.add_component(event)
-        return bytes(calendar.to_ical())
+        """The client's copy, as the mails attach it (see :mod:`daemon.invitation`)."""
+        return client_calendar(
+            self.service.config,
+            session,
+            manage=f"{self.service.config.server.public_url}/manage/{token}",
+            language=language,
+            stamp=session.updated_at,
+            now=self.now(),
+            invitation=False,
+        )
 
     # ------------------------------------------------------------ the technician's link
 
@@ -853,13 +828,6 @@ class Pages:
             deadline = self._local(noshow_deadline(self.policy, session.start))
             return visit.t["checkin_too_late"].format(deadline=f"{deadline:%H:%M}")
         return visit.t["checkin_final"].format(status=visit.t[f"status_{session.status}"])
-
-
-def _access(session: SessionRecord, t: Mapping[str, str]) -> str:
-    """What the client reads out when calling: the tool and its ID when known."""
-    if session.remote_id:
-        return t["prepare_access_id"].format(tool=session.remote_tool, id=session.remote_id)
-    return t["prepare_access_tool"].format(tool=session.remote_tool)
 
 
 def _cookies(header: str | None) -> dict[str, str]:

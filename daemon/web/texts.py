@@ -9,7 +9,14 @@ are filled with ``str.format`` in the templates, and the result is still autoesc
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
+from functools import cache
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import get_timezone_name
+
+from rules.lifecycle import CancelReason
 
 WEEKDAYS: Mapping[str, tuple[str, ...]] = {
     "pt-BR": (
@@ -41,6 +48,21 @@ def day_label(day: date, language: str, *, year: bool = False) -> str:
         return f"{text} de {day.year}" if year else text
     text = f"{weekday}, {day.day} {month}"
     return f"{text} {day.year}" if year else text
+
+
+@cache
+def zone_name(zone: ZoneInfo, language: str) -> str:
+    """The time zone as people there call it, from CLDR: ``horário de Brasília`` for
+    America/Sao_Paulo in pt-BR, ``Brasilia Time`` in English. A zone CLDR places nowhere
+    (``UTC``, ``Etc/GMT+3``) is its offset instead: ``UTC``, ``UTC-03:00``."""
+    locale = Locale.parse(language.replace("-", "_"))
+    name = get_timezone_name(zone.key, locale=locale)
+    if locale.territories.get("ZZ", "Unknown Region") in name:
+        # Etc zones have one offset for ever: any date reads it.
+        offset = datetime(2000, 1, 1, tzinfo=zone).strftime("%z")
+        return "UTC" if offset == "+0000" else f"UTC{offset[:3]}:{offset[3:]}"
+    # Portuguese writes the generic name in lower case inside a sentence.
+    return name[:1].lower() + name[1:] if language == "pt-BR" else name
 
 
 TEXTS: Mapping[str, Mapping[str, str]] = {
@@ -134,6 +156,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "all_times": "Ver todos os horários",
         "ics_summary": "Atendimento remoto — {desk}",
         "ics_manage": "Ver, cancelar ou remarcar: {url}",
+        "ics_see": "Ver o atendimento: {url}",
         "title_checkin": "Check-in do atendimento",
         "lead_checkin": "Abra quando o cliente ligar e confirme o início do atendimento.",
         "checkin_button": "Iniciar atendimento (check-in)",
@@ -159,6 +182,11 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "error_generic": "O pedido não pôde ser atendido ({detail}).",
         "back_home": "Voltar ao início",
         "back": "Voltar",
+        "reason_client": "cancelado a pedido do cliente",
+        "reason_desk": "cancelado pelo suporte",
+        "reason_technician_deleted": "o técnico retirou o atendimento da agenda",
+        "reason_technician_cancelled": "o técnico cancelou o atendimento na agenda",
+        "reason_rebooked": "substituído por um novo horário marcado pelo cliente",
     },
     "en": {
         "skip": "Skip to content",
@@ -251,6 +279,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "all_times": "See all times",
         "ics_summary": "Remote session — {desk}",
         "ics_manage": "See, cancel or rebook: {url}",
+        "ics_see": "See the session: {url}",
         "title_checkin": "Session check-in",
         "lead_checkin": "Open when the client calls, then confirm the start.",
         "checkin_button": "Start the session (check-in)",
@@ -275,5 +304,36 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "error_generic": "The request could not be handled ({detail}).",
         "back_home": "Back to the start",
         "back": "Go back",
+        "reason_client": "cancelled at the client's request",
+        "reason_desk": "cancelled by the desk",
+        "reason_technician_deleted": "the technician removed the session from their calendar",
+        "reason_technician_cancelled": "the technician cancelled the session in their calendar",
+        "reason_rebooked": "replaced by a new time the client booked",
     },
 }
+
+
+# What earlier versions stored instead of a code; they read the same as the code now.
+_OLD_REASONS = {
+    "cancelled": CancelReason.DESK,
+    "cancelled by the desk": CancelReason.DESK,
+    "cancelled by the client": CancelReason.CLIENT,
+    "the technician deleted the event": CancelReason.TECHNICIAN_DELETED,
+    "the technician cancelled the event": CancelReason.TECHNICIAN_CANCELLED,
+}
+
+
+def reason_text(stored: str | None, language: str) -> str:
+    """A stored cancel reason in ``language``: a :class:`CancelReason` code in the
+    catalog's words, a person's own words as they wrote them; ``""`` for none."""
+    if not stored:
+        return ""
+    code = _OLD_REASONS.get(stored)
+    if code is None and stored.startswith("rebooked as "):
+        code = CancelReason.REBOOKED
+    if code is None:
+        try:
+            code = CancelReason(stored)
+        except ValueError:
+            return stored
+    return TEXTS[language][f"reason_{code}"]

@@ -257,6 +257,30 @@ def test_cancel_frees_the_slot(desk: Desk) -> None:
     assert nine["technicians"] == 1
 
 
+def test_cancel_keeps_the_reason_the_admin_gives(desk: Desk) -> None:
+    _, _, first = call(desk, "POST", "/api/v1/bookings", booking("2026-12-01T09:00:00-03:00"))
+    _, _, second = call(desk, "POST", "/api/v1/bookings", booking("2026-12-01T09:00:00-03:00"))
+    path = f"/api/v1/sessions/{first['id']}/cancel"
+    for body, wrong in (
+        ({"reason": 7}, "must be a string"),
+        ({"reason": "x" * 301}, "at most 300"),
+        ({"motivo": "x"}, "unknown field 'motivo'"),
+        (b"[1]", "JSON object"),
+    ):
+        status, _, refused = call(desk, "POST", path, body, headers=ADMIN)
+        assert status == 400 and wrong in refused["error"]["message"], refused
+    assert desk.service.get(first["id"]).status == Status.BOOKED, "nothing changed"
+
+    reason = {"reason": "O cliente ligou:\n  o computador\tfoi trocado "}
+    status, _, cancelled = call(desk, "POST", path, reason, headers=ADMIN)
+    assert status == 200 and cancelled["status"] == "cancelled"
+    assert cancelled["cancel_reason"] == "O cliente ligou: o computador foi trocado"
+    assert desk.service.get(first["id"]).cancel_reason == cancelled["cancel_reason"]
+    # Without a reason: the desk's code, which mails put into the reader's words.
+    status, _, plain = call(desk, "POST", f"/api/v1/sessions/{second['id']}/cancel", headers=ADMIN)
+    assert status == 200 and plain["cancel_reason"] == "desk"
+
+
 def test_stale_calendars_stop_bookings_and_health_says_so(tmp_path: Path) -> None:
     desk = make_desk(tmp_path, monday(7, 0))
     status, _, health = call(desk, "GET", "/healthz")

@@ -271,3 +271,28 @@ def test_sessions_json_with_nothing_to_list(
     desk = make_desk(tmp_path, monday(7))
     assert main(["sessions", "--config", str(desk.config.path), "--json"], desk.clock) == 0
     assert json.loads(capsys.readouterr().out) == {"sessions": [], "total": 0}
+
+
+def test_cancel_stores_the_reason_given(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    desk = make_desk(tmp_path, monday(7))
+    request = BookingRequest(
+        type="standard",
+        start=monday(9),
+        company="Ótica Sol",
+        responsible_name="João",
+        phone="11 3456-7890",
+        accept_rules=True,
+    )
+    session = desk.service.book(request).session
+    assert session is not None
+    config = str(desk.config.path)
+    code = main(["cancel", session.id, "--config", config, "--reason", "x" * 301], desk.clock)
+    assert code == 2
+    assert "--reason: the reason has 301 characters; at most 300" in capsys.readouterr().err
+    assert desk.service.get(session.id).status == "booked"
+    code = main(
+        ["cancel", session.id, "--config", config, "--reason", " Cliente\npediu por telefone "],
+        clock=desk.clock,
+    )
+    assert code == 0
+    assert desk.service.get(session.id).cancel_reason == "Cliente pediu por telefone"

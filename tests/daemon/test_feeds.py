@@ -161,28 +161,57 @@ def test_english_on_request(desk: Desk) -> None:
 
 
 def test_etag_caching_and_304(desk: Desk) -> None:
-    status, headers, _ = call(desk, "GET", "/feeds/free.ics")
+    status, headers, body = call(desk, "GET", "/feeds/free.ics")
     etag = headers["ETag"]
-    assert headers["Cache-Control"] == "public, max-age=300"
     assert etag.startswith('"') and etag.endswith('"')
+    assert headers["Last-Modified"] == "Mon, 30 Nov 2026 10:00:00 GMT"  # 07:00 in São Paulo
 
-    status, headers, body = call(desk, "GET", "/feeds/free.ics", {"If-None-Match": etag})
-    assert (status, body, headers["ETag"]) == (304, b"", etag)
-    assert headers["Cache-Control"] == "public, max-age=300"
+    status, headers, empty = call(desk, "GET", "/feeds/free.ics", {"If-None-Match": etag})
+    assert (status, empty, headers["ETag"]) == (304, b"", etag)
     assert call(desk, "GET", "/feeds/free.ics", {"If-None-Match": f'"x", W/{etag}'})[0] == 304
     assert call(desk, "GET", "/feeds/free.ics", {"If-None-Match": '"stale"'})[0] == 200
 
-    desk.clock.advance(timedelta(minutes=1))  # DTSTAMP moves, the slots do not
-    assert call(desk, "GET", "/feeds/free.ics")[1]["ETag"] == etag
+    # Later, with the same slots: the very same bytes (DTSTAMP is not the request time), so
+    # the strong ETag may stay; and the content is not modified since it was first served.
+    desk.clock.advance(timedelta(minutes=1))
+    status, headers, again = call(desk, "GET", "/feeds/free.ics")
+    assert (again, headers["ETag"]) == (body, etag)
+    assert headers["Last-Modified"] == "Mon, 30 Nov 2026 10:00:00 GMT"
+    for since, expected in (
+        ("Mon, 30 Nov 2026 10:00:00 GMT", 304),
+        ("Mon, 30 Nov 2026 10:05:00 GMT", 304),
+        ("Mon, 30 Nov 2026 09:59:59 GMT", 200),
+        ("not a date", 200),
+    ):
+        assert call(desk, "GET", "/feeds/free.ics", {"If-Modified-Since": since})[0] == expected
+    # If-None-Match wins over If-Modified-Since (RFC 9110 §13.2.2).
+    both = {"If-None-Match": '"stale"', "If-Modified-Since": "Mon, 30 Nov 2026 10:05:00 GMT"}
+    assert call(desk, "GET", "/feeds/free.ics", both)[0] == 200
 
     sample = booking((monday(9) + timedelta(days=1)).isoformat())
     call(desk, "POST", "/api/v1/bookings", body=sample)
     call(desk, "POST", "/api/v1/bookings", body=sample | {"email": "joao@example.com"})
     status, headers, body = call(desk, "GET", "/feeds/free.ics", {"If-None-Match": etag})
     assert status == 200 and headers["ETag"] != etag
+    assert headers["Last-Modified"] == "Mon, 30 Nov 2026 10:01:00 GMT"
     assert (monday(9) + timedelta(days=1), monday(9, 30) + timedelta(days=1)) not in feed_slots(
         body
     )
+    stamps = {e.decoded("DTSTAMP") for e in icalendar.Calendar.from_ical(body).walk("VEVENT")}
+    assert stamps == {monday(7, 1)}, "each event is stamped when this content appeared"
+    modified = {"If-Modified-Since": "Mon, 30 Nov 2026 10:00:30 GMT"}
+    assert call(desk, "GET", "/feeds/free.ics", modified)[0] == 200
+
+
+def test_cache_lifetime_is_the_refresh_interval_the_feed_advertises(desk: Desk) -> None:
+    _, headers, body = call(desk, "GET", "/feeds/free.ics")
+    calendar = icalendar.Calendar.from_ical(body)
+    refresh = calendar.decoded("REFRESH-INTERVAL")
+    assert refresh == timedelta(minutes=15)
+    assert str(calendar["X-PUBLISHED-TTL"]) == "PT15M", "the older spelling says the same"
+    assert headers["Cache-Control"] == f"public, max-age={int(refresh.total_seconds())}"
+    _, headers, _ = call(desk, "GET", "/feeds/free.ics", {"If-None-Match": headers["ETag"]})
+    assert headers["Cache-Control"] == f"public, max-age={int(refresh.total_seconds())}"
 
 
 def test_head_answers_headers_only(desk: Desk) -> None:

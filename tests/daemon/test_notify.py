@@ -6,9 +6,11 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import re
 import socket
+import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +22,8 @@ import pytest
 
 from daemon.config import Config, load_config
 from daemon.events import CHECKIN_PURPOSE, MANAGE_PURPOSE
-from daemon.notify import Delivery, DeliveryFailed, Notifier, client_uid
+from daemon.invitation import client_uid
+from daemon.notify import Delivery, DeliveryFailed, Notifier
 from daemon.signing import Signer
 from daemon.store import SessionRecord
 from rules.model import Status
@@ -31,6 +34,7 @@ from tests.daemon.smtp_server import SmtpServer, self_signed, smtp_server
 NOW = monday(7)
 START = monday(10)
 WEBHOOK_KEY = "webhook-key-for-tests-0123456789"
+DEPLOY_GUIDE = Path(__file__).resolve().parents[2] / "deploy" / "README.md"
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -78,12 +82,13 @@ def smtp_section(port: int, **extra: str) -> str:
     )
 
 
-def hook_section(url: str, events: list[str] | None = None, secret: bool = True) -> str:
+def hook_section(url: str, events: list[str] | None = None, secret: bool | str = True) -> str:
+    """A ``[[webhooks]]`` table; ``secret``: the key file (``True``: the test key's)."""
     text = f'\n[[webhooks]]\nurl = "{url}"\ntimeout = "5s"\n'
     if events is not None:
         text += f"events = {json.dumps(events)}\n"
     if secret:
-        text += 'secret_file = "secrets/webhook"\n'
+        text += f'secret_file = "{"secrets/webhook" if secret is True else secret}"\n'
     return text
 
 
@@ -228,6 +233,22 @@ def test_webhooks_get_the_events_they_list_and_checked_in_is_in_progress(
     }
 
 
+def test_webhooks_fire_on_a_move_by_default_and_when_listed(tmp_path: Path) -> None:
+    hooks = hook_section("http://127.0.0.1:9/all") + hook_section(
+        "http://127.0.0.1:9/moves", ["moved"]
+    )
+    config = write_notify_config(tmp_path, webhooks=hooks)
+    notifier = Notifier(config, signer_of(config))
+    urls = {
+        event: [d.payload["url"] for d in notifier.plan(record(), event, NOW)]
+        for event in ("booked", "moved")
+    }
+    assert urls == {
+        "booked": ["http://127.0.0.1:9/all"],
+        "moved": ["http://127.0.0.1:9/all", "http://127.0.0.1:9/moves"],
+    }
+
+
 def test_without_smtp_only_webhooks_are_planned(tmp_path: Path) -> None:
     config = write_notify_config(tmp_path, webhooks=hook_section("http://127.0.0.1:9/a"))
     plan = Notifier(config, signer_of(config)).plan(record(), "booked", NOW)
@@ -289,6 +310,8 @@ def test_confirmation_is_a_pt_br_invitation_with_the_checklist(
     assert "WhatsApp: +55 11 99999-0000" in text
     assert "Maria Lima (ou outro responsável da empresa) deve estar presente" in text
     assert "Toleramos até 10 minutos de atraso" in text
+    assert "10:00–10:30 (horário de Brasília)" in text
+    assert "America/Sao_Paulo" not in text
     assert "http://127.0.0.1:8080/manage/" in text
     assert "/checkin/" not in received.data.decode(), "the check-in link is the desk's"
 
@@ -315,6 +338,7 @@ def test_english_session_gets_english_mail(mail_config: Config, smtp: SmtpServer
     text = text_of(message)
     assert "Install AnyDesk on the computer before 10:00." in text
     assert "Up to 10 minutes of delay are tolerated" in text
+    assert "10:00–10:30 (Brasilia Time)" in text
     assert "Instale" not in text
 
 
@@ -346,6 +370,90 @@ def test_reminder_carries_the_checklist_and_is_skipped_once_void(
     assert not [p for p in received.message.walk() if p.get_content_type() == "text/calendar"]
 
 
+def test_a_reminder_after_the_cancel_cutoff_says_to_call_instead(
+    mail_config: Config, smtp: SmtpServer
+) -> None:
+    """cancel_cutoff is 2h: a reminder an hour before must not offer what the page refuses."""
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record()
+    confirmation, reminder = notifier.plan(session, "booked", NOW)[:2]
+    send(notifier, confirmation, session, NOW)
+    send(notifier, reminder, session, START - timedelta(hours=1))
+    booked, reminded = (text_of(m.message) for m in smtp.messages)
+    assert "Ver, cancelar ou remarcar o atendimento:\nhttp://127.0.0.1:8080/manage/" in booked
+    assert "É possível cancelar ou remarcar por aqui até segunda-feira, 30 de novembro, 08:00." in (
+        booked
+    )
+    assert "cancelar ou remarcar o atendimento" not in reminded
+    assert (
+        "Falta menos de 2 horas para o início: para cancelar ou remarcar, fale com o suporte.\n"
+        "Ver o atendimento:\nhttp://127.0.0.1:8080/manage/"
+    ) in reminded
+
+
+def test_a_reminder_before_the_cancel_cutoff_still_offers_it(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    config = write_notify_config(tmp_path, smtp=smtp_section(smtp.port), reminder="3h")
+    notifier = Notifier(config, signer_of(config))
+    session = record()
+    reminder = notifier.plan(session, "booked", NOW - timedelta(hours=1))[1]
+    assert reminder.payload["kind"] == "reminder"
+    send(notifier, reminder, session, START - timedelta(hours=3))
+    text = text_of(smtp.messages[0].message)
+    assert "Ver, cancelar ou remarcar o atendimento:" in text
+    assert "até segunda-feira, 30 de novembro, 08:00." in text
+
+
+def test_a_moved_session_mail_says_from_when_to_when(mail_config: Config, smtp: SmtpServer) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record()
+    send(notifier, notifier.plan(session, "booked", NOW)[0], session, NOW)
+    later = NOW + timedelta(minutes=5)
+    new_start = START + timedelta(hours=4)
+    moved = dataclasses.replace(
+        session, start=new_start, end=new_start + timedelta(minutes=30), updated_at=later
+    )
+    details = {
+        "from_start": START.isoformat(),
+        "from_end": (START + timedelta(minutes=30)).isoformat(),
+    }
+    plan = notifier.plan(moved, "moved", later, details)
+    assert mails(plan) == [
+        ("moved", "client", "maria@example.com"),
+        ("reminder", "client", "maria@example.com"),
+    ]
+    send(notifier, plan[0], moved, later)
+    message = smtp.messages[1].message
+    assert message["Subject"] == (
+        "Novo horário do atendimento remoto: segunda-feira, 30 de novembro de 2026, "
+        "14:00–14:30 — Suporte Técnico"
+    )
+    assert (
+        "O horário do seu atendimento remoto para Relojoaria Central mudou: de segunda-feira, "
+        "30 de novembro de 2026, 10:00–10:30 para segunda-feira, 30 de novembro de 2026, "
+        "14:00–14:30."
+    ) in text_of(message)
+    [first] = calendar_of(smtp.messages[0].message).walk("VEVENT")
+    [second] = calendar_of(message).walk("VEVENT")
+    assert calendar_of(message)["METHOD"] == "REQUEST"
+    assert second["UID"] == first["UID"]
+    assert second.decoded("SEQUENCE") > first.decoded("SEQUENCE")
+    assert second.decoded("DTSTART") == new_start
+
+
+def test_a_move_planned_without_the_old_time_still_says_the_time_changed(
+    mail_config: Config, smtp: SmtpServer
+) -> None:
+    """An outbox item written before the old time was recorded: the new time alone."""
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record()
+    send(notifier, notifier.plan(session, "moved", NOW)[0], session, NOW)
+    assert "mudou: agora é segunda-feira, 30 de novembro de 2026, 10:00–10:30." in text_of(
+        smtp.messages[0].message
+    )
+
+
 def test_cancel_has_same_uid_and_a_higher_sequence(mail_config: Config, smtp: SmtpServer) -> None:
     notifier = Notifier(mail_config, signer_of(mail_config))
     session = record()
@@ -359,6 +467,7 @@ def test_cancel_has_same_uid_and_a_higher_sequence(mail_config: Config, smtp: Sm
     assert first["UID"] == second["UID"]
     assert second.decoded("SEQUENCE") > first.decoded("SEQUENCE")
     assert second["STATUS"] == "CANCELLED"
+    assert first.walk("VALARM") and not second.walk("VALARM")
     assert second.decoded("DTSTART") == START
     assert smtp.messages[1].message["Subject"].startswith("Atendimento remoto cancelado")
 
@@ -372,6 +481,51 @@ def test_cancel_in_the_same_second_still_outranks_the_request(
         d for d in notifier.plan(cancelled, "cancelled", NOW) if d.payload["role"] == "client"
     ]
     assert cancel.payload["sequence"] == 1
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("desk", "Motivo: cancelado pelo suporte"),
+        ("technician_deleted", "Motivo: o técnico retirou o atendimento da agenda"),
+        # What earlier versions stored reads in the desk's words too.
+        ("cancelled by the desk", "Motivo: cancelado pelo suporte"),
+        ("rebooked as 0123abcd", "Motivo: substituído por um novo horário"),
+        ("O cliente pediu por telefone", "Motivo: O cliente pediu por telefone"),
+    ],
+)
+def test_cancel_mails_give_the_reason_in_the_readers_language(
+    mail_config: Config, smtp: SmtpServer, stored: str, shown: str
+) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record(status=Status.CANCELLED, cancel_reason=stored)
+    for delivery in notifier.plan(session, "cancelled", NOW):
+        send(notifier, delivery, session, NOW)
+    assert [m.rcpt_tos[0] for m in smtp.messages] == [
+        "maria@example.com",
+        "ana@example.com",
+        "chefe@example.com",
+    ]
+    for received in smtp.messages:
+        text = text_of(received.message)
+        assert shown in text, text
+        assert "cancelled" not in text.replace("CANCELLED", "")
+    client = text_of(smtp.messages[0].message)
+    assert "Escolha um novo horário por este link:\nhttp://127.0.0.1:8080/manage/" in client
+    assert "cancelar ou remarcar" not in client, "nothing is left to cancel"
+
+
+def test_an_english_client_reads_the_reason_in_english(
+    mail_config: Config, smtp: SmtpServer
+) -> None:
+    notifier = Notifier(mail_config, signer_of(mail_config))
+    session = record(status=Status.CANCELLED, cancel_reason="client", language="en")
+    client, notice = notifier.plan(session, "cancelled", NOW)[:2]
+    send(notifier, client, session, NOW)
+    send(notifier, notice, session, NOW)
+    assert "Reason: cancelled at the client's request" in text_of(smtp.messages[0].message)
+    # The desk reads its own language whatever the client's.
+    assert "Motivo: cancelado a pedido do cliente" in text_of(smtp.messages[1].message)
 
 
 def test_no_show_mail_links_to_booking_again(mail_config: Config, smtp: SmtpServer) -> None:
@@ -645,6 +799,68 @@ def test_webhook_body_headers_and_a_verifiable_signature(
     assert int(timestamp) == int(at.timestamp())
     expected = hmac.new(WEBHOOK_KEY.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     assert hmac.compare_digest(headers["X-Expediente-Signature"], "sha256=" + expected.hexdigest())
+
+
+def test_a_moved_webhook_says_the_previous_time(tmp_path: Path, receiver: Receiver) -> None:
+    notifier = hook_notifier(tmp_path, receiver.url)
+    new_start = START + timedelta(hours=4)
+    session = record(start=new_start, end=new_start + timedelta(minutes=30))
+    details = {
+        "from_start": START.isoformat(),
+        "from_end": (START + timedelta(minutes=30)).isoformat(),
+    }
+    [hook] = notifier.plan(session, "moved", NOW, details)
+    send(notifier, hook, session, NOW)
+    [(headers, body, _)] = receiver.requests
+    document = json.loads(body)
+    assert headers["X-Expediente-Event"] == document["event"] == "moved"
+    assert document["previous"] == {
+        "start": "2026-11-30T13:00:00+00:00",
+        "end": "2026-11-30T13:30:00+00:00",
+    }
+    assert document["session"]["start"] == "2026-11-30T17:00:00+00:00"
+
+
+def deploy_guide_webhooks(secrets: Path) -> Callable[..., bool]:
+    """Run the deploy guide's webhook section as written: its command makes the key file
+    (in ``secrets`` instead of /etc/expediente/secrets), its Python is the receiver's check."""
+    section = DEPLOY_GUIDE.read_text(encoding="utf-8").split("\n## Webhooks\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    shell = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    python = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert shell is not None and python is not None, "the guide shows both steps"
+    [make_key] = [line for line in shell.group(1).splitlines() if "head -c" in line]
+    command = make_key.removeprefix("sudo sh -c '").removesuffix("'")
+    subprocess.run(
+        ["sh", "-c", command.replace("/etc/expediente/secrets", str(secrets))], check=True
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(python.group(1), str(DEPLOY_GUIDE), "exec"), namespace)  # noqa: S102 - the guide's own code
+    verify: Callable[..., bool] = namespace["verify"]
+    return verify
+
+
+def test_the_deploy_guides_recipe_verifies_a_real_delivery(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    verify = deploy_guide_webhooks(secrets)
+    key_file = secrets / "webhook-key"
+    assert key_file.read_text().endswith("\n"), "base64 ends the file with a newline"
+    hook = hook_section(receiver.url, secret="secrets/webhook-key")
+    config = write_notify_config(tmp_path, webhooks=hook)
+    notifier = Notifier(config, signer_of(config))
+    session = record()
+    at = NOW + timedelta(seconds=3)
+    send(notifier, notifier.plan(session, "booked", NOW)[0], session, at)
+    [(headers, body, _)] = receiver.requests
+    assert verify(str(key_file), headers, body, now=at.timestamp() + 60)
+    # And it refuses what it must: another body, a replay ten minutes on, another key.
+    assert not verify(str(key_file), headers, body.replace(b"s1", b"s2"), now=at.timestamp())
+    assert not verify(str(key_file), headers, body, now=at.timestamp() + 600)
+    (tmp_path / "other-key").write_text(WEBHOOK_KEY + "\n")
+    assert not verify(str(tmp_path / "other-key"), headers, body, now=at.timestamp())
 
 
 def test_a_retry_has_the_same_delivery_id_and_body(tmp_path: Path, receiver: Receiver) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from daemon.store import InProgress, NewSession, SessionRecord
-from rules.lifecycle import IllegalTransition
+from rules.lifecycle import CancelReason, IllegalTransition
 from rules.model import BookingRequest, Code, Status
 from tests.daemon.desk import Desk, make_desk, monday
 
@@ -51,7 +51,7 @@ def test_a_move_by_less_than_its_length_keeps_the_technician_and_frees_the_old_t
     assert moved.technician_id == first.technician_id, "only the old session's time was free"
     assert moved.rebooked_from == first.id
     old = desk.service.get(first.id)
-    assert old.status == Status.CANCELLED and old.cancel_reason == f"rebooked as {moved.id}"
+    assert old.status == Status.CANCELLED and old.cancel_reason == CancelReason.REBOOKED
     queued = {
         (i.session_id, i.action, i.payload.get("event")) for i in desk.store.due_outbox(monday(8))
     }

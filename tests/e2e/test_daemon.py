@@ -116,6 +116,7 @@ def test_the_technician_deleting_the_event_cancels_the_session(desk: Desk) -> No
     desk.daemon.sync_all()
     _, body = desk.get(f"/api/v1/sessions/{session['id']}", ADMIN)
     assert body["status"] == "cancelled"
+    assert body["cancel_reason"] == "technician_deleted"  # a code mails put into words
     desk.daemon.flush()
     assert desk.calendars[tech].get_raw(desk.event_name(session["id"])) is None
 

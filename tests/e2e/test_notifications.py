@@ -3,8 +3,9 @@ server out, the outbox in between."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -17,7 +18,12 @@ from daemon.loop import Daemon
 from daemon.systemd import Notifier
 from tests.daemon.desk import monday
 from tests.daemon.smtp_server import SmtpServer, smtp_server
-from tests.daemon.test_notify import smtp_section
+from tests.daemon.test_notify import (
+    Receiver,
+    deploy_guide_webhooks,
+    hook_section,
+    smtp_section,
+)
 from tests.e2e.conftest import Desk, write_config
 from tests.servers import CalDAVServer
 
@@ -98,3 +104,59 @@ def test_a_mail_outage_never_blocks_or_loses_a_booking(
     desk.clock.advance(timedelta(minutes=5))
     desk.daemon.flush()
     assert [m.rcpt_tos for m in smtp.messages] == [("maria@example.com",)]
+
+
+def test_a_move_in_the_calendar_is_mailed_and_sent_to_webhooks(
+    radicale: CalDAVServer, tmp_path: Path
+) -> None:
+    """The technician moves the event in their calendar app: the client's mail says from
+    what time to what, and the webhook (checked with the deploy guide's recipe) says so."""
+    calendars = {"ana": radicale.new_calendar(), "bruno": radicale.new_calendar()}
+    path = write_config(tmp_path, radicale, calendars["ana"], calendars["bruno"])
+    verify = deploy_guide_webhooks(tmp_path / "secrets")
+    with smtp_server() as smtp, Receiver() as receiver:
+        hook = hook_section(receiver.url, ["moved"], secret="secrets/webhook-key")
+        path.write_text(path.read_text() + f"\n[smtp]\n{smtp_section(smtp.port)}\n{hook}")
+        clock = FixedClock(monday(7, 0))
+        daemon = Daemon(load_config(path), clock=clock, systemd=Notifier({}))
+        daemon.start(port=0)
+        try:
+            desk = Desk(daemon, clock, radicale, calendars, path)
+            session = desk.book(monday(9))
+            desk.daemon.flush()
+            desk.daemon.flush()
+            assert len(smtp.messages) == 1  # the confirmation
+            desk.daemon.sync_all()
+            tech = desk.technician(session["id"])
+            name = desk.event_name(session["id"])
+            raw = desk.calendars[tech].get_raw(name)
+            assert raw is not None
+            cal = icalendar.Calendar.from_ical(raw)
+            event = cal.events[0]
+            event.DTSTART = datetime.fromisoformat("2026-11-30T14:00:00+00:00")  # 11:00 local
+            event.DTEND = event.DTSTART + timedelta(minutes=30)
+            desk.calendars[tech].put_raw(name, cal.to_ical())
+            clock.advance(timedelta(minutes=1))
+            desk.daemon.sync_all()
+            desk.daemon.flush()
+            desk.daemon.flush()
+        finally:
+            daemon.shutdown()
+        moved = smtp.messages[1].message
+        assert moved["Subject"].startswith("Novo horário do atendimento remoto: segunda-feira")
+        assert (
+            "mudou: de segunda-feira, 30 de novembro de 2026, 09:00–09:30 para "
+            "segunda-feira, 30 de novembro de 2026, 11:00–11:30."
+        ) in plain(moved)
+        assert invitation(moved).walk("VEVENT")[0].decoded("DTSTART") == monday(11)
+        [(headers, body, _)] = receiver.requests
+        assert verify(
+            str(tmp_path / "secrets" / "webhook-key"), headers, body, now=clock.now().timestamp()
+        )
+        document = json.loads(body)
+        assert document["event"] == "moved"
+        assert document["previous"] == {
+            "start": "2026-11-30T12:00:00+00:00",
+            "end": "2026-11-30T12:30:00+00:00",
+        }
+        assert document["session"]["start"] == "2026-11-30T14:00:00+00:00"

@@ -13,6 +13,7 @@ import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar
@@ -20,6 +21,7 @@ from icalendar import Calendar
 from daemon.events import CHECKIN_PURPOSE, MANAGE_PURPOSE, checkin_url, manage_url
 from daemon.store import SessionRecord
 from daemon.web.pages import CSP, TZ_SCRIPT
+from rules.lifecycle import CancelReason
 from rules.model import BookingRequest, Status
 from tests.daemon.desk import ADMIN_TOKEN, Desk, monday
 from tests.web.client import Client, Page, booking_form, pages_app, pages_desk
@@ -92,7 +94,7 @@ def test_index_lists_session_types(client: Client) -> None:
 def test_booking_page_offers_exactly_the_api_grid(desk: Desk, client: Client) -> None:
     page = client.get("/book/standard")
     assert page.status == 200
-    assert "America/Sao_Paulo (UTC-03:00)" in page.text
+    assert "Horários no fuso do suporte: horário de Brasília (UTC-03:00)." in page.text
     today = desk.clock.now().astimezone(desk.service.policy.timezone).date()
     expected = desk.service.slots("standard", today, today + timedelta(days=6))
     offered = page.radios()
@@ -297,7 +299,9 @@ def test_cancel_through_the_manage_link(desk: Desk, client: Client) -> None:
     )
     answer = client.submit(page, manage_path(desk, session) + "/cancel", {})
     assert answer.status == 303 and answer.header("Location") == manage_path(desk, session)
-    assert desk.service.get(session.id).status == Status.CANCELLED
+    cancelled = desk.service.get(session.id)
+    assert cancelled.status == Status.CANCELLED
+    assert cancelled.cancel_reason == CancelReason.CLIENT
     after = client.get(manage_path(desk, session))
     assert "Este atendimento foi cancelado." in after.text
     assert "Cancelar o atendimento" not in after.text
@@ -409,6 +413,39 @@ def test_ics_download_parses_and_keeps_technicians_out(desk: Desk, client: Clien
     assert technician.name not in answer.text and "/checkin/" not in answer.text
 
 
+def test_ics_download_carries_a_sequence_and_once_cancelled_removes_the_event(
+    desk: Desk, client: Client
+) -> None:
+    session = service_booking(desk, TEN)
+    path = manage_path(desk, session) + "/session.ics"
+    booked = Calendar.from_ical(client.get(path).text)
+    [first] = booked.walk("VEVENT")
+    assert booked["METHOD"] == "PUBLISH" and first["STATUS"] == "CONFIRMED"
+    assert first.decoded("SEQUENCE") == 0
+    assert first.walk("VALARM"), "a booked session's copy rings before the start"
+    assert "Ver, cancelar ou remarcar: http://" in str(first["DESCRIPTION"])
+
+    desk.clock.advance(timedelta(minutes=1))
+    desk.service.cancel(session.id, actor="client", reason=CancelReason.CLIENT)
+    cancelled = Calendar.from_ical(client.get(path).text)
+    [second] = cancelled.walk("VEVENT")
+    assert cancelled["METHOD"] == "CANCEL" and second["STATUS"] == "CANCELLED"
+    assert second["UID"] == first["UID"]
+    assert second.decoded("SEQUENCE") > first.decoded("SEQUENCE")
+    assert not second.walk("VALARM"), "no alarm for a session that will not happen"
+    assert "Ver o atendimento: http://" in str(second["DESCRIPTION"]), "nothing to cancel"
+
+
+def test_ics_download_after_the_cutoff_offers_no_online_cancel(desk: Desk, client: Client) -> None:
+    session = service_booking(desk, TEN)
+    desk.clock.set(monday(8, 30))  # cancel_cutoff is 2h: changes closed at 08:00
+    [event] = Calendar.from_ical(client.get(manage_path(desk, session) + "/session.ics").text).walk(
+        "VEVENT"
+    )
+    assert "cancelar" not in str(event["DESCRIPTION"])
+    assert "Ver o atendimento: http://" in str(event["DESCRIPTION"])
+
+
 # ---------------------------------------------------------------- check-in
 
 
@@ -477,6 +514,22 @@ def test_english_by_switch_kept_in_a_cookie_and_by_accept_language(
     browser = Client(desk.app)
     page = browser.get("/", headers={"Accept-Language": "en-US,en;q=0.9"})
     assert '<html lang="en">' in page.text
+
+
+@pytest.mark.parametrize(
+    ("zone", "language", "name"),
+    [
+        ("America/Sao_Paulo", "pt-BR", "horário de Brasília"),
+        ("America/Sao_Paulo", "en", "Brasilia Time"),
+        ("America/Manaus", "pt-BR", "horário do Amazonas"),
+        ("UTC", "pt-BR", "UTC"),  # CLDR places it nowhere: the offset, not "Região desconhecida"
+        ("Etc/GMT+3", "en", "UTC-03:00"),
+    ],
+)
+def test_time_zones_are_named_as_people_say_them(zone: str, language: str, name: str) -> None:
+    from daemon.web.texts import zone_name
+
+    assert zone_name(ZoneInfo(zone), language) == name
 
 
 def test_every_text_exists_in_both_languages() -> None:
