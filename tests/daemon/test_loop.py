@@ -19,6 +19,7 @@ from daemon.clock import FixedClock
 from daemon.config import CalendarConfig, load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
+from rules.lifecycle import CancelReason
 from rules.model import Status
 from tests import wsgi
 from tests.daemon.desk import ADMIN_TOKEN, SAO_PAULO, monday, write_config
@@ -193,7 +194,7 @@ def test_an_event_deleted_before_any_sync_listed_it_cancels_its_session(
     assert [gone["id"]] in [r.cancelled for r in reports]
     stored = desk.daemon.store.get_session(gone["id"])
     assert stored is not None and stored.status == Status.CANCELLED
-    assert stored.cancel_reason == "the technician deleted the event"
+    assert stored.cancel_reason == CancelReason.TECHNICIAN_DELETED
     other = desk.daemon.store.get_session(kept["id"])
     assert other is not None and other.status == Status.BOOKED
     assert cancel_notices(desk.daemon.store, desk.clock.now()) == [gone["id"]], (
