@@ -7,10 +7,10 @@ still counts, and the sweeper marks a session rescheduled as soon as ``now`` is 
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from rules.booking import clean_text
 from rules.intervals import later, require_aware
 from rules.model import Policy, Status
 
@@ -35,7 +35,6 @@ class CancelReason(StrEnum):
 
 
 MAX_REASON = 300  # characters: a sentence for the client's mail, not a report
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def given_reason(text: str) -> str:
@@ -44,7 +43,9 @@ def given_reason(text: str) -> str:
     ``""`` when there is nothing but spaces; raises ``ValueError`` saying the limit when
     it is longer than :data:`MAX_REASON` characters.
     """
-    reason = " ".join(_CONTROL.sub(" ", text).split())
+    # The same cleaning as a client's single-line field: an admin's words reach the
+    # client's mail, so no bidi override or invisible character goes with them.
+    reason = clean_text("reason", text)
     if len(reason) > MAX_REASON:
         raise ValueError(
             f"the reason has {len(reason)} characters; at most {MAX_REASON} are kept "

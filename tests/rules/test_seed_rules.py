@@ -9,7 +9,7 @@ import pytest
 
 from rules.booking import validate
 from rules.intervals import BusyTimeline, Interval
-from rules.lifecycle import Event, IllegalTransition, check_in, due_event, transition
+from rules.lifecycle import Event, IllegalTransition, check_in, due_event, given_reason, transition
 from rules.messages import message
 from rules.model import Accepted, Policy, Rejected, Status
 from rules.slots import free_slots
@@ -200,6 +200,12 @@ def test_client_text_keeps_nothing_invisible(char: str) -> None:
     assert isinstance(result, Accepted)
     assert result.fields["company"] == "Loja X"
     assert result.fields["description"] == "a\nb"
+
+
+@pytest.mark.parametrize("char", HIDDEN, ids=lambda c: f"U+{ord(c):04X}")
+def test_an_admins_cancel_reason_keeps_nothing_invisible_either(char: str) -> None:
+    """The reason reaches the client's mail as the desk's words: no override may ride on it."""
+    assert given_reason(f" Cliente{char}\npediu{char} ") == "Cliente pediu"
 
 
 def test_the_description_keeps_its_lines_and_tabs_and_nothing_that_fakes_one() -> None:
