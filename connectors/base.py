@@ -109,6 +109,8 @@ class SessionEvent:
     organizer_email: str = ""
     attendee_email: str = ""
     attendee_name: str = ""
+    # DTSTAMP: when the daemon made this version, from its clock (adapters read no clock).
+    stamp: datetime | None = None
 
     @property
     def blocks_time(self) -> bool:

@@ -948,9 +948,10 @@ def session_to_ical(
 
     Times are written in UTC. Rescheduled and cancelled sessions stay visible (with a marker)
     but are TRANSPARENT so the technician's time is freed; cancelled ones are also
-    STATUS:CANCELLED. ``stamp`` is DTSTAMP (pass the daemon clock's now; default: the current
-    time). All text goes through icalendar's escaping; a CR or LF in an e-mail address or in
-    the URL raises ``ValueError`` (those are not text and cannot be escaped).
+    STATUS:CANCELLED. ``stamp`` is DTSTAMP (the daemon clock's now; default: ``event.stamp``;
+    neither is a ``ValueError``, as connectors read no clock). All text goes through
+    icalendar's escaping; a CR or LF in an e-mail address or in the URL raises ``ValueError``
+    (those are not text and cannot be escaped).
     """
     if event.state not in _KNOWN_STATES:
         raise ValueError(f"unknown session state {event.state!r}")
@@ -959,7 +960,10 @@ def session_to_ical(
     if end <= start:
         raise ValueError(f"session {event.uid!r} ends before it starts")
     summary = _clean_text(marker.get(event.state, "") + event.summary)
-    stamped = require_aware(stamp, "stamp") if stamp is not None else datetime.now(UTC)
+    stamp = stamp or event.stamp
+    if stamp is None:
+        raise ValueError(f"session {event.uid!r} has no DTSTAMP: set SessionEvent.stamp")
+    stamped = require_aware(stamp, "stamp")
     vevent = Event.new(
         uid=_clean_text(event.uid),
         stamp=stamped.astimezone(UTC),

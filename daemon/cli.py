@@ -190,7 +190,7 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
         if args.command == "demo":
             from daemon.demo import run_demo
 
-            return run_demo(args.state, port=args.port, caldav_port=args.caldav_port)
+            return run_demo(args.state, port=args.port, caldav_port=args.caldav_port, clock=clock)
     except UserError as error:
         for line in str(error).splitlines() or [""]:
             print(f"expediente: error: {line}", file=sys.stderr)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from daemon.clock import Clock, SystemClock
 from daemon.errors import UserError
 
 if TYPE_CHECKING:
@@ -253,10 +254,17 @@ def _local_caldav_ports(config: Config) -> set[int]:
     return ports
 
 
-def run_demo(state: Path, *, port: int | None = None, caldav_port: int | None = None) -> int:
+def run_demo(
+    state: Path,
+    *,
+    port: int | None = None,
+    caldav_port: int | None = None,
+    clock: Clock | None = None,
+) -> int:
     from daemon import log as logs
     from daemon.loop import Daemon
 
+    clock = clock or SystemClock()
     state = state.resolve()
     if not (state / "expediente.toml").exists():
         # Checked before the file is written with them: a folder is not left holding ports
@@ -278,7 +286,9 @@ def run_demo(state: Path, *, port: int | None = None, caldav_port: int | None = 
     radicale = start_radicale(state, caldav_port, password)
     try:
         if fresh:
-            create_calendars(f"http://127.0.0.1:{caldav_port}", password, datetime.now(TZ))
+            create_calendars(
+                f"http://127.0.0.1:{caldav_port}", password, clock.now().astimezone(TZ)
+            )
         token = (state / "secrets" / "admin-token").read_text().strip()
         print(
             f"\nexpediente demo — data in {state}\n"
@@ -295,7 +305,7 @@ def run_demo(state: Path, *, port: int | None = None, caldav_port: int | None = 
             "Ctrl-C stops it.\n",
             flush=True,
         )
-        return Daemon(config).run()
+        return Daemon(config, clock=clock).run()
     finally:
         radicale.terminate()
         try:

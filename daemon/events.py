@@ -13,7 +13,7 @@ already removed anything invisible from all of them (``rules.booking.clean_text`
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from connectors.base import SessionEvent, SessionState
 from daemon.signing import Signer
@@ -101,6 +101,7 @@ def session_event(
     signer: Signer,
     language: str = "pt-BR",
     alarm_minutes: int = 10,
+    now: datetime,
 ) -> SessionEvent:
     labels = _labels(language)
     session_type = policy.session_types.get(session.type)
@@ -132,4 +133,5 @@ def session_event(
         state=state,
         url=url,
         alarm_minutes=alarm_minutes,
+        stamp=now,
     )

@@ -229,6 +229,7 @@ class OutboxWorker:
             public_url=config.server.public_url,
             signer=self.signer,
             language=config.desk.language,
+            now=self.service.clock.now(),
         )
         calendar_id, calendar = self.calendars.session_calendar(session.technician_id)
         try:

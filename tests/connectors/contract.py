@@ -62,6 +62,7 @@ def session(uid: str = "sess-0001", **changes: object) -> SessionEvent:
         end=sp(2026, 3, 10, 9, 30),
         summary="Empresa X — Atendimento remoto",
         description="Responsável: Maria\nTelefone: +55 11 99999-0000\nAnyDesk: 123456789",
+        stamp=sp(2026, 3, 1, 12, 0),
     )
     return replace(event, **changes)  # type: ignore[arg-type]
 

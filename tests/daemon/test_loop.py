@@ -88,6 +88,7 @@ def test_a_booking_is_written_to_the_technicians_calendar_by_the_outbox(desk: De
     assert "Maria Lima" in str(event["DESCRIPTION"])
     assert "/checkin/" in str(event["DESCRIPTION"])
     assert event.decoded("DTSTART") == monday(9)
+    assert event.decoded("DTSTAMP") == desk.daemon.clock.now()  # the daemon's clock, no other
     stored = desk.daemon.store.get_session(session["id"])
     assert stored is not None and stored.calendar_etag is not None
     assert desk.daemon.store.outbox_depth() == 0

@@ -8,12 +8,14 @@ Two guarantees, each tested here:
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeGuard
 
 import pytest
 
@@ -100,3 +102,35 @@ def test_browser_tests_fail_in_ci_when_chromium_is_missing(tmp_path: Path) -> No
         require_chromium(missing, {})
     missing.touch()
     require_chromium(missing, {"CI": "true"})  # present: nothing to say
+
+
+# Reads of the date or the time of day. Elapsed-time reads (time.monotonic,
+# time.perf_counter) for timeouts and backoff say nothing about the date and stay allowed.
+WALL_CLOCK = {
+    ("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today"),
+    ("time", "time"), ("time", "time_ns"), ("time", "localtime"), ("time", "gmtime"),
+}  # fmt: skip
+
+
+def _reads_wall_clock(node: ast.AST) -> TypeGuard[ast.Call]:
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return False
+    owner = node.func.value
+    name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+    if (name, node.func.attr) not in WALL_CLOCK:
+        return False
+    # time.localtime(seconds) and gmtime(seconds) convert a given instant: not a read.
+    return not (name == "time" and node.func.attr in {"localtime", "gmtime"} and node.args)
+
+
+def test_only_daemon_clock_reads_the_wall_clock() -> None:
+    """Every other module gets ``now`` handed in, so the fixture above covers them all."""
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for package in ("rules", "connectors", "daemon")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path != ROOT / "daemon" / "clock.py"
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if _reads_wall_clock(node)
+    ]
+    assert not found, f"read the time through daemon.clock instead: {found}"
