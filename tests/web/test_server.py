@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import select
 import socket
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.config import SERVER
 from daemon.metrics import Metrics
 from daemon.web.app import build_app
 from daemon.web.http import MAX_BODY, App
@@ -164,3 +166,16 @@ def test_a_request_still_arriving_after_the_deadline_is_closed(app: App) -> None
             assert answer(sock)[0] == 200
     finally:
         server.stop()
+
+
+def test_the_nginx_example_keeps_in_step_with_the_daemon() -> None:
+    """deploy/nginx.conf repeats facts the daemon owns; this is where they meet."""
+    text = (Path(__file__).parents[2] / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+    (size,) = re.findall(r"^\s*client_max_body_size (\d+)k;", text, re.MULTILINE)
+    assert int(size) * 1024 == MAX_BODY
+    (upstream,) = re.findall(r"^\s*server (127\.0\.0\.1:\d+);", text, re.MULTILINE)
+    assert upstream == next(s.default for s in SERVER.settings if s.name == "listen")
+    passes = text.count("proxy_pass http://expediente;")
+    # Replaced, never appended: the daemon trusts the last address of the header.
+    assert text.count("proxy_set_header X-Forwarded-For $remote_addr;") == passes >= 1
+    assert "$proxy_add_x_forwarded_for" not in text
