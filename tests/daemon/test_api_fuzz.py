@@ -263,7 +263,8 @@ def send(site: Site, sent: dict[str, Any]) -> tuple[int, list[tuple[str, str]], 
         content_type=sent["content_type"],
         headers=sent["headers"],
     )
-    env["QUERY_STRING"] = sent["query"]
+    # A "?" drawn into a segment is part of the path here (a server gets it as %3F).
+    env["PATH_INFO"], env["QUERY_STRING"] = sent["path"], sent["query"]
     return wsgi.call(site.app, env)
 
 
