@@ -1132,7 +1132,14 @@ BOOKING = Table(
           "Bookings accepted from one client address per rate_window; 0 means no limit. "
           "A booking in progress holds its place until it is refused, so a burst of "
           "simultaneous attempts from one address cannot slip past the limit."),
-        S("rate_window", Duration(positive=True), "1h", "The period rate_limit counts over."),
+        S("refusal_limit", Integer(0, 100000), 30,
+          "Refused bookings (a rule broken, a slot taken meanwhile) from one client address "
+          "per rate_window; past it the address is refused with 429 too. Refusals are "
+          "counted apart so that correcting a form costs no booking, and limited because "
+          "each one is kept in the audit log. 0 means no limit."),
+        S("rate_window", Duration(positive=True), "1h",
+          "The period rate_limit and refusal_limit count over, per client address (an IPv6 "
+          "address counts as its /64, the block one subscriber gets)."),
     ]
 )
 
@@ -1190,6 +1197,11 @@ STORE = Table(
           "The SQLite database: sessions, busy-time cache, outbox. Back it up. Under "
           "systemd it belongs in the StateDirectory, the one writable place.",
           "/var/lib/expediente/expediente.db"),
+        S("audit_retention", Duration(), "365d",
+          "How long audit entries (bookings refused and accepted, status changes, moves, "
+          "failed deliveries) are kept; older ones are deleted once a day. Sessions "
+          "themselves, with their rules acceptance, are kept regardless. \"0d\" keeps "
+          "the audit forever."),
     ]
 )
 
@@ -1339,6 +1351,7 @@ class BookingConfig:
     required_fields: frozenset[str]
     rate_limit: int | None  # bookings per client address per rate_window; None: no limit
     rate_window: timedelta
+    refusal_limit: int | None  # refused bookings per address per rate_window; None: no limit
 
 
 @dataclass(frozen=True)
@@ -1408,6 +1421,7 @@ class ServerConfig:
 @dataclass(frozen=True)
 class StoreConfig:
     path: Path
+    audit_retention: timedelta | None  # None: the audit is kept forever
 
 
 @dataclass(frozen=True)
@@ -1826,6 +1840,7 @@ def _assemble(root: Mapping[str, Any], ctx: _Context, path: Path) -> Config:
             required_fields=frozenset(booking["required_fields"]),
             rate_limit=booking["rate_limit"] or None,
             rate_window=booking["rate_window"],
+            refusal_limit=booking["refusal_limit"] or None,
         ),
         technicians=technicians,
         server=ServerConfig(
@@ -1837,7 +1852,10 @@ def _assemble(root: Mapping[str, Any], ctx: _Context, path: Path) -> Config:
             signing_key=server["signing_key_file"],
             behind_proxy=server["behind_proxy"],
         ),
-        store=StoreConfig(path=root["store"]["path"]),
+        store=StoreConfig(
+            path=root["store"]["path"],
+            audit_retention=root["store"]["audit_retention"] or None,
+        ),
         sync=SyncConfig(**root["sync"]),
         notifications=NotificationsConfig(**root["notifications"]),
         smtp=None
@@ -2078,6 +2096,11 @@ def describe(config: Config) -> str:
             f"{booking.rate_limit} bookings per client address per {d(booking.rate_window)}"
             if booking.rate_limit
             else "none"
+        )
+        + (
+            f"; {booking.refusal_limit} refused per {d(booking.rate_window)}"
+            if booking.refusal_limit
+            else "; refusals not limited"
         ),
         "Remote tools: "
         + ", ".join(
@@ -2100,7 +2123,8 @@ def describe(config: Config) -> str:
         + ("; behind a reverse proxy" if server.behind_proxy else ""),
         f"  admin token from {_secret_source(server.admin_token)}; signing key from "
         f"{_secret_source(server.signing_key)}",
-        f"Store: {config.store.path}",
+        f"Store: {config.store.path}; audit kept "
+        + (f"{d(config.store.audit_retention)}" if config.store.audit_retention else "forever"),
         f"Sync: every {d(config.sync.interval)}; stale after {d(config.sync.stale_after)}; "
         f"request timeout {d(config.sync.timeout)}; retries up to {d(config.sync.max_backoff)} "
         "apart",

@@ -47,6 +47,7 @@ SWEEP_EVERY = 1  # seconds: no-shows are marked within about a second of the dea
 OUTBOX_EVERY = 1
 STATUS_EVERY = 15
 DAILY_RESYNC_AT = "03:30"  # desk time: a full resync rolls the expansion window forward
+AUDIT_PRUNE_AT = "03:45"  # desk time, after the resync: the audit retention
 FIRST_SYNC_TIMEOUT = 120.0
 
 NotificationsFactory = Callable[[Config, Signer], Notifications | None]
@@ -178,6 +179,16 @@ class Daemon:
             self._wake.set()
         return changed
 
+    def prune_audit(self) -> int:
+        """Delete audit entries older than ``[store] audit_retention``; how many went."""
+        retention = self.config.store.audit_retention
+        if retention is None:
+            return 0
+        removed = self.store.prune_audit(self.clock.now() - retention)
+        if removed:
+            log.info("audit: deleted %d entries older than %s", removed, retention)
+        return removed
+
     def once(self) -> tuple[list[SyncReport], list[SessionRecord], FlushReport]:
         """One round of everything (``expediente sync --once``)."""
         reports = self.sync_all()
@@ -222,6 +233,10 @@ class Daemon:
         zone = pytz.timezone(config.policy.timezone.key)
         self.scheduler.every().day.at(DAILY_RESYNC_AT, zone).do(
             self._guarded("daily resync", self._daily_resync)
+        )
+        # In the pool: a first pruning of a large audit must not hold up the sweep.
+        self.scheduler.every().day.at(AUDIT_PRUNE_AT, zone).do(
+            self._submit, "audit retention", self.prune_audit
         )
         if self.systemd.watchdog_interval:
             every = max(1, int(self.systemd.watchdog_interval))
@@ -268,6 +283,7 @@ class Daemon:
             log.warning("first sync failed for %s; retrying on schedule", ", ".join(failed))
         self.sweep()
         self._submit("outbox", self.flush)
+        self._submit("audit retention", self.prune_audit)  # a daemon restarted daily prunes too
         self._schedule_jobs()
         self._status()
         self.systemd.ready()

@@ -2,7 +2,8 @@
 
 A token is ``<purpose>.<session id>.<expiry epoch>.<HMAC-SHA256>``, URL-safe base64 for
 the MAC. The purpose is part of what is signed, so a client's manage link can never be
-replayed as a check-in link. Verification is constant-time.
+replayed as a check-in link. Verification is constant-time, and compares bytes: a link
+is whatever a client typed, and ``hmac.compare_digest`` raises on non-ASCII text.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ class Signer:
             raise ValueError("the signing key must be at least 16 bytes")
 
     def _mac(self, message: str) -> str:
-        digest = hmac.new(self.key, message.encode(), hashlib.sha256).digest()
+        return self._mac_of(message.encode())
+
+    def _mac_of(self, message: bytes) -> str:
+        digest = hmac.new(self.key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def sign(self, purpose: str, session_id: str, expires: datetime) -> str:
@@ -43,14 +47,24 @@ class Signer:
     def verify(self, token: str, purpose: str, now: datetime) -> str:
         """The session id the token was made for; raises :class:`BadToken`."""
         parts = token.split(".")
-        if len(parts) != 4 or not parts[2].isdigit():
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if len(parts) != 4 or not (parts[2].isascii() and parts[2].isdigit()):
             raise BadToken("malformed link")
         token_purpose, session_id, expiry, mac = parts
-        expected = self._mac(f"{token_purpose}.{session_id}.{expiry}")
-        if not hmac.compare_digest(expected, mac):
+        try:
+            message = f"{token_purpose}.{session_id}.{expiry}".encode()
+            given = mac.encode()
+        except UnicodeEncodeError:  # a lone surrogate: no link of ours holds one
+            raise BadToken("malformed link") from None
+        expected = self._mac_of(message).encode()
+        if not hmac.compare_digest(expected, given):
             raise BadToken("invalid signature")
         if token_purpose != purpose:
             raise BadToken("link made for another purpose")
-        if now >= datetime.fromtimestamp(int(expiry), UTC):
+        try:
+            expires = datetime.fromtimestamp(int(expiry), UTC)
+        except (OverflowError, OSError, ValueError):  # signed, but past what a date holds
+            raise BadToken("malformed link") from None
+        if now >= expires:
             raise ExpiredToken("expired link")
         return session_id

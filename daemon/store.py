@@ -38,6 +38,9 @@ BUSY_TIMEOUT_MS = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 
+AUDIT_TEXT_MAX = 500  # characters kept of each text in an audit entry (an error message fits)
+AUDIT_PRUNE_BATCH = 5000
+
 # An outbox item: the action ('put', 'delete', 'email', 'webhook', 'notify', ...) and its
 # JSON payload. Written in the same transaction as the change that needs it.
 OutboxRequest = tuple[str, dict[str, Any]]
@@ -69,6 +72,17 @@ def dt(value: int | None) -> datetime | None:
 
 def _dt(value: int) -> datetime:
     return _EPOCH + value * _SECOND
+
+
+def _bounded(value: Any) -> Any:
+    """``value`` with every text in it cut to :data:`AUDIT_TEXT_MAX` characters."""
+    if isinstance(value, str):
+        return value if len(value) <= AUDIT_TEXT_MAX else value[: AUDIT_TEXT_MAX - 1] + "…"
+    if isinstance(value, dict):
+        return {_bounded(str(key)): _bounded(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_bounded(item) for item in value]
+    return value
 
 
 def _span(window: Interval) -> tuple[int, int]:
@@ -1212,7 +1226,7 @@ class Store:
             )
             if row is not None:
                 self._audit(
-                    db, now, "system", "delivery_failed", row["session_id"], error[:500],
+                    db, now, "system", "delivery_failed", row["session_id"], error,
                     {"action": row["action"], "outbox_id": item_id},
                 )  # fmt: skip
 
@@ -1249,10 +1263,12 @@ class Store:
         reason: str,
         details: dict[str, Any],
     ) -> None:
+        # Bounded here, for every writer: a refused booking's text is the client's.
+        document = json.dumps(_bounded(details), ensure_ascii=False)
         db.execute(
             "INSERT INTO audit (at, actor, action, session_id, reason, details) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (ts(now), actor, action, session_id, reason, json.dumps(details, ensure_ascii=False)),
+            (ts(now), actor, action, session_id, _bounded(reason), document),
         )
 
     def audit(
@@ -1271,6 +1287,25 @@ class Store:
         """
         with self._write() as db:
             self._audit(db, now, actor, action, session_id, reason, details or {})
+
+    def prune_audit(self, before: datetime) -> int:
+        """Delete audit entries from before ``before``; how many were deleted.
+
+        In batches, each its own transaction, so a first pruning of years of entries
+        never holds the write lock long enough to make a booking wait.
+        """
+        cutoff = ts(before)
+        removed = 0
+        while True:
+            with self._write() as db:
+                count = db.execute(
+                    "DELETE FROM audit WHERE id IN "
+                    "(SELECT id FROM audit WHERE at < ? ORDER BY id LIMIT ?)",
+                    (cutoff, AUDIT_PRUNE_BATCH),
+                ).rowcount
+            removed += count
+            if count < AUDIT_PRUNE_BATCH:
+                return removed
 
     def audit_log(self, session_id: str | None = None, limit: int = 500) -> list[AuditEntry]:
         """A session's history, oldest first; or, without ``session_id``, the latest

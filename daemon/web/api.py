@@ -206,16 +206,18 @@ class Api:
                 raise HTTPError(
                     429,
                     "rate_limited",
-                    f"too many bookings from this address; try again in {int(wait)} s",
+                    f"too many booking attempts from this address; try again in {int(wait)} s",
                     headers={"Retry-After": str(int(wait))},
                 )
-        accepted = False
+        outcome: BookingOutcome | None = None
         try:
             outcome = self.service.book(booking, idempotency_key=key)
-            accepted = outcome.session is not None and not outcome.replayed
         finally:
-            if limiter is not None and not accepted:
-                limiter.release(request.client_address, now)
+            if limiter is not None and (
+                outcome is None or outcome.session is None or outcome.replayed
+            ):
+                refused = outcome is not None and outcome.session is None
+                limiter.release(request.client_address, now, refused=refused)
         if outcome.session is None:
             raise rejection(outcome, language)
         document = self.session_document(outcome.session)

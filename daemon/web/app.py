@@ -20,7 +20,7 @@ def build_app(service: Service, signer: Signer, metrics: Metrics) -> App:
     router = Router()
     booking = service.config.booking
     # One budget per client address, whichever door it books through.
-    limiter = RateLimiter(booking.rate_limit, booking.rate_window)
+    limiter = RateLimiter(booking.rate_limit, booking.rate_window, booking.refusal_limit)
     Api(service, signer, limiter=limiter).routes(router)
     pages = Pages(service, signer, limiter=limiter)
     pages.routes(router)

@@ -92,14 +92,25 @@ class Request:
         return str(self.environ.get("REMOTE_ADDR", ""))
 
     def body(self) -> bytes:
-        length_text = self.header("content-length") or "0"
-        try:
-            length = int(length_text)
-        except ValueError:
-            raise HTTPError(400, "bad_request", "invalid Content-Length") from None
-        if length > MAX_BODY:
-            raise HTTPError(413, "payload_too_large", f"request body over {MAX_BODY} bytes")
+        """The body, at most :data:`MAX_BODY` bytes; 413 past that, before it is all read.
+
+        A ``Content-Length`` over the limit is refused before a byte is read. A body with
+        no length (chunked, which a server that de-chunks marks ``wsgi.input_terminated``)
+        is read in pieces and refused as soon as it passes the limit.
+        """
         stream = self.environ.get("wsgi.input")
+        length_text = (self.header("content-length") or "").strip()
+        if not length_text:
+            if stream is None or not self.environ.get("wsgi.input_terminated"):
+                return b""  # PEP 3333: without a length, reading could wait forever
+            return _read_capped(stream)
+        # ASCII digits only: int() would also take "-1", "+5" and "1_0".
+        if not (length_text.isascii() and length_text.isdigit()):
+            raise HTTPError(400, "bad_request", "invalid Content-Length")
+        digits = length_text.lstrip("0") or "0"
+        if len(digits) > len(str(MAX_BODY)) or int(digits) > MAX_BODY:  # no int() of 5000 digits
+            raise _too_large()
+        length = int(digits)
         return stream.read(length) if stream is not None and length > 0 else b""
 
     def json(self) -> dict[str, Any]:
@@ -111,6 +122,10 @@ class Request:
             value = json.loads(raw.decode("utf-8")) if raw else None
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise HTTPError(400, "bad_json", f"the body is not valid JSON: {error}") from None
+        except RecursionError:
+            raise HTTPError(400, "bad_json", "the body is nested too deeply") from None
+        except ValueError:  # an integer past Python's digit limit (int_max_str_digits)
+            raise HTTPError(400, "bad_json", "a number in the body has too many digits") from None
         if not isinstance(value, dict):
             raise HTTPError(400, "bad_json", "the body must be a JSON object")
         return value
@@ -122,6 +137,23 @@ class Request:
         except UnicodeDecodeError:
             raise HTTPError(400, "bad_request", "the form is not UTF-8") from None
         return {key: values[-1] for key, values in parsed.items()}
+
+
+def _too_large() -> HTTPError:
+    return HTTPError(413, "payload_too_large", f"request body over {MAX_BODY} bytes")
+
+
+def _read_capped(stream: Any) -> bytes:
+    """Read a body of unknown length, stopping one byte past :data:`MAX_BODY`."""
+    pieces: list[bytes] = []
+    size = 0
+    while size <= MAX_BODY:
+        piece = stream.read(min(16 * 1024, MAX_BODY + 1 - size))
+        if not piece:
+            return b"".join(pieces)
+        pieces.append(piece)
+        size += len(piece)
+    raise _too_large()
 
 
 @dataclass
@@ -154,10 +186,17 @@ class Router:
 
     def __init__(self) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._patterns: list[tuple[str, str]] = []
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         regex = _PARAM.sub(r"(?P<\1>[^/]+)", pattern)
         self._routes.append((method.upper(), re.compile(f"^{regex}$"), handler))
+        self._patterns.append((method.upper(), pattern))
+
+    @property
+    def patterns(self) -> list[tuple[str, str]]:
+        """``(method, pattern)`` of every route as added, so a test can reach them all."""
+        return list(self._patterns)
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:

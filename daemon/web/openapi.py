@@ -244,7 +244,11 @@ def document(public_url: str, policy: Policy) -> dict[str, Any]:
                         "403": cross_site,
                         "409": _json(error, "slot_taken: someone booked it first."),
                         "422": _json(error, "A rule is broken; every violation is listed."),
-                        "429": _json(error, "rate_limited: too many bookings from this address."),
+                        "429": _json(
+                            error,
+                            "rate_limited: too many bookings, or refused bookings, from this "
+                            "address; retry after Retry-After seconds.",
+                        ),
                         "503": _json(
                             error,
                             "calendar_stale: the only free technicians' calendars are out "

@@ -144,7 +144,7 @@ class FormState:
 class Pages:
     """The HTML side of the web app; ``routes`` mounts it next to the JSON API.
 
-    ``limiter`` defaults to one built from ``[booking] rate_limit``/``rate_window``;
+    ``limiter`` defaults to one built from ``[booking] rate_limit``/``refusal_limit``;
     pass the same instance to anything else that books (the JSON API) so an address
     has one budget, not one per door.
     """
@@ -155,7 +155,10 @@ class Pages:
         self.service = service
         self.signer = signer
         config = service.config
-        self.limiter = limiter or RateLimiter(config.booking.rate_limit, config.booking.rate_window)
+        booking = config.booking
+        self.limiter = limiter or RateLimiter(
+            booking.rate_limit, booking.rate_window, booking.refusal_limit
+        )
         self.secure_cookies = config.server.public_url.startswith("https://")
         self.csrf = CsrfGuard(signer.key, secure=self.secure_cookies)
         self.env = jinja2.Environment(
@@ -561,7 +564,7 @@ class Pages:
                 409, "error_rebook_state", params={"status": status}, back=action
             ) from None
         if outcome.session is None or outcome.replayed:
-            self.limiter.release(address, granted_at)
+            self.limiter.release(address, granted_at, refused=outcome.session is None)
         if outcome.session is None:
             documents = violation_documents(outcome.violations, visit.language)
             return self._rejected(request, visit, type_name, state, documents, action, rebook)

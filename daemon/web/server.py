@@ -1,8 +1,17 @@
-"""The production HTTP server (waitress) with a graceful stop.
+"""The production HTTP server (waitress) with a graceful stop and deliberate limits.
 
 waitress's own ``close()`` cancels queued requests and drops open connections; on SIGTERM
 we want the opposite: stop accepting, let requests already received finish and their
 answers reach the client, then close.
+
+Facing clients directly, waitress's defaults let one client exhaust it: bodies up to 1 GB
+are read (and spooled to disk) before the application can refuse them, 100 connections
+are all it serves at once, and its idle timeout restarts at every byte received, so a
+client trickling bytes keeps a connection for ever. :data:`LIMITS` sets each limit on
+purpose, and the loop here closes a connection whose request is still arriving
+:data:`REQUEST_DEADLINE` seconds after it began. On the internet, a reverse proxy in front
+(``deploy/nginx.conf``) is still the way: TLS, per-address connection limits, buffering.
+This module is the one door to waitress's internals (its event loop, its channels).
 """
 
 from __future__ import annotations
@@ -16,8 +25,39 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from daemon.errors import UserError
+from daemon.web.http import MAX_BODY
 
 log = logging.getLogger("expediente.http")
+
+# One connection's request must have arrived whole (headers and body, at most ~100 KiB)
+# this many seconds after its first byte: generous for a phone on a bad network, short
+# for a client that trickles bytes to hold connections.
+REQUEST_DEADLINE = 30.0
+
+LIMITS: dict[str, int] = {
+    # The application's own body limit, enforced before reading: by Content-Length, or as
+    # a chunked body passes it (waitress refuses at >=, hence the +1).
+    "max_request_body_size": MAX_BODY + 1,
+    # Request line and headers: a manage link and two small cookies need far less.
+    "max_request_header_size": 32 * 1024,
+    # Bodies stay in memory (they are at most MAX_BODY): nothing a client sends is
+    # written to disk.
+    "inbuf_overflow": MAX_BODY + 1,
+    # An answer bigger than this (only a long feed comes near) waits for a slow reader in
+    # a temporary file, not in memory.
+    "outbuf_overflow": 1024 * 1024,
+    # A worker thread waits for the client only when this much is unsent; every answer
+    # here is far smaller, so no slow reader holds a thread.
+    "outbuf_high_watermark": 16 * 1024 * 1024,
+    # Connections served at once; past it waitress stops accepting, and everyone waits.
+    # Each costs a file descriptor (systemd's soft limit is 1024) and at most the header
+    # and body limits in memory (~100 KiB): 500 stay under 50 MiB.
+    "connection_limit": 500,
+    # An idle connection (keep-alive, or opened and silent) is closed after this...
+    "channel_timeout": 30,
+    # ...checked this often (waitress's 30 s default would make it up to a minute).
+    "cleanup_interval": 5,
+}
 
 
 class HttpServer:
@@ -25,7 +65,14 @@ class HttpServer:
     thread: closing sockets from another thread while it polls them races (EBADF)."""
 
     def __init__(
-        self, app: Any, host: str, port: int, *, threads: int = 8, behind_proxy: bool = False
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        *,
+        threads: int = 8,
+        behind_proxy: bool = False,
+        request_deadline: float = REQUEST_DEADLINE,
     ) -> None:
         # Behind a reverse proxy on this machine, the client's address (what the rate limit
         # counts) is the one the proxy puts in X-Forwarded-For; without one, such headers
@@ -47,7 +94,7 @@ class HttpServer:
                 threads=threads,
                 ident="expediente",
                 clear_untrusted_proxy_headers=True,
-                channel_timeout=30,
+                **LIMITS,
                 **proxy,
             )
         except OSError as error:  # in use, or an address this machine does not have
@@ -58,6 +105,9 @@ class HttpServer:
         self.port = int(self._server.effective_port)
         self._stopping = threading.Event()
         self._grace = 10.0
+        self._deadline = request_deadline
+        # fd -> (the request being received on it, when it was first seen)
+        self._arriving: dict[int, tuple[object, float]] = {}
         self._thread = threading.Thread(target=self._run, name="http", daemon=True)
 
     @property
@@ -79,8 +129,13 @@ class HttpServer:
     def _run(self) -> None:
         server = self._server
         socket_map = server._map
+        next_check = time.monotonic()
         while not self._stopping.is_set():
             wasyncore.loop(timeout=0.2, map=socket_map, use_poll=True, count=1)
+            now = time.monotonic()
+            if now >= next_check:
+                self._close_overdue(now)
+                next_check = now + min(1.0, self._deadline / 2)
         # Stop accepting: the listening socket leaves the map and closes.
         server.accepting = False
         server.del_channel()
@@ -90,6 +145,28 @@ class HttpServer:
             wasyncore.loop(timeout=0.05, map=socket_map, use_poll=True, count=1)
         server.task_dispatcher.shutdown(cancel_pending=False, timeout=1)
         wasyncore.close_all(socket_map)
+
+    def _close_overdue(self, now: float) -> None:
+        """Close connections whose request is still arriving past the deadline.
+
+        waitress keeps the request being received in ``channel.request`` (a new object per
+        request) until it is complete; one seen for longer than the deadline is a client
+        that sends too slowly, or on purpose a byte at a time.
+        """
+        arriving: dict[int, tuple[object, float]] = {}
+        for fd, channel in list(self._server._map.items()):
+            request = getattr(channel, "request", None)
+            if request is None or getattr(channel, "requests", None):
+                continue
+            seen = self._arriving.get(fd)
+            since = seen[1] if seen is not None and seen[0] is request else now
+            if now - since > self._deadline:
+                log.debug("closing a connection from %s: request not complete in %.0f s",
+                         channel.addr[0] if channel.addr else "?", self._deadline)  # fmt: skip
+                channel.will_close = True  # closed by the loop, as waitress's timeout does
+            else:
+                arriving[fd] = (request, since)
+        self._arriving = arriving
 
     def _busy(self) -> bool:
         """Whether any connection has a request being answered or bytes not yet sent."""

@@ -173,7 +173,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "error_link_expired": "Este link expirou.",
         "error_not_found": "Página não encontrada.",
         "error_unknown_type": "Tipo de atendimento desconhecido.",
-        "error_rate": "Muitos agendamentos a partir desta conexão. Tente de novo em "
+        "error_rate": "Muitas tentativas de agendamento a partir desta conexão. Tente de novo em "
         "{minutes} minutos.",
         "error_cancel_state": "Este atendimento está {status} e não pode mais ser cancelado.",
         "error_change_closed": "Falta menos de {cutoff} para o início: o atendimento não pode "
@@ -295,7 +295,7 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "error_link_expired": "This link has expired.",
         "error_not_found": "Page not found.",
         "error_unknown_type": "Unknown kind of session.",
-        "error_rate": "Too many bookings from this connection. Please try again in "
+        "error_rate": "Too many booking attempts from this connection. Please try again in "
         "{minutes} minutes.",
         "error_cancel_state": "This session is {status} and can no longer be cancelled.",
         "error_change_closed": "The session starts in less than {cutoff}: it can no longer be "

@@ -145,6 +145,9 @@ def test_the_documented_sample_configuration_loads(tmp_path: Path) -> None:
     assert [c.role for c in config.technicians[0].calendars] == ["sessions", "busy"]
     assert config.server.host == "127.0.0.1" and config.server.port == 8080
     assert config.store.path == tmp_path / "expediente.db"
+    # What the spec leaves out has bounds: refusals are limited, the audit does not grow forever.
+    assert config.booking.refusal_limit == 30
+    assert config.store.audit_retention == timedelta(days=365)
 
 
 def test_every_section_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,6 +176,7 @@ def test_every_section_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert [str(r) for r in policy.weekly[1]] == SEED_DAY_TEXT  # keys not given keep defaults
     assert desk.rules_text == "Our own rules." and desk.rules_texts == {"en": "Our own rules."}
     assert booking.reminder is None and booking.rate_limit is None
+    assert booking.refusal_limit == 5
     assert booking.cancel_cutoff == timedelta(days=1)
     assert [t.name for t in policy.remote_tools] == ["AnyDesk", "RustDesk", "Suporte Web"]
     assert policy.remote_tools[2].id_pattern is None  # an unknown tool accepts any ID
@@ -194,6 +198,7 @@ def test_every_section_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert server.admin_token.reveal() == SECRET_VALUES["admin-token"]
     assert server.behind_proxy is True
     assert config.store.path == tmp_path / "state" / "expediente.db"
+    assert config.store.audit_retention is None  # "0d": kept forever
     assert config.smtp is not None and config.smtp.security == "tls"
     assert config.smtp.from_name == "Pardini Relógios — Suporte"  # the desk's name
     assert config.webhooks[0].events == {"booked", "cancelled"}
@@ -376,6 +381,8 @@ CASES = [
     ),
     ("[booking]\nrate_limit = -1", "[booking] rate_limit", "a whole number from 0"),
     ('[booking]\nrate_limit = "10"', "[booking] rate_limit", "without quotes"),
+    ("[booking]\nrefusal_limit = -1", "[booking] refusal_limit", "a whole number from 0"),
+    ('[store]\naudit_retention = "1y"', "[store] audit_retention", 'a duration like "30m"'),
     (
         '[[session_types]]\nname = "x"\nlabel = "X"\nduration = "1h"\nmin_notice = "31d"',
         "session_types[1].min_notice",
@@ -735,6 +742,8 @@ def test_describe_shows_the_effective_policy_and_no_secret(
         f"admin token from {tmp_path / 'secrets' / 'admin-token'}",
         "E-mail: smtp.example.com:465 (tls) as agenda",
         "Webhook: https://hooks.example.com/expediente (booked, cancelled)",
+        "Rate limit: none; 5 refused per 30m",
+        "audit kept forever",
         f"version {config.policy.rules_version}",
         "| Our rules.",
     ):

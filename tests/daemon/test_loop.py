@@ -4,6 +4,7 @@ calendars and a fixed clock. The same flows run against a real Radicale over rea
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from connectors.memory import MemoryCalendar
 from daemon.clock import FixedClock
 from daemon.config import CalendarConfig, load_config
 from daemon.loop import Daemon
+from daemon.store import AUDIT_TEXT_MAX
 from daemon.systemd import Notifier
 from rules.lifecycle import CancelReason
 from rules.model import Status
@@ -428,6 +430,66 @@ def test_the_running_loop_marks_a_no_show_within_seconds_of_the_deadline(desk: D
         desk.daemon.request_stop()
         loop.join(10)
     assert not loop.is_alive()
+
+
+def test_refused_bookings_count_too_and_what_they_leave_in_the_audit_is_bounded(
+    desk: Desk,
+) -> None:
+    refusals = desk.daemon.config.booking.refusal_limit
+    assert refusals == 30
+    huge = "x" * 60_000  # under the 64 KiB body limit
+    for _ in range(refusals):
+        status, _, body = call(
+            desk, "POST", "/api/v1/bookings", booking(monday(9).isoformat(), type=huge)
+        )
+        assert status == 422, body
+    status, headers, body = call(
+        desk, "POST", "/api/v1/bookings", booking(monday(9).isoformat(), type=huge)
+    )
+    assert status == 429 and body["error"]["code"] == "rate_limited"
+    assert int(headers["Retry-After"]) == 3600  # the fixed clock has not moved
+    # Even a booking that would be accepted waits: the address spent its attempts.
+    status, _, _ = call(desk, "POST", "/api/v1/bookings", booking(monday(9).isoformat()))
+    assert status == 429
+    entries = desk.daemon.store.audit_log()
+    assert [e.action for e in entries] == ["booking_rejected"] * refusals
+    assert all(len(e.details["type"]) <= AUDIT_TEXT_MAX for e in entries)
+
+
+def test_the_audit_retention_prunes_on_the_daemons_clock(desk: Desk) -> None:
+    store = desk.daemon.store
+    retention = desk.daemon.config.store.audit_retention
+    assert retention == timedelta(days=365)
+    now = desk.clock.now()
+    store.audit("client", "booking_rejected", now=now - retention - timedelta(seconds=1))
+    store.audit("client", "booking_rejected", now=now - retention + timedelta(days=1))
+    assert desk.daemon.prune_audit() == 1
+    assert len(store.audit_log()) == 1
+    desk.clock.advance(timedelta(days=1, seconds=1))
+    assert desk.daemon.prune_audit() == 1
+    assert store.audit_log() == []
+    # A daily job, run in the pool (guarded, like the syncs), and once at start.
+    desk.daemon._schedule_jobs()
+    jobs = [
+        job
+        for job in desk.daemon.scheduler.jobs
+        if job.job_func is not None and "audit retention" in job.job_func.args
+    ]
+    assert len(jobs) == 1 and jobs[0].unit == "days"
+
+
+def test_no_audit_retention_keeps_the_audit(desk: Desk) -> None:
+    parts = desk.daemon.parts
+    config = parts.config
+    desk.daemon.parts = dataclasses.replace(
+        parts,
+        config=dataclasses.replace(
+            config, store=dataclasses.replace(config.store, audit_retention=None)
+        ),
+    )
+    desk.daemon.store.audit("client", "booking_rejected", now=monday(7, 0, weeks=-500))
+    assert desk.daemon.prune_audit() == 0
+    assert len(desk.daemon.store.audit_log()) == 1
 
 
 def test_every_api_route_is_in_the_openapi_document(desk: Desk) -> None:

@@ -36,3 +36,24 @@ def test_tampering_is_detected(mangle: str) -> None:
         token = f"{purpose}.{session}.{mac}"
     with pytest.raises(BadToken):
         SIGNER.verify(token, "checkin", NOW)
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["é" * 43, "\u200b", "\udcff", "ﬁ", "ab\x00cd"],
+    ids=["accented", "zero-width", "lone-surrogate", "ligature", "nul"],
+)
+def test_a_signature_of_any_characters_is_refused_not_crashed_on(signature: str) -> None:
+    token = SIGNER.sign("manage", "abc123", NOW + timedelta(hours=1))
+    forged = token.rsplit(".", 1)[0] + "." + signature
+    with pytest.raises(BadToken, match=r"signature|malformed"):
+        SIGNER.verify(forged, "manage", NOW)
+
+
+@pytest.mark.parametrize("expiry", ["²³", "١٢٣", "9" * 30])
+def test_an_expiry_that_is_not_a_plain_epoch_is_refused(expiry: str) -> None:
+    # Signed with the right key, so only the expiry itself can be wrong.
+    message = f"manage.abc123.{expiry}"
+    token = f"{message}.{SIGNER._mac(message)}"
+    with pytest.raises(BadToken, match="malformed"):
+        SIGNER.verify(token, "manage", NOW)

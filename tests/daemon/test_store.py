@@ -12,6 +12,7 @@ import pytest
 
 from connectors.base import ObjectChange
 from daemon.store import (
+    AUDIT_TEXT_MAX,
     Conflict,
     Inserted,
     KeyReused,
@@ -701,6 +702,50 @@ def test_audit_records_accepts_with_details_and_rejections(store: Store) -> None
         "slot_taken",
     )
     assert latest.at.tzinfo == UTC
+
+
+def test_every_text_in_an_audit_entry_is_bounded(store: Store) -> None:
+    long = "ç" * (10 * AUDIT_TEXT_MAX)
+    store.audit(
+        "client",
+        "booking_rejected",
+        now=NOW,
+        reason=long,
+        details={"type": long, "nested": [long, {"k": long}], long: 1, "n": 7},
+    )
+    (entry,) = store.audit_log()
+    assert len(entry.reason) == AUDIT_TEXT_MAX and entry.reason.endswith("…")
+    assert len(entry.details["type"]) == AUDIT_TEXT_MAX
+    assert [len(entry.details["nested"][0]), len(entry.details["nested"][1]["k"])] == [
+        AUDIT_TEXT_MAX
+    ] * 2
+    assert max(len(key) for key in entry.details) == AUDIT_TEXT_MAX
+    assert entry.details["n"] == 7
+    short = "até 500"
+    store.audit("client", "booking_rejected", now=NOW, reason=short, details={"type": short})
+    assert (store.audit_log()[0].reason, store.audit_log()[0].details) == (short, {"type": short})
+
+
+def test_prune_audit_deletes_only_entries_before_the_cutoff(store: Store) -> None:
+    session = book(store)  # its booking_accepted entry is at NOW
+    for days in (400, 366, 365, 10):
+        store.audit("client", "booking_rejected", now=NOW - timedelta(days=days), reason=str(days))
+    assert store.prune_audit(NOW - timedelta(days=365)) == 2
+    kept = sorted(e.reason for e in store.audit_log() if e.action == "booking_rejected")
+    assert kept == ["10", "365"]  # the cutoff itself is kept
+    assert store.prune_audit(NOW - timedelta(days=365)) == 0
+    assert store.get_session(session.id) is not None  # sessions are not the audit's to prune
+    assert [e.action for e in store.audit_log(session.id)] == ["booking_accepted"]
+
+
+def test_prune_audit_goes_in_batches_until_nothing_is_left(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("daemon.store.AUDIT_PRUNE_BATCH", 3)
+    for minutes in range(10):
+        store.audit("client", "booking_rejected", now=NOW - timedelta(days=2, minutes=minutes))
+    assert store.prune_audit(NOW - timedelta(days=1)) == 10
+    assert store.audit_log() == []
 
 
 def test_data_version_moves_when_another_handle_commits(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ closed_dates = ["2026-12-24"]
 [booking]
 horizon = "30d"
 rate_limit = 0  # the concurrency test sends 50 bookings from one address
+refusal_limit = 0  # ...and 49 of them are refused
 
 [sync]
 interval = "{interval}"

@@ -270,6 +270,22 @@ def test_booking_posts_are_rate_limited_per_address_on_the_service_clock(
     assert book(client, "2026-11-30T13:30:00-03:00").status == 303
 
 
+def test_refused_booking_posts_count_against_the_refusal_limit(desk: Desk) -> None:
+    config = desk.service.config
+    desk.service.config = dataclasses.replace(
+        config, booking=dataclasses.replace(config.booking, refusal_limit=2)
+    )
+    desk.app = pages_app(desk)
+    client = Client(desk.app, address="203.0.113.8")
+    assert book(client, "2026-11-30T10:00:00-03:00", phone="1").status == 422
+    assert book(client, "2026-11-30T10:00:00-03:00", phone="2").status == 422
+    refused = book(client, "2026-11-30T10:00:00-03:00")
+    assert refused.status == 429
+    assert "Muitas tentativas de agendamento" in refused.text
+    assert desk.store.list_sessions() == []
+    assert book(Client(desk.app, address="198.51.100.2")).status == 303
+
+
 # ---------------------------------------------------------------- the manage link
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from daemon.web.ratelimit import RateLimiter
+from daemon.web.ratelimit import RateLimiter, client_key
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 
@@ -39,3 +39,40 @@ def test_old_addresses_are_forgotten() -> None:
         limiter.acquire(f"198.51.100.{n}", T0)
     limiter.acquire("a", T0 + timedelta(minutes=11))
     assert set(limiter._granted) == {"a"}
+
+
+def test_refusals_have_a_budget_of_their_own() -> None:
+    limiter = RateLimiter(2, timedelta(hours=1), refusal_limit=3)
+    for minute in range(3):
+        at = T0 + timedelta(minutes=minute)
+        assert limiter.acquire("a", at) is None
+        limiter.release("a", at, refused=True)  # a refusal costs no booking...
+    # ...but the fourth attempt within the hour is refused before it is tried.
+    assert limiter.acquire("a", T0 + timedelta(minutes=10)) == 50 * 60
+    assert limiter.acquire("b", T0 + timedelta(minutes=10)) is None
+    # The first refusal leaves the window at 11:00.
+    assert limiter.acquire("a", T0 + timedelta(hours=1)) is None
+
+
+def test_a_replay_given_back_is_not_a_refusal() -> None:
+    limiter = RateLimiter(5, timedelta(hours=1), refusal_limit=1)
+    assert limiter.acquire("a", T0) is None
+    limiter.release("a", T0)
+    assert limiter.acquire("a", T0 + timedelta(seconds=1)) is None
+
+
+def test_refusals_are_limited_even_when_bookings_are_not() -> None:
+    limiter = RateLimiter(None, timedelta(hours=1), refusal_limit=1)
+    assert limiter.acquire("a", T0) is None
+    limiter.release("a", T0, refused=True)
+    assert limiter.acquire("a", T0 + timedelta(seconds=1)) is not None
+
+
+def test_an_ipv6_client_is_counted_by_its_64() -> None:
+    limiter = RateLimiter(1, timedelta(hours=1))
+    assert limiter.acquire("2001:db8:1:2::1", T0) is None
+    assert limiter.acquire("2001:db8:1:2:ffff::9", T0) is not None  # the same subscriber
+    assert limiter.acquire("2001:db8:1:3::1", T0) is None  # the next /64 is someone else
+    assert limiter.acquire("::ffff:198.51.100.7", T0) is None
+    assert limiter.acquire("198.51.100.7", T0) is not None  # IPv4 seen through IPv6
+    assert client_key("not an address") == "not an address"

@@ -1,0 +1,181 @@
+"""The HTTP server as the daemon runs it (waitress, the whole app) against clients that
+misbehave on the wire: bodies over the limit, chunked bodies that never end, connections
+that trickle bytes to hold the server. Real sockets on 127.0.0.1; every socket timeout is
+a guard against a hang, never a measurement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import select
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.config import SERVER
+from daemon.metrics import Metrics
+from daemon.web.app import build_app
+from daemon.web.http import MAX_BODY, App
+from daemon.web.server import HttpServer
+from tests.daemon.desk import make_desk, monday
+
+GUARD = 20.0  # seconds before a stuck socket fails the test instead of hanging it
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> App:
+    desk = make_desk(tmp_path, monday(7, 0))
+    return build_app(desk.service, desk.signer, Metrics())
+
+
+@pytest.fixture
+def server(app: App) -> Iterator[HttpServer]:
+    running = HttpServer(app, "127.0.0.1", 0)
+    running.start()
+    yield running
+    running.stop()
+
+
+def connect(server: HttpServer) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=GUARD)
+
+
+def answer(sock: socket.socket) -> tuple[int, bytes]:
+    """Status and body of the answer on ``sock`` (read until the server closes it or the
+    Content-Length is in)."""
+    data = b""
+    while True:
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if sep:
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                None,
+            )
+            if length is not None and len(body) >= length:
+                return int(head.split(b" ", 2)[1]), body[:length]
+        piece = sock.recv(65536)
+        if not piece:
+            return int(data.split(b" ", 2)[1]), data.partition(b"\r\n\r\n")[2]
+        data += piece
+
+
+def post_head(extra: str) -> bytes:
+    return (
+        "POST /api/v1/bookings HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\n{extra}\r\n"
+    ).encode()
+
+
+def test_a_body_over_the_limit_is_refused_by_its_length_before_it_is_sent(
+    server: HttpServer,
+) -> None:
+    with connect(server) as sock:
+        sock.sendall(post_head("Content-Length: 10000000\r\n"))  # and not one byte of it
+        assert answer(sock)[0] == 413
+
+
+def test_a_body_at_the_limit_reaches_the_app(server: HttpServer) -> None:
+    with connect(server) as sock:
+        sock.sendall(post_head(f"Content-Length: {MAX_BODY}\r\n") + b" " * MAX_BODY)
+        status, body = answer(sock)
+    assert status == 400 and json.loads(body)["error"]["code"] == "bad_json"
+
+
+def test_a_chunked_body_is_refused_as_it_passes_the_limit(server: HttpServer) -> None:
+    piece = 16 * 1024
+    chunk = f"{piece:x}\r\n".encode() + b" " * piece + b"\r\n"
+    with connect(server) as sock:
+        sock.sendall(post_head("Transfer-Encoding: chunked\r\n"))
+        # Just past the limit, and no last chunk: the body never ends.
+        for _ in range(MAX_BODY // piece + 1):
+            sock.sendall(chunk)
+        assert answer(sock)[0] == 413
+
+
+def test_a_chunked_body_within_the_limit_reaches_the_app(server: HttpServer) -> None:
+    body = json.dumps({"type": "nope", "start": "2026-11-30T09:00:00-03:00"}).encode()
+    with connect(server) as sock:
+        sock.sendall(
+            post_head("Transfer-Encoding: chunked\r\n")
+            + f"{len(body):x}\r\n".encode()
+            + body
+            + b"\r\n0\r\n\r\n"
+        )
+        status, answered = answer(sock)
+    assert status == 422, answered
+
+
+def test_trickling_connections_do_not_stop_healthz_answering(server: HttpServer) -> None:
+    # More than waitress's default connection limit (100), each sending a byte of its
+    # headers every second so that no idle timeout ever applies.
+    trickling = [connect(server) for _ in range(150)]
+    for sock in trickling:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.wait(1.0):
+            for sock in trickling:
+                with contextlib.suppress(OSError):  # one the server closed
+                    sock.sendall(b"x")
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        with connect(server) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            status, body = answer(sock)
+        assert status == 200 and json.loads(body)["status"] == "ok"
+    finally:
+        stop.set()
+        thread.join(GUARD)
+        for sock in trickling:
+            sock.close()
+
+
+def test_a_request_still_arriving_after_the_deadline_is_closed(app: App) -> None:
+    server = HttpServer(app, "127.0.0.1", 0, request_deadline=1.0)
+    server.start()
+    try:
+        with connect(server) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            closed = False
+            for _ in range(int(GUARD / 0.2)):  # a byte every 0.2 s: never idle
+                try:
+                    sock.sendall(b"x")
+                    readable, _, _ = select.select([sock], [], [], 0.2)
+                    if readable and not sock.recv(1024):
+                        closed = True
+                except OSError:  # reset: closed with our bytes unread
+                    closed = True
+                if closed:
+                    break
+            assert closed, "the trickling connection was never closed"
+        # The server itself goes on answering.
+        with connect(server) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            assert answer(sock)[0] == 200
+    finally:
+        server.stop()
+
+
+def test_the_nginx_example_keeps_in_step_with_the_daemon() -> None:
+    """deploy/nginx.conf repeats facts the daemon owns; this is where they meet."""
+    text = (Path(__file__).parents[2] / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+    (size,) = re.findall(r"^\s*client_max_body_size (\d+)k;", text, re.MULTILINE)
+    assert int(size) * 1024 == MAX_BODY
+    (upstream,) = re.findall(r"^\s*server (127\.0\.0\.1:\d+);", text, re.MULTILINE)
+    assert upstream == next(s.default for s in SERVER.settings if s.name == "listen")
+    passes = text.count("proxy_pass http://expediente;")
+    # Replaced, never appended: the daemon trusts the last address of the header.
+    assert text.count("proxy_set_header X-Forwarded-For $remote_addr;") == passes >= 1
+    assert "$proxy_add_x_forwarded_for" not in text
