@@ -60,6 +60,7 @@ from daemon.config.kinds import (
     Text,
     TimeZoneKind,
     Url,
+    zero_is_none,
 )
 from daemon.config.load import load_config, parse_config
 from daemon.config.model import (
@@ -75,6 +76,7 @@ from daemon.config.model import (
     SyncConfig,
     TechnicianConfig,
     WebhookConfig,
+    from_table,
 )
 from daemon.config.problems import (
     ARRAY_SECTIONS,
@@ -184,6 +186,7 @@ __all__ = [
     "default_rules_text",
     "describe",
     "example_toml",
+    "from_table",
     "hours_phrase",
     "load_config",
     "main",
@@ -196,4 +199,5 @@ __all__ = [
     "spoken_duration",
     "toml_string",
     "toml_value",
+    "zero_is_none",
 ]

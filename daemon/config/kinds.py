@@ -403,7 +403,10 @@ class ClosedDates(Kind):
 class Setting:
     """One key: its type, default (a raw TOML value, REQUIRED or OPTIONAL) and help.
 
-    ``example`` is shown in the example file for a key with no default.
+    ``example`` is shown in the example file for a key with no default. The key fills the
+    field of the same name in its section's typed class (:mod:`daemon.config.model`), or
+    the field named by ``attribute`` (``admin_token_file`` fills ``admin_token``), with the
+    converted value passed through ``then`` when given (``frozenset``, :func:`zero_is_none`).
     """
 
     name: str
@@ -411,6 +414,22 @@ class Setting:
     default: object = OPTIONAL
     help: str = ""
     example: object = None
+    attribute: str = ""
+    then: Callable[[Any], Any] | None = None
+
+    @property
+    def field_name(self) -> str:
+        """The typed field this key fills."""
+        return self.attribute or self.name
+
+    def typed(self, value: object) -> Any:
+        """The converted ``value`` as its typed field holds it."""
+        return value if self.then is None else self.then(value)
+
+
+def zero_is_none(value: Any) -> Any:
+    """For keys where 0 means "off": the typed field holds ``None`` instead."""
+    return value or None
 
 
 class Table(Kind):
@@ -499,7 +518,7 @@ class Table(Kind):
     ) -> None:
         where = (*path, name)
         file_key = f"{name}_file"
-        secret_setting = next((s for s in self._every_setting() if s.name == file_key), None)
+        secret_setting = next((s for s in self.every_setting() if s.name == file_key), None)
         if secret_setting is not None and secret_setting.kind.holds_secret:
             ctx.report(
                 where,
@@ -521,7 +540,8 @@ class Table(Kind):
             hint = did_you_mean(name, list(known)) or "known keys: " + ", ".join(known)
             ctx.report(where, "a known key", "an unknown key", hint)
 
-    def _every_setting(self) -> Iterator[Setting]:
+    def every_setting(self) -> Iterator[Setting]:
+        """The keys of every variant too."""
         yield from self.settings
         for settings in self.variants.values():
             yield from settings

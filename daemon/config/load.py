@@ -34,10 +34,25 @@ from daemon.config.model import (
     SyncConfig,
     TechnicianConfig,
     WebhookConfig,
+    from_table,
 )
 from daemon.config.problems import ConfigError, ConfigProblem, KeyPath, render_key
 from daemon.config.rules_text import default_rules_text, rules_version
-from daemon.config.schema import DEFAULT_LABELS_EN, SCHEMA
+from daemon.config.schema import (
+    BOOKING,
+    CALENDAR,
+    DEFAULT_LABELS_EN,
+    DESK,
+    LOG,
+    NOTIFICATIONS,
+    SCHEMA,
+    SERVER,
+    SMTP,
+    STORE,
+    SYNC,
+    TECHNICIAN,
+    WEBHOOK,
+)
 from rules.durations import format_duration
 from rules.messages import LANGUAGES
 from rules.model import (
@@ -260,29 +275,21 @@ def _check_technicians(techs: list[Any], ctx: Context) -> None:
 def _calendar(
     raw: Mapping[str, Any], tech: str, role: Literal["sessions", "busy"], key: KeyPath
 ) -> CalendarConfig:
-    kind = raw["kind"]
     address = raw.get("url") or raw.get("calendar_id") or ""
-    return CalendarConfig(
-        id=_calendar_id(tech, role, kind, address),
+    return from_table(
+        CalendarConfig,
+        CALENDAR,
+        raw,
+        id=_calendar_id(tech, role, raw["kind"], address),
         technician=tech,
         role=role,
-        kind=kind,
         key=render_key(key),
-        url=raw.get("url"),
-        username=raw.get("username"),
-        password=raw.get("password_file"),
-        ca_file=raw.get("ca_file"),
-        verify_tls=raw.get("verify_tls", True),
-        calendar_id=raw.get("calendar_id"),
-        credentials=raw.get("credentials_file"),
-        subject=raw.get("subject"),
-        api_endpoint=raw.get("api_endpoint"),
     )
 
 
 def _assemble(root: Mapping[str, Any], ctx: Context, path: Path) -> Config:
     desk = root["desk"]
-    booking = root["booking"]
+    booking = from_table(BookingConfig, BOOKING, root["booking"])
     language = desk["language"]
     source: HolidaySource | None = desk["holidays"]
     lookup: HolidayLookup = NoHolidays()
@@ -294,10 +301,10 @@ def _assemble(root: Mapping[str, Any], ctx: Context, path: Path) -> Config:
             language=holiday_language(source, language),
         )
     technicians = tuple(
-        TechnicianConfig(
-            id=raw["id"],
-            name=raw["name"],
-            email=raw["email"],
+        from_table(
+            TechnicianConfig,
+            TECHNICIAN,
+            raw,
             calendar=_calendar(
                 raw["calendar"], raw["id"], "sessions", ("technicians", n, "calendar")
             ),
@@ -308,7 +315,6 @@ def _assemble(root: Mapping[str, Any], ctx: Context, path: Path) -> Config:
         )
         for n, raw in enumerate(root["technicians"])
     )
-    tools = tuple(remote_tool(name) for name in booking["remote_tools"])
     policy = Policy(
         timezone=desk["timezone"],
         weekly={n: root["hours"][day] for n, day in enumerate(WEEKDAYS)},
@@ -328,13 +334,13 @@ def _assemble(root: Mapping[str, Any], ctx: Context, path: Path) -> Config:
         holidays=lookup,
         closed_dates=dict(desk["closed_dates"]),
         overrides=dict(root["overrides"]),
-        slot_step=booking["slot_step"],
-        buffer=booking["buffer"],
-        horizon=booking["horizon"],
-        grace=booking["grace"],
-        checkin_early=booking["checkin_early"],
-        remote_tools=tools,
-        required_fields=frozenset(booking["required_fields"]),
+        slot_step=booking.slot_step,
+        buffer=booking.buffer,
+        horizon=booking.horizon,
+        grace=booking.grace,
+        checkin_early=booking.checkin_early,
+        remote_tools=tuple(remote_tool(name) for name in booking.remote_tools),
+        required_fields=booking.required_fields,
     )
     if desk["rules_file"] is not None:
         texts = {language: desk["rules_file"].read_text(encoding="utf-8").strip()}
@@ -353,76 +359,37 @@ def _assemble(root: Mapping[str, Any], ctx: Context, path: Path) -> Config:
         }
     version = rules_version(texts)
     policy = dataclasses.replace(policy, rules_version=version)
-    server = root["server"]
-    host, port = server["listen"]
+    host, port = root["server"]["listen"]
     smtp = root["smtp"]
-    log = root["log"]
     return Config(
         path=path,
         policy=policy,
-        desk=DeskConfig(
-            name=desk["name"],
-            language=language,
-            timezone=desk["timezone"],
-            holidays=source,
+        desk=from_table(
+            DeskConfig,
+            DESK,
+            desk,
+            consumed=("rules_file",),
             closed_dates=policy.closed_dates,
             rules_text=texts[language],
             rules_texts=texts,
             rules_version=version,
-            phone=desk["phone"],
-            whatsapp=desk["whatsapp"],
-            email=desk["email"],
         ),
-        booking=BookingConfig(
-            slot_step=booking["slot_step"],
-            buffer=booking["buffer"],
-            horizon=booking["horizon"],
-            grace=booking["grace"],
-            checkin_early=booking["checkin_early"],
-            cancel_cutoff=booking["cancel_cutoff"],
-            reminder=booking["reminder"] or None,
-            remote_tools=tuple(tool.name for tool in tools),
-            required_fields=frozenset(booking["required_fields"]),
-            rate_limit=booking["rate_limit"] or None,
-            rate_window=booking["rate_window"],
-            refusal_limit=booking["refusal_limit"] or None,
-        ),
+        booking=booking,
         technicians=technicians,
-        server=ServerConfig(
+        server=from_table(
+            ServerConfig,
+            SERVER,
+            root["server"],
             listen=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
             host=host,
             port=port,
-            public_url=server["public_url"].rstrip("/"),
-            admin_token=server["admin_token_file"],
-            signing_key=server["signing_key_file"],
-            behind_proxy=server["behind_proxy"],
         ),
-        store=StoreConfig(
-            path=root["store"]["path"],
-            audit_retention=root["store"]["audit_retention"] or None,
-        ),
-        sync=SyncConfig(**root["sync"]),
-        notifications=NotificationsConfig(**root["notifications"]),
+        store=from_table(StoreConfig, STORE, root["store"]),
+        sync=from_table(SyncConfig, SYNC, root["sync"]),
+        notifications=from_table(NotificationsConfig, NOTIFICATIONS, root["notifications"]),
         smtp=None
         if smtp is None
-        else SmtpConfig(
-            host=smtp["host"],
-            port=smtp["port"],
-            security=smtp["security"],
-            username=smtp["username"],
-            password=smtp["password_file"],
-            from_address=smtp["from_address"],
-            from_name=smtp["from_name"] or desk["name"],
-            timeout=smtp["timeout"],
-        ),
-        webhooks=tuple(
-            WebhookConfig(
-                url=hook["url"],
-                events=frozenset(hook["events"]),
-                secret=hook["secret_file"],
-                timeout=hook["timeout"],
-            )
-            for hook in root["webhooks"]
-        ),
-        log=LogConfig(level=log["level"]),
+        else from_table(SmtpConfig, SMTP, smtp, from_name=smtp["from_name"] or desk["name"]),
+        webhooks=tuple(from_table(WebhookConfig, WEBHOOK, hook) for hook in root["webhooks"]),
+        log=from_table(LogConfig, LOG, root["log"]),
     )

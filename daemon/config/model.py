@@ -4,20 +4,66 @@ A :class:`Config` is only ever built by :mod:`daemon.config.load` from a file th
 every check, so its users never re-check a value. Durations are ``timedelta``, paths are
 absolute, secrets are :class:`~daemon.config.secrets.Secret` and "0 means none" keys are
 ``None`` when off.
+
+Each section's class is filled from its schema table by :func:`from_table`: a key fills
+the field of its name, so a plain new key costs one ``Setting`` row in the schema and one
+typed field here. What the schema says about the key (type, default, help) is written
+there only; what mypy should know (the field's type) here only; the mapping between them is
+not written at all. A key without a field, or a field without a key or a computed value,
+stops the first load with a ``TypeError`` naming it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from daemon.config.holidays import HolidaySource
+from daemon.config.kinds import Table
 from daemon.config.secrets import Secret
 from rules.model import Policy
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+Section = TypeVar("Section", bound="DataclassInstance")
+
+
+def from_table(
+    cls: type[Section],
+    table: Table,
+    values: Mapping[str, Any],
+    *,
+    consumed: Iterable[str] = (),
+    **computed: Any,
+) -> Section:
+    """The typed section ``cls`` from ``values``, a table converted by its schema ``table``.
+
+    Each field takes the value of the key that fills it, through the key's ``then``;
+    ``computed`` gives the fields that come from elsewhere (several keys, other sections)
+    and wins over a key of the same name. A field whose key is absent (a key of another
+    calendar kind) keeps its default. ``consumed`` names the keys used only to compute
+    other values. Raises TypeError when the schema and ``cls`` disagree: that is a bug.
+    """
+    fields = {f.name for f in dataclasses.fields(cls)}
+    keys = {s.field_name: s for s in table.every_setting() if s.name not in consumed}
+    strays = sorted(name for name in keys if name not in fields and name not in computed)
+    missing = sorted(fields - keys.keys() - computed.keys())
+    if strays or missing:
+        raise TypeError(
+            f"{cls.__name__} and its schema table disagree: keys without a field: "
+            f"{', '.join(strays) or 'none'}; fields without a key: {', '.join(missing) or 'none'}"
+        )
+    arguments = dict(computed)
+    for name, setting in keys.items():
+        if name not in computed and setting.name in values:
+            arguments[name] = setting.typed(values[setting.name])
+    return cls(**arguments)
 
 
 @dataclass(frozen=True)

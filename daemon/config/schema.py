@@ -2,8 +2,10 @@
 
 Each section is a :class:`~daemon.config.kinds.Table` of :class:`~daemon.config.kinds.Setting`
 rows that read like the reference they generate. The same tables validate a file
-(:mod:`daemon.config.load`) and write the example file and the key reference
-(:mod:`daemon.config.generate`).
+(:mod:`daemon.config.load`), write the example file and the key reference
+(:mod:`daemon.config.generate`), and name the fields of the typed sections in
+:mod:`daemon.config.model`: a key fills the field of its name (or of ``attribute``),
+through ``then`` when the daemon holds the value in another form (``0`` → ``None``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from daemon.config.kinds import (
     TimeZoneKind,
     Url,
     identifier,
+    zero_is_none,
 )
 from daemon.config.rules_text import DAY_NAMES
 from daemon.config.secrets import SecretFile
@@ -93,7 +96,8 @@ CALENDAR = Table(
               "http://127.0.0.1:5232/ana/work/"),
             S("username", Text("a user name"), help="User name, if the server wants one."),
             S("password_file", SecretFile(example="secrets/ana.caldav"),
-              help="File holding the password (with username).", example="secrets/ana.caldav"),
+              help="File holding the password (with username).", example="secrets/ana.caldav",
+              attribute="password"),
             S("ca_file", FilePath(must_exist=True),
               help="A CA bundle (PEM) to trust for this server, e.g. a private CA.",
               example="certs/ca.pem"),
@@ -105,7 +109,7 @@ CALENDAR = Table(
               'The calendar\'s id ("primary" or an address).', "ana@empresa.com.br"),
             S("credentials_file", SecretFile(example="secrets/google.json", json_key=True),
               REQUIRED, "A service-account key or an OAuth authorized-user token (JSON).",
-              "secrets/google.json"),
+              "secrets/google.json", attribute="credentials"),
             S("subject", EMAIL,
               help="With a service account: the user to act as (domain-wide delegation).",
               example="ana@empresa.com.br"),
@@ -181,7 +185,8 @@ BOOKING = Table(
         S("cancel_cutoff", Duration(), "2h",
           "Clients can cancel or rebook through their link until this long before the start."),
         S("reminder", Duration(), "1h",
-          'Remind the client this long before the start; "0m" sends no reminder.'),
+          'Remind the client this long before the start; "0m" sends no reminder.',
+          then=zero_is_none),
         S("remote_tools",
           ListOf(Text("a tool name"), expected='a list of tool names like ["AnyDesk"]',
                  min_items=1, unique=lambda name: str(name).lower()),
@@ -194,16 +199,17 @@ BOOKING = Table(
                  unique=lambda name: name),
           [f for f in BOOKING_FIELDS if f in DEFAULT_REQUIRED_FIELDS],
           "Booking fields clients must fill in, among: " + ", ".join(BOOKING_FIELDS)
-          + ". The responsible person and phone are rule 7."),
+          + ". The responsible person and phone are rule 7.", then=frozenset),
         S("rate_limit", Integer(0, 100000), 10,
           "Bookings accepted from one client address per rate_window; 0 means no limit. "
           "A booking in progress holds its place until it is refused, so a burst of "
-          "simultaneous attempts from one address cannot slip past the limit."),
+          "simultaneous attempts from one address cannot slip past the limit.",
+          then=zero_is_none),
         S("refusal_limit", Integer(0, 100000), 30,
           "Refused bookings (a rule broken, a slot taken meanwhile) from one client address "
           "per rate_window; past it the address is refused with 429 too. Refusals are "
           "counted apart so that correcting a form costs no booking, and limited because "
-          "each one is kept in the audit log. 0 means no limit."),
+          "each one is kept in the audit log. 0 means no limit.", then=zero_is_none),
         S("rate_window", Duration(positive=True), "1h",
           "The period rate_limit and refusal_limit count over, per client address (an IPv6 "
           "address counts as its /64, the block one subscriber gets)."),
@@ -243,16 +249,17 @@ SERVER = Table(
         S("public_url", Url('an http(s) URL like "https://agenda.example.com"'),
           "http://127.0.0.1:8080",
           "The address clients and technicians use, for links in e-mails and calendar "
-          "events."),
+          "events.", then=lambda url: url.rstrip("/")),
         S("admin_token_file",
           SecretFile(example="secrets/admin-token", min_length=16, create=_RANDOM_FILL_HINT),
           "secrets/admin-token",
-          "File holding the bearer token of the admin API (at least 16 characters)."),
+          "File holding the bearer token of the admin API (at least 16 characters).",
+          attribute="admin_token"),
         S("signing_key_file",
           SecretFile(example="secrets/signing-key", min_length=16, create=_RANDOM_FILL_HINT),
           "secrets/signing-key",
           "File holding the key that signs check-in and manage links; changing it voids the "
-          "links already sent."),
+          "links already sent.", attribute="signing_key"),
         S("behind_proxy", Boolean(), False,
           "Trust X-Forwarded-For and X-Forwarded-Proto from a reverse proxy."),
     ]
@@ -268,7 +275,7 @@ STORE = Table(
           "How long audit entries (bookings refused and accepted, status changes, moves, "
           "failed deliveries) are kept; older ones are deleted once a day. Sessions "
           "themselves, with their rules acceptance, are kept regardless. \"0d\" keeps "
-          "the audit forever."),
+          "the audit forever.", then=zero_is_none),
     ]
 )
 
@@ -307,7 +314,8 @@ SMTP = Table(
           '"starttls" (port 587), "tls" (port 465), or "none" for a local relay.'),
         S("username", Text("a user name"), help="Login.", example="agenda"),
         S("password_file", SecretFile(example="secrets/smtp-password"),
-          help="File holding the login's password.", example="secrets/smtp-password"),
+          help="File holding the login's password.", example="secrets/smtp-password",
+          attribute="password"),
         S("from_address", EMAIL, REQUIRED, "Sender address.", "suporte@example.com"),
         S("from_name", Text("a name"), help="Sender name; default: the desk's name.",
           example="Suporte Técnico"),
@@ -325,13 +333,13 @@ WEBHOOK = Table(
                  min_items=1, unique=lambda name: name),
           list(SESSION_EVENTS),
           'Session statuses to send, and "moved" (the technician moved the session to '
-          "another valid time)."),
+          "another valid time).", then=frozenset),
         S("secret_file", SecretFile(example="secrets/webhook-key", min_length=16),
           help="File holding the key that signs each request (HMAC-SHA256 of "
           '"<timestamp>.<body>"). The key is the file\'s text without surrounding whitespace '
           "(the newline echo or base64 leave is not part of it); deploy/README.md shows how "
           "a receiver checks it.",
-          example="secrets/webhook-key"),
+          example="secrets/webhook-key", attribute="secret"),
         S("timeout", Duration(positive=True), "10s", "Time limit of one delivery."),
     ]
 )
