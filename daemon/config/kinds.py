@@ -462,12 +462,6 @@ class Table(Kind):
     def settings_for(self, variant: str | None) -> tuple[Setting, ...]:
         return self.settings + (self.variants.get(variant, ()) if variant else ())
 
-    def all_names(self) -> list[str]:
-        names = [s.name for s in self.settings]
-        for settings in self.variants.values():
-            names += [s.name for s in settings if s.name not in names]
-        return names
-
     def convert(self, raw: object, ctx: Context, path: KeyPath) -> Any:
         if not isinstance(raw, dict):
             raise Invalid(self.expected)

@@ -20,6 +20,8 @@ from daemon.errors import UserError
 
 KeyPath = tuple[str | int, ...]
 
+# The schema's top-level lists of tables, written [[name]]. This module comes before the
+# schema, so it cannot ask it; tests/daemon/test_config_model.py holds the two equal.
 ARRAY_SECTIONS = frozenset({"session_types", "technicians", "webhooks"})
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 

@@ -12,7 +12,10 @@ from datetime import timedelta
 import pytest
 
 from daemon.config import (
+    ARRAY_SECTIONS,
     BOOKING,
+    SCHEMA,
+    ArrayOfTables,
     BookingConfig,
     Duration,
     Setting,
@@ -75,3 +78,8 @@ def test_a_field_without_a_key_stops_the_load() -> None:
 def test_a_computed_field_needs_no_key() -> None:
     booking = from_table(WithFollowUp, BOOKING, CONVERTED_BOOKING, follow_up=timedelta(hours=1))
     assert booking.follow_up == timedelta(hours=1)
+
+
+def test_messages_know_which_sections_are_lists_of_tables() -> None:
+    arrays = {s.name for s in SCHEMA.settings if isinstance(s.kind, ArrayOfTables)}
+    assert arrays == ARRAY_SECTIONS
