@@ -1,0 +1,390 @@
+"""The schema: every key of the file, its type, default and help, as one declarative table.
+
+Each section is a :class:`~daemon.config.kinds.Table` of :class:`~daemon.config.kinds.Setting`
+rows that read like the reference they generate. The same tables validate a file
+(:mod:`daemon.config.load`), write the example file and the key reference
+(:mod:`daemon.config.generate`), and name the fields of the typed sections in
+:mod:`daemon.config.model`: a key fills the field of its name (or of ``attribute``),
+through ``then`` when the daemon holds the value in another form (``0`` → ``None``).
+"""
+
+from __future__ import annotations
+
+from daemon.config.holidays import Holidays
+from daemon.config.kinds import (
+    EMAIL,
+    OPTIONAL,
+    REQUIRED,
+    ArrayOfTables,
+    Boolean,
+    Choice,
+    ClosedDates,
+    DateKind,
+    Duration,
+    FilePath,
+    Integer,
+    Listen,
+    ListOf,
+    Ranges,
+    Setting,
+    Table,
+    Text,
+    TimeZoneKind,
+    Url,
+    identifier,
+    zero_is_none,
+)
+from daemon.config.rules_text import DAY_NAMES
+from daemon.config.secrets import SecretFile
+from rules.messages import LANGUAGES
+from rules.model import BOOKING_FIELDS, DEFAULT_REQUIRED_FIELDS, WEEKDAYS, Status
+
+SEED_DAY = ["07:30-12:00", "13:00-17:30"]
+DEFAULT_SESSION_TYPES = [
+    {
+        "name": "standard",
+        "label": "Atendimento remoto",
+        "duration": "30m",
+        "min_notice": "15m",
+    },
+    {
+        "name": "extended",
+        "label": "Atendimento longo (agendado com antecedência)",
+        "duration": "2h",
+        "min_notice": "24h",
+    },
+]
+# An English desk that keeps the default session types shows them in English.
+DEFAULT_LABELS_EN = {
+    "Atendimento remoto": "Remote session",
+    "Atendimento longo (agendado com antecedência)": "Long session (booked in advance)",
+}
+# What a webhook can ask for: each status a session reaches, and "moved" (the technician
+# gave it another valid time; the status stays "booked").
+SESSION_EVENTS = (*(str(status) for status in Status), "moved")
+
+_CALDAV_EXAMPLE = {
+    "kind": "caldav",
+    "url": "http://127.0.0.1:5232/ana/work/",
+    "username": "ana",
+    "password_file": "secrets/ana.caldav",
+}
+_TECHNICIAN_EXAMPLE = {
+    "id": "ana",
+    "name": "Ana Souza",
+    "calendar": _CALDAV_EXAMPLE,
+    "busy": [{**_CALDAV_EXAMPLE, "url": "http://127.0.0.1:5232/ana/personal/"}],
+}
+
+# How to fill a file that must hold a random value.
+_RANDOM_FILL_HINT = (
+    "create it with a random value: head -c 32 /dev/urandom | base64 > {path}; chmod 600 {path}"
+)
+
+# fmt: off
+S = Setting  # the schema below reads as a table of keys
+
+CALENDAR = Table(
+    [
+        S("kind", Choice(("caldav", "google")), REQUIRED,
+          'Where the calendar lives: "caldav" (any CalDAV server) or "google".'),
+    ],
+    expected="a calendar table with a kind",
+    variants={
+        "caldav": [
+            S("url", Url(), REQUIRED, "The calendar collection's URL.",
+              "http://127.0.0.1:5232/ana/work/"),
+            S("username", Text("a user name"), help="User name, if the server wants one."),
+            S("password_file", SecretFile(example="secrets/ana.caldav"),
+              help="File holding the password (with username).", example="secrets/ana.caldav",
+              attribute="password"),
+            S("ca_file", FilePath(must_exist=True),
+              help="A CA bundle (PEM) to trust for this server, e.g. a private CA.",
+              example="certs/ca.pem"),
+            S("verify_tls", Boolean(), True,
+              "Check the server's TLS certificate. Turn off only for a test server."),
+        ],
+        "google": [
+            S("calendar_id", Text('a Google calendar id like "ana@empresa.com.br"'), REQUIRED,
+              'The calendar\'s id ("primary" or an address).', "ana@empresa.com.br"),
+            S("credentials_file", SecretFile(example="secrets/google.json", json_key=True),
+              REQUIRED, "A service-account key or an OAuth authorized-user token (JSON).",
+              "secrets/google.json", attribute="credentials"),
+            S("subject", EMAIL,
+              help="With a service account: the user to act as (domain-wide delegation).",
+              example="ana@empresa.com.br"),
+            S("api_endpoint", Url('an http(s) URL like "https://www.googleapis.com/calendar/v3/"'),
+              help="Another Calendar v3 endpoint: a proxy or a local test server.",
+              example="https://www.googleapis.com/calendar/v3/"),
+        ],
+    },
+)
+
+DESK = Table(
+    [
+        S("name", Text("the desk's name"), "Suporte Técnico",
+          "The desk's name, shown on the booking page, in e-mails and in the rules."),
+        S("timezone", TimeZoneKind(), "America/Sao_Paulo",
+          "The desk's time zone: hours, dates and the times clients see are in it."),
+        S("language", Choice(LANGUAGES), "pt-BR",
+          'Language of pages, e-mails and messages: "pt-BR" or "en".'),
+        S("holidays", Holidays(), {"country": "BR"},
+          "Public holidays are closed days. country is an ISO code; add subdivision for state "
+          'holidays (e.g. { country = "BR", subdivision = "SP" }) and categories to widen the '
+          'set (e.g. ["public", "optional"]); false opens on holidays.'),
+        S("closed_dates", ClosedDates(), [],
+          'The desk\'s own closed days, e.g. ["2026-12-24", "2026-12-31"], or with names: '
+          '{ "2026-12-24" = "Véspera de Natal" }.'),
+        S("phone", Text("a phone number"),
+          help="The desk's phone, which clients call when ready (rule 2).",
+          example="+55 11 4000-0000"),
+        S("whatsapp", Text("a WhatsApp number"),
+          help="The desk's WhatsApp, which clients call when ready (rule 2).",
+          example="+55 11 94000-0000"),
+        S("email", EMAIL, help="The desk's e-mail address, shown to clients.",
+          example="suporte@example.com"),
+        S("rules_text", Text("the rules as text", max_length=20000),
+          help="The rules clients read and accept before booking. Default: the desk's policy "
+          "document, in pt-BR and English, with this file's hours, tolerance, tools and "
+          "session types filled in.",
+          example="1. O acesso remoto se dará através do AnyDesk. ..."),
+        S("rules_file", FilePath(must_exist=True),
+          help="Or read the rules from this UTF-8 text file.", example="rules.txt"),
+    ],
+    misplaced={"hours": "opening hours go in their own [hours] section"},
+)
+
+HOURS = Table(
+    [
+        S(day, Ranges(), SEED_DAY if n < 5 else [], f"{name}'s opening ranges.")
+        for n, (day, name) in enumerate(zip(WEEKDAYS, DAY_NAMES["en"], strict=True))
+    ],
+    compact=True,
+)
+
+OVERRIDES = Table(
+    [],
+    expected='a table of dates and ranges like { "2026-12-23" = ["08:00-12:00"] }',
+    extra=(DateKind(), Ranges()),
+    extra_example='"2026-12-23" = ["08:00-12:00"]',
+)
+
+BOOKING = Table(
+    [
+        S("slot_step", Duration(positive=True), "30m",
+          "Spacing of the start times offered, counted from each range's start."),
+        S("buffer", Duration(), "0m",
+          "Free time kept around each session: between it and the technician's other "
+          "sessions and calendar events, before and after."),
+        S("horizon", Duration(positive=True), "30d", "How far ahead clients can book."),
+        S("grace", Duration(), "10m",
+          "Tolerated delay (rule 5): with no check-in this long after the start, the session "
+          "is marked rescheduled and the client is asked to book again."),
+        S("checkin_early", Duration(), "30m",
+          "How long before the start a session can be checked in."),
+        S("cancel_cutoff", Duration(), "2h",
+          "Clients can cancel or rebook through their link until this long before the start."),
+        S("reminder", Duration(), "1h",
+          'Remind the client this long before the start; "0m" sends no reminder.',
+          then=zero_is_none),
+        S("remote_tools",
+          ListOf(Text("a tool name"), expected='a list of tool names like ["AnyDesk"]',
+                 min_items=1, unique=lambda name: str(name).lower()),
+          ["AnyDesk"],
+          "Remote-access tools clients may choose (rule 1), the first by default. Access IDs "
+          "are checked for AnyDesk, TeamViewer, RustDesk and Chrome Remote Desktop; other "
+          "tools accept any ID."),
+        S("required_fields",
+          ListOf(Choice(BOOKING_FIELDS), expected="a list of booking fields",
+                 unique=lambda name: name),
+          [f for f in BOOKING_FIELDS if f in DEFAULT_REQUIRED_FIELDS],
+          "Booking fields clients must fill in, among: " + ", ".join(BOOKING_FIELDS)
+          + ". The responsible person and phone are rule 7.", then=frozenset),
+        S("rate_limit", Integer(0, 100000), 10,
+          "Bookings accepted from one client address per rate_window; 0 means no limit. "
+          "A booking in progress holds its place until it is refused, so a burst of "
+          "simultaneous attempts from one address cannot slip past the limit.",
+          then=zero_is_none),
+        S("refusal_limit", Integer(0, 100000), 30,
+          "Refused bookings (a rule broken, a slot taken meanwhile) from one client address "
+          "per rate_window; past it the address is refused with 429 too. Refusals are "
+          "counted apart so that correcting a form costs no booking, and limited because "
+          "each one is kept in the audit log. 0 means no limit.", then=zero_is_none),
+        S("rate_window", Duration(positive=True), "1h",
+          "The period rate_limit and refusal_limit count over, per client address (an IPv6 "
+          "address counts as its /64, the block one subscriber gets)."),
+    ]
+)
+
+SESSION_TYPE = Table(
+    [
+        S("name", identifier("standard"), REQUIRED,
+          "Identifier used in links, the API and the CLI (--type)."),
+        S("label", Text("a label"), REQUIRED, "Name shown to clients."),
+        S("duration", Duration(positive=True), REQUIRED, "How long the session is booked for."),
+        S("min_notice", Duration(), "0m", "How far ahead it must be booked (rule 3)."),
+        S("description", Text("a description", empty=True, max_length=2000), "",
+          "Shown to clients when they choose the type."),
+    ]
+)
+
+TECHNICIAN = Table(
+    [
+        S("id", identifier("ana"), REQUIRED, "Stable identifier, stored with each session."),
+        S("name", Text("a name"), REQUIRED, "Shown to clients."),
+        S("email", EMAIL, help="Where the technician's notifications go.",
+          example="ana@example.com"),
+        S("calendar", CALENDAR, REQUIRED,
+          "The session calendar: sessions are written here, and its events block time."),
+        S("busy", ArrayOfTables(CALENDAR, name="technicians.busy"), [],
+          "Further calendars that only block time (only busy/free is read)."),
+    ]
+)
+
+SERVER = Table(
+    [
+        S("listen", Listen(), "127.0.0.1:8080",
+          "Address and port the web server binds. Behind a reverse proxy keep it on "
+          "127.0.0.1."),
+        S("public_url", Url('an http(s) URL like "https://agenda.example.com"'),
+          "http://127.0.0.1:8080",
+          "The address clients and technicians use, for links in e-mails and calendar "
+          "events.", then=lambda url: url.rstrip("/")),
+        S("admin_token_file",
+          SecretFile(example="secrets/admin-token", min_length=16, create=_RANDOM_FILL_HINT),
+          "secrets/admin-token",
+          "File holding the bearer token of the admin API (at least 16 characters).",
+          attribute="admin_token"),
+        S("signing_key_file",
+          SecretFile(example="secrets/signing-key", min_length=16, create=_RANDOM_FILL_HINT),
+          "secrets/signing-key",
+          "File holding the key that signs check-in and manage links; changing it voids the "
+          "links already sent.", attribute="signing_key"),
+        S("behind_proxy", Boolean(), False,
+          "Trust X-Forwarded-For and X-Forwarded-Proto from a reverse proxy."),
+    ]
+)
+
+STORE = Table(
+    [
+        S("path", FilePath(must_exist=False), "expediente.db",
+          "The SQLite database: sessions, busy-time cache, outbox. Back it up. Under "
+          "systemd it belongs in the StateDirectory, the one writable place.",
+          "/var/lib/expediente/expediente.db"),
+        S("audit_retention", Duration(), "365d",
+          "How long audit entries (bookings refused and accepted, status changes, moves, "
+          "failed deliveries) are kept; older ones are deleted once a day. Sessions "
+          "themselves, with their rules acceptance, are kept regardless. \"0d\" keeps "
+          "the audit forever.", then=zero_is_none),
+    ]
+)
+
+SYNC = Table(
+    [
+        S("interval", Duration(positive=True), "60s",
+          "How often each calendar is read for busy time and changes."),
+        S("stale_after", Duration(positive=True), "5m",
+          "/healthz answers 503 when a calendar's last good sync is older."),
+        S("timeout", Duration(positive=True), "30s",
+          "Time limit of one request to a calendar server."),
+        S("max_backoff", Duration(positive=True), "15m",
+          "Longest wait between retries after a calendar fails."),
+    ]
+)
+
+NOTIFICATIONS = Table(
+    [
+        S("client_email", Boolean(), True,
+          "E-mail clients their confirmation (with an .ics invitation), reminder and changes. "
+          "Needs [smtp]."),
+        S("technician_email", Boolean(), False,
+          "Also e-mail the technician (their email key) about their sessions."),
+        S("admin_email", EMAIL,
+          help="Where problems that need a person go (refused credentials, calendar writes "
+          "that keep failing).",
+          example="suporte@example.com"),
+    ]
+)
+
+SMTP = Table(
+    [
+        S("host", Text("a host name"), REQUIRED, "The mail server.", "smtp.example.com"),
+        S("port", Integer(1, 65535), 587, "Its port."),
+        S("security", Choice(("starttls", "tls", "none")), "starttls",
+          '"starttls" (port 587), "tls" (port 465), or "none" for a local relay.'),
+        S("username", Text("a user name"), help="Login.", example="agenda"),
+        S("password_file", SecretFile(example="secrets/smtp-password"),
+          help="File holding the login's password.", example="secrets/smtp-password",
+          attribute="password"),
+        S("from_address", EMAIL, REQUIRED, "Sender address.", "suporte@example.com"),
+        S("from_name", Text("a name"), help="Sender name; default: the desk's name.",
+          example="Suporte Técnico"),
+        S("timeout", Duration(positive=True), "30s", "Time limit of one delivery."),
+    ]
+)
+
+WEBHOOK = Table(
+    [
+        S("url", Url('an http(s) URL like "https://hooks.example.com/expediente"'), REQUIRED,
+          "Receives a JSON POST for each session change.",
+          "https://hooks.example.com/expediente"),
+        S("events",
+          ListOf(Choice(SESSION_EVENTS), expected="a list of session statuses or \"moved\"",
+                 min_items=1, unique=lambda name: name),
+          list(SESSION_EVENTS),
+          'Session statuses to send, and "moved" (the technician moved the session to '
+          "another valid time).", then=frozenset),
+        S("secret_file", SecretFile(example="secrets/webhook-key", min_length=16),
+          help="File holding the key that signs each request (HMAC-SHA256 of "
+          '"<timestamp>.<body>"). The key is the file\'s text without surrounding whitespace '
+          "(the newline echo or base64 leave is not part of it); deploy/README.md shows how "
+          "a receiver checks it.",
+          example="secrets/webhook-key", attribute="secret"),
+        S("timeout", Duration(positive=True), "10s", "Time limit of one delivery."),
+    ]
+)
+
+LOG = Table(
+    [
+        S("level", Choice(("debug", "info", "warning", "error")), "info",
+          "Least important messages logged (to stderr; journald under systemd)."),
+    ]
+)
+
+SCHEMA = Table(
+    [
+        S("desk", DESK, {}, "Who the desk is, its time zone and its closed days."),
+        S("hours", HOURS, {},
+          "Weekly opening hours in the desk's time zone. Several ranges make a break (lunch); "
+          "[] closes the day. A session must fit inside one range."),
+        S("overrides", OVERRIDES, {},
+          "Special hours on given dates, replacing the weekly hours (and opening a holiday); "
+          "[] closes the day. A closed date wins over an override."),
+        S("booking", BOOKING, {}, "How clients book."),
+        S("session_types", ArrayOfTables(SESSION_TYPE, name="session_types", min_items=1),
+          DEFAULT_SESSION_TYPES,
+          "Kinds of session clients can book. Without any [[session_types]], these two apply."),
+        S("technicians", ArrayOfTables(TECHNICIAN, name="technicians", min_items=1), REQUIRED,
+          "The technicians who take sessions, each with the calendar they work in.",
+          [_TECHNICIAN_EXAMPLE]),
+        S("server", SERVER, {}, "The web server: booking page, JSON API, feeds, health check."),
+        S("store", STORE, {}, "Where the daemon keeps its state."),
+        S("sync", SYNC, {}, "Reading and writing the technicians' calendars."),
+        S("notifications", NOTIFICATIONS, {}, "Who is told what, by e-mail."),
+        S("smtp", SMTP, OPTIONAL, "Outgoing e-mail. Without this section no e-mail is sent.", {}),
+        S("webhooks", ArrayOfTables(WEBHOOK, name="webhooks"), [],
+          "Other systems told about session changes.",
+          [{"url": "https://hooks.example.com/expediente"}]),
+        S("log", LOG, {}, "Logging."),
+    ],
+    expected="a TOML document",
+    misplaced={
+        "calendar": "a calendar belongs to a technician: write [technicians.calendar] after "
+        "its [[technicians]]",
+        "busy": "busy calendars belong to a technician: write [[technicians.busy]] after its "
+        "[[technicians]]",
+        "session_type": 'did you mean "session_types"? (write [[session_types]])',
+    },
+)
+del S
+# fmt: on

@@ -1,0 +1,85 @@
+"""The typed sections take their keys from the schema: a key is written once.
+
+A plain new key costs a ``Setting`` row in the schema and a typed field in the model;
+forgetting either stops the first load instead of leaving a key validated but unused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+
+from daemon.config import (
+    ARRAY_SECTIONS,
+    BOOKING,
+    SCHEMA,
+    ArrayOfTables,
+    BookingConfig,
+    Duration,
+    Setting,
+    Table,
+    from_table,
+    zero_is_none,
+)
+
+CONVERTED_BOOKING = {
+    "slot_step": timedelta(minutes=30),
+    "buffer": timedelta(0),
+    "horizon": timedelta(days=30),
+    "grace": timedelta(minutes=10),
+    "checkin_early": timedelta(minutes=30),
+    "cancel_cutoff": timedelta(hours=2),
+    "reminder": timedelta(0),
+    "remote_tools": ("AnyDesk",),
+    "required_fields": ("company", "phone"),
+    "rate_limit": 0,
+    "refusal_limit": 30,
+    "rate_window": timedelta(hours=1),
+}
+
+
+def test_each_key_fills_its_field_in_the_form_the_daemon_uses() -> None:
+    booking = from_table(BookingConfig, BOOKING, CONVERTED_BOOKING)
+    assert booking.grace == timedelta(minutes=10)
+    assert booking.reminder is None and booking.rate_limit is None  # 0 means off
+    assert booking.refusal_limit == 30
+    assert booking.required_fields == frozenset({"company", "phone"})
+
+
+@dataclass(frozen=True)
+class WithFollowUp(BookingConfig):
+    follow_up: timedelta | None = None
+
+
+FOLLOW_UP = Setting("follow_up", Duration(), "0m", "Ask how it went.", then=zero_is_none)
+
+
+def test_a_new_key_is_one_setting_and_one_field() -> None:
+    table = Table([*BOOKING.settings, FOLLOW_UP])
+    booking = from_table(WithFollowUp, table, {**CONVERTED_BOOKING, "follow_up": timedelta(days=1)})
+    assert booking.follow_up == timedelta(days=1)
+    off = from_table(WithFollowUp, table, {**CONVERTED_BOOKING, "follow_up": timedelta(0)})
+    assert off.follow_up is None
+
+
+def test_a_key_without_a_field_stops_the_load() -> None:
+    table = Table([*BOOKING.settings, FOLLOW_UP])
+    with pytest.raises(TypeError, match="keys without a field: follow_up; fields without"):
+        from_table(BookingConfig, table, CONVERTED_BOOKING)
+
+
+def test_a_field_without_a_key_stops_the_load() -> None:
+    with pytest.raises(TypeError, match="keys without a field: none; fields without a key: follow"):
+        from_table(WithFollowUp, BOOKING, CONVERTED_BOOKING)
+
+
+def test_a_computed_field_needs_no_key() -> None:
+    booking = from_table(WithFollowUp, BOOKING, CONVERTED_BOOKING, follow_up=timedelta(hours=1))
+    assert booking.follow_up == timedelta(hours=1)
+
+
+def test_messages_know_which_sections_are_lists_of_tables() -> None:
+    arrays = {s.name for s in SCHEMA.settings if isinstance(s.kind, ArrayOfTables)}
+    assert arrays == ARRAY_SECTIONS
