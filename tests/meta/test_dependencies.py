@@ -15,6 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 OWN = {"rules", "connectors", "daemon", "tests", "bench"}
+TYPING_ONLY = {"_typeshed"}  # stubs mypy provides; never imported at run time
 
 
 def _imported(folders: tuple[str, ...]) -> set[str]:
@@ -26,7 +27,7 @@ def _imported(folders: tuple[str, ...]) -> set[str]:
                     names |= {alias.name.split(".")[0] for alias in node.names}
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     names.add(node.module.split(".")[0])
-    return {n for n in names if n not in OWN and n not in sys.stdlib_module_names}
+    return {n for n in names if n not in OWN | TYPING_ONLY and n not in sys.stdlib_module_names}
 
 
 def _declared(*groups: str) -> set[str]:
