@@ -51,6 +51,7 @@ from connectors.base import (
     SessionEvent,
     SyncResult,
     Unavailable,
+    brief,
     dump_state,
     load_state,
     resume_state,
@@ -64,7 +65,7 @@ from connectors.ical import (
     parse_session_event,
     session_to_ical,
 )
-from connectors.retry import RetryPolicy
+from connectors.retry import RetryPolicy, http_date, retry_after_seconds
 from rules.intervals import Interval
 
 __all__ = ["CalDAVCalendar", "SyncMethod", "TransferStats", "object_name"]
@@ -310,7 +311,7 @@ class CalDAVCalendar:
 
     def _fail(self, exc: BaseException, doing: str) -> NoReturn:
         """Raise the :mod:`connectors.base` error that ``exc`` means."""
-        raise _translate(exc, doing, self.name) from exc
+        raise _translate(exc, doing, self.name, self._clock) from exc
 
     def _request(
         self, method: str, url: str, body: str = "", headers: dict[str, str] | None = None
@@ -326,7 +327,11 @@ class CalDAVCalendar:
         status = int(response.status)
         if status in ok:
             return response
-        raise _status_error(status, doing, self.name, _retry_after(response.headers))
+        headers = response.headers
+        retry_after = retry_after_seconds(
+            headers.get("Retry-After"), http_date(headers.get("Date"))
+        )
+        raise _status_error(status, doing, self.name, retry_after)
 
     def _idempotent(self, call: Callable[[], Any]) -> Any:
         return self.retry_policy.run(call)
@@ -845,13 +850,6 @@ def _preconditions(response: Any) -> list[str]:
     return dav_error.parse_preconditions(_body(response) or getattr(response, "raw", ""))
 
 
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
-    if not value:
-        return None
-    return dav_error.parse_retry_after(str(value))
-
-
 def _uid_from_text(data: bytes) -> str | None:
     match = _UID_LINE.search(data)
     if match is None:
@@ -890,37 +888,43 @@ def _status_error(
     return BadConfiguration(f"{message}: unexpected answer", calendar=calendar)
 
 
-def _translate(exc: BaseException, doing: str, calendar: str) -> ConnectorError:
-    """Map a library or transport exception onto the connector error it means."""
+def _translate(
+    exc: BaseException,
+    doing: str,
+    calendar: str,
+    clock: Callable[[], datetime] | None = None,
+) -> ConnectorError:
+    """Map a library or transport exception onto the connector error it means.
+
+    ``clock`` measures a ``Retry-After`` date on a 429: the library keeps the header's text
+    but not the answer's ``Date``.
+    """
     if isinstance(exc, ConnectorError):
         return exc
     if isinstance(exc, http.exceptions.SSLError):
         return BadConfiguration(
-            f"{doing}: TLS failed ({_brief(exc)}); check the URL, or set ca_file for a private CA",
+            f"{doing}: TLS failed ({brief(exc)}); check the URL, or set ca_file for a private CA",
             calendar=calendar,
         )
     if isinstance(exc, http.exceptions.RequestException):
-        return Unavailable(f"{doing}: {_brief(exc)}", calendar=calendar)
+        return Unavailable(f"{doing}: {brief(exc)}", calendar=calendar)
     if isinstance(exc, dav_error.RateLimitError):
         return Unavailable(
             f"{doing}: rate limited (HTTP {exc.status or 429})",
             calendar=calendar,
-            retry_after=exc.retry_after_seconds,
+            retry_after=retry_after_seconds(
+                exc.retry_after, clock() if clock is not None else None
+            ),
         )
     if isinstance(exc, dav_error.DAVError):
         status = exc.status
         if status is None and isinstance(exc, dav_error.NotFoundError):
             status = 404
         if status is None:
-            return Unavailable(f"{doing}: unexpected answer ({_brief(exc)})", calendar=calendar)
+            return Unavailable(f"{doing}: unexpected answer ({brief(exc)})", calendar=calendar)
         return _status_error(status, doing, calendar)
     if isinstance(exc, etree.XMLSyntaxError | ValueError):
-        return Unavailable(f"{doing}: unreadable answer ({_brief(exc)})", calendar=calendar)
+        return Unavailable(f"{doing}: unreadable answer ({brief(exc)})", calendar=calendar)
     # Something in the library choked on an answer: keep the daemon running, keep the trace.
     log.warning("%s: %s failed unexpectedly", calendar, doing, exc_info=exc)
-    return Unavailable(f"{doing}: {type(exc).__name__}: {_brief(exc)}", calendar=calendar)
-
-
-def _brief(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+    return Unavailable(f"{doing}: {type(exc).__name__}: {brief(exc)}", calendar=calendar)

@@ -59,7 +59,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, NoReturn
@@ -86,13 +85,14 @@ from connectors.base import (
     SessionEvent,
     SyncResult,
     Unavailable,
+    brief,
     dump_state,
     load_state,
     resume_state,
     sync_problems,
 )
 from connectors.ical import DEFAULT_MARKERS, STATE_PROPERTY, BusyResult, describe_ics
-from connectors.retry import RetryPolicy
+from connectors.retry import RetryPolicy, http_date, retry_after_seconds
 from rules.intervals import Interval, require_aware
 
 __all__ = ["DEFAULT_SCOPES", "GoogleCalendar", "event_id"]
@@ -285,10 +285,10 @@ class GoogleCalendar:
             except google.auth.exceptions.RefreshError as exc:
                 if exc.retryable:
                     raise Unavailable(
-                        f"{doing}: token refresh failed: {_brief(exc)}", calendar=self.name
+                        f"{doing}: token refresh failed: {brief(exc)}", calendar=self.name
                     ) from exc
                 raise AuthFailed(
-                    f"{doing}: the token endpoint refused the credentials: {_brief(exc)}",
+                    f"{doing}: the token endpoint refused the credentials: {brief(exc)}",
                     calendar=self.name,
                 ) from exc
             except (
@@ -297,7 +297,7 @@ class GoogleCalendar:
                 http.client.HTTPException,
                 OSError,
             ) as exc:
-                raise Unavailable(f"{doing}: {_brief(exc)}", calendar=self.name) from exc
+                raise Unavailable(f"{doing}: {brief(exc)}", calendar=self.name) from exc
 
         return self.retry_policy.run(once)
 
@@ -305,7 +305,9 @@ class GoogleCalendar:
         status = int(exc.resp.status)
         reason, message = _error_detail(exc.content)
         text = f"{doing}: HTTP {status}" + (f" ({message})" if message else "")
-        retry_after = _retry_after(exc.resp.get("retry-after"), exc.resp.get("date"))
+        retry_after = retry_after_seconds(
+            exc.resp.get("retry-after"), http_date(exc.resp.get("date"))
+        )
         if status == 429 or status >= 500 or status in (408, 425):
             raise Unavailable(text, calendar=self.name, retry_after=retry_after)
         if status == 403 and reason in _RATE_LIMIT_REASONS:
@@ -714,7 +716,7 @@ def _load_credentials(path: Path, subject: str | None, scopes: Sequence[str], ca
     except (ValueError, KeyError) as exc:
         # The library names the missing field; no secret is in the message.
         raise BadConfiguration(
-            f"credentials_file {path} is incomplete: {_brief(exc)}", calendar=calendar
+            f"credentials_file {path} is incomplete: {brief(exc)}", calendar=calendar
         ) from None
     raise BadConfiguration(
         f"credentials_file {path} has type {kind!r}; expected a service-account key "
@@ -999,28 +1001,3 @@ def _error_detail(content: Any) -> tuple[str | None, str | None]:
         return (str(reason) if reason else None), message
     except (ValueError, TypeError, KeyError, AttributeError):
         return None, None
-
-
-def _retry_after(value: Any, sent: Any = None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds, or an HTTP date measured from the
-    response's own Date header (so no clock is read here)."""
-    if not value:
-        return None
-    text = str(value).strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-        now = parsedate_to_datetime(str(sent)) if sent else None
-    except (TypeError, ValueError):
-        return None
-    if now is None or when.tzinfo is None or now.tzinfo is None:
-        return None
-    return max(0.0, (when - now).total_seconds())
-
-
-def _brief(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]

@@ -46,7 +46,7 @@ from recurring_ical_events.occurrence import Occurrence
 from recurring_ical_events.series import Series
 from recurring_ical_events.util import to_recurrence_ids
 
-from connectors.base import ObjectChange, Problem, SessionEvent, SessionState
+from connectors.base import ObjectChange, Problem, SessionEvent, SessionState, brief
 from rules.intervals import Interval, require_aware
 
 __all__ = [
@@ -159,9 +159,8 @@ def parse_calendar(
             warnings.simplefilter("ignore", icalendar.GloballyUniqueTZIDGuessed)
             components = Calendar.from_ical(data, multiple=True)
     except Exception as exc:  # the parser raises ValueError, but any failure is bad data
-        return None, [
-            Problem(calendar, None, f"not a readable iCalendar file: {_brief(exc)}", "error")
-        ]
+        gist = brief(exc, may_quote_data=True)
+        return None, [Problem(calendar, None, f"not a readable iCalendar file: {gist}", "error")]
     problems: list[Problem] = []
     calendars = [c for c in components if isinstance(c, Calendar)]
     loose = [c for c in components if not isinstance(c, Calendar)]
@@ -211,12 +210,6 @@ def _strip_known_timezones(data: str | bytes) -> str | bytes:
     if isinstance(data, bytes):
         return _VTIMEZONE_B.sub(keep_unknown, data)
     return _VTIMEZONE.sub(keep_unknown, data)
-
-
-def _brief(exc: BaseException) -> str:
-    """The gist of a parser error without the offending text (it may quote a private line)."""
-    text = str(exc).split(":", 1)[0].strip() or type(exc).__name__
-    return text[:120]
 
 
 # --------------------------------------------------------------------------- busy time
@@ -753,9 +746,10 @@ class _Reader:
                 (o.source, o.start, o.end) for o in series.between(*self.query)
             ]
         except Exception as exc:  # bad rules reach dateutil as ValueError, TypeError, ...
+            gist = brief(exc, may_quote_data=True)
             self.report.error(
                 uid,
-                f"recurrence cannot be expanded ({_brief(exc)}); only the event's own "
+                f"recurrence cannot be expanded ({gist}); only the event's own "
                 "DTSTART and its overrides count",
             )
             occurrences = [(a, a.raw_start, a.raw_end) for a in adapters]
