@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from caldav.lib.error import RateLimitError
 
+from connectors.base import Unavailable
+from connectors.caldav.transport import _translate
 from connectors.retry import http_date, retry_after_seconds
 
 SENT = "Mon, 30 Nov 2026 10:00:00 GMT"
@@ -46,3 +49,14 @@ def test_http_date_without_a_zone_is_gmt() -> None:
     assert http_date("Mon, 30 Nov 2026 10:00:00 -0000") == NOW
     assert http_date(SENT) == NOW
     assert http_date("yesterday") is None
+
+
+def test_a_caldav_429_date_is_measured_by_the_adapters_clock() -> None:
+    """The caldav library raises RateLimitError with the header's text but without the
+    answer's Date, so the adapter's clock (the daemon's) measures it; without one, no wait."""
+    error = RateLimitError(retry_after="Mon, 30 Nov 2026 10:05:00 GMT", status=429)
+    found = _translate(error, "REPORT", "cal", lambda: NOW)
+    assert isinstance(found, Unavailable) and found.retry_after == 300.0
+    assert _translate(error, "REPORT", "cal", None).retry_after is None  # type: ignore[attr-defined]
+    seconds = RateLimitError(retry_after="30", status=429)
+    assert _translate(seconds, "REPORT", "cal").retry_after == 30.0  # type: ignore[attr-defined]
