@@ -73,6 +73,20 @@ class Conflict(ConnectorError):
     """A conditional write failed: the object exists (create) or changed (ETag mismatch)."""
 
 
+def brief(exc: BaseException, *, may_quote_data: bool = False) -> str:
+    """The gist of ``exc`` for an error message or a :class:`Problem`: its first line.
+
+    With ``may_quote_data`` (a parser's error about a technician's calendar, which may
+    quote the offending line: a private title or description) only the part before the
+    first colon is kept.
+    """
+    if may_quote_data:
+        text = str(exc).split(":", 1)[0].strip() or type(exc).__name__
+        return text[:120]
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """Bad data met while reading a calendar; logged, never fatal to a sync."""

@@ -8,6 +8,9 @@ first. The wait before attempt ``n`` (counting from 0) is drawn uniformly from
 once do not hammer a recovering server in step); a server's ``Retry-After`` is a floor. A
 ``Retry-After`` longer than ``max_delay`` ends the retries at once: the caller keeps its
 last good data and comes back on its own schedule rather than blocking here.
+
+:func:`retry_after_seconds` is the one reading of a ``Retry-After`` header, for the
+calendar adapters and for the daemon's webhooks alike.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Protocol, TypeVar
 
 from connectors.base import Unavailable
 
-__all__ = ["RetryPolicy", "backoff_delay", "retry"]
+__all__ = ["RetryPolicy", "backoff_delay", "http_date", "retry", "retry_after_seconds"]
 
 T = TypeVar("T")
 
@@ -94,3 +99,35 @@ class RetryPolicy:
             sleep=self.sleep,
             rng=self.rng,
         )
+
+
+def retry_after_seconds(value: object, now: datetime | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header value; ``None`` when there is none.
+
+    Delta-seconds are read as a number (a negative one is 0). An HTTP date is measured
+    from ``now``: the answer's own ``Date`` header (:func:`http_date`) or the daemon's
+    clock, so no clock is read here; without ``now`` a date gives ``None``, as does text
+    that is neither. A date without a zone is GMT, as every HTTP date is.
+    """
+    if not value:
+        return None
+    text = str(value).strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    when = http_date(text)
+    if when is None or now is None:
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+def http_date(value: object) -> datetime | None:
+    """An HTTP date header (``Date``, ``Retry-After``) as an aware datetime, or ``None``."""
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -70,10 +70,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parsedate_to_datetime
+from email.utils import format_datetime, make_msgid
 from http.client import HTTPException
 from typing import Any, Literal
 
+from connectors.retry import retry_after_seconds
 from daemon.config import Config, SecretError, spoken_duration
 from daemon.events import checkin_url, client_text, manage_url
 from daemon.invitation import checklist, client_calendar, method_of, one_line, sequence
@@ -699,7 +700,7 @@ def _smtp_failure(error: smtplib.SMTPResponseException, where: str) -> DeliveryF
 
 def _http_failure(url: str, error: urllib.error.HTTPError, now: datetime) -> DeliveryFailed:
     code = error.code
-    retry_after = _retry_after(error.headers.get("Retry-After"), now)
+    retry_after = retry_after_seconds(error.headers.get("Retry-After"), now)
     if 300 <= code < 400:
         location = error.headers.get("Location", "?")
         return DeliveryFailed(
@@ -710,19 +711,3 @@ def _http_failure(url: str, error: urllib.error.HTTPError, now: datetime) -> Del
     if code in (408, 429) or code >= 500:
         return DeliveryFailed(f"webhook {url} answered {code}", retry_after=retry_after)
     return DeliveryFailed(f"webhook {url} refused the delivery: {code}", permanent=True)
-
-
-def _retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds from a ``Retry-After`` header (seconds or an HTTP date); ``None`` if absent."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())

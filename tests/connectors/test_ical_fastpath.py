@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import connectors.ical as ical
-from connectors.ical import BusyResult, busy_from_ics
+from connectors.ical import BusyResult, busy_from_ics, recurrence
 from rules.intervals import Interval
 
 SP = ZoneInfo("America/Sao_Paulo")
@@ -275,7 +275,7 @@ def test_single_events_skip_the_expander(monkeypatch: pytest.MonkeyPatch) -> Non
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the expander was used for a single event")
 
-    monkeypatch.setattr(ical, "_Adapter", refuse)
+    monkeypatch.setattr(recurrence, "_Adapter", refuse)
     text = calendar(
         event("a", "DTSTART:20260310T090000Z", "DTEND:20260310T100000Z"),
         event("b", *all_day_lines(date(2026, 3, 11), "none", 1)),
