@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from daemon.clock import FixedClock
@@ -15,6 +17,7 @@ from daemon.store import Store
 from daemon.web.api import Api
 from daemon.web.csrf import OriginGuard
 from daemon.web.http import App, Router
+from tests import wsgi
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
@@ -99,3 +102,23 @@ def make_desk(folder: Path, now: datetime, *, synced: bool = True) -> Desk:
 def monday(hour: int, minute: int = 0, weeks: int = 0) -> datetime:
     """A Monday of the test calendar (2026-11-30) at a desk-local time."""
     return datetime(2026, 11, 30, hour, minute, tzinfo=SAO_PAULO) + timedelta(weeks=weeks)
+
+
+class Served(Protocol):
+    """Anything with the daemon's WSGI app (a test desk, a running daemon's wrapper)."""
+
+    app: Any
+
+
+def call(
+    desk: Served,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    raw = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    status, response_headers, data = wsgi.call(
+        desk.app, wsgi.environ(method, path, raw, headers=headers)
+    )
+    return status, dict(response_headers), json.loads(data) if data else None

@@ -27,12 +27,13 @@ from daemon.notify import Delivery, DeliveryFailed, Notifier
 from daemon.signing import Signer
 from daemon.store import SessionRecord
 from rules.model import Status
-from tests.daemon.desk import CONFIG, monday, write_config
+from tests.daemon.desk import CONFIG, write_config
 from tests.daemon.forged import FORGED, own_and_quoted
 from tests.daemon.smtp_server import SmtpServer, self_signed, smtp_server
+from tests.factories import RECORD_BOOKED, RECORD_START
+from tests.factories import session_record as record
 
-NOW = monday(7)
-START = monday(10)
+NOW, START = RECORD_BOOKED, RECORD_START  # the sample session was booked at NOW for START
 WEBHOOK_KEY = "webhook-key-for-tests-0123456789"
 DEPLOY_GUIDE = Path(__file__).resolve().parents[2] / "deploy" / "README.md"
 
@@ -90,38 +91,6 @@ def hook_section(url: str, events: list[str] | None = None, secret: bool | str =
     if secret:
         text += f'secret_file = "{"secrets/webhook" if secret is True else secret}"\n'
     return text
-
-
-def record(**changes: Any) -> SessionRecord:
-    values: dict[str, Any] = {
-        "id": "s1",
-        "type": "standard",
-        "start": START,
-        "end": START + timedelta(minutes=30),
-        "technician_id": "ana",
-        "status": Status.BOOKED,
-        "company": "Relojoaria Central",
-        "responsible_name": "Maria Lima",
-        "phone": "+5511987654321",
-        "email": "maria@example.com",
-        "remote_tool": "AnyDesk",
-        "remote_id": "123456789",
-        "description": "o ponto não sincroniza",
-        "language": "pt-BR",
-        "rules_accepted_at": NOW,
-        "rules_version": "v1",
-        "created_at": NOW,
-        "updated_at": NOW,
-        "checked_in_at": None,
-        "ended_at": None,
-        "cancel_reason": None,
-        "calendar_uid": "expediente-s1",
-        "calendar_etag": None,
-        "needs_attention": None,
-        "rebooked_from": None,
-    }
-    values.update(changes)
-    return SessionRecord(**values)
 
 
 def signer_of(config: Config) -> Signer:

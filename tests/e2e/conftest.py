@@ -29,7 +29,7 @@ from daemon.config import load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
 from tests.daemon.desk import ADMIN_TOKEN, monday
-from tests.daemon.test_api import booking as api_booking
+from tests.factories import booking
 from tests.servers import CalDAVServer, CalendarHandle, close_app_clients, free_port
 from tests.servers.radicale import RadicaleServer
 from tests.servers.xandikos import XandikosServer
@@ -121,11 +121,6 @@ def http(
     if content_type.startswith("application/json"):
         return status, json.loads(raw)
     return status, raw.decode()
-
-
-def booking(start: datetime, **changes: Any) -> dict[str, Any]:
-    """The API tests' booking body, for a start given as a datetime."""
-    return api_booking(start.isoformat(), **changes)
 
 
 def private_event(uid: str, start: str, end: str, *extra: str) -> str:

@@ -21,11 +21,11 @@ from tests.e2e.conftest import (
     ADMIN,
     Desk,
     Process,
-    booking,
     http,
     private_event,
     write_config,
 )
+from tests.factories import booking
 from tests.servers import CalendarHandle
 from tests.servers.radicale import RadicaleServer
 
