@@ -15,7 +15,7 @@ from daemon.systemd import Notifier
 from tests.daemon.desk import monday
 from tests.daemon.forged import FORGED, assert_client_text_set_apart
 from tests.daemon.store_helpers import cancel_notices
-from tests.e2e.conftest import ADMIN, Desk, write_config
+from tests.e2e.harness import ADMIN, Desk, write_config
 from tests.servers import CalDAVServer
 from tests.servers.gcal import GoogleCalendarServer, make_service_account_key
 

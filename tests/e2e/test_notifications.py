@@ -24,7 +24,7 @@ from tests.daemon.test_notify import (
     hook_section,
     smtp_section,
 )
-from tests.e2e.conftest import Desk, write_config
+from tests.e2e.harness import Desk, write_config
 from tests.servers import CalDAVServer
 
 pytestmark = pytest.mark.slow
