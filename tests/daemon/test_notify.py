@@ -27,7 +27,7 @@ from daemon.notify import Delivery, DeliveryFailed, Notifier
 from daemon.signing import Signer
 from daemon.store import SessionRecord
 from rules.model import Status
-from tests.daemon.desk import CONFIG, write_config
+from tests.daemon.desk import hook_section, smtp_section, write_config
 from tests.daemon.forged import FORGED, own_and_quoted
 from tests.daemon.smtp_server import SmtpServer, self_signed, smtp_server
 from tests.factories import RECORD_BOOKED, RECORD_START
@@ -49,48 +49,23 @@ def write_notify_config(
     reminder: str = "1h",
     webhooks: str = "",
 ) -> Config:
-    path = write_config(folder)
+    path = write_config(
+        folder,
+        settings={
+            "desk": {
+                "phone": "+55 11 3333-4444",
+                "whatsapp": "+55 11 99999-0000",
+                "email": "suporte@example.com",
+            },
+            "booking": {"reminder": reminder},
+        },
+        technicians={"ana": {"email": "ana@example.com"}},
+        tail=f"\n[notifications]\n{notifications}\n"
+        + ("" if smtp is None else f"\n[smtp]\n{smtp}\n")
+        + webhooks,
+    )
     (folder / "secrets" / "webhook").write_text(WEBHOOK_KEY + "\n")
-    text = CONFIG.format(caldav="http://127.0.0.1:9")
-    text = text.replace(
-        'closed_dates = ["2026-12-24"]\n',
-        'closed_dates = ["2026-12-24"]\nphone = "+55 11 3333-4444"\n'
-        'whatsapp = "+55 11 99999-0000"\nemail = "suporte@example.com"\n',
-    )
-    text = text.replace('horizon = "30d"\n', f'horizon = "30d"\nreminder = "{reminder}"\n')
-    text = text.replace('name = "Ana Souza"\n', 'name = "Ana Souza"\nemail = "ana@example.com"\n')
-    text += f"\n[notifications]\n{notifications}\n"
-    if smtp is not None:
-        text += f"\n[smtp]\n{smtp}\n"
-    text += webhooks
-    path.write_text(text)
     return load_config(path)
-
-
-def smtp_section(port: int, **extra: str) -> str:
-    lines = {
-        "host": "127.0.0.1",
-        "port": str(port),
-        "security": "none",
-        "from_address": "agenda@example.com",
-        "from_name": "Suporte Técnico",
-        "timeout": "5s",
-    }
-    lines.update(extra)
-    return "\n".join(
-        f"{key} = {value}" if key == "port" else f'{key} = "{value}"'
-        for key, value in lines.items()
-    )
-
-
-def hook_section(url: str, events: list[str] | None = None, secret: bool | str = True) -> str:
-    """A ``[[webhooks]]`` table; ``secret``: the key file (``True``: the test key's)."""
-    text = f'\n[[webhooks]]\nurl = "{url}"\ntimeout = "5s"\n'
-    if events is not None:
-        text += f"events = {json.dumps(events)}\n"
-    if secret:
-        text += f'secret_file = "{"secrets/webhook" if secret is True else secret}"\n'
-    return text
 
 
 def signer_of(config: Config) -> Signer:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon.desk import monday
-from tests.e2e.harness import Desk, Process, running_desk, write_config
+from tests.daemon.desk import monday, write_config
+from tests.e2e.harness import LIVE, Desk, Process, running_desk
 from tests.servers import CalDAVServer, CalendarHandle, close_app_clients, free_port
 from tests.servers.radicale import RadicaleServer
 from tests.servers.xandikos import XandikosServer
@@ -58,7 +58,7 @@ def process_desk(
 ) -> Iterator[tuple[Process, dict[str, CalendarHandle]]]:
     calendars = {"ana": radicale.new_calendar(), "bruno": radicale.new_calendar()}
     port = free_port()
-    path = write_config(tmp_path, radicale, calendars["ana"], calendars["bruno"], port=port)
+    path = write_config(tmp_path, calendars, port=port, settings=LIVE)
     process = Process(path, port, monday(7, 0), tmp_path / "daemon.log")
     try:
         yield process, calendars

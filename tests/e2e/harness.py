@@ -27,74 +27,18 @@ from daemon.clock import FixedClock
 from daemon.config import load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
-from tests.daemon.desk import ADMIN_TOKEN, monday
+from tests.daemon.desk import ADMIN_TOKEN, monday, write_config
 from tests.factories import booking
 from tests.servers import CalDAVServer, CalendarHandle
 
-CONFIG = """
-[desk]
-name = "Suporte Técnico"
-closed_dates = ["2026-12-24"]
-
-[booking]
-horizon = "30d"
-rate_limit = 0  # the concurrency test sends 50 bookings from one address
-refusal_limit = 0  # ...and 49 of them are refused
-
-[sync]
-interval = "{interval}"
-stale_after = "30m"
-
-[[technicians]]
-id = "ana"
-name = "Ana Souza"
-[technicians.calendar]
-kind = "caldav"
-url = "{ana}"
-username = "{username}"
-password_file = "secrets/caldav"
-
-[[technicians]]
-id = "bruno"
-name = "Bruno Lima"
-[technicians.calendar]
-kind = "caldav"
-url = "{bruno}"
-username = "{username}"
-password_file = "secrets/caldav"
-
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-
-[store]
-path = "state/expediente.db"
-"""
+# What a served desk sets beyond the daemon tests' desk (tests.daemon.desk.write_config).
+LIVE: dict[str, dict[str, object]] = {
+    # The concurrency test sends 50 bookings from one address, and 49 of them are refused.
+    "booking": {"rate_limit": 0, "refusal_limit": 0},
+    "sync": {"interval": "60s", "stale_after": "30m"},
+}
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def write_config(
-    folder: Path,
-    server: CalDAVServer,
-    ana: CalendarHandle,
-    bruno: CalendarHandle,
-    *,
-    port: int = 8080,
-    interval: str = "60s",
-) -> Path:
-    (folder / "secrets").mkdir(parents=True, exist_ok=True)
-    (folder / "state").mkdir(exist_ok=True)
-    (folder / "secrets" / "caldav").write_text(server.password + "\n")
-    (folder / "secrets" / "admin-token").write_text(ADMIN_TOKEN + "\n")
-    (folder / "secrets" / "signing-key").write_text("signing-key-for-tests-0123456789\n")
-    path = folder / "expediente.toml"
-    path.write_text(
-        CONFIG.format(
-            ana=ana.url, bruno=bruno.url, username=server.username, port=port, interval=interval
-        )
-    )
-    return path
 
 
 def http(
@@ -179,7 +123,7 @@ class Desk:
 def running_desk(server: CalDAVServer, folder: Path) -> Iterator[Desk]:
     """A daemon whose two technicians have fresh calendars on ``server``, synced once."""
     calendars = {"ana": server.new_calendar(), "bruno": server.new_calendar()}
-    path = write_config(folder, server, calendars["ana"], calendars["bruno"])
+    path = write_config(folder, calendars, settings=LIVE)
     clock = FixedClock(monday(7, 0))
     daemon = Daemon(load_config(path), clock=clock, systemd=Notifier({}))
     daemon.start(port=0)
