@@ -17,10 +17,10 @@ from daemon.config import load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
 from tests.daemon.desk import hook_section, monday, smtp_section, write_config
-from tests.daemon.smtp_server import SmtpServer, smtp_server
-from tests.daemon.test_notify import Receiver, deploy_guide_webhooks
 from tests.e2e.harness import LIVE, Desk
 from tests.servers import CalDAVServer
+from tests.servers.smtp import SmtpServer, smtp_server
+from tests.servers.webhooks import Receiver, deploy_guide_webhooks
 
 pytestmark = pytest.mark.slow
 
