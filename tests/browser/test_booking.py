@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from daemon.events import manage_url
 from rules.model import Status
-from tests.browser.conftest import DESKTOP, PHONE, SCREENSHOTS, Served
+from tests.browser.harness import DESKTOP, PHONE, SCREENSHOTS, Served
 from tests.factories import booking_request
 
 TEN = "2026-11-30T10:00:00-03:00"

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import Page, Route
 
-from tests.browser.conftest import Served
+from tests.browser.harness import Served
 from tests.factories import booking_form
 from tests.web.client import Client
 
