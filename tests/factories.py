@@ -12,7 +12,8 @@ of client:
 Each sample comes in the shapes the layers take: a JSON body (:func:`booking`), a
 ``BookingRequest`` (:func:`booking_request`), the booking page's form (:func:`booking_form`).
 The stored forms (:func:`new_session`, :func:`session_record`) are :data:`SAMPLE` as the
-store keeps it after validation, which writes the phone in E.164.
+store keeps it after validation, which writes the phone in E.164. :func:`private_event` is
+the other side of a booking: a technician's own busy time, as their calendar app writes it.
 """
 
 from __future__ import annotations
@@ -134,3 +135,17 @@ def session_record(**changes: Any) -> SessionRecord:
     }
     values.update(changes)
     return SessionRecord(**values)
+
+
+# ---------------------------------------------------------------------- calendars
+
+
+def private_event(uid: str, start: str, end: str, *extra: str) -> str:
+    """A technician's own event as their calendar app writes it: busy from ``start`` to
+    ``end`` (UTC, ``YYYYMMDDTHHMMSSZ``), plus ``extra`` content lines."""
+    lines = [
+        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//technician app//EN", "BEGIN:VEVENT",
+        f"UID:{uid}", "DTSTAMP:20261101T000000Z", f"DTSTART:{start}", f"DTEND:{end}",
+        "SUMMARY:private", *extra, "END:VEVENT", "END:VCALENDAR",
+    ]  # fmt: skip
+    return "\r\n".join(lines) + "\r\n"

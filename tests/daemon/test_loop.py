@@ -26,8 +26,7 @@ from rules.model import Status
 from tests import wsgi
 from tests.daemon.desk import ADMIN_TOKEN, SAO_PAULO, call, monday, write_config
 from tests.daemon.store_helpers import cancel_notices
-from tests.e2e.harness import private_event
-from tests.factories import booking
+from tests.factories import booking, private_event
 
 
 class Desk:

@@ -64,15 +64,6 @@ def http(
     return status, raw.decode()
 
 
-def private_event(uid: str, start: str, end: str, *extra: str) -> str:
-    lines = [
-        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//technician app//EN", "BEGIN:VEVENT",
-        f"UID:{uid}", "DTSTAMP:20261101T000000Z", f"DTSTART:{start}", f"DTEND:{end}",
-        "SUMMARY:private", *extra, "END:VEVENT", "END:VCALENDAR",
-    ]  # fmt: skip
-    return "\r\n".join(lines) + "\r\n"
-
-
 @dataclass
 class Desk:
     """A running daemon, its technicians' calendars and a clock the test moves."""

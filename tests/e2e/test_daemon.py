@@ -23,9 +23,8 @@ from tests.e2e.harness import (
     Desk,
     Process,
     http,
-    private_event,
 )
-from tests.factories import booking
+from tests.factories import booking, private_event
 from tests.servers import CalendarHandle
 from tests.servers.radicale import RadicaleServer
 

@@ -17,7 +17,8 @@ from daemon.config import load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
 from tests.daemon.desk import monday, write_config
-from tests.e2e.harness import ADMIN, LIVE, Desk, http, private_event
+from tests.e2e.harness import ADMIN, LIVE, Desk, http
+from tests.factories import private_event
 from tests.servers import CalDAVServer, free_port
 
 pytestmark = pytest.mark.slow
