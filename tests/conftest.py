@@ -19,20 +19,10 @@ import pytest
 from hypothesis import settings
 
 import daemon.clock
+from tests.clock_guard import FORBIDDEN, RealClockForbidden
 
 settings.register_profile("default", deadline=None, max_examples=150, derandomize=True)
 settings.load_profile("default")
-
-
-class RealClockForbidden(AssertionError):
-    """A test reached the system clock without opting in."""
-
-
-FORBIDDEN = (
-    "this test read the real clock: pass the test's FixedClock to the code under test "
-    "(Daemon(clock=...), cli.main(argv, clock), ...), or mark the test "
-    "@pytest.mark.real_clock if it really needs the time of day"
-)
 
 
 @pytest.fixture(autouse=True)

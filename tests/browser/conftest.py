@@ -8,46 +8,16 @@ free port of 127.0.0.1, and a fresh browser context (cookies, viewport, time zon
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from daemon.web.server import HttpServer
-from tests.daemon.desk import Desk, monday
+from tests.browser.harness import ARGS, CHROMIUM, DESKTOP, Served, require_chromium
+from tests.daemon.desk import monday
 from tests.web.client import pages_desk
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-DESKTOP = ViewportSize(width=1280, height=800)
-PHONE = ViewportSize(width=390, height=844)
-
-
-@dataclass
-class Served:
-    desk: Desk
-    url: str
-
-
-def require_chromium(path: Path, environ: Mapping[str, str]) -> None:
-    """Skip without Chromium on a developer's machine; fail in CI, where a skip would pass."""
-    if path.exists():
-        return
-    message = f"{path} is missing: apt-get install chromium"
-    if environ.get("CI"):
-        pytest.fail(f"{message} (CI is set: the browser tests must run here)", pytrace=False)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,9 @@ from icalendar import Calendar
 from playwright.sync_api import Browser, Page, expect
 
 from daemon.events import manage_url
-from rules.model import BookingRequest, Status
-from tests.browser.conftest import DESKTOP, PHONE, SCREENSHOTS, Served
+from rules.model import Status
+from tests.browser.harness import DESKTOP, PHONE, SCREENSHOTS, Served
+from tests.factories import booking_request
 
 TEN = "2026-11-30T10:00:00-03:00"
 NINE = "2026-11-30T09:00:00-03:00"
@@ -60,14 +61,7 @@ def fill_form(page: Page, *, phone: str = "(11) 98765-4321", accept: bool = True
 
 def service_booking(served: Served, start: str) -> None:
     outcome = served.desk.service.book(
-        BookingRequest(
-            type="standard",
-            start=datetime.fromisoformat(start),
-            company="Ótica Sol",
-            responsible_name="João",
-            phone="11 3456-7890",
-            accept_rules=True,
-        )
+        booking_request(datetime.fromisoformat(start), only_required=True)
     )
     assert outcome.session is not None, outcome.codes
 

@@ -7,8 +7,9 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import Page, Route
 
-from tests.browser.conftest import Served
-from tests.web.client import Client, booking_form
+from tests.browser.harness import Served
+from tests.factories import booking_form
+from tests.web.client import Client
 
 TEN = "2026-11-30T10:00:00-03:00"
 

@@ -1,10 +1,17 @@
-"""A running desk for daemon tests: a config on disk, a real store, a fixed clock."""
+"""A running desk for daemon tests: a config on disk, a real store, a fixed clock.
+
+:func:`write_config` is the one writer of a test desk's configuration file; the daemon,
+web, CLI, notification and end-to-end tests differ only in its arguments.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from daemon.clock import FixedClock
@@ -15,42 +22,10 @@ from daemon.store import Store
 from daemon.web.api import Api
 from daemon.web.csrf import OriginGuard
 from daemon.web.http import App, Router
+from tests import wsgi
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
-
-CONFIG = """
-[desk]
-name = "Suporte Técnico"
-closed_dates = ["2026-12-24"]
-
-[booking]
-horizon = "30d"
-
-[[technicians]]
-id = "ana"
-name = "Ana Souza"
-[technicians.calendar]
-kind = "caldav"
-url = "{caldav}/ana/work/"
-username = "ana"
-password_file = "secrets/caldav"
-
-[[technicians]]
-id = "bruno"
-name = "Bruno Lima"
-[technicians.calendar]
-kind = "caldav"
-url = "{caldav}/bruno/work/"
-username = "bruno"
-password_file = "secrets/caldav"
-
-[server]
-public_url = "http://127.0.0.1:8080"
-
-[store]
-path = "state/expediente.db"
-"""
 
 
 @dataclass
@@ -70,15 +45,120 @@ class Desk:
             )
 
 
-def write_config(folder: Path, caldav: str = "http://127.0.0.1:9") -> Path:
+# The desk every test configures: two technicians, Christmas Eve closed, a 30-day horizon.
+TECHNICIANS = {"ana": "Ana Souza", "bruno": "Bruno Lima"}
+TABLES: dict[str, dict[str, object]] = {
+    "desk": {"name": "Suporte Técnico", "closed_dates": ["2026-12-24"]},
+    "booking": {"horizon": "30d"},
+    "store": {"path": "state/expediente.db"},
+}
+# Nothing listens on port 9 (discard): an in-process desk syncs calendars of its own, or none.
+UNREACHABLE = "http://127.0.0.1:9"
+
+
+class CalDAVLogin(Protocol):
+    """A CalDAV calendar and the account that reads it (``tests.servers.CalendarHandle``)."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def password(self) -> str: ...
+
+
+def write_config(
+    folder: Path,
+    calendars: Mapping[str, CalDAVLogin | Mapping[str, str]] | None = None,
+    *,
+    port: int | None = None,
+    settings: Mapping[str, Mapping[str, object]] | None = None,
+    technicians: Mapping[str, Mapping[str, object]] | None = None,
+    tail: str = "",
+) -> Path:
+    """Write the test desk's ``expediente.toml`` and the secret files it names into
+    ``folder``; returns the file's path.
+
+    ``calendars`` puts a technician's calendar on a real CalDAV server, or replaces its
+    ``[technicians.calendar]`` table (a Google calendar); the others stay
+    :data:`UNREACHABLE`. ``port`` is where the daemon listens and its public URL (8080 and
+    the default ``listen`` if not given). ``settings`` adds or overrides keys of top-level
+    tables, ``technicians`` keys of a technician's table; ``tail`` is TOML appended as it
+    is (``[smtp]``, ``[[webhooks]]``).
+    """
+    password = "password"
+    tables = {name: dict(keys) for name, keys in TABLES.items()}
+    tables["server"] = {"public_url": f"http://127.0.0.1:{port or 8080}"}
+    if port is not None:
+        tables["server"]["listen"] = f"127.0.0.1:{port}"
+    for name, keys in (settings or {}).items():
+        tables.setdefault(name, {}).update(keys)
+    text = "".join(_table(f"[{name}]", keys) for name, keys in tables.items())
+    for tech, full_name in TECHNICIANS.items():
+        calendar = (calendars or {}).get(tech)
+        if calendar is None:
+            table: Mapping[str, object] = _caldav(f"{UNREACHABLE}/{tech}/work/", tech)
+        elif isinstance(calendar, Mapping):
+            table = calendar
+        else:
+            table, password = _caldav(calendar.url, calendar.username), calendar.password
+        own = {"id": tech, "name": full_name, **(technicians or {}).get(tech, {})}
+        text += _table("[[technicians]]", own) + _table("[technicians.calendar]", table)
     (folder / "secrets").mkdir(parents=True, exist_ok=True)
     (folder / "state").mkdir(exist_ok=True)
-    (folder / "secrets" / "caldav").write_text("password\n")
+    (folder / "secrets" / "caldav").write_text(password + "\n")
     (folder / "secrets" / "admin-token").write_text(ADMIN_TOKEN + "\n")
     (folder / "secrets" / "signing-key").write_text("signing-key-for-tests-0123456789\n")
     path = folder / "expediente.toml"
-    path.write_text(CONFIG.format(caldav=caldav))
+    path.write_text(text + tail)
     return path
+
+
+def _caldav(url: str, username: str) -> dict[str, str]:
+    return {"kind": "caldav", "url": url, "username": username, "password_file": "secrets/caldav"}
+
+
+def _table(header: str, keys: Mapping[str, object]) -> str:
+    return f"\n{header}\n" + "".join(f"{key} = {_toml(value)}\n" for key, value in keys.items())
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def smtp_section(port: int, **extra: str) -> str:
+    """An ``[smtp]`` table's keys for a test server on 127.0.0.1 (no TLS, 5 s timeout)."""
+    lines = {
+        "host": "127.0.0.1",
+        "port": str(port),
+        "security": "none",
+        "from_address": "agenda@example.com",
+        "from_name": "Suporte Técnico",
+        "timeout": "5s",
+    }
+    lines.update(extra)
+    return "\n".join(
+        f"{key} = {value}" if key == "port" else f'{key} = "{value}"'
+        for key, value in lines.items()
+    )
+
+
+def hook_section(url: str, events: list[str] | None = None, secret: bool | str = True) -> str:
+    """A ``[[webhooks]]`` table; ``secret``: the key file (``True``: the test key's)."""
+    text = f'\n[[webhooks]]\nurl = "{url}"\ntimeout = "5s"\n'
+    if events is not None:
+        text += f"events = {json.dumps(events)}\n"
+    if secret:
+        text += f'secret_file = "{"secrets/webhook" if secret is True else secret}"\n'
+    return text
 
 
 def make_desk(folder: Path, now: datetime, *, synced: bool = True) -> Desk:
@@ -99,3 +179,23 @@ def make_desk(folder: Path, now: datetime, *, synced: bool = True) -> Desk:
 def monday(hour: int, minute: int = 0, weeks: int = 0) -> datetime:
     """A Monday of the test calendar (2026-11-30) at a desk-local time."""
     return datetime(2026, 11, 30, hour, minute, tzinfo=SAO_PAULO) + timedelta(weeks=weeks)
+
+
+class Served(Protocol):
+    """Anything with the daemon's WSGI app (a test desk, a running daemon's wrapper)."""
+
+    app: Any
+
+
+def call(
+    desk: Served,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    raw = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    status, response_headers, data = wsgi.call(
+        desk.app, wsgi.environ(method, path, raw, headers=headers)
+    )
+    return status, dict(response_headers), json.loads(data) if data else None

@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from daemon.store import Inserted, NewSession, Store
+from daemon.store import Inserted, Store
+from tests.factories import SESSION_START, new_session
 
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
-START = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-
-
-def new_session(
-    start: datetime = START, minutes: int = 30, tech: str = "ana", **changes: object
-) -> NewSession:
-    session_id = uuid.uuid4().hex
-    values: dict[str, object] = {
-        "id": session_id,
-        "type": "standard",
-        "start": start,
-        "end": start + timedelta(minutes=minutes),
-        "technician_id": tech,
-        "company": "Relojoaria Central",
-        "responsible_name": "Maria Lima",
-        "phone": "+5511987654321",
-        "email": "maria@example.com",
-        "remote_tool": "AnyDesk",
-        "remote_id": "123456789",
-        "description": "ponto não sincroniza",
-        "language": "pt-BR",
-        "rules_version": "v1",
-        "calendar_uid": f"expediente-{session_id}",
-    }
-    values.update(changes)
-    return NewSession(**values)  # type: ignore[arg-type]
+START = SESSION_START
 
 
 def open_store(path: Path) -> Store:

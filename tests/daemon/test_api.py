@@ -2,58 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
 from rules.model import Status
-from tests import wsgi
-from tests.daemon.desk import ADMIN_TOKEN, Desk, make_desk, monday
+from tests.daemon.desk import ADMIN_TOKEN, Desk, call, make_desk, monday
+from tests.factories import booking
 
 
 @pytest.fixture
 def desk(tmp_path: Path) -> Desk:
     return make_desk(tmp_path, monday(7, 0))
-
-
-class Served(Protocol):
-    """Anything with the daemon's WSGI app (a test desk, a running daemon's wrapper)."""
-
-    app: Any
-
-
-def call(
-    desk: Served,
-    method: str,
-    path: str,
-    body: Any = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, dict[str, str], Any]:
-    raw = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    status, response_headers, data = wsgi.call(
-        desk.app, wsgi.environ(method, path, raw, headers=headers)
-    )
-    return status, dict(response_headers), json.loads(data) if data else None
-
-
-def booking(start: str, **changes: Any) -> dict[str, Any]:
-    body = {
-        "type": "standard",
-        "start": start,
-        "company": "Relojoaria Central",
-        "responsible_name": "Maria Lima",
-        "phone": "(11) 98765-4321",
-        "email": "maria@example.com",
-        "remote_tool": "AnyDesk",
-        "remote_id": "123 456 789",
-        "description": "Relógio de ponto não sincroniza",
-        "accept_rules": True,
-    }
-    body.update(changes)
-    return body
 
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

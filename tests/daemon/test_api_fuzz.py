@@ -27,10 +27,10 @@ from daemon.store import SessionRecord
 from daemon.web import csrf
 from daemon.web.app import build_app
 from daemon.web.http import MAX_BODY, App
-from rules.model import BOOKING_FIELDS, BookingRequest
+from rules.model import BOOKING_FIELDS
 from tests import wsgi
 from tests.daemon.desk import ADMIN_TOKEN, Desk, make_desk, monday
-from tests.daemon.test_api import booking
+from tests.factories import booking, booking_request
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
@@ -85,16 +85,7 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     desk = make_desk(Path(tmp_path_factory.mktemp("fuzz")), monday(7, 0))
     app = build_app(desk.service, desk.signer, Metrics())
-    outcome = desk.service.book(
-        BookingRequest(
-            type="standard",
-            start=monday(10),
-            company="Ótica Sol",
-            responsible_name="João",
-            phone="11 3456-7890",
-            accept_rules=True,
-        )
-    )
+    outcome = desk.service.book(booking_request(monday(10), only_required=True))
     assert outcome.session is not None, outcome.codes
     session = outcome.session
     public, policy = desk.config.server.public_url, desk.service.policy

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from connectors.base import ObjectChange
 from rules.intervals import BusyTimeline, Interval
-from tests.daemon.desk import make_desk, monday
-from tests.daemon.test_api import booking, call
+from tests.daemon.desk import call, make_desk, monday
+from tests.factories import booking
 
 pairs = st.lists(
     st.tuples(st.integers(0, 1000), st.integers(1, 100)).map(lambda p: (p[0], p[0] + p[1])),

@@ -14,9 +14,9 @@ import pytest
 from daemon import __version__
 from daemon.cli import main
 from daemon.store import Inserted
-from rules.model import BookingRequest, Status
+from rules.model import Status
 from tests.daemon.desk import make_desk, monday, write_config
-from tests.daemon.store_helpers import new_session
+from tests.factories import booking_request, new_session
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "expediente.example.toml"
@@ -184,14 +184,7 @@ def test_slots_counts_the_sessions_booked_in_the_store(
 ) -> None:
     """The CLI answers what the API would: a booked time is not free for its technician."""
     desk = make_desk(tmp_path, monday(7))
-    request = BookingRequest(
-        type="standard",
-        start=monday(9),
-        company="Ótica Sol",
-        responsible_name="João",
-        phone="11 3456-7890",
-        accept_rules=True,
-    )
+    request = booking_request(monday(9), only_required=True)
     assert desk.service.book(request).session is not None
     argv = ["slots", "--config", str(desk.config.path), "--offline", "--json"]
     argv += ["--now", monday(7).isoformat(), "--from", "2026-11-30", "--to", "2026-11-30"]
@@ -275,14 +268,7 @@ def test_sessions_json_with_nothing_to_list(
 
 def test_cancel_stores_the_reason_given(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     desk = make_desk(tmp_path, monday(7))
-    request = BookingRequest(
-        type="standard",
-        start=monday(9),
-        company="Ótica Sol",
-        responsible_name="João",
-        phone="11 3456-7890",
-        accept_rules=True,
-    )
+    request = booking_request(monday(9), only_required=True)
     session = desk.service.book(request).session
     assert session is not None
     config = str(desk.config.path)

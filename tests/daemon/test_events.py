@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from daemon.events import QUOTE, checkin_url, session_event
 from daemon.signing import Signer
 from tests.daemon.forged import FORGED, assert_client_text_set_apart, own_and_quoted
-from tests.daemon.test_notify import record
+from tests.factories import session_record as record
 from tests.rules.factories import seed_policy
 
 NOW = datetime(2026, 11, 30, 10, tzinfo=UTC)

@@ -19,7 +19,7 @@ from daemon.web.http import App, Router
 from rules.intervals import Interval
 from tests import wsgi
 from tests.daemon.desk import SAO_PAULO, Desk, make_desk, monday
-from tests.daemon.test_api import booking
+from tests.factories import booking
 
 MARKER = "zq-private-marker-7731"
 PRIVATE_EVENT = f"""BEGIN:VCALENDAR

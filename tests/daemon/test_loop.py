@@ -24,10 +24,9 @@ from daemon.systemd import Notifier
 from rules.lifecycle import CancelReason
 from rules.model import Status
 from tests import wsgi
-from tests.daemon.desk import ADMIN_TOKEN, SAO_PAULO, monday, write_config
+from tests.daemon.desk import ADMIN_TOKEN, SAO_PAULO, call, monday, write_config
 from tests.daemon.store_helpers import cancel_notices
-from tests.daemon.test_api import booking, call
-from tests.e2e.conftest import private_event
+from tests.factories import booking, private_event
 
 
 class Desk:

@@ -6,16 +6,11 @@ import dataclasses
 import hashlib
 import hmac
 import json
-import re
 import socket
-import subprocess
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import icalendar
 import pytest
@@ -27,14 +22,16 @@ from daemon.notify import Delivery, DeliveryFailed, Notifier
 from daemon.signing import Signer
 from daemon.store import SessionRecord
 from rules.model import Status
-from tests.daemon.desk import CONFIG, monday, write_config
+from tests.daemon.desk import hook_section, smtp_section, write_config
 from tests.daemon.forged import FORGED, own_and_quoted
-from tests.daemon.smtp_server import SmtpServer, self_signed, smtp_server
+from tests.factories import RECORD_BOOKED, RECORD_START
+from tests.factories import session_record as record
+from tests.servers import free_port
+from tests.servers.smtp import SmtpServer, self_signed, smtp_server
+from tests.servers.webhooks import Receiver, deploy_guide_webhooks
 
-NOW = monday(7)
-START = monday(10)
+NOW, START = RECORD_BOOKED, RECORD_START  # the sample session was booked at NOW for START
 WEBHOOK_KEY = "webhook-key-for-tests-0123456789"
-DEPLOY_GUIDE = Path(__file__).resolve().parents[2] / "deploy" / "README.md"
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -48,80 +45,23 @@ def write_notify_config(
     reminder: str = "1h",
     webhooks: str = "",
 ) -> Config:
-    path = write_config(folder)
+    path = write_config(
+        folder,
+        settings={
+            "desk": {
+                "phone": "+55 11 3333-4444",
+                "whatsapp": "+55 11 99999-0000",
+                "email": "suporte@example.com",
+            },
+            "booking": {"reminder": reminder},
+        },
+        technicians={"ana": {"email": "ana@example.com"}},
+        tail=f"\n[notifications]\n{notifications}\n"
+        + ("" if smtp is None else f"\n[smtp]\n{smtp}\n")
+        + webhooks,
+    )
     (folder / "secrets" / "webhook").write_text(WEBHOOK_KEY + "\n")
-    text = CONFIG.format(caldav="http://127.0.0.1:9")
-    text = text.replace(
-        'closed_dates = ["2026-12-24"]\n',
-        'closed_dates = ["2026-12-24"]\nphone = "+55 11 3333-4444"\n'
-        'whatsapp = "+55 11 99999-0000"\nemail = "suporte@example.com"\n',
-    )
-    text = text.replace('horizon = "30d"\n', f'horizon = "30d"\nreminder = "{reminder}"\n')
-    text = text.replace('name = "Ana Souza"\n', 'name = "Ana Souza"\nemail = "ana@example.com"\n')
-    text += f"\n[notifications]\n{notifications}\n"
-    if smtp is not None:
-        text += f"\n[smtp]\n{smtp}\n"
-    text += webhooks
-    path.write_text(text)
     return load_config(path)
-
-
-def smtp_section(port: int, **extra: str) -> str:
-    lines = {
-        "host": "127.0.0.1",
-        "port": str(port),
-        "security": "none",
-        "from_address": "agenda@example.com",
-        "from_name": "Suporte Técnico",
-        "timeout": "5s",
-    }
-    lines.update(extra)
-    return "\n".join(
-        f"{key} = {value}" if key == "port" else f'{key} = "{value}"'
-        for key, value in lines.items()
-    )
-
-
-def hook_section(url: str, events: list[str] | None = None, secret: bool | str = True) -> str:
-    """A ``[[webhooks]]`` table; ``secret``: the key file (``True``: the test key's)."""
-    text = f'\n[[webhooks]]\nurl = "{url}"\ntimeout = "5s"\n'
-    if events is not None:
-        text += f"events = {json.dumps(events)}\n"
-    if secret:
-        text += f'secret_file = "{"secrets/webhook" if secret is True else secret}"\n'
-    return text
-
-
-def record(**changes: Any) -> SessionRecord:
-    values: dict[str, Any] = {
-        "id": "s1",
-        "type": "standard",
-        "start": START,
-        "end": START + timedelta(minutes=30),
-        "technician_id": "ana",
-        "status": Status.BOOKED,
-        "company": "Relojoaria Central",
-        "responsible_name": "Maria Lima",
-        "phone": "+5511987654321",
-        "email": "maria@example.com",
-        "remote_tool": "AnyDesk",
-        "remote_id": "123456789",
-        "description": "o ponto não sincroniza",
-        "language": "pt-BR",
-        "rules_accepted_at": NOW,
-        "rules_version": "v1",
-        "created_at": NOW,
-        "updated_at": NOW,
-        "checked_in_at": None,
-        "ended_at": None,
-        "cancel_reason": None,
-        "calendar_uid": "expediente-s1",
-        "calendar_etag": None,
-        "needs_attention": None,
-        "rebooked_from": None,
-    }
-    values.update(changes)
-    return SessionRecord(**values)
 
 
 def signer_of(config: Config) -> Signer:
@@ -635,13 +575,6 @@ def test_smtp_refusals_are_transient_or_permanent_by_code(
     assert reply.split()[0] in str(failure.value)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def test_mail_server_down_is_transient(tmp_path: Path) -> None:
     config = write_notify_config(tmp_path, smtp=smtp_section(free_port()))
     notifier = Notifier(config, signer_of(config))
@@ -720,46 +653,6 @@ def test_implicit_tls(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- webhooks
 
 
-class Receiver:
-    """A webhook receiver: records each request, answers ``status`` (and headers)."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes, str]] = []
-        self.status = 204
-        self.headers: dict[str, str] = {}
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(length)
-                receiver.requests.append((dict(self.headers.items()), body, self.path))
-                self.send_response(receiver.status)
-                for name, value in receiver.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with Receiver() as running:
@@ -819,25 +712,6 @@ def test_a_moved_webhook_says_the_previous_time(tmp_path: Path, receiver: Receiv
         "end": "2026-11-30T13:30:00+00:00",
     }
     assert document["session"]["start"] == "2026-11-30T17:00:00+00:00"
-
-
-def deploy_guide_webhooks(secrets: Path) -> Callable[..., bool]:
-    """Run the deploy guide's webhook section as written: its command makes the key file
-    (in ``secrets`` instead of /etc/expediente/secrets), its Python is the receiver's check."""
-    section = DEPLOY_GUIDE.read_text(encoding="utf-8").split("\n## Webhooks\n", 1)[1]
-    section = section.split("\n## ", 1)[0]
-    shell = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
-    python = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert shell is not None and python is not None, "the guide shows both steps"
-    [make_key] = [line for line in shell.group(1).splitlines() if "head -c" in line]
-    command = make_key.removeprefix("sudo sh -c '").removesuffix("'")
-    subprocess.run(
-        ["sh", "-c", command.replace("/etc/expediente/secrets", str(secrets))], check=True
-    )
-    namespace: dict[str, Any] = {}
-    exec(compile(python.group(1), str(DEPLOY_GUIDE), "exec"), namespace)  # noqa: S102 - the guide's own code
-    verify: Callable[..., bool] = namespace["verify"]
-    return verify
 
 
 def test_the_deploy_guides_recipe_verifies_a_real_delivery(

@@ -10,8 +10,9 @@ import pytest
 
 from daemon.store import InProgress, NewSession, SessionRecord
 from rules.lifecycle import CancelReason, IllegalTransition
-from rules.model import BookingRequest, Code, Status
+from rules.model import Code, Status
 from tests.daemon.desk import Desk, make_desk, monday
+from tests.factories import booking_request
 
 TUESDAY = monday(0) + timedelta(days=1)
 
@@ -21,14 +22,8 @@ def at(hour: int) -> datetime:
 
 
 def book(desk: Desk, start: datetime, *, rebooked_from: str | None = None) -> SessionRecord:
-    request = BookingRequest(
-        type="extended",  # two hours, so a move by one hour overlaps the old time
-        start=start,
-        company="Ótica Sol",
-        responsible_name="João",
-        phone="11 3456-7890",
-        accept_rules=True,
-    )
+    # Extended: two hours, so a move by one hour overlaps the old time.
+    request = booking_request(start, "extended", only_required=True)
     outcome = desk.service.book(request, rebooked_from=rebooked_from)
     assert outcome.session is not None, outcome.codes
     return outcome.session
@@ -75,14 +70,7 @@ def test_a_move_onto_someone_elses_time_changes_nothing(desk: Desk) -> None:
     first = book(desk, at(8))
     book(desk, at(13))
     book(desk, at(13))  # both technicians busy 13:00–15:00
-    request = BookingRequest(
-        type="extended",
-        start=at(13),
-        company="Ótica Sol",
-        responsible_name="João",
-        phone="11 3456-7890",
-        accept_rules=True,
-    )
+    request = booking_request(at(13), "extended", only_required=True)
     outcome = desk.service.book(request, rebooked_from=first.id)
     assert outcome.session is None and outcome.codes == [Code.SLOT_TAKEN]
     assert desk.service.get(first.id).status == Status.BOOKED

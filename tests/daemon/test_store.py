@@ -25,7 +25,8 @@ from daemon.store import (
 )
 from rules.intervals import Interval
 from rules.model import Status
-from tests.daemon.store_helpers import NOW, START, new_session, open_store
+from tests.daemon.store_helpers import NOW, START, open_store
+from tests.factories import new_session
 
 WINDOW = Interval(START - timedelta(days=1), START + timedelta(days=1))
 ZERO = timedelta(0)
@@ -399,7 +400,7 @@ def test_an_inactive_session_does_not_block(store: Store) -> None:
 
 
 def test_a_booking_is_stored_with_every_field(store: Store) -> None:
-    asked = new_session(at(60), rebooked_from=None)
+    asked = new_session(at(60), rebooked_from=None, description="ponto não sincroniza")
     result = store.insert_booking(asked, buffer=ZERO, now=NOW)
     assert isinstance(result, Inserted)
     stored = store.get_session(asked.id)

@@ -17,7 +17,8 @@ from typing import Any
 from daemon.store import Conflict, Inserted, Store
 from rules.intervals import Interval
 from rules.model import Status
-from tests.daemon.store_helpers import NOW, START, new_session, open_store
+from tests.daemon.store_helpers import NOW, START, open_store
+from tests.factories import new_session
 
 PROCESSES = 8
 WINDOW = Interval(START - timedelta(hours=2), START + timedelta(hours=3))

@@ -1,140 +1,22 @@
 """End-to-end: the whole daemon over real HTTP against a real Radicale (or Xandikos).
 
-In-process desks run the real :class:`~daemon.loop.Daemon` (waitress on a free port,
-CalDAV adapters, SQLite) with a fixed clock the test moves; subprocess desks run
-``expediente run`` itself, for what only a process can show (kill -9, SIGHUP).
+The servers, a desk on them, and a desk as a subprocess, as fixtures; what they hand the
+tests (:class:`~tests.e2e.harness.Desk`, :class:`~tests.e2e.harness.Process`) is in
+``harness.py``, which a test imports (never this file).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from daemon.clock import FixedClock
-from daemon.config import load_config
-from daemon.loop import Daemon
-from daemon.systemd import Notifier
-from tests.daemon.desk import ADMIN_TOKEN, monday
-from tests.daemon.test_api import booking as api_booking
+from tests.daemon.desk import monday, write_config
+from tests.e2e.harness import LIVE, Desk, Process, running_desk
 from tests.servers import CalDAVServer, CalendarHandle, close_app_clients, free_port
 from tests.servers.radicale import RadicaleServer
 from tests.servers.xandikos import XandikosServer
-
-CONFIG = """
-[desk]
-name = "Suporte Técnico"
-closed_dates = ["2026-12-24"]
-
-[booking]
-horizon = "30d"
-rate_limit = 0  # the concurrency test sends 50 bookings from one address
-refusal_limit = 0  # ...and 49 of them are refused
-
-[sync]
-interval = "{interval}"
-stale_after = "30m"
-
-[[technicians]]
-id = "ana"
-name = "Ana Souza"
-[technicians.calendar]
-kind = "caldav"
-url = "{ana}"
-username = "{username}"
-password_file = "secrets/caldav"
-
-[[technicians]]
-id = "bruno"
-name = "Bruno Lima"
-[technicians.calendar]
-kind = "caldav"
-url = "{bruno}"
-username = "{username}"
-password_file = "secrets/caldav"
-
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-
-[store]
-path = "state/expediente.db"
-"""
-
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def write_config(
-    folder: Path,
-    server: CalDAVServer,
-    ana: CalendarHandle,
-    bruno: CalendarHandle,
-    *,
-    port: int = 8080,
-    interval: str = "60s",
-) -> Path:
-    (folder / "secrets").mkdir(parents=True, exist_ok=True)
-    (folder / "state").mkdir(exist_ok=True)
-    (folder / "secrets" / "caldav").write_text(server.password + "\n")
-    (folder / "secrets" / "admin-token").write_text(ADMIN_TOKEN + "\n")
-    (folder / "secrets" / "signing-key").write_text("signing-key-for-tests-0123456789\n")
-    path = folder / "expediente.toml"
-    path.write_text(
-        CONFIG.format(
-            ana=ana.url, bruno=bruno.url, username=server.username, port=port, interval=interval
-        )
-    )
-    return path
-
-
-def http(
-    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
-) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - 127.0.0.1
-    request.add_header("Content-Type", "application/json")
-    for name, value in (headers or {}).items():
-        request.add_header(name, value)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            raw = response.read()
-            status = response.status
-            content_type = response.headers.get("Content-Type", "")
-    except urllib.error.HTTPError as error:
-        raw = error.read()
-        status = error.code
-        content_type = error.headers.get("Content-Type", "")
-        error.close()
-    if content_type.startswith("application/json"):
-        return status, json.loads(raw)
-    return status, raw.decode()
-
-
-def booking(start: datetime, **changes: Any) -> dict[str, Any]:
-    """The API tests' booking body, for a start given as a datetime."""
-    return api_booking(start.isoformat(), **changes)
-
-
-def private_event(uid: str, start: str, end: str, *extra: str) -> str:
-    lines = [
-        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//technician app//EN", "BEGIN:VEVENT",
-        f"UID:{uid}", "DTSTAMP:20261101T000000Z", f"DTSTART:{start}", f"DTEND:{end}",
-        "SUMMARY:private", *extra, "END:VEVENT", "END:VCALENDAR",
-    ]  # fmt: skip
-    return "\r\n".join(lines) + "\r\n"
 
 
 @pytest.fixture(autouse=True)
@@ -150,71 +32,11 @@ def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalDAVServer]
         yield server
 
 
-@dataclass
-class Desk:
-    """A running daemon, its technicians' calendars and a clock the test moves."""
-
-    daemon: Daemon
-    clock: FixedClock
-    server: CalDAVServer
-    calendars: dict[str, CalendarHandle]
-    path: Path
-    url: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        assert self.daemon.server is not None
-        self.url = self.daemon.server.url
-
-    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        return http("GET", self.url + path, headers=headers)
-
-    def post(
-        self, path: str, body: Any = None, headers: dict[str, str] | None = None
-    ) -> tuple[int, Any]:
-        return http("POST", self.url + path, body, headers)
-
-    def book(self, start: datetime, **changes: Any) -> dict[str, Any]:
-        status, body = self.post("/api/v1/bookings", booking(start, **changes))
-        assert status == 201, body
-        return body  # type: ignore[no-any-return]
-
-    def technician(self, session_id: str) -> str:
-        status, body = self.get(f"/api/v1/sessions/{session_id}", ADMIN)
-        assert status == 200, body
-        return str(body["technician_id"])
-
-    def event_name(self, session_id: str) -> str:
-        return f"expediente-{session_id}.ics"
-
-    def event(self, session_id: str) -> bytes | None:
-        """The session's event as the technician's calendar app reads it."""
-        return self.calendars[self.technician(session_id)].get_raw(self.event_name(session_id))
-
-    def slots(self, day: datetime) -> dict[str, int]:
-        status, body = self.get(f"/api/v1/slots?from={day.date()}&to={day.date()}")
-        assert status == 200, body
-        return {s["start"]: s["technicians"] for s in body["slots"]}
-
-
 @pytest.fixture(scope="module")
 def xandikos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalDAVServer]:
     server = XandikosServer(tmp_path_factory.mktemp("xandikos"))
     with server:
         yield server
-
-
-@contextmanager
-def running_desk(server: CalDAVServer, folder: Path) -> Iterator[Desk]:
-    """A daemon whose two technicians have fresh calendars on ``server``, synced once."""
-    calendars = {"ana": server.new_calendar(), "bruno": server.new_calendar()}
-    path = write_config(folder, server, calendars["ana"], calendars["bruno"])
-    clock = FixedClock(monday(7, 0))
-    daemon = Daemon(load_config(path), clock=clock, systemd=Notifier({}))
-    daemon.start(port=0)
-    try:
-        yield Desk(daemon, clock, server, calendars, path)
-    finally:
-        daemon.shutdown()
 
 
 @pytest.fixture
@@ -230,72 +52,13 @@ def caldav_desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Desk
         yield running
 
 
-@dataclass
-class Process:
-    """``expediente run`` in a subprocess, its log in a file."""
-
-    config: Path
-    port: int
-    clock_start: datetime
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            command = [sys.executable, "-m", "daemon.cli", "run", "--config", str(self.config)]
-            command += ["--clock-start", self.clock_start.isoformat()]
-            self.process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        self.wait_until(lambda: self._ready(), "the daemon did not become ready")
-
-    def _ready(self) -> bool:
-        try:
-            status, _ = http("GET", self.url + "/api/v1/openapi.json")
-        except OSError:
-            return False
-        return status == 200 and "ready:" in self.log.read_text()
-
-    def wait_until(self, check: Any, message: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"the daemon exited: {self.log.read_text()[-3000:]}")
-            if check():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"{message}; log:\n{self.log.read_text()[-3000:]}")
-
-    def signal(self, signum: int) -> None:
-        assert self.process is not None
-        self.process.send_signal(signum)
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(20)
-
-
 @pytest.fixture
 def process_desk(
     radicale: CalDAVServer, tmp_path: Path
 ) -> Iterator[tuple[Process, dict[str, CalendarHandle]]]:
     calendars = {"ana": radicale.new_calendar(), "bruno": radicale.new_calendar()}
     port = free_port()
-    path = write_config(tmp_path, radicale, calendars["ana"], calendars["bruno"], port=port)
+    path = write_config(tmp_path, calendars, port=port, settings=LIVE)
     process = Process(path, port, monday(7, 0), tmp_path / "daemon.log")
     try:
         yield process, calendars

@@ -14,18 +14,17 @@ from daemon.clock import FixedClock
 from daemon.config import load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
-from tests.daemon.desk import monday
+from tests.daemon.desk import monday, write_config
 from tests.daemon.forged import FORGED, assert_client_text_set_apart
 from tests.daemon.store_helpers import cancel_notices
-from tests.e2e.conftest import (
+from tests.e2e.harness import (
     ADMIN,
+    LIVE,
     Desk,
     Process,
-    booking,
     http,
-    private_event,
-    write_config,
 )
+from tests.factories import booking, private_event
 from tests.servers import CalendarHandle
 from tests.servers.radicale import RadicaleServer
 
@@ -202,7 +201,7 @@ def test_a_booking_made_while_the_calendar_server_is_down_is_written_when_it_is_
     server = RadicaleServer(tmp_path / "radicale")
     with server:
         calendars = {"ana": server.new_calendar(), "bruno": server.new_calendar()}
-        path = write_config(tmp_path / "desk", server, calendars["ana"], calendars["bruno"])
+        path = write_config(tmp_path / "desk", calendars, settings=LIVE)
         clock = FixedClock(monday(7, 0))
         daemon = Daemon(load_config(path), clock=clock, systemd=Notifier({}))
         daemon.start(port=0)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import http
+from tests.e2e.harness import http
 from tests.servers import free_port
 
 pytestmark = pytest.mark.slow

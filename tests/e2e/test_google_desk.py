@@ -12,10 +12,10 @@ from daemon.clock import FixedClock
 from daemon.config import load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
-from tests.daemon.desk import monday
+from tests.daemon.desk import monday, write_config
 from tests.daemon.forged import FORGED, assert_client_text_set_apart
 from tests.daemon.store_helpers import cancel_notices
-from tests.e2e.conftest import ADMIN, Desk, write_config
+from tests.e2e.harness import ADMIN, LIVE, Desk
 from tests.servers import CalDAVServer
 from tests.servers.gcal import GoogleCalendarServer, make_service_account_key
 
@@ -33,19 +33,16 @@ def google_desk(
         key = make_service_account_key(google.token_uri)
         google.add_service_account(key)
         calendars = {"ana": radicale.new_calendar(), "bruno": radicale.new_calendar()}
-        path = write_config(tmp_path, radicale, calendars["ana"], calendars["bruno"])
-        key.write(tmp_path / "secrets" / "google.json")
-        text = path.read_text()
-        start = text.index("[technicians.calendar]")
-        ana_caldav = text[start : text.index("[[technicians]]", start)]
-        ana_google = (
-            "[technicians.calendar]\n"
-            'kind = "google"\n'
-            f'calendar_id = "{ANA_GOOGLE}"\n'
-            'credentials_file = "secrets/google.json"\n'
-            f'api_endpoint = "{google.api_endpoint}"\n\n'
+        ana_google = {
+            "kind": "google",
+            "calendar_id": ANA_GOOGLE,
+            "credentials_file": "secrets/google.json",
+            "api_endpoint": google.api_endpoint,
+        }
+        path = write_config(
+            tmp_path, {"ana": ana_google, "bruno": calendars["bruno"]}, settings=LIVE
         )
-        path.write_text(text.replace(ana_caldav, ana_google, 1))
+        key.write(tmp_path / "secrets" / "google.json")
         clock = FixedClock(monday(7, 0))
         daemon = Daemon(load_config(path), clock=clock, systemd=Notifier({}))
         daemon.start(port=0)

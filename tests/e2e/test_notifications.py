@@ -16,16 +16,11 @@ from daemon.clock import FixedClock
 from daemon.config import load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
-from tests.daemon.desk import monday
-from tests.daemon.smtp_server import SmtpServer, smtp_server
-from tests.daemon.test_notify import (
-    Receiver,
-    deploy_guide_webhooks,
-    hook_section,
-    smtp_section,
-)
-from tests.e2e.conftest import Desk, write_config
+from tests.daemon.desk import hook_section, monday, smtp_section, write_config
+from tests.e2e.harness import LIVE, Desk
 from tests.servers import CalDAVServer
+from tests.servers.smtp import SmtpServer, smtp_server
+from tests.servers.webhooks import Receiver, deploy_guide_webhooks
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +28,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def mailing_desk(radicale: CalDAVServer, tmp_path: Path) -> Iterator[tuple[Desk, SmtpServer]]:
     calendars = {"ana": radicale.new_calendar(), "bruno": radicale.new_calendar()}
-    path = write_config(tmp_path, radicale, calendars["ana"], calendars["bruno"])
+    path = write_config(tmp_path, calendars, settings=LIVE)
     with smtp_server() as smtp:
         path.write_text(path.read_text() + f"\n[smtp]\n{smtp_section(smtp.port)}\n")
         clock = FixedClock(monday(7, 0))
@@ -112,7 +107,7 @@ def test_a_move_in_the_calendar_is_mailed_and_sent_to_webhooks(
     """The technician moves the event in their calendar app: the client's mail says from
     what time to what, and the webhook (checked with the deploy guide's recipe) says so."""
     calendars = {"ana": radicale.new_calendar(), "bruno": radicale.new_calendar()}
-    path = write_config(tmp_path, radicale, calendars["ana"], calendars["bruno"])
+    path = write_config(tmp_path, calendars, settings=LIVE)
     verify = deploy_guide_webhooks(tmp_path / "secrets")
     with smtp_server() as smtp, Receiver() as receiver:
         hook = hook_section(receiver.url, ["moved"], secret="secrets/webhook-key")

@@ -16,8 +16,9 @@ from daemon.clock import FixedClock
 from daemon.config import load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
-from tests.daemon.desk import monday
-from tests.e2e.conftest import ADMIN, Desk, http
+from tests.daemon.desk import monday, write_config
+from tests.e2e.harness import ADMIN, LIVE, Desk, http
+from tests.factories import private_event
 from tests.servers import CalDAVServer, free_port
 
 pytestmark = pytest.mark.slow
@@ -26,10 +27,8 @@ pytestmark = pytest.mark.slow
 def test_ready_is_sent_after_the_first_sync_and_the_watchdog_from_the_loop(
     radicale: CalDAVServer, tmp_path: Path
 ) -> None:
-    from tests.e2e.conftest import write_config
-
     ana, bruno = radicale.new_calendar(), radicale.new_calendar()
-    path = write_config(tmp_path, radicale, ana, bruno)
+    path = write_config(tmp_path, {"ana": ana, "bruno": bruno}, settings=LIVE)
     address = str(tmp_path / "notify")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
         systemd.bind(address)
@@ -145,11 +144,9 @@ def test_the_demo_serves_slots_from_its_embedded_caldav_server(tmp_path: Path) -
 def test_slots_reads_the_technicians_calendars_live(
     radicale: CalDAVServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.e2e.conftest import private_event, write_config
-
     ana, bruno = radicale.new_calendar(), radicale.new_calendar()
     ana.put_raw("dentist.ics", private_event("d", "20261130T140000Z", "20261130T150000Z"))
-    path = write_config(tmp_path, radicale, ana, bruno)
+    path = write_config(tmp_path, {"ana": ana, "bruno": bruno}, settings=LIVE)
     argv = ["slots", "--config", str(path), "--from", "2026-11-30", "--to", "2026-11-30"]
     code = main([*argv, "--json", "--now", "2026-11-30T07:00:00-03:00"])
     slots = {s["start"]: s["technicians"] for s in json.loads(capsys.readouterr().out)["slots"]}

@@ -20,7 +20,7 @@ from typing import TypeGuard
 import pytest
 
 from daemon.clock import ShiftedClock, SystemClock
-from tests.conftest import RealClockForbidden
+from tests.clock_guard import RealClockForbidden
 
 pytest_plugins = ["pytester"]
 
@@ -53,7 +53,10 @@ def test_a_test_may_opt_in_to_the_real_clock() -> None:
     assert SystemClock().now().tzinfo is not None
 
 
-def test_a_read_swallowed_in_a_thread_still_fails_the_test(pytester: pytest.Pytester) -> None:
+def test_a_read_swallowed_in_a_thread_still_fails_the_test(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the conftest imports tests.clock_guard
     pytester.makeconftest((ROOT / "tests" / "conftest.py").read_text())
     pytester.makepyfile(
         """
@@ -93,7 +96,7 @@ def test_date_sensitive_tests_pass_years_away_from_today(date: str) -> None:
 
 
 def test_browser_tests_fail_in_ci_when_chromium_is_missing(tmp_path: Path) -> None:
-    from tests.browser.conftest import require_chromium
+    from tests.browser.harness import require_chromium
 
     missing = tmp_path / "chromium"
     with pytest.raises(pytest.fail.Exception, match="CI is set"):

@@ -1,4 +1,7 @@
-"""The seed policy (Pardini's remote-access rules) built directly, without a config file."""
+"""The seed policy (Pardini's remote-access rules) built directly, without a config file.
+
+The sample booking to check against it is in ``tests/factories.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from rules.model import KNOWN_TOOLS, BookingRequest, Policy, SessionType, Technician, TimeRange
+from rules.model import KNOWN_TOOLS, Policy, SessionType, Technician, TimeRange
 
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 SEED_DAY = (TimeRange.parse("07:30-12:00"), TimeRange.parse("13:00-17:30"))
@@ -40,20 +43,3 @@ def seed_policy(technicians: int = 2, **changes: object) -> Policy:
 def at(text: str) -> datetime:
     """A desk-local instant from 'YYYY-MM-DD HH:MM'."""
     return datetime.fromisoformat(text).replace(tzinfo=SAO_PAULO)
-
-
-def request(start: datetime, type: str = "standard", **changes: object) -> BookingRequest:
-    values: dict[str, object] = {
-        "type": type,
-        "start": start,
-        "company": "Relojoaria Central",
-        "responsible_name": "Maria Lima",
-        "phone": "(11) 98765-4321",
-        "email": "maria@example.com",
-        "remote_tool": "AnyDesk",
-        "remote_id": "123 456 789",
-        "description": "Relógio de ponto não sincroniza",
-        "accept_rules": True,
-    }
-    values.update(changes)
-    return BookingRequest(**values)  # type: ignore[arg-type]

@@ -14,7 +14,8 @@ from rules.hours import day_hours, local_date, windows
 from rules.intervals import BusyTimeline, Interval
 from rules.model import Accepted, Policy, Rejected
 from rules.slots import Slot, free_slots
-from tests.rules.factories import SAO_PAULO, request, seed_policy
+from tests.factories import booking_request as request
+from tests.rules.factories import SAO_PAULO, seed_policy
 
 FIRST = date(2026, 12, 1)  # a Tuesday; the week after holds no public holiday
 LAST = date(2026, 12, 11)

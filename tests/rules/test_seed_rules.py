@@ -13,7 +13,8 @@ from rules.lifecycle import Event, IllegalTransition, check_in, due_event, given
 from rules.messages import message
 from rules.model import Accepted, Policy, Rejected, Status
 from rules.slots import free_slots
-from tests.rules.factories import at, request, seed_policy
+from tests.factories import booking_request as request
+from tests.rules.factories import at, seed_policy
 
 POLICY = seed_policy()
 NOW = at("2026-11-30 07:00")  # a Monday morning, before opening

@@ -14,7 +14,6 @@ from daemon.web.http import App, Router
 from daemon.web.pages import Pages
 from tests import wsgi
 from tests.daemon.desk import Desk, make_desk
-from tests.daemon.test_api import booking
 
 
 def pages_app(desk: Desk) -> App:
@@ -99,11 +98,3 @@ class Client:
         if 'name="form_key"' in page.text:
             hidden["form_key"] = page.field("form_key")
         return self.post(path, {**hidden, **form})
-
-
-def booking_form(start: str, **changes: str) -> dict[str, str]:
-    """The API's sample booking as the page's form sends it."""
-    form = {k: str(v) for k, v in booking(start).items() if k != "type"}
-    form["accept_rules"] = "yes"
-    form.update(changes)
-    return {k: v for k, v in form.items() if v is not None}

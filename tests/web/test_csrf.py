@@ -12,8 +12,8 @@ import pytest
 from daemon.web import openapi
 from tests import wsgi
 from tests.daemon.desk import Desk, monday
-from tests.daemon.test_api import booking
-from tests.web.client import Client, booking_form, pages_app, pages_desk
+from tests.factories import booking, booking_form
+from tests.web.client import Client, pages_app, pages_desk
 
 TEN = "2026-11-30T10:00:00-03:00"
 PUBLIC = "http://127.0.0.1:8080"  # [server] public_url of the test desk

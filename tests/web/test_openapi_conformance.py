@@ -30,7 +30,7 @@ from daemon.availability import supported
 from daemon.metrics import Metrics
 from daemon.web import openapi
 from daemon.web.app import build_app
-from tests import wsgi
+from tests import factories, wsgi
 from tests.daemon.desk import ADMIN_TOKEN, make_desk, monday
 
 # A schema cannot relate two parameters, and the rules need the desk's calendar: these
@@ -144,14 +144,7 @@ def test_an_empty_idempotency_key_is_refused_as_documented(
 
 def test_an_empty_booking_type_is_refused_as_documented() -> None:
     booking = DOCUMENT["components"]["schemas"]["Booking"]
-    body = {
-        "type": "",
-        "start": "2026-11-30T09:00:00-03:00",
-        "company": "Ótica Sol",
-        "responsible_name": "João",
-        "phone": "11 3456-7890",
-        "accept_rules": True,
-    }
+    body = factories.booking("2026-11-30T09:00:00-03:00", type="", only_required=True)
     assert not _documented(booking, body)
     assert _documented(booking, {**body, "type": "standard"})
     code, error = _call("POST", "/api/v1/bookings", body)

@@ -22,9 +22,10 @@ from daemon.events import CHECKIN_PURPOSE, MANAGE_PURPOSE, checkin_url, manage_u
 from daemon.store import SessionRecord
 from daemon.web.pages import CSP, TZ_SCRIPT
 from rules.lifecycle import CancelReason
-from rules.model import BookingRequest, Status
+from rules.model import Status
 from tests.daemon.desk import ADMIN_TOKEN, Desk, monday
-from tests.web.client import Client, Page, booking_form, pages_app, pages_desk
+from tests.factories import booking_form, booking_request
+from tests.web.client import Client, Page, pages_app, pages_desk
 
 NINE = "2026-11-30T09:00:00-03:00"
 TEN = "2026-11-30T10:00:00-03:00"
@@ -66,14 +67,7 @@ def checkin_path(desk: Desk, session: SessionRecord) -> str:
 
 
 def service_booking(desk: Desk, start: str, company: str = "Ótica Sol") -> SessionRecord:
-    request = BookingRequest(
-        type="standard",
-        start=datetime.fromisoformat(start),
-        company=company,
-        responsible_name="João",
-        phone="11 3456-7890",
-        accept_rules=True,
-    )
+    request = booking_request(datetime.fromisoformat(start), only_required=True, company=company)
     outcome = desk.service.book(request)
     assert outcome.session is not None, outcome.codes
     return outcome.session
