@@ -10,8 +10,8 @@ technician's time, whether they come from two threads or two processes.
 Each thread gets its own connection (thread-local), so the web server's worker threads
 read in parallel; other processes (the CLI) open their own ``Store`` on the same file.
 
-Instants are stored as integer UTC epoch seconds (``*_at``, ``start_ts``, ``end_ts``);
-the API speaks aware datetimes only. The store never reads the clock: callers pass ``now``.
+The store never reads the clock: callers pass ``now``. How instants are stored is
+``records.py``'s to say.
 """
 
 from __future__ import annotations
@@ -21,57 +21,69 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from connectors.base import ObjectChange
 from daemon.errors import ExpedienteError
+from daemon.store.records import (
+    CALENDAR_SELECT,
+    SESSION_SELECT,
+    AuditEntry,
+    CalendarState,
+    Conflict,
+    InProgress,
+    Inserted,
+    KeyReused,
+    NewSession,
+    OutboxItem,
+    OutboxRequest,
+    Replayed,
+    SessionRecord,
+    as_calendar,
+    as_session,
+    dt,
+    instant,
+    span,
+    ts,
+    ts_ceil,
+)
 from rules.intervals import Interval, require_aware
 from rules.lifecycle import CancelReason
 from rules.model import ACTIVE_STATUSES, Status
 
-BUSY_TIMEOUT_MS = 10_000
+__all__ = [
+    "AUDIT_TEXT_MAX",
+    "BUSY_TIMEOUT_MS",
+    "AuditEntry",
+    "CalendarState",
+    "Conflict",
+    "InProgress",
+    "Inserted",
+    "KeyReused",
+    "NewSession",
+    "OutboxItem",
+    "OutboxRequest",
+    "Replayed",
+    "SessionRecord",
+    "Store",
+    "StoreError",
+    "dt",
+    "packaged_migrations",
+    "ts",
+    "ts_ceil",
+]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SECOND = timedelta(seconds=1)
+BUSY_TIMEOUT_MS = 10_000
 
 AUDIT_TEXT_MAX = 500  # characters kept of each text in an audit entry (an error message fits)
 AUDIT_PRUNE_BATCH = 5000
 
-# An outbox item: the action ('put', 'delete', 'email', 'webhook', 'notify', ...) and its
-# JSON payload. Written in the same transaction as the change that needs it.
-OutboxRequest = tuple[str, dict[str, Any]]
-
 
 class StoreError(ExpedienteError):
     """The database cannot be used (unreadable, from a newer version, corrupt, locked)."""
-
-
-# ------------------------------------------------------------------ time conversion
-
-
-def ts(value: datetime) -> int:
-    """``value`` as epoch seconds, rounded down (exact: no float on the way)."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"the store takes aware datetimes only (got naive {value.isoformat()})")
-    return (value - _EPOCH) // _SECOND
-
-
-def ts_ceil(value: datetime) -> int:
-    """``value`` as epoch seconds, rounded up: the end of something that must not shrink."""
-    floor = ts(value)
-    return floor if _EPOCH + floor * _SECOND == value else floor + 1
-
-
-def dt(value: int | None) -> datetime | None:
-    return None if value is None else _dt(value)
-
-
-def _dt(value: int) -> datetime:
-    return _EPOCH + value * _SECOND
 
 
 def _bounded(value: Any) -> Any:
@@ -83,159 +95,6 @@ def _bounded(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_bounded(item) for item in value]
     return value
-
-
-def _span(window: Interval) -> tuple[int, int]:
-    """Integer bounds ``(lo, hi)`` such that, for integer columns, ``start < hi AND end > lo``
-    is exactly "overlaps ``window``" even when the window has sub-second ends."""
-    return ts(window.start), ts_ceil(window.end)
-
-
-# ------------------------------------------------------------------ records
-
-
-@dataclass(frozen=True, kw_only=True)
-class _SessionFields:
-    """What a client booked and where it was placed: shared by new and stored sessions."""
-
-    id: str
-    type: str
-    start: datetime
-    end: datetime
-    technician_id: str
-    company: str
-    responsible_name: str
-    phone: str
-    email: str
-    remote_tool: str
-    remote_id: str
-    description: str
-    language: str
-    rules_version: str
-    calendar_uid: str
-    rebooked_from: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class NewSession(_SessionFields):
-    """A booking validated by ``rules``, ready to insert (status starts as ``booked``)."""
-
-    def __post_init__(self) -> None:
-        require_aware(self.start, "NewSession.start")
-        require_aware(self.end, "NewSession.end")
-        if self.end <= self.start:
-            raise ValueError(f"session {self.id} ends before it starts")
-
-
-@dataclass(frozen=True, kw_only=True)
-class SessionRecord(_SessionFields):
-    """A stored session. ``rules_accepted_at`` is when the client accepted the desk rules
-    (the booking instant); ``needs_attention`` is a reason the admin must look at it."""
-
-    status: Status
-    rules_accepted_at: datetime
-    created_at: datetime
-    updated_at: datetime
-    checked_in_at: datetime | None
-    ended_at: datetime | None
-    cancel_reason: str | None
-    calendar_etag: str | None
-    needs_attention: str | None
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
-
-    @property
-    def interval(self) -> Interval:
-        return Interval(self.start, self.end)
-
-
-_TIME_FIELDS = ("start", "end", "rules_accepted_at", "created_at", "updated_at")
-_OPTIONAL_TIME_FIELDS = ("checked_in_at", "ended_at")
-_SESSION_SELECT = (
-    "SELECT id, type, start_ts AS start, end_ts AS end, technician_id, status, company, "
-    "responsible_name, phone, email, remote_tool, remote_id, description, language, "
-    "rules_accepted_at, rules_version, created_at, updated_at, checked_in_at, ended_at, "
-    "cancel_reason, calendar_uid, calendar_etag, needs_attention, rebooked_from FROM sessions"
-)
-
-
-def _session(row: sqlite3.Row) -> SessionRecord:
-    values: dict[str, Any] = dict(zip(row.keys(), tuple(row), strict=True))
-    for name in _TIME_FIELDS:
-        values[name] = _dt(values[name])
-    for name in _OPTIONAL_TIME_FIELDS:
-        values[name] = dt(values[name])
-    values["status"] = Status(values["status"])
-    return SessionRecord(**values)
-
-
-@dataclass(frozen=True)
-class Inserted:
-    session: SessionRecord
-
-
-@dataclass(frozen=True)
-class Replayed:
-    """The idempotency key was used before with the same request: the stored session."""
-
-    session: SessionRecord
-
-
-@dataclass(frozen=True)
-class Conflict:
-    """The technician's time was taken meanwhile (``reason`` says by what)."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class InProgress:
-    """The session a rebooking would replace was checked in meanwhile: nothing changed."""
-
-    session_id: str
-
-
-@dataclass(frozen=True)
-class KeyReused:
-    """The idempotency key was used before for a different request (an API 422)."""
-
-    session_id: str
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    id: int
-    session_id: str | None
-    action: str
-    payload: dict[str, Any]
-    attempts: int
-    last_error: str | None = None
-
-
-@dataclass(frozen=True)
-class CalendarState:
-    id: str
-    technician_id: str
-    role: str
-    kind: str
-    address: str
-    sync_state: str | None
-    last_sync_ok_at: datetime | None
-    last_attempt_at: datetime | None
-    last_error: str | None
-    consecutive_failures: int
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    at: datetime
-    actor: str
-    action: str
-    session_id: str | None
-    reason: str
-    details: dict[str, Any]
 
 
 # ------------------------------------------------------------------ migrations
@@ -546,33 +405,13 @@ class Store:
             for r in self._read("SELECT id, name FROM technicians ORDER BY position, id")
         ]
 
-    _CALENDAR_SELECT = (
-        "SELECT id, technician_id, role, kind, address, sync_state, last_sync_ok_at, "
-        "last_attempt_at, last_error, consecutive_failures FROM calendars"
-    )
-
-    @staticmethod
-    def _calendar_state(r: sqlite3.Row) -> CalendarState:
-        return CalendarState(
-            r["id"],
-            r["technician_id"],
-            r["role"],
-            r["kind"],
-            r["address"],
-            r["sync_state"],
-            dt(r["last_sync_ok_at"]),
-            dt(r["last_attempt_at"]),
-            r["last_error"],
-            r["consecutive_failures"],
-        )
-
     def calendars(self) -> list[CalendarState]:
-        rows = self._read(f"{self._CALENDAR_SELECT} ORDER BY id")
-        return [self._calendar_state(r) for r in rows]
+        rows = self._read(f"{CALENDAR_SELECT} ORDER BY id")
+        return [as_calendar(r) for r in rows]
 
     def calendar(self, calendar_id: str) -> CalendarState | None:
-        rows = self._read(f"{self._CALENDAR_SELECT} WHERE id = ?", (calendar_id,))
-        return self._calendar_state(rows[0]) if rows else None
+        rows = self._read(f"{CALENDAR_SELECT} WHERE id = ?", (calendar_id,))
+        return as_calendar(rows[0]) if rows else None
 
     @staticmethod
     def _require_calendar(db: sqlite3.Connection, calendar_id: str) -> None:
@@ -670,7 +509,7 @@ class Store:
         ``_CALENDAR_BUSY``): sessions count through :meth:`session_pairs`, by their
         status in the store, so a rescheduled session frees its time at once.
         """
-        lo, hi = _span(window)
+        lo, hi = span(window)
         rows = self._read(
             f"SELECT b.start_ts, b.end_ts {_CALENDAR_BUSY} ORDER BY b.start_ts, b.end_ts",
             {"tech": technician_id, "lo": lo, "hi": hi, "own": None},
@@ -682,7 +521,7 @@ class Store:
     ) -> list[tuple[int, int]]:
         """Active sessions (booked, in progress) of the technician overlapping ``window``,
         but ``without``."""
-        lo, hi = _span(window)
+        lo, hi = span(window)
         rows = self._read(
             f"SELECT start_ts, end_ts {_ACTIVE_SESSIONS} ORDER BY start_ts",
             {"tech": technician_id, "lo": lo, "hi": hi, "own": without},
@@ -694,16 +533,18 @@ class Store:
 
         Active sessions are not included: add :meth:`active_session_intervals`.
         """
-        return [Interval(_dt(a), _dt(b)) for a, b in self.busy_pairs(technician_id, window)]
+        return [Interval(instant(a), instant(b)) for a, b in self.busy_pairs(technician_id, window)]
 
     def active_session_intervals(self, technician_id: str, window: Interval) -> list[Interval]:
         """The technician's booked and in-progress sessions overlapping ``window``."""
-        return [Interval(_dt(a), _dt(b)) for a, b in self.session_pairs(technician_id, window)]
+        return [
+            Interval(instant(a), instant(b)) for a, b in self.session_pairs(technician_id, window)
+        ]
 
     def load_by_technician(self, window: Interval) -> dict[str, int]:
         """Sessions (booked, in progress, completed) per technician overlapping ``window``;
         technicians with none are absent."""
-        lo, hi = _span(window)
+        lo, hi = span(window)
         rows = self._read(
             "SELECT technician_id, count(*) FROM sessions "
             "WHERE status IN ('booked', 'in_progress', 'completed') "
@@ -772,8 +613,8 @@ class Store:
                 if row is not None:
                     if row["request_hash"] != request_hash:
                         return KeyReused(row["id"])
-                    first = db.execute(f"{_SESSION_SELECT} WHERE id = ?", (row["id"],)).fetchone()
-                    return Replayed(_session(first))
+                    first = db.execute(f"{SESSION_SELECT} WHERE id = ?", (row["id"],)).fetchone()
+                    return Replayed(as_session(first))
             known = db.execute(
                 "SELECT 1 FROM technicians WHERE id = ?", (session.technician_id,)
             ).fetchone()
@@ -839,8 +680,8 @@ class Store:
                     db, replaced, Status.BOOKED, Status.CANCELLED, now, actor,
                     CancelReason.REBOOKED, replaced_outbox,
                 )  # fmt: skip
-            row = db.execute(f"{_SESSION_SELECT} WHERE id = ?", (session.id,)).fetchone()
-        return Inserted(_session(row))
+            row = db.execute(f"{SESSION_SELECT} WHERE id = ?", (session.id,)).fetchone()
+        return Inserted(as_session(row))
 
     def session_by_idempotency_key(self, key: str) -> tuple[SessionRecord, str | None] | None:
         """The session first booked with ``key`` and that request's hash, if any."""
@@ -851,12 +692,12 @@ class Store:
         return None if session is None else (session, rows[0]["request_hash"])
 
     def get_session(self, session_id: str) -> SessionRecord | None:
-        rows = self._read(f"{_SESSION_SELECT} WHERE id = ?", (session_id,))
-        return _session(rows[0]) if rows else None
+        rows = self._read(f"{SESSION_SELECT} WHERE id = ?", (session_id,))
+        return as_session(rows[0]) if rows else None
 
     def session_by_calendar_uid(self, uid: str) -> SessionRecord | None:
-        rows = self._read(f"{_SESSION_SELECT} WHERE calendar_uid = ?", (uid,))
-        return _session(rows[0]) if rows else None
+        rows = self._read(f"{SESSION_SELECT} WHERE calendar_uid = ?", (uid,))
+        return as_session(rows[0]) if rows else None
 
     def list_sessions(
         self,
@@ -885,7 +726,7 @@ class Store:
             where.append("technician_id = ?")
             args.append(technician_id)
         if window is not None:
-            lo, hi = _span(window)
+            lo, hi = span(window)
             where.append("start_ts < ? AND end_ts > ?")
             args += [hi, lo]
         if flagged:
@@ -895,10 +736,10 @@ class Store:
             args += [ts(after.start), after.id]
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self._read(
-            f"{_SESSION_SELECT}{clause} ORDER BY start_ts, id LIMIT ?",
+            f"{SESSION_SELECT}{clause} ORDER BY start_ts, id LIMIT ?",
             [*args, -1 if limit is None else limit],
         )
-        return [_session(r) for r in rows]
+        return [as_session(r) for r in rows]
 
     def iter_sessions(
         self,
@@ -951,8 +792,8 @@ class Store:
             if row is None or (expected is not None and row[0] != str(expected)):
                 return None
             self._set_status(db, session_id, Status(row[0]), new_status, now, actor, reason, outbox)
-            updated = db.execute(f"{_SESSION_SELECT} WHERE id = ?", (session_id,)).fetchone()
-        return _session(updated)
+            updated = db.execute(f"{SESSION_SELECT} WHERE id = ?", (session_id,)).fetchone()
+        return as_session(updated)
 
     def _set_status(
         self,
@@ -1033,8 +874,8 @@ class Store:
             )  # fmt: skip
             for action, payload in outbox:
                 self._enqueue(db, now, session_id, action, payload)
-            updated = db.execute(f"{_SESSION_SELECT} WHERE id = ?", (session_id,)).fetchone()
-        return _session(updated)
+            updated = db.execute(f"{SESSION_SELECT} WHERE id = ?", (session_id,)).fetchone()
+        return as_session(updated)
 
     def flag_session(
         self, session_id: str, reason: str, *, now: datetime, actor: str = "system"
@@ -1063,8 +904,8 @@ class Store:
         return bool(changed)
 
     def flagged_sessions(self) -> list[SessionRecord]:
-        rows = self._read(f"{_SESSION_SELECT} WHERE needs_attention IS NOT NULL ORDER BY start_ts")
-        return [_session(r) for r in rows]
+        rows = self._read(f"{SESSION_SELECT} WHERE needs_attention IS NOT NULL ORDER BY start_ts")
+        return [as_session(r) for r in rows]
 
     def set_calendar_write(
         self, session_id: str, uid: str, etag: str | None, *, calendar_id: str, href: str
@@ -1082,9 +923,9 @@ class Store:
     def session_by_calendar_href(self, calendar_id: str, href: str) -> SessionRecord | None:
         """The session whose event the outbox wrote at ``href`` in ``calendar_id``."""
         rows = self._read(
-            f"{_SESSION_SELECT} WHERE calendar_id = ? AND calendar_href = ?", (calendar_id, href)
+            f"{SESSION_SELECT} WHERE calendar_id = ? AND calendar_href = ?", (calendar_id, href)
         )
-        return _session(rows[0]) if rows else None
+        return as_session(rows[0]) if rows else None
 
     def unlisted_session_writes(self, calendar_id: str) -> dict[str, SessionRecord]:
         """``href -> session`` for the active sessions whose event was written to
@@ -1112,18 +953,18 @@ class Store:
         A check-in at the deadline itself still counts, as in ``rules.lifecycle``.
         """
         rows = self._read(
-            f"{_SESSION_SELECT} WHERE status = 'booked' AND start_ts < ? ORDER BY start_ts, id",
+            f"{SESSION_SELECT} WHERE status = 'booked' AND start_ts < ? ORDER BY start_ts, id",
             (ts_ceil(now - grace),),
         )
-        return [_session(r) for r in rows]
+        return [as_session(r) for r in rows]
 
     def sessions_to_complete(self, now: datetime) -> list[SessionRecord]:
         """Sessions in progress whose end is at or before ``now``."""
         rows = self._read(
-            f"{_SESSION_SELECT} WHERE status = 'in_progress' AND end_ts <= ? ORDER BY start_ts, id",
+            f"{SESSION_SELECT} WHERE status = 'in_progress' AND end_ts <= ? ORDER BY start_ts, id",
             (ts(now),),
         )
-        return [_session(r) for r in rows]
+        return [as_session(r) for r in rows]
 
     def due_sessions(
         self, *, booked_started_before: datetime, in_progress_ended_by: datetime
@@ -1131,11 +972,11 @@ class Store:
         """Booked sessions starting before the first bound (no-show candidates) and
         sessions in progress whose end is at or before the second (to complete)."""
         rows = self._read(
-            f"{_SESSION_SELECT} WHERE (status = 'booked' AND start_ts < ?) "
+            f"{SESSION_SELECT} WHERE (status = 'booked' AND start_ts < ?) "
             "OR (status = 'in_progress' AND end_ts <= ?) ORDER BY start_ts, id",
             (ts_ceil(booked_started_before), ts(in_progress_ended_by)),
         )
-        return [_session(r) for r in rows]
+        return [as_session(r) for r in rows]
 
     # ------------------------------------------------------------------ outbox
 
@@ -1322,4 +1163,4 @@ class Store:
                 "WHERE session_id = ? ORDER BY id LIMIT ?",
                 (session_id, limit),
             )
-        return [AuditEntry(_dt(r[0]), r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        return [AuditEntry(instant(r[0]), r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
