@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.base import ObjectChange
+from daemon.store.audit import AUDIT_TEXT_MAX, AuditPart, record_audit
 from daemon.store.base import BUSY_TIMEOUT_MS, StoreBase, StoreError, packaged_migrations
 from daemon.store.records import (
     CALENDAR_SELECT,
@@ -65,21 +66,6 @@ __all__ = [
     "ts_ceil",
 ]
 
-AUDIT_TEXT_MAX = 500  # characters kept of each text in an audit entry (an error message fits)
-AUDIT_PRUNE_BATCH = 5000
-
-
-def _bounded(value: Any) -> Any:
-    """``value`` with every text in it cut to :data:`AUDIT_TEXT_MAX` characters."""
-    if isinstance(value, str):
-        return value if len(value) <= AUDIT_TEXT_MAX else value[: AUDIT_TEXT_MAX - 1] + "…"
-    if isinstance(value, dict):
-        return {_bounded(str(key)): _bounded(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_bounded(item) for item in value]
-    return value
-
-
 # ------------------------------------------------------------------ queries shared by checks
 
 # Busy blocks from the technician's calendars. Our own session events are left out when
@@ -104,7 +90,7 @@ _ACTIVE_SESSIONS = (
 )
 
 
-class Store(StoreBase):
+class Store(AuditPart, StoreBase):
     """A handle on the database; share one between threads (each gets its own connection).
 
     Raises :class:`StoreError` when the file cannot be opened, is from a newer version of
@@ -465,7 +451,7 @@ class Store(StoreBase):
             }
             if session.rebooked_from:
                 details["rebooked_from"] = session.rebooked_from
-            self._audit(db, now, actor, "booking_accepted", session.id, "", details)
+            record_audit(db, now, actor, "booking_accepted", session.id, "", details)
             for action, payload in outbox:
                 self._enqueue(db, now, session.id, action, payload)
             if replaced is not None:
@@ -615,7 +601,7 @@ class Store(StoreBase):
             f"UPDATE sessions SET status = :status, updated_at = :now{extra} WHERE id = :id",  # noqa: S608
             {"status": str(new_status), "now": ts(now), "reason": reason, "id": session_id},
         )
-        self._audit(
+        record_audit(
             db, now, actor, "status_changed", session_id, reason,
             {"from": str(old_status), "to": str(new_status)},
         )  # fmt: skip
@@ -661,7 +647,7 @@ class Store(StoreBase):
                 "needs_attention = NULL WHERE id = ?",
                 (ts(start), ts_ceil(end), ts(now), session_id),
             )
-            self._audit(
+            record_audit(
                 db, now, actor, "moved", session_id, "",
                 {"from": [row[0], row[1]], "to": [ts(start), ts_ceil(end)]},
             )  # fmt: skip
@@ -681,7 +667,7 @@ class Store(StoreBase):
                 (reason, ts(now), session_id),
             ).rowcount
             if changed:
-                self._audit(db, now, actor, "flagged", session_id, reason, {})
+                record_audit(db, now, actor, "flagged", session_id, reason, {})
         return bool(changed)
 
     def clear_flag(self, session_id: str, *, now: datetime, actor: str, reason: str = "") -> bool:
@@ -693,7 +679,7 @@ class Store(StoreBase):
                 (ts(now), session_id),
             ).rowcount
             if changed:
-                self._audit(db, now, actor, "flag_cleared", session_id, reason, {})
+                record_audit(db, now, actor, "flag_cleared", session_id, reason, {})
         return bool(changed)
 
     def flagged_sessions(self) -> list[SessionRecord]:
@@ -859,7 +845,7 @@ class Store(StoreBase):
                 (ts(now), error[:2000], item_id),
             )
             if row is not None:
-                self._audit(
+                record_audit(
                     db, now, "system", "delivery_failed", row["session_id"], error,
                     {"action": row["action"], "outbox_id": item_id},
                 )  # fmt: skip
@@ -884,76 +870,3 @@ class Store(StoreBase):
         """Items still to deliver (superseded ones excluded)."""
         row = self._read("SELECT count(*) FROM outbox WHERE done_at IS NULL AND superseded = 0")
         return int(row[0][0])
-
-    # ------------------------------------------------------------------- audit
-
-    def _audit(
-        self,
-        db: sqlite3.Connection,
-        now: datetime,
-        actor: str,
-        action: str,
-        session_id: str | None,
-        reason: str,
-        details: dict[str, Any],
-    ) -> None:
-        # Bounded here, for every writer: a refused booking's text is the client's.
-        document = json.dumps(_bounded(details), ensure_ascii=False)
-        db.execute(
-            "INSERT INTO audit (at, actor, action, session_id, reason, details) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (ts(now), actor, action, session_id, _bounded(reason), document),
-        )
-
-    def audit(
-        self,
-        actor: str,
-        action: str,
-        *,
-        now: datetime,
-        session_id: str | None = None,
-        reason: str = "",
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        """Record an event that changes no session (e.g. a rejected booking).
-
-        ``actor`` is ``client``, ``admin``, ``system``, ``sync`` or ``technician:<id>``.
-        """
-        with self._write() as db:
-            self._audit(db, now, actor, action, session_id, reason, details or {})
-
-    def prune_audit(self, before: datetime) -> int:
-        """Delete audit entries from before ``before``; how many were deleted.
-
-        In batches, each its own transaction, so a first pruning of years of entries
-        never holds the write lock long enough to make a booking wait.
-        """
-        cutoff = ts(before)
-        removed = 0
-        while True:
-            with self._write() as db:
-                count = db.execute(
-                    "DELETE FROM audit WHERE id IN "
-                    "(SELECT id FROM audit WHERE at < ? ORDER BY id LIMIT ?)",
-                    (cutoff, AUDIT_PRUNE_BATCH),
-                ).rowcount
-            removed += count
-            if count < AUDIT_PRUNE_BATCH:
-                return removed
-
-    def audit_log(self, session_id: str | None = None, limit: int = 500) -> list[AuditEntry]:
-        """A session's history, oldest first; or, without ``session_id``, the latest
-        entries of the whole desk, newest first."""
-        if session_id is None:
-            rows = self._read(
-                "SELECT at, actor, action, session_id, reason, details FROM audit "
-                "ORDER BY id DESC LIMIT ?",
-                (limit,),
-            )
-        else:
-            rows = self._read(
-                "SELECT at, actor, action, session_id, reason, details FROM audit "
-                "WHERE session_id = ? ORDER BY id LIMIT ?",
-                (session_id, limit),
-            )
-        return [AuditEntry(instant(r[0]), r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
