@@ -18,6 +18,7 @@ from typing import Any
 from connectors.base import ObjectChange
 from daemon.store.audit import AUDIT_TEXT_MAX, AuditPart, record_audit
 from daemon.store.base import BUSY_TIMEOUT_MS, StoreBase, StoreError, packaged_migrations
+from daemon.store.queue import OutboxPart, enqueue_item
 from daemon.store.records import (
     CALENDAR_SELECT,
     SESSION_SELECT,
@@ -90,7 +91,7 @@ _ACTIVE_SESSIONS = (
 )
 
 
-class Store(AuditPart, StoreBase):
+class Store(OutboxPart, AuditPart, StoreBase):
     """A handle on the database; share one between threads (each gets its own connection).
 
     Raises :class:`StoreError` when the file cannot be opened, is from a newer version of
@@ -453,7 +454,7 @@ class Store(AuditPart, StoreBase):
                 details["rebooked_from"] = session.rebooked_from
             record_audit(db, now, actor, "booking_accepted", session.id, "", details)
             for action, payload in outbox:
-                self._enqueue(db, now, session.id, action, payload)
+                enqueue_item(db, now, session.id, action, payload)
             if replaced is not None:
                 self._set_status(
                     db, replaced, Status.BOOKED, Status.CANCELLED, now, actor,
@@ -606,7 +607,7 @@ class Store(AuditPart, StoreBase):
             {"from": str(old_status), "to": str(new_status)},
         )  # fmt: skip
         for action, payload in outbox:
-            self._enqueue(db, now, session_id, action, payload)
+            enqueue_item(db, now, session_id, action, payload)
 
     def move_session(
         self,
@@ -652,7 +653,7 @@ class Store(AuditPart, StoreBase):
                 {"from": [row[0], row[1]], "to": [ts(start), ts_ceil(end)]},
             )  # fmt: skip
             for action, payload in outbox:
-                self._enqueue(db, now, session_id, action, payload)
+                enqueue_item(db, now, session_id, action, payload)
             updated = db.execute(f"{SESSION_SELECT} WHERE id = ?", (session_id,)).fetchone()
         return as_session(updated)
 
@@ -756,117 +757,3 @@ class Store(AuditPart, StoreBase):
             (ts_ceil(booked_started_before), ts(in_progress_ended_by)),
         )
         return [as_session(r) for r in rows]
-
-    # ------------------------------------------------------------------ outbox
-
-    def _enqueue(
-        self,
-        db: sqlite3.Connection,
-        now: datetime,
-        session_id: str | None,
-        action: str,
-        payload: dict[str, Any],
-    ) -> None:
-        if action == "put" and session_id is not None:
-            # A calendar write sends the session as it is when the write runs, so a newer
-            # one makes older pending ones moot.
-            db.execute(
-                "UPDATE outbox SET superseded = 1 WHERE session_id = ? AND action = 'put' "
-                "AND done_at IS NULL AND superseded = 0",
-                (session_id,),
-            )
-        db.execute(
-            "INSERT INTO outbox (session_id, action, payload, next_attempt_at, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (session_id, action, json.dumps(payload, ensure_ascii=False), ts(now), ts(now)),
-        )
-
-    def enqueue(
-        self, session_id: str | None, action: str, payload: dict[str, Any], *, now: datetime
-    ) -> None:
-        """Queue work that goes with no state change (a state change passes ``outbox=``)."""
-        with self._write() as db:
-            self._enqueue(db, now, session_id, action, payload)
-
-    def due_outbox(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
-        """Pending, not superseded items whose next attempt is due, oldest first."""
-        rows = self._read(
-            "SELECT id, session_id, action, payload, attempts, last_error FROM outbox "
-            "WHERE done_at IS NULL AND superseded = 0 AND next_attempt_at <= ? "
-            "ORDER BY id LIMIT ?",
-            (ts(now), limit),
-        )
-        return [
-            OutboxItem(
-                r["id"],
-                r["session_id"],
-                r["action"],
-                json.loads(r["payload"]),
-                r["attempts"],
-                r["last_error"],
-            )
-            for r in rows
-        ]
-
-    def outbox_expand(
-        self,
-        item_id: int,
-        items: Sequence[tuple[str, dict[str, Any], datetime | None]],
-        *,
-        session_id: str | None,
-        now: datetime,
-    ) -> None:
-        """Replace one item by several (a notification fanned out to mail and webhooks) in
-        one transaction, so a crash neither loses them nor sends any twice. Each new item
-        waits until its own ``not_before`` (a reminder an hour before the start)."""
-        with self._write() as db:
-            for action, payload, not_before in items:
-                self._enqueue(db, now, session_id, action, payload)
-                if not_before is not None and not_before > now:
-                    db.execute(
-                        "UPDATE outbox SET next_attempt_at = ? WHERE id = last_insert_rowid()",
-                        (ts(not_before),),
-                    )
-            db.execute(
-                "UPDATE outbox SET done_at = ? WHERE id = ? AND done_at IS NULL",
-                (ts(now), item_id),
-            )
-
-    def outbox_give_up(self, item_id: int, error: str, now: datetime) -> None:
-        """Stop retrying an item that cannot succeed (a permanent refusal); the error stays
-        on the row and in the audit log."""
-        with self._write() as db:
-            row = db.execute(
-                "SELECT session_id, action FROM outbox WHERE id = ?", (item_id,)
-            ).fetchone()
-            db.execute(
-                "UPDATE outbox SET done_at = ?, attempts = attempts + 1, last_error = ? "
-                "WHERE id = ? AND done_at IS NULL",
-                (ts(now), error[:2000], item_id),
-            )
-            if row is not None:
-                record_audit(
-                    db, now, "system", "delivery_failed", row["session_id"], error,
-                    {"action": row["action"], "outbox_id": item_id},
-                )  # fmt: skip
-
-    def outbox_done(self, item_id: int, now: datetime) -> None:
-        with self._write() as db:
-            db.execute(
-                "UPDATE outbox SET done_at = ? WHERE id = ? AND done_at IS NULL",
-                (ts(now), item_id),
-            )
-
-    def outbox_failed(self, item_id: int, error: str, next_attempt_at: datetime) -> None:
-        """Count a failed attempt and schedule the next (the caller chooses the backoff)."""
-        with self._write() as db:
-            db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
-                "WHERE id = ?",
-                (error[:2000], ts_ceil(next_attempt_at), item_id),
-            )
-
-    def outbox_depth(self) -> int:
-        """Items still to deliver (superseded ones excluded)."""
-        row = self._read("SELECT count(*) FROM outbox WHERE done_at IS NULL AND superseded = 0")
-        return int(row[0][0])
