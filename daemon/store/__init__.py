@@ -18,6 +18,7 @@ from typing import Any
 from connectors.base import ObjectChange
 from daemon.store.audit import AUDIT_TEXT_MAX, AuditPart, record_audit
 from daemon.store.base import BUSY_TIMEOUT_MS, StoreBase, StoreError, packaged_migrations
+from daemon.store.busy import BusyPart, clash
 from daemon.store.queue import OutboxPart, enqueue_item
 from daemon.store.records import (
     CALENDAR_SELECT,
@@ -36,7 +37,6 @@ from daemon.store.records import (
     as_calendar,
     as_session,
     dt,
-    instant,
     span,
     ts,
     ts_ceil,
@@ -67,42 +67,13 @@ __all__ = [
     "ts_ceil",
 ]
 
-# ------------------------------------------------------------------ queries shared by checks
 
-# Busy blocks from the technician's calendars. Our own session events are left out when
-# they say nothing the sessions table does not: the event of an inactive session (its
-# time is free), and the event of an active session at the session's stored time (the
-# session counts by itself). An active session's event found at *another* time — the
-# technician moved it and the daemon has not reconciled yet — still blocks that time.
-# ``:own`` is a session whose every event is ignored (the one being moved).
-_CALENDAR_BUSY = (
-    "FROM busy_intervals b "
-    "JOIN calendars c ON c.id = b.calendar_id "
-    "JOIN calendar_objects o ON o.calendar_id = b.calendar_id AND o.href = b.href "
-    "WHERE c.technician_id = :tech AND b.start_ts < :hi AND b.end_ts > :lo "
-    "AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.calendar_uid = o.uid AND ("
-    "s.status NOT IN ('booked', 'in_progress') OR s.id IS :own "
-    "OR (s.start_ts = o.start_ts AND s.end_ts = o.end_ts)))"
-)
-_ACTIVE_SESSIONS = (
-    "FROM sessions WHERE technician_id = :tech "
-    "AND status IN ('booked', 'in_progress') AND start_ts < :hi AND end_ts > :lo "
-    "AND id IS NOT :own"
-)
-
-
-class Store(OutboxPart, AuditPart, StoreBase):
+class Store(BusyPart, OutboxPart, AuditPart, StoreBase):
     """A handle on the database; share one between threads (each gets its own connection).
 
     Raises :class:`StoreError` when the file cannot be opened, is from a newer version of
     expediente, or stays locked by another writer past the busy timeout.
     """
-
-    def busy_version(self) -> int:
-        """A number that moves whenever calendar busy time could have changed (kept by
-        triggers, see migration 0002); bookings alone do not move it."""
-        row = self._read("SELECT value FROM counters WHERE name = 'busy'")
-        return int(row[0][0])
 
     # ----------------------------------------------------- technicians, calendars
 
@@ -279,83 +250,7 @@ class Store(OutboxPart, AuditPart, StoreBase):
         )
         return {r["href"]: (r["uid"], r["etag"]) for r in rows}
 
-    # -------------------------------------------------------------- busy time
-
-    def busy_pairs(self, technician_id: str, window: Interval) -> list[tuple[int, int]]:
-        """Busy time from the technician's calendars overlapping ``window``, as epoch pairs
-        ordered by start (not merged).
-
-        Our own session events are left out where they only repeat a session (see
-        ``_CALENDAR_BUSY``): sessions count through :meth:`session_pairs`, by their
-        status in the store, so a rescheduled session frees its time at once.
-        """
-        lo, hi = span(window)
-        rows = self._read(
-            f"SELECT b.start_ts, b.end_ts {_CALENDAR_BUSY} ORDER BY b.start_ts, b.end_ts",
-            {"tech": technician_id, "lo": lo, "hi": hi, "own": None},
-        )
-        return [(row[0], row[1]) for row in rows]
-
-    def session_pairs(
-        self, technician_id: str, window: Interval, without: str | None = None
-    ) -> list[tuple[int, int]]:
-        """Active sessions (booked, in progress) of the technician overlapping ``window``,
-        but ``without``."""
-        lo, hi = span(window)
-        rows = self._read(
-            f"SELECT start_ts, end_ts {_ACTIVE_SESSIONS} ORDER BY start_ts",
-            {"tech": technician_id, "lo": lo, "hi": hi, "own": without},
-        )
-        return [(row[0], row[1]) for row in rows]
-
-    def busy_intervals(self, technician_id: str, window: Interval) -> list[Interval]:
-        """What the technician's calendars say is busy in ``window`` (the busy cache).
-
-        Active sessions are not included: add :meth:`active_session_intervals`.
-        """
-        return [Interval(instant(a), instant(b)) for a, b in self.busy_pairs(technician_id, window)]
-
-    def active_session_intervals(self, technician_id: str, window: Interval) -> list[Interval]:
-        """The technician's booked and in-progress sessions overlapping ``window``."""
-        return [
-            Interval(instant(a), instant(b)) for a, b in self.session_pairs(technician_id, window)
-        ]
-
-    def load_by_technician(self, window: Interval) -> dict[str, int]:
-        """Sessions (booked, in progress, completed) per technician overlapping ``window``;
-        technicians with none are absent."""
-        lo, hi = span(window)
-        rows = self._read(
-            "SELECT technician_id, count(*) FROM sessions "
-            "WHERE status IN ('booked', 'in_progress', 'completed') "
-            "AND start_ts < ? AND end_ts > ? GROUP BY technician_id",
-            (hi, lo),
-        )
-        return {row[0]: row[1] for row in rows}
-
     # -------------------------------------------------------------- sessions
-
-    @staticmethod
-    def _clash(
-        db: sqlite3.Connection,
-        technician_id: str,
-        interval: Interval,
-        buffer: timedelta,
-        own: str | None = None,
-    ) -> Conflict | None:
-        """What blocks ``interval`` widened by ``buffer`` for the technician, if anything."""
-        args = {
-            "tech": technician_id,
-            "lo": ts(interval.start - buffer),
-            "hi": ts_ceil(interval.end + buffer),
-            "own": own,
-        }
-        row = db.execute(f"SELECT id {_ACTIVE_SESSIONS} LIMIT 1", args).fetchone()
-        if row is not None:
-            return Conflict(f"session {row[0]}")
-        if db.execute(f"SELECT 1 {_CALENDAR_BUSY} LIMIT 1", args).fetchone() is not None:
-            return Conflict("calendar event")
-        return None
 
     def insert_booking(
         self,
@@ -410,7 +305,7 @@ class Store(OutboxPart, AuditPart, StoreBase):
                 if row is not None and row[0] == Status.BOOKED:
                     replaced = session.rebooked_from
             interval = Interval(session.start, session.end)
-            conflict = self._clash(db, session.technician_id, interval, buffer, replaced)
+            conflict = clash(db, session.technician_id, interval, buffer, replaced)
             if conflict is not None:
                 return conflict
             stamp = ts(now)
@@ -640,7 +535,7 @@ class Store(OutboxPart, AuditPart, StoreBase):
             if row is None:
                 return None
             if buffer is not None:
-                conflict = self._clash(db, row["technician_id"], interval, buffer, session_id)
+                conflict = clash(db, row["technician_id"], interval, buffer, session_id)
                 if conflict is not None:
                     return conflict
             db.execute(
