@@ -10,10 +10,9 @@ technician's time, whether they come from two threads or two processes.
 Each thread gets its own connection (thread-local), so the web server's worker threads
 read in parallel; other processes (the CLI) open their own ``Store`` on the same file.
 
-:class:`StoreBase` is what the parts of ``Store`` (one mixin per concern, as Radicale's
-``storage/multifilesystem/``) share: ``_write`` for a transaction, ``_read`` for a query,
-``path`` and the lock. The schema is the numbered SQL files in ``migrations/``, applied
-in order when a handle opens.
+:class:`StoreBase` is what every part of ``Store`` stands on: ``_write`` for a
+transaction, ``_read`` for a query, ``path``. The schema is the numbered SQL files in
+``migrations/``, applied in order when a handle opens.
 """
 
 from __future__ import annotations
