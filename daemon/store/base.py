@@ -38,12 +38,12 @@ class StoreError(ExpedienteError):
 
 
 def packaged_migrations() -> list[tuple[int, str]]:
-    """The migrations shipped in ``daemon/migrations`` as ``(version, sql)``, in order.
+    """The migrations shipped in ``daemon/store/migrations`` as ``(version, sql)``, in order.
 
     Files are named ``NNNN_what.sql``; versions must run 1, 2, 3... without gaps, since
     a gap would mean a file is missing from the package.
     """
-    folder = resources.files("daemon") / "migrations"
+    folder = resources.files("daemon.store") / "migrations"
     found = sorted(
         (int(entry.name[:4]), entry.read_text(encoding="utf-8"))
         for entry in folder.iterdir()
