@@ -742,7 +742,7 @@ def test_prune_audit_deletes_only_entries_before_the_cutoff(store: Store) -> Non
 def test_prune_audit_goes_in_batches_until_nothing_is_left(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("daemon.store.AUDIT_PRUNE_BATCH", 3)
+    monkeypatch.setattr("daemon.store.audit.AUDIT_PRUNE_BATCH", 3)
     for minutes in range(10):
         store.audit("client", "booking_rejected", now=NOW - timedelta(days=2, minutes=minutes))
     assert store.prune_audit(NOW - timedelta(days=1)) == 10

@@ -1,0 +1,228 @@
+"""What every part of the store stands on: connections, transactions, the schema.
+
+One file, WAL journal (readers never block the writer), foreign keys on, a busy timeout
+so concurrent writers queue instead of failing, ``synchronous=FULL`` so a booking that was
+answered "accepted" survives a power cut. Every write that decides something (a booking,
+a status change, a move) runs in one transaction taken up front with ``BEGIN IMMEDIATE``:
+the check and the write see the same data, so two requests can never both book the same
+technician's time, whether they come from two threads or two processes.
+
+Each thread gets its own connection (thread-local), so the web server's worker threads
+read in parallel; other processes (the CLI) open their own ``Store`` on the same file.
+
+:class:`StoreBase` is what every part of ``Store`` stands on: ``_write`` for a
+transaction, ``_read`` for a query, ``path``. The schema is the numbered SQL files in
+``migrations/``, applied in order when a handle opens.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, Self
+
+from daemon.errors import ExpedienteError
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class StoreError(ExpedienteError):
+    """The database cannot be used (unreadable, from a newer version, corrupt, locked)."""
+
+
+# ------------------------------------------------------------------ migrations
+
+
+def packaged_migrations() -> list[tuple[int, str]]:
+    """The migrations shipped in ``daemon/store/migrations`` as ``(version, sql)``, in order.
+
+    Files are named ``NNNN_what.sql``; versions must run 1, 2, 3... without gaps, since
+    a gap would mean a file is missing from the package.
+    """
+    folder = resources.files("daemon.store") / "migrations"
+    found = sorted(
+        (int(entry.name[:4]), entry.read_text(encoding="utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql") and entry.name[:4].isdigit() and entry.name[4] == "_"
+    )
+    versions = [version for version, _ in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise StoreError(
+            f"the packaged migrations are numbered {versions}, expected 1..{len(found)}: "
+            "the installation is incomplete; reinstall expediente"
+        )
+    return found
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into complete statements, as SQLite itself would read them
+    (semicolons inside literals or trigger bodies do not end a statement)."""
+    statements: list[str] = []
+    pending = ""
+    for line in sql.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            if not _only_comments(pending):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip() and not _only_comments(pending):
+        raise StoreError(f"a migration ends in an incomplete statement: {pending.strip()[:80]}")
+    return statements
+
+
+def _only_comments(text: str) -> bool:
+    return all(
+        not line.strip() or line.strip().startswith("--") or line.strip() == ";"
+        for line in text.splitlines()
+    )
+
+
+class StoreBase:
+    """A handle's connections and schema; the parts of ``Store`` add the queries."""
+
+    def __init__(
+        self, path: str | Path, *, migrations: Sequence[tuple[int, str]] | None = None
+    ) -> None:
+        if str(path) in ("", ":memory:") or str(path).startswith("file:"):
+            # Each thread has its own connection: an in-memory database would be one per thread.
+            raise StoreError("the store needs a file path (in-memory databases are per thread)")
+        self.path = Path(path)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._watch: sqlite3.Connection | None = None
+        self._commits = 0
+        try:
+            self._migrate(packaged_migrations() if migrations is None else list(migrations))
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------- connections
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            # check_same_thread=False only so close() may run in another thread; each
+            # connection is otherwise used by the thread that opened it.
+            db = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                check_same_thread=False,
+            )
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA foreign_keys = ON")
+            # WAL is persistent in the file: switch only once, so concurrent openers do
+            # not all queue for the exclusive lock the switch needs.
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode != "wal":
+                    db.close()
+                    raise StoreError(
+                        f"the store {self.path} cannot use a WAL journal (got {mode!r}); "
+                        "put it on a local file system"
+                    )
+            db.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open the store {self.path}: {error}") from None
+        db.row_factory = sqlite3.Row
+        return db
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._open()
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    def data_version(self) -> int:
+        """A number that changes whenever any connection (any thread or process) commits.
+
+        Caches compare it to know when to reload. It is read on a connection of its own:
+        SQLite's ``data_version`` only moves for commits made through *other* connections.
+        """
+        with self._lock:
+            if self._watch is None:
+                self._watch = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False
+                )
+                self._watch.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                self._connections.append(self._watch)
+            version = int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+            return version * 1_000_003 + self._commits
+
+    def close(self) -> None:
+        """Close every connection of this handle (from any thread); it reopens on next use."""
+        with self._lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+            self._watch = None
+            self._local = threading.local()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, locked up front so the checks inside it stay true.
+
+        A deferred transaction would read first and upgrade to a write lock later; two of
+        them could both read "free" and then one fails (or, worse, both had checked stale
+        data). ``BEGIN IMMEDIATE`` takes the write lock before the first read.
+        """
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise StoreError(f"the store {self.path} is busy: {error}") from None
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        with self._lock:
+            self._commits += 1
+
+    def _read(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        return self._connection().execute(sql, args).fetchall()
+
+    def _migrate(self, known: list[tuple[int, str]]) -> None:
+        """Apply the migrations newer than the file, each in its own transaction.
+
+        The version is re-read inside each transaction, so processes opening a fresh file
+        at the same moment apply every migration exactly once between them.
+        """
+        latest = known[-1][0] if known else 0
+        self._refuse_newer(int(self._read("PRAGMA user_version")[0][0]), latest)
+        for version, sql in known:
+            with self._write() as db:
+                current = int(db.execute("PRAGMA user_version").fetchone()[0])
+                self._refuse_newer(current, latest)
+                if current >= version:
+                    continue  # applied before, or by another process just now
+                for statement in _statements(sql):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {int(version)}")
+
+    def _refuse_newer(self, current: int, latest: int) -> None:
+        if current > latest:
+            raise StoreError(
+                f"the store {self.path} has schema version {current}, newer than this "
+                f"expediente knows ({latest}); run the newer version or restore a backup"
+            )
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._read("PRAGMA user_version")[0][0])

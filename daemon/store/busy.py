@@ -1,0 +1,128 @@
+"""Busy time as the store knows it: the calendar busy cache and the active sessions.
+
+A technician's time is taken by two things kept apart: busy blocks from their calendars
+(``busy_intervals``, filled by sync) and their active sessions (the ``sessions`` table,
+the truth). The two queries below serve both the readers that feed ``rules/`` and
+:func:`clash`, the re-check a booking or a move makes in its own transaction, so the time
+a slot is offered on is the time a booking is checked against. The in-memory timelines
+built from these reads are ``daemon/busy.py``; :meth:`BusyPart.busy_version` tells it
+when to rebuild them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+from daemon.store.base import StoreBase
+from daemon.store.records import Conflict, instant, span, ts, ts_ceil
+from rules.intervals import Interval
+
+# Busy blocks from the technician's calendars. Our own session events are left out when
+# they say nothing the sessions table does not: the event of an inactive session (its
+# time is free), and the event of an active session at the session's stored time (the
+# session counts by itself). An active session's event found at *another* time — the
+# technician moved it and the daemon has not reconciled yet — still blocks that time.
+# ``:own`` is a session whose every event is ignored (the one being moved).
+_CALENDAR_BUSY = (
+    "FROM busy_intervals b "
+    "JOIN calendars c ON c.id = b.calendar_id "
+    "JOIN calendar_objects o ON o.calendar_id = b.calendar_id AND o.href = b.href "
+    "WHERE c.technician_id = :tech AND b.start_ts < :hi AND b.end_ts > :lo "
+    "AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.calendar_uid = o.uid AND ("
+    "s.status NOT IN ('booked', 'in_progress') OR s.id IS :own "
+    "OR (s.start_ts = o.start_ts AND s.end_ts = o.end_ts)))"
+)
+_ACTIVE_SESSIONS = (
+    "FROM sessions WHERE technician_id = :tech "
+    "AND status IN ('booked', 'in_progress') AND start_ts < :hi AND end_ts > :lo "
+    "AND id IS NOT :own"
+)
+
+
+def clash(
+    db: sqlite3.Connection,
+    technician_id: str,
+    interval: Interval,
+    buffer: timedelta,
+    own: str | None = None,
+) -> Conflict | None:
+    """What blocks ``interval`` widened by ``buffer`` for the technician, if anything.
+
+    Run inside the writer's transaction: the booking or move it guards is written in the
+    same ``BEGIN IMMEDIATE``, so nothing can take the time between the check and the write.
+    """
+    args = {
+        "tech": technician_id,
+        "lo": ts(interval.start - buffer),
+        "hi": ts_ceil(interval.end + buffer),
+        "own": own,
+    }
+    row = db.execute(f"SELECT id {_ACTIVE_SESSIONS} LIMIT 1", args).fetchone()
+    if row is not None:
+        return Conflict(f"session {row[0]}")
+    if db.execute(f"SELECT 1 {_CALENDAR_BUSY} LIMIT 1", args).fetchone() is not None:
+        return Conflict("calendar event")
+    return None
+
+
+class BusyPart(StoreBase):
+    """Reading a technician's busy time and the desk's load."""
+
+    def busy_version(self) -> int:
+        """A number that moves whenever calendar busy time could have changed (kept by
+        triggers, see migration 0002); bookings alone do not move it."""
+        row = self._read("SELECT value FROM counters WHERE name = 'busy'")
+        return int(row[0][0])
+
+    def busy_pairs(self, technician_id: str, window: Interval) -> list[tuple[int, int]]:
+        """Busy time from the technician's calendars overlapping ``window``, as epoch pairs
+        ordered by start (not merged).
+
+        Our own session events are left out where they only repeat a session (see
+        ``_CALENDAR_BUSY``): sessions count through :meth:`session_pairs`, by their
+        status in the store, so a rescheduled session frees its time at once.
+        """
+        lo, hi = span(window)
+        rows = self._read(
+            f"SELECT b.start_ts, b.end_ts {_CALENDAR_BUSY} ORDER BY b.start_ts, b.end_ts",
+            {"tech": technician_id, "lo": lo, "hi": hi, "own": None},
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def session_pairs(
+        self, technician_id: str, window: Interval, without: str | None = None
+    ) -> list[tuple[int, int]]:
+        """Active sessions (booked, in progress) of the technician overlapping ``window``,
+        but ``without``."""
+        lo, hi = span(window)
+        rows = self._read(
+            f"SELECT start_ts, end_ts {_ACTIVE_SESSIONS} ORDER BY start_ts",
+            {"tech": technician_id, "lo": lo, "hi": hi, "own": without},
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def busy_intervals(self, technician_id: str, window: Interval) -> list[Interval]:
+        """What the technician's calendars say is busy in ``window`` (the busy cache).
+
+        Active sessions are not included: add :meth:`active_session_intervals`.
+        """
+        return [Interval(instant(a), instant(b)) for a, b in self.busy_pairs(technician_id, window)]
+
+    def active_session_intervals(self, technician_id: str, window: Interval) -> list[Interval]:
+        """The technician's booked and in-progress sessions overlapping ``window``."""
+        return [
+            Interval(instant(a), instant(b)) for a, b in self.session_pairs(technician_id, window)
+        ]
+
+    def load_by_technician(self, window: Interval) -> dict[str, int]:
+        """Sessions (booked, in progress, completed) per technician overlapping ``window``;
+        technicians with none are absent."""
+        lo, hi = span(window)
+        rows = self._read(
+            "SELECT technician_id, count(*) FROM sessions "
+            "WHERE status IN ('booked', 'in_progress', 'completed') "
+            "AND start_ts < ? AND end_ts > ? GROUP BY technician_id",
+            (hi, lo),
+        )
+        return {row[0]: row[1] for row in rows}

@@ -1,0 +1,196 @@
+"""Technicians, their calendars and each calendar's sync: what sync writes, in one piece.
+
+The configuration says which technicians and calendars exist; the store keeps them so
+sessions and cached busy time can refer to them (technicians are never deleted, sessions
+name them). A sync's result is applied whole or not at all, with the calendar's new sync
+state and the time of its last good sync; a failed sync only counts a failure, so the
+cache is never emptied by an outage and its age says how far to trust it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from connectors.base import ObjectChange
+from daemon.store.base import StoreBase, StoreError
+from daemon.store.records import CALENDAR_SELECT, CalendarState, as_calendar, ts, ts_ceil
+
+
+class CalendarsPart(StoreBase):
+    """Technicians and calendars from the configuration; sync states and calendar health."""
+
+    def upsert_technicians(self, technicians: Sequence[tuple[str, str]]) -> None:
+        """Insert or rename technicians, given as ``(id, name)`` in configuration order
+        (the order is kept as ``position``). Technicians are never deleted: sessions
+        refer to them."""
+        with self._write() as db:
+            self._upsert_technicians(db, technicians)
+
+    def upsert_calendars(
+        self, calendars: Sequence[tuple[str, str, str, str, str]], *, prune: bool = True
+    ) -> None:
+        """Insert or update calendars given as ``(id, technician_id, role, kind, address)``.
+
+        ``role`` is ``'sessions'`` or ``'busy'``. A calendar whose kind or address changed
+        starts over (sync state and cache dropped: the old token means nothing to the new
+        calendar). With ``prune``, calendars not listed are removed with their cache.
+        """
+        with self._write() as db:
+            self._upsert_calendars(db, calendars, prune=prune)
+
+    def sync_technicians(
+        self,
+        technicians: Sequence[tuple[str, str]],
+        calendars: Sequence[tuple[str, str, str, str, str]],
+    ) -> None:
+        """Make the stored technicians and calendars match the configuration, in one
+        transaction (see :meth:`upsert_technicians` and :meth:`upsert_calendars`)."""
+        with self._write() as db:
+            self._upsert_technicians(db, technicians)
+            self._upsert_calendars(db, calendars, prune=True)
+
+    @staticmethod
+    def _upsert_technicians(db: sqlite3.Connection, technicians: Sequence[tuple[str, str]]) -> None:
+        for position, (tech_id, name) in enumerate(technicians):
+            db.execute(
+                "INSERT INTO technicians (id, name, position) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+                "position = excluded.position",
+                (tech_id, name, position),
+            )
+
+    @staticmethod
+    def _upsert_calendars(
+        db: sqlite3.Connection,
+        calendars: Sequence[tuple[str, str, str, str, str]],
+        *,
+        prune: bool,
+    ) -> None:
+        if prune:
+            keep = json.dumps([c[0] for c in calendars])
+            db.execute(
+                "DELETE FROM calendars WHERE id NOT IN (SELECT value FROM json_each(?))", (keep,)
+            )
+        for cal_id, tech_id, role, kind, address in calendars:
+            old = db.execute(
+                "SELECT kind, address FROM calendars WHERE id = ?", (cal_id,)
+            ).fetchone()
+            if old is not None and (old["kind"], old["address"]) != (kind, address):
+                db.execute("DELETE FROM calendar_objects WHERE calendar_id = ?", (cal_id,))
+                db.execute(
+                    "UPDATE calendars SET sync_state = NULL, last_sync_ok_at = NULL, "
+                    "last_attempt_at = NULL, last_error = NULL, consecutive_failures = 0 "
+                    "WHERE id = ?",
+                    (cal_id,),
+                )
+            db.execute(
+                "INSERT INTO calendars (id, technician_id, role, kind, address) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "technician_id = excluded.technician_id, role = excluded.role, "
+                "kind = excluded.kind, address = excluded.address",
+                (cal_id, tech_id, role, kind, address),
+            )
+
+    def technicians(self) -> list[tuple[str, str]]:
+        """``(id, name)`` of every technician ever configured, in configuration order."""
+        return [
+            (r[0], r[1])
+            for r in self._read("SELECT id, name FROM technicians ORDER BY position, id")
+        ]
+
+    def calendars(self) -> list[CalendarState]:
+        rows = self._read(f"{CALENDAR_SELECT} ORDER BY id")
+        return [as_calendar(r) for r in rows]
+
+    def calendar(self, calendar_id: str) -> CalendarState | None:
+        rows = self._read(f"{CALENDAR_SELECT} WHERE id = ?", (calendar_id,))
+        return as_calendar(rows[0]) if rows else None
+
+    @staticmethod
+    def _require_calendar(db: sqlite3.Connection, calendar_id: str) -> None:
+        if db.execute("SELECT 1 FROM calendars WHERE id = ?", (calendar_id,)).fetchone() is None:
+            raise StoreError(f"unknown calendar {calendar_id!r}: configure it before syncing")
+
+    def apply_sync(
+        self,
+        calendar_id: str,
+        changes: Iterable[ObjectChange],
+        *,
+        full: bool,
+        state: str | None,
+        now: datetime,
+    ) -> None:
+        """Store a sync's result in one transaction: all of it or, on error, none of it.
+
+        ``full`` replaces everything cached for the calendar; otherwise each change
+        upserts or deletes its object (by href). Then ``state`` becomes the calendar's
+        sync state and ``now`` its last good sync. Busy blocks are rounded outwards to
+        whole seconds. Raises :class:`StoreError` for an unknown calendar and
+        ``ValueError`` for a naive datetime (nothing is stored then).
+        """
+        with self._write() as db:
+            self._require_calendar(db, calendar_id)
+            if full:
+                db.execute("DELETE FROM calendar_objects WHERE calendar_id = ?", (calendar_id,))
+            for change in changes:
+                # busy_intervals rows go with their object (ON DELETE CASCADE).
+                db.execute(
+                    "DELETE FROM calendar_objects WHERE calendar_id = ? AND href = ?",
+                    (calendar_id, change.href),
+                )
+                if change.deleted:
+                    continue
+                db.execute(
+                    "INSERT INTO calendar_objects "
+                    "(calendar_id, href, uid, etag, start_ts, end_ts, cancelled) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        calendar_id,
+                        change.href,
+                        change.uid,
+                        change.etag,
+                        None if change.start is None else ts(change.start),
+                        None if change.end is None else ts_ceil(change.end),
+                        int(change.cancelled),
+                    ),
+                )
+                db.executemany(
+                    "INSERT INTO busy_intervals (calendar_id, href, start_ts, end_ts) "
+                    "VALUES (?, ?, ?, ?)",
+                    [
+                        (calendar_id, change.href, ts(b.start), ts_ceil(b.end))
+                        for b in change.blocks
+                        if b.end > b.start
+                    ],
+                )
+            db.execute(
+                "UPDATE calendars SET sync_state = ?, last_sync_ok_at = ?, last_attempt_at = ?, "
+                "last_error = NULL, consecutive_failures = 0 WHERE id = ?",
+                (state, ts(now), ts(now), calendar_id),
+            )
+
+    def record_sync_failure(self, calendar_id: str, error: str, now: datetime) -> None:
+        """Note a failed sync; the cached busy data and sync state stay as they were (the
+        age of ``last_sync_ok_at`` tells how much to trust them)."""
+        with self._write() as db:
+            self._require_calendar(db, calendar_id)
+            db.execute(
+                "UPDATE calendars SET last_attempt_at = ?, last_error = ?, "
+                "consecutive_failures = consecutive_failures + 1 WHERE id = ?",
+                (ts(now), error[:2000], calendar_id),
+            )
+
+    def reset_sync_state(self, calendar_id: str) -> None:
+        """Forget the sync token so the next sync is full (the cache stays until then)."""
+        with self._write() as db:
+            db.execute("UPDATE calendars SET sync_state = NULL WHERE id = ?", (calendar_id,))
+
+    def calendar_objects(self, calendar_id: str) -> dict[str, tuple[str | None, str | None]]:
+        """``href -> (uid, etag)`` of what the calendar held at its last good sync."""
+        rows = self._read(
+            "SELECT href, uid, etag FROM calendar_objects WHERE calendar_id = ?", (calendar_id,)
+        )
+        return {r["href"]: (r["uid"], r["etag"]) for r in rows}
