@@ -17,15 +17,13 @@ from daemon.config.kinds import OPTIONAL, REQUIRED, ArrayOfTables, Setting, Tabl
 from daemon.config.problems import toml_value
 from daemon.config.schema import SCHEMA
 
-# "daemon/config.py" in the header and the marker below is the package's name before it was
-# split; it stays because the shipped example file and the documentation page hold it.
 EXAMPLE_HEADER = """\
 expediente configuration: every key, with its default value and what it does.
 
-Generated from the schema in daemon/config.py by example_toml(); edit the schema, not this
-file. Keys written out show their default values: change them or leave them out (the
-[[technicians]] entry is an example to adapt). Keys behind a "#" are optional, shown with
-an example value.
+Generated from the schema in daemon/config/schema.py by example_toml(); edit the schema,
+not this file. Keys written out show their default values: change them or leave them out
+(the [[technicians]] entry is an example to adapt). Keys behind a "#" are optional, shown
+with an example value.
 
 Durations: "90s", "10m", "2h", "1d", "1h30m". Hours: "07:30-12:00", in the desk's time
 zone. Dates: "2026-12-24". Relative paths are relative to this file's folder.
@@ -186,7 +184,7 @@ def reference_markdown() -> str:
 # The configuration page of the documentation: a hand-written introduction, then this line,
 # then the key table. Only what follows the line is generated.
 REFERENCE_MARKER = (
-    "<!-- Generated from the schema in daemon/config.py: edit the schema, then run "
+    "<!-- Generated from the schema in daemon/config/schema.py: edit the schema, then run "
     "python -m daemon.config --reference docs/configuration.md -->"
 )
 
