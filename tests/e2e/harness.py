@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,8 +26,10 @@ from typing import Any
 from daemon.clock import FixedClock
 from daemon.config import load_config
 from daemon.loop import Daemon
+from daemon.sync import SyncReport
 from daemon.systemd import Notifier
 from tests.daemon.desk import ADMIN_TOKEN, monday, write_config
+from tests.daemon.store_helpers import cancel_notices
 from tests.factories import booking
 from tests.servers import CalDAVServer, CalendarHandle
 
@@ -181,3 +183,15 @@ class Process:
             return self.process.returncode if self.process else 0
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(20)
+
+
+def assert_only_cancelled(desk: Desk, reports: Sequence[SyncReport], gone: str, kept: str) -> None:
+    """After a sync that saw ``gone``'s event deleted: that session alone is cancelled, its
+    client notified once, and ``kept`` (another technician's) untouched."""
+    assert all(r.ok for r in reports)
+    assert [r.cancelled for r in reports if r.cancelled] == [[gone]]
+    _, body = desk.get(f"/api/v1/sessions/{gone}", ADMIN)
+    assert body["status"] == "cancelled"
+    _, body = desk.get(f"/api/v1/sessions/{kept}", ADMIN)
+    assert body["status"] == "booked"
+    assert cancel_notices(desk.daemon.store, desk.clock.now()) == [gone]

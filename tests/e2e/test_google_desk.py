@@ -14,8 +14,7 @@ from daemon.loop import Daemon
 from daemon.systemd import Notifier
 from tests.daemon.desk import monday, write_config
 from tests.daemon.forged import FORGED, assert_client_text_set_apart
-from tests.daemon.store_helpers import cancel_notices
-from tests.e2e.harness import ADMIN, LIVE, Desk
+from tests.e2e.harness import ADMIN, LIVE, Desk, assert_only_cancelled
 from tests.servers import CalDAVServer
 from tests.servers.gcal import GoogleCalendarServer, make_service_account_key
 
@@ -117,13 +116,6 @@ def test_a_google_event_deleted_before_the_next_sync_cancels_the_session(
         ANA_GOOGLE, {"summary": "x", "start": event["start"], "end": event["end"]}
     )
     google.store_raw(ANA_GOOGLE, {"id": other, "status": "cancelled"})  # unrelated, likewise
-    reports = desk.daemon.sync_all()
-    assert all(r.ok for r in reports)
-    assert [r.cancelled for r in reports if r.cancelled] == [[gone["id"]]]
-    _, body = desk.get(f"/api/v1/sessions/{gone['id']}", ADMIN)
-    assert body["status"] == "cancelled"
-    _, body = desk.get(f"/api/v1/sessions/{kept['id']}", ADMIN)
-    assert body["status"] == "booked"
-    assert cancel_notices(desk.daemon.store, desk.clock.now()) == [gone["id"]]
+    assert_only_cancelled(desk, desk.daemon.sync_all(), gone["id"], kept["id"])
     desk.daemon.flush()
     assert session_events(google) == [], "the cancellation is not written back"
