@@ -36,7 +36,7 @@ from daemon.config.kinds import (
 )
 from daemon.config.rules_text import DAY_NAMES
 from daemon.config.secrets import SecretFile
-from rules.messages import LANGUAGES
+from daemon.i18n import LANGUAGES
 from rules.model import BOOKING_FIELDS, DEFAULT_REQUIRED_FIELDS, WEEKDAYS, Status
 
 SEED_DAY = ["07:30-12:00", "13:00-17:30"]

@@ -21,13 +21,13 @@ from typing import Any
 
 from daemon.config import spoken_duration
 from daemon.events import checkin_url, client_text, manage_url
+from daemon.i18n import language_of
 from daemon.invitation import checklist, client_calendar, method_of, one_line
 from daemon.notify.base import DeliveryFailed, NotifierBase, _instants
 from daemon.store import SessionRecord
 from daemon.web.texts import TEXTS, day_label, reason_text, zone_name
 from rules.contact import format_phone
 from rules.lifecycle import change_deadline, client_may_change
-from rules.messages import language_of
 
 _MAIL: Mapping[str, Mapping[str, str]] = {
     "pt-BR": {

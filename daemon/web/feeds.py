@@ -35,9 +35,9 @@ from urllib.parse import urlencode, urlsplit
 from icalendar import Calendar, Event, vDuration
 
 from daemon.availability import iso
+from daemon.i18n import language_of
 from daemon.service import Service
 from daemon.web.http import HTTPError, Request, Response, Router
-from rules.messages import language_of
 from rules.slots import Slot
 
 MAX_DAYS = 60  # a feed is polled for weeks; a longer list costs every poll for no use

@@ -19,6 +19,7 @@ from markupsafe import Markup
 
 from daemon.availability import iso
 from daemon.config import spoken_duration
+from daemon.i18n import LANGUAGES, language_of
 from daemon.service import Service, SessionNotFound
 from daemon.signing import BadToken, ExpiredToken, Signer
 from daemon.store import SessionRecord
@@ -30,7 +31,6 @@ from daemon.web.ratelimit import RateLimiter
 from daemon.web.texts import TEXTS, day_label, zone_name
 from rules.contact import format_phone
 from rules.lifecycle import noshow_deadline
-from rules.messages import LANGUAGES, language_of
 from rules.model import Policy
 
 LANG_COOKIE = "expediente_lang"

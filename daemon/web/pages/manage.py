@@ -9,6 +9,7 @@ from __future__ import annotations
 from daemon.availability import iso
 from daemon.config import spoken_duration
 from daemon.events import MANAGE_PURPOSE
+from daemon.i18n import language_of
 from daemon.invitation import access_text, client_calendar
 from daemon.store import SessionRecord
 from daemon.web.http import Request, Response, route_path
@@ -22,7 +23,6 @@ from rules.lifecycle import (
     change_deadline,
     client_may_change,
 )
-from rules.messages import language_of
 from rules.model import BOOKING_FIELDS, Status
 
 NEXT_SLOTS = 6  # offered straight on the manage page after a no-show
