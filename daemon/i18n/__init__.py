@@ -26,6 +26,7 @@ from daemon.i18n.cldr import (
     weekday_names,
     zone_name,
 )
+from daemon.i18n.labels import reason_text, status_label
 from daemon.i18n.messages import message
 
 __all__ = [
@@ -42,7 +43,9 @@ __all__ = [
     "message",
     "negotiate",
     "pgettext",
+    "reason_text",
     "spoken_duration",
+    "status_label",
     "translations",
     "weekday_names",
     "zone_name",
