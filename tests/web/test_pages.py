@@ -537,12 +537,6 @@ def test_english_by_switch_kept_in_a_cookie_and_by_accept_language(
     ],
 )
 def test_time_zones_are_named_as_people_say_them(zone: str, language: str, name: str) -> None:
-    from daemon.web.texts import zone_name
+    from daemon.i18n import zone_name
 
     assert zone_name(ZoneInfo(zone), language) == name
-
-
-def test_every_text_exists_in_both_languages() -> None:
-    from daemon.web.texts import TEXTS
-
-    assert set(TEXTS["pt-BR"]) == set(TEXTS["en"])
