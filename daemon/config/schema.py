@@ -127,7 +127,8 @@ DESK = Table(
         S("timezone", TimeZoneKind(), "America/Sao_Paulo",
           "The desk's time zone: hours, dates and the times clients see are in it."),
         S("language", Choice(LANGUAGES), "pt-BR",
-          'Language of pages, e-mails and messages: "pt-BR" or "en".'),
+          "Language of pages, e-mails and messages: "
+          + ", ".join(f'"{tag}"' for tag in LANGUAGES) + "."),
         S("holidays", Holidays(), {"country": "BR"},
           "Public holidays are closed days. country is an ISO code; add subdivision for state "
           'holidays (e.g. { country = "BR", subdivision = "SP" }) and categories to widen the '

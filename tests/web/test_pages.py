@@ -540,3 +540,14 @@ def test_time_zones_are_named_as_people_say_them(zone: str, language: str, name:
     from daemon.i18n import zone_name
 
     assert zone_name(ZoneInfo(zone), language) == name
+
+
+def test_spanish_by_accept_language_and_by_the_desks_language(desk: Desk) -> None:
+    page = Client(desk.app).get("/book/standard", headers={"Accept-Language": "es-MX,es;q=0.9"})
+    assert '<html lang="es">' in page.text and "Elija el horario" in page.text
+    assert "lunes, 30 de noviembre" in page.text
+    assert 'href="/book/standard?lang=pt-BR"' in page.text and ">English<" in page.text
+    spanish = dataclasses.replace(desk.config.desk, language="es")
+    desk.service.config = dataclasses.replace(desk.config, desk=spanish)
+    page = Client(desk.app).get("/")
+    assert '<html lang="es">' in page.text and "Agendar una atención remota" in page.text
