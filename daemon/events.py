@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from connectors.base import SessionEvent, SessionState
+from daemon.i18n import gettext
 from daemon.signing import Signer
 from daemon.store import SessionRecord
 from rules.contact import format_phone
@@ -24,39 +25,8 @@ from rules.model import Policy
 CHECKIN_PURPOSE = "checkin"
 MANAGE_PURPOSE = "manage"
 
-_LABELS = {
-    "pt-BR": {
-        "responsible": "Responsável",
-        "phone": "Telefone/WhatsApp",
-        "tool": "Acesso remoto",
-        "id": "ID",
-        "id_missing": "(o cliente informará ao ligar)",
-        "problem": "Problema, nas palavras do cliente (não verificado):",
-        "checkin": "Check-in (abrir quando o cliente ligar)",
-        "session": "Sessão",
-        "tolerance": "Tolerância: {minutes} min; sem check-in até lá, a sessão é reagendada.",
-    },
-    "en": {
-        "responsible": "Responsible person",
-        "phone": "Phone/WhatsApp",
-        "tool": "Remote access",
-        "id": "ID",
-        "id_missing": "(the client gives it when calling)",
-        "problem": "Problem, in the client's words (not verified):",
-        "checkin": "Check-in (open when the client calls)",
-        "session": "Session",
-        "tolerance": "Tolerance: {minutes} min; "
-        "without a check-in by then the session is rescheduled.",
-    },
-}
-
-
 _UID_PREFIX = "expediente-"
 QUOTE = "> "  # begins every line of client text; no line of the daemon's does
-
-
-def _labels(language: str) -> dict[str, str]:
-    return _LABELS["en" if language.startswith("en") else "pt-BR"]
 
 
 def client_text(text: str, language: str) -> list[str]:
@@ -65,7 +35,8 @@ def client_text(text: str, language: str) -> list[str]:
     if not text:
         return []
     quoted = [(QUOTE + line).rstrip() for line in text.split("\n")]
-    return [_labels(language)["problem"], *quoted]
+    _ = gettext(language)
+    return [_("Problem, in the client's words (not verified):"), *quoted]
 
 
 def calendar_uid(session_id: str) -> str:
@@ -103,23 +74,25 @@ def session_event(
     alarm_minutes: int = 10,
     now: datetime,
 ) -> SessionEvent:
-    labels = _labels(language)
+    _ = gettext(language)
     session_type = policy.session_types.get(session.type)
     type_label = session_type.label if session_type else session.type
     url = checkin_url(public_url, signer, session, policy)
     digits = session.phone.lstrip("+")
+    access = session.remote_id or _("(the client gives it when calling)")
     lines = [
-        f"{labels['responsible']}: {session.responsible_name}",
-        f"{labels['phone']}: {format_phone(session.phone)} (https://wa.me/{digits})",
-        f"{labels['tool']}: {session.remote_tool} — {labels['id']}: "
-        f"{session.remote_id or labels['id_missing']}",
+        _("Responsible person") + f": {session.responsible_name}",
+        _("Phone/WhatsApp") + f": {format_phone(session.phone)} (https://wa.me/{digits})",
+        _("Remote access") + f": {session.remote_tool} — " + _("ID") + f": {access}",
     ]
     minutes = int(policy.grace.total_seconds() // 60)
     lines += [
         "",
-        labels["tolerance"].format(minutes=minutes),
-        f"{labels['checkin']}: {url}",
-        f"{labels['session']}: {session.id}",
+        _(
+            "Tolerance: {minutes} min; without a check-in by then the session is rescheduled."
+        ).format(minutes=minutes),
+        _("Check-in (open when the client calls)") + f": {url}",
+        _("Session") + f": {session.id}",
     ]
     if session.description:
         lines += ["", *client_text(session.description, language)]

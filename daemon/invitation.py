@@ -17,15 +17,14 @@ alarm, whoever asks for it: a late download must not bring back an event, nor ri
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from icalendar import Alarm, Calendar, Event, vCalAddress
 
 from daemon.config import Config
+from daemon.i18n import gettext
 from daemon.store import SessionRecord
-from daemon.web.texts import TEXTS
 from rules.lifecycle import client_may_change, noshow_deadline
 from rules.model import Status
 
@@ -49,36 +48,48 @@ def sequence(session: SessionRecord) -> int:
     return max(revision, 1) if session.status == Status.CANCELLED else revision
 
 
-def access_text(session: SessionRecord, t: Mapping[str, str]) -> str:
+def access_text(session: SessionRecord, language: str) -> str:
     """What the client reads out when calling: the tool and its ID when known."""
+    _ = gettext(language)
     if session.remote_id:
-        return t["prepare_access_id"].format(tool=session.remote_tool, id=session.remote_id)
-    return t["prepare_access_tool"].format(tool=session.remote_tool)
+        return _("{tool}, ID {id}").format(tool=session.remote_tool, id=session.remote_id)
+    return _("the ID {tool} shows").format(tool=session.remote_tool)
 
 
 def checklist(config: Config, session: SessionRecord, language: str) -> list[str]:
     """The preparation the desk's policy asks of the client (R2, R5, R6, R7), as the
     lines of a list (the desk's contacts indented under the call)."""
-    t = TEXTS[language]
+    _ = gettext(language)
     desk = config.desk
     zone = config.policy.timezone
     start = session.start.astimezone(zone)
     deadline = noshow_deadline(config.policy, session.start).astimezone(zone)
     lines = [
-        t["prepare_install"].format(tool=session.remote_tool, time=f"{start:%H:%M}"),
-        t["prepare_call"].format(access=access_text(session, t)),
+        _("Install {tool} on the computer before {time}.").format(
+            tool=session.remote_tool, time=f"{start:%H:%M}"
+        ),
+        _(
+            "At the booked time, call the desk by WhatsApp or phone with the access details "
+            "({access})."
+        ).format(access=access_text(session, language)),
     ]
     if desk.whatsapp:
-        lines.append(f"  {t['contact_whatsapp']}: {desk.whatsapp}")
+        lines.append("  " + _("WhatsApp") + f": {desk.whatsapp}")
     if desk.phone:
-        lines.append(f"  {t['contact_phone']}: {desk.phone}")
+        lines.append("  " + _("Phone") + f": {desk.phone}")
     lines += [
-        t["prepare_responsible"].format(name=session.responsible_name),
-        t["prepare_tolerance"].format(
+        _(
+            "{name} (or another person responsible at the company) must be present for the "
+            "whole session."
+        ).format(name=session.responsible_name),
+        _(
+            "Up to {minutes} minutes of delay are tolerated: with no call by {deadline}, the "
+            "session is rescheduled and you get a link to book again."
+        ).format(
             minutes=int(config.policy.grace.total_seconds() // 60),
             deadline=f"{deadline:%H:%M}",
         ),
-        t["prepare_hands"],
+        _("During the session, only touch the keyboard or mouse when the technician asks."),
     ]
     return [line if line.startswith("  ") else f"- {line}" for line in lines]
 
@@ -114,7 +125,7 @@ def client_calendar(
     copy still offers to cancel or rebook online (the cut-off), ``revision`` the
     SEQUENCE to use instead of the session's own (the one a mail was planned with).
     """
-    t = TEXTS[language]
+    _ = gettext(language)
     cancelled = session.status == Status.CANCELLED
     method = method_of(session, invitation=invitation)
     calendar = Calendar()
@@ -127,10 +138,12 @@ def client_calendar(
     event.add("dtstart", session.start.astimezone(UTC))
     event.add("dtend", session.end.astimezone(UTC))
     event.add("sequence", sequence(session) if revision is None else revision)
-    summary = t["ics_summary"].format(desk=config.desk.name)
+    summary = _("Remote session — {desk}").format(desk=config.desk.name)
     event.add("summary", summary)
     may_change = client_may_change(session.status, session.start, config.booking.cancel_cutoff, now)
-    link = t["ics_manage" if may_change else "ics_see"].format(url=manage)
+    link = (
+        _("See, cancel or rebook: {url}") if may_change else _("See the session: {url}")
+    ).format(url=manage)
     event.add("description", "\n".join([*checklist(config, session, language), "", link]))
     event.add("location", session.remote_tool)
     event.add("url", manage)

@@ -115,7 +115,7 @@ from daemon.config.schema import (
     WEBHOOK,
 )
 from daemon.config.secrets import Secret, SecretError, SecretFile
-from rules.messages import LANGUAGES
+from daemon.i18n import LANGUAGES
 
 __all__ = [
     "ARRAY_SECTIONS",

@@ -53,8 +53,8 @@ from daemon.config.schema import (
     TECHNICIAN,
     WEBHOOK,
 )
+from daemon.i18n import LANGUAGES
 from rules.durations import format_duration
-from rules.messages import LANGUAGES
 from rules.model import (
     WEEKDAYS,
     HolidayLookup,

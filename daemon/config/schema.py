@@ -36,7 +36,7 @@ from daemon.config.kinds import (
 )
 from daemon.config.rules_text import DAY_NAMES
 from daemon.config.secrets import SecretFile
-from rules.messages import LANGUAGES
+from daemon.i18n import LANGUAGES
 from rules.model import BOOKING_FIELDS, DEFAULT_REQUIRED_FIELDS, WEEKDAYS, Status
 
 SEED_DAY = ["07:30-12:00", "13:00-17:30"]
@@ -127,7 +127,8 @@ DESK = Table(
         S("timezone", TimeZoneKind(), "America/Sao_Paulo",
           "The desk's time zone: hours, dates and the times clients see are in it."),
         S("language", Choice(LANGUAGES), "pt-BR",
-          'Language of pages, e-mails and messages: "pt-BR" or "en".'),
+          "Language of pages, e-mails and messages: "
+          + ", ".join(f'"{tag}"' for tag in LANGUAGES) + "."),
         S("holidays", Holidays(), {"country": "BR"},
           "Public holidays are closed days. country is an ISO code; add subdivision for state "
           'holidays (e.g. { country = "BR", subdivision = "SP" }) and categories to widen the '

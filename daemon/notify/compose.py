@@ -1,8 +1,8 @@
-"""Composing mails: the words (pt-BR and English), the client's and the desk's texts,
-and the message with its invitation.
+"""Composing mails: the client's and the desk's texts, in the catalogs' words, and the
+message with its invitation.
 
-Client mails are in the session's language (pt-BR unless ``en``), desk notices in the
-desk's. Every mail carries the client's manage link (R5: book again from it).
+Client mails are in the session's language, desk notices in the desk's. Every mail carries
+the client's manage link (R5: book again from it).
 
 The client's invitation is built by :mod:`daemon.invitation`, like the ``.ics`` the
 manage page offers: a client who adds both ends up with one event, and the CANCEL
@@ -19,85 +19,47 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-from daemon.config import spoken_duration
 from daemon.events import checkin_url, client_text, manage_url
+from daemon.i18n import (
+    day_label,
+    gettext,
+    language_of,
+    reason_text,
+    spoken_duration,
+    zone_name,
+)
 from daemon.invitation import checklist, client_calendar, method_of, one_line
 from daemon.notify.base import DeliveryFailed, NotifierBase, _instants
 from daemon.store import SessionRecord
-from daemon.web.texts import TEXTS, day_label, reason_text, zone_name
 from rules.contact import format_phone
 from rules.lifecycle import change_deadline, client_may_change
-from rules.messages import language_of
+from rules.messages import N_
 
-_MAIL: Mapping[str, Mapping[str, str]] = {
-    "pt-BR": {
-        "subject_booked": "Atendimento remoto agendado: {when} — {desk}",
-        "subject_reminder": "Lembrete: atendimento remoto às {time} — {desk}",
-        "subject_rescheduled": "Atendimento não realizado: agende um novo horário — {desk}",
-        "subject_cancelled": "Atendimento remoto cancelado: {when} — {desk}",
-        "subject_moved": "Novo horário do atendimento remoto: {when} — {desk}",
-        "hello": "Olá, {name}.",
-        "lead_booked": "Seu atendimento remoto para {company} está agendado.",
-        "lead_reminder": "Lembrete: seu atendimento remoto para {company} começa às {time}.",
-        "lead_rescheduled": "O atendimento remoto de {company}, marcado para {when}, não "
-        "começou dentro da tolerância de {minutes} minutos e precisa ser reagendado.",
-        "lead_cancelled": "O atendimento remoto de {company}, marcado para {when}, foi cancelado.",
-        "lead_moved": "O horário do seu atendimento remoto para {company} mudou: de {before} "
-        "para {when}.",
-        "lead_moved_to": "O horário do seu atendimento remoto para {company} mudou: agora é "
-        "{when}.",
-        "when": "Quando",
-        "type": "Tipo",
-        "book_again": "Escolha um novo horário por este link:",
-        "manage": "Ver, cancelar ou remarcar o atendimento:",
-        "see": "Ver o atendimento:",
-        "signature": "Atenciosamente,\n{desk}",
-        "automatic": "Esta é uma mensagem automática.",
-        "email": "E-mail",
-        "notice_booked": "Nova sessão",
-        "notice_rescheduled": "Sessão não realizada (sem check-in na tolerância)",
-        "notice_cancelled": "Sessão cancelada",
-        "company": "Empresa",
-        "technician": "Técnico",
-        "reason": "Motivo",
-        "checkin": "Check-in (abrir quando o cliente ligar)",
-        "client_link": "Link do cliente",
-        "session": "Sessão",
-    },
-    "en": {
-        "subject_booked": "Remote session booked: {when} — {desk}",
-        "subject_reminder": "Reminder: remote session at {time} — {desk}",
-        "subject_rescheduled": "Session missed: please book a new time — {desk}",
-        "subject_cancelled": "Remote session cancelled: {when} — {desk}",
-        "subject_moved": "New time for your remote session: {when} — {desk}",
-        "hello": "Hello, {name}.",
-        "lead_booked": "Your remote session for {company} is booked.",
-        "lead_reminder": "Reminder: your remote session for {company} starts at {time}.",
-        "lead_rescheduled": "The remote session for {company} booked for {when} did not start "
-        "within the {minutes}-minute tolerance and must be rescheduled.",
-        "lead_cancelled": "The remote session for {company} booked for {when} was cancelled.",
-        "lead_moved": "The time of your remote session for {company} has changed: from {before} "
-        "to {when}.",
-        "lead_moved_to": "The time of your remote session for {company} has changed: it is now "
-        "{when}.",
-        "when": "When",
-        "type": "Type",
-        "book_again": "Choose a new time here:",
-        "manage": "See, cancel or rebook the session:",
-        "see": "See the session:",
-        "signature": "Kind regards,\n{desk}",
-        "automatic": "This message was sent automatically.",
-        "email": "E-mail",
-        "notice_booked": "New session",
-        "notice_rescheduled": "Session missed (no check-in within the tolerance)",
-        "notice_cancelled": "Session cancelled",
-        "company": "Company",
-        "technician": "Technician",
-        "reason": "Reason",
-        "checkin": "Check-in (open when the client calls)",
-        "client_link": "Client's link",
-        "session": "Session",
-    },
+# Each client mail's subject and first line by kind, and the desk's notices (msgids).
+SUBJECTS: Mapping[str, str] = {
+    "booked": N_("Remote session booked: {when} — {desk}"),
+    "reminder": N_("Reminder: remote session at {time} — {desk}"),
+    "rescheduled": N_("Session missed: please book a new time — {desk}"),
+    "cancelled": N_("Remote session cancelled: {when} — {desk}"),
+    "moved": N_("New time for your remote session: {when} — {desk}"),
+}
+LEADS: Mapping[str, str] = {
+    "booked": N_("Your remote session for {company} is booked."),
+    "reminder": N_("Reminder: your remote session for {company} starts at {time}."),
+    "rescheduled": N_(
+        "The remote session for {company} booked for {when} did not start within the "
+        "{minutes}-minute tolerance and must be rescheduled."
+    ),
+    "cancelled": N_("The remote session for {company} booked for {when} was cancelled."),
+    "moved": N_(
+        "The time of your remote session for {company} has changed: from {before} to {when}."
+    ),
+}
+LEAD_MOVED_TO = N_("The time of your remote session for {company} has changed: it is now {when}.")
+NOTICES: Mapping[str, str] = {
+    "booked": N_("New session"),
+    "rescheduled": N_("Session missed (no check-in within the tolerance)"),
+    "cancelled": N_("Session cancelled"),
 }
 
 
@@ -120,12 +82,9 @@ class MailComposer(NotifierBase):
             if role == "client"
             else language_of(self.config.desk.language)
         )
-        m = _MAIL[language]
         manage = manage_url(self.config.server.public_url, self.signer, session, self.config.policy)
         if kind == "notice":
-            subject, body = self._notice(
-                session, str(payload.get("event")), role, m, manage, language
-            )
+            subject, body = self._notice(session, str(payload.get("event")), role, manage, language)
             name = ""
         elif kind in ("booked", "moved", "reminder", "rescheduled", "cancelled"):
             subject, body = self._client_text(kind, payload, session, now, manage, language)
@@ -190,7 +149,7 @@ class MailComposer(NotifierBase):
         manage: str,
         language: str,
     ) -> tuple[str, str]:
-        m = _MAIL[language]
+        _ = gettext(language)
         when = self._when(session.start, session.end, language)
         start = self._local(session.start)
         values = {
@@ -200,28 +159,29 @@ class MailComposer(NotifierBase):
             "time": f"{start:%H:%M}",
             "minutes": int(self.config.policy.grace.total_seconds() // 60),
         }
-        subject = m[f"subject_{kind}"].format(desk=self.config.desk.name, **values)
-        lead = f"lead_{kind}"
+        subject = _(SUBJECTS[kind]).format(desk=self.config.desk.name, **values)
+        lead = LEADS[kind]
         if kind == "moved":
             before = _instants(payload.get("from_start"), payload.get("from_end"))
             if before is None:  # planned by a version that did not record the old time
-                lead = "lead_moved_to"
+                lead = LEAD_MOVED_TO
             else:
                 values["before"] = self._when(*before, language)
-        lines = [m["hello"].format(name=session.responsible_name), ""]
-        lines.append(m[lead].format(**values))
+        lines = [_("Hello, {name}.").format(name=session.responsible_name), ""]
+        lines.append(_(lead).format(**values))
         if kind == "cancelled" and session.cancel_reason:
-            lines.append(f"{m['reason']}: {reason_text(session.cancel_reason, language)}")
+            lines.append(_("Reason") + f": {reason_text(session.cancel_reason, language)}")
         if kind in ("booked", "moved", "reminder"):
             zone = zone_name(self.config.policy.timezone, language)
-            lines += ["", f"{m['when']}: {when} ({zone})", f"{m['type']}: {values['type']}"]
-            lines += ["", TEXTS[language]["prepare_heading"] + ":"]
+            lines += ["", _("When") + f": {when} ({zone})", _("Type") + f": {values['type']}"]
+            lines += ["", _("How to prepare") + ":"]
             lines += checklist(self.config, session, language)
             lines += ["", *self._manage_lines(session, now, manage, language)]
         else:  # rescheduled or cancelled: nothing left to cancel, a new time to book
-            lines += ["", m["book_again"], manage]
-        lines += ["", m["signature"].format(desk=self.config.desk.name), *self._contacts(language)]
-        lines += ["", m["automatic"]]
+            lines += ["", _("Choose a new time here:"), manage]
+        signature = _("Kind regards,\n{desk}").format(desk=self.config.desk.name)
+        lines += ["", signature, *self._contacts(language)]
+        lines += ["", _("This message was sent automatically.")]
         return subject, "\n".join(lines) + "\n"
 
     def _manage_lines(
@@ -229,23 +189,26 @@ class MailComposer(NotifierBase):
     ) -> list[str]:
         """The manage link, offering cancel and rebook only while the client may still
         (the cut-off, as on the page): a reminder an hour before says to call instead."""
-        m, t = _MAIL[language], TEXTS[language]
+        _ = gettext(language)
         cutoff = self.config.booking.cancel_cutoff
         if client_may_change(session.status, session.start, cutoff, now):
             deadline = self._local(change_deadline(session.start, cutoff))
             until = f"{day_label(deadline.date(), language)}, {deadline:%H:%M}"
-            return [m["manage"], manage, t["change_until"].format(time=until)]
-        closed = t["change_closed"].format(cutoff=spoken_duration(cutoff, language))
-        return [closed, m["see"], manage]
+            change = _("You can cancel or rebook here until {time}.").format(time=until)
+            return [_("See, cancel or rebook the session:"), manage, change]
+        closed = _(
+            "The session starts in less than {cutoff}: to cancel or rebook, contact the desk."
+        ).format(cutoff=spoken_duration(cutoff, language))
+        return [closed, _("See the session:"), manage]
 
     def _contacts(self, language: str) -> list[str]:
         """How to reach the desk, under the signature of every client mail."""
+        _ = gettext(language)
         desk = self.config.desk
-        t = TEXTS[language]
         found = [
-            (t["contact_whatsapp"], desk.whatsapp),
-            (t["contact_phone"], desk.phone),
-            (_MAIL[language]["email"], desk.email),
+            (_("WhatsApp"), desk.whatsapp),
+            (_("Phone"), desk.phone),
+            (_("E-mail"), desk.email),
         ]
         return [f"{label}: {value}" for label, value in found if value]
 
@@ -254,35 +217,34 @@ class MailComposer(NotifierBase):
         session: SessionRecord,
         event: str,
         role: str,
-        m: Mapping[str, str],
         manage: str,
         language: str,
     ) -> tuple[str, str]:
-        heading = m.get(f"notice_{event}", event)
+        _ = gettext(language)
+        heading = _(NOTICES[event]) if event in NOTICES else event
         when = self._when(session.start, session.end, language)
         subject = f"{heading}: {session.company} — {when}"
-        labels = TEXTS[language]
         technician = self.config.technician(session.technician_id)
+        access = session.remote_id or _("(given when calling)")
         lines = [
             f"{heading}.",
             "",
-            f"{m['when']}: {when}",
-            f"{m['company']}: {session.company}",
-            f"{labels['responsible']}: {session.responsible_name}",
-            f"{labels['phone']}: {format_phone(session.phone)}",
-            f"{labels['tool']}: {session.remote_tool} — {labels['access_id']}: "
-            f"{session.remote_id or labels['id_missing']}",
-            f"{m['technician']}: {technician.name if technician else session.technician_id}",
+            _("When") + f": {when}",
+            _("Company") + f": {session.company}",
+            _("Responsible person") + f": {session.responsible_name}",
+            _("Phone/WhatsApp") + f": {format_phone(session.phone)}",
+            _("Remote access") + f": {session.remote_tool} — " + _("Access ID") + f": {access}",
+            _("Technician") + f": {technician.name if technician else session.technician_id}",
         ]
         if session.cancel_reason:
-            lines.append(f"{m['reason']}: {reason_text(session.cancel_reason, language)}")
+            lines.append(_("Reason") + f": {reason_text(session.cancel_reason, language)}")
         lines.append("")
         if role == "technician" and event == "booked":
             url = checkin_url(
                 self.config.server.public_url, self.signer, session, self.config.policy
             )
-            lines += [f"{m['checkin']}: {url}"]
-        lines += [f"{m['client_link']}: {manage}", f"{m['session']}: {session.id}"]
+            lines += [_("Check-in (open when the client calls)") + f": {url}"]
+        lines += [_("Client's link") + f": {manage}", _("Session") + f": {session.id}"]
         if session.description:  # last and quoted: it cannot pass for a line of ours
             lines += ["", *client_text(session.description, language)]
         return subject, "\n".join(lines) + "\n"

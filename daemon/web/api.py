@@ -13,24 +13,23 @@ from typing import Any
 
 from daemon.availability import DATE_LIMITS, iso, slots_document, supported
 from daemon.events import manage_url
+from daemon.i18n import LANGUAGES, language_for, language_of, message, negotiate
 from daemon.service import BookingOutcome, Service, SessionNotFound
 from daemon.signing import Signer
 from daemon.store import SessionRecord
 from daemon.web.http import HTTPError, Request, Response, Router
 from daemon.web.ratelimit import RateLimiter
 from rules.lifecycle import CancelReason, IllegalTransition, given_reason
-from rules.messages import LANGUAGES, language_of, message
 from rules.model import BOOKING_FIELDS, BookingRequest, Code, Violation
 
 MAX_RANGE_DAYS = 62
 
 
 def request_language(request: Request, default: str) -> str:
+    """The language the request's ``Accept-Language`` prefers among the desk's, else
+    ``default``."""
     header = request.header("accept-language")
-    if not header:
-        return default
-    first = header.split(",")[0].split(";")[0].strip()
-    return language_of(first) if first else default
+    return negotiate(header, default) if header else default
 
 
 def violation_documents(violations: tuple[Violation, ...], language: str) -> list[dict[str, Any]]:
@@ -110,9 +109,7 @@ def parse_booking(body: dict[str, Any], language: str) -> BookingRequest:
         if isinstance(value, str) and not _is_text(value):
             raise _field_error(name, "not valid Unicode text", language)
     asked = body.get("language")
-    if asked and asked.split("-")[0].lower() not in {
-        tag.split("-")[0].lower() for tag in LANGUAGES
-    }:
+    if asked and language_for(asked) is None:
         raise _field_error("language", f"one of {', '.join(LANGUAGES)}", language)
     if not body.get("type"):
         raise _field_error("type", "required", language, Code.MISSING_FIELD)

@@ -35,29 +35,14 @@ from urllib.parse import urlencode, urlsplit
 from icalendar import Calendar, Event, vDuration
 
 from daemon.availability import iso
+from daemon.i18n import gettext, language_of
 from daemon.service import Service
 from daemon.web.http import HTTPError, Request, Response, Router
-from rules.messages import language_of
 from rules.slots import Slot
 
 MAX_DAYS = 60  # a feed is polled for weeks; a longer list costs every poll for no use
 REFRESH = timedelta(minutes=15)  # what clients are asked to poll at (RFC 7986) and may cache
 CONTENT_TYPE = "text/calendar; charset=utf-8"
-
-_TEXTS = {
-    "pt-BR": {
-        "summary": "Livre — {label}",
-        "name": "{desk} — horários livres ({label})",
-        "description": "Horários livres para agendar: {label}. Para marcar, abra: {url}",
-        "book": "Agendar este horário: {url}",
-    },
-    "en": {
-        "summary": "Free — {label}",
-        "name": "{desk} — free times ({label})",
-        "description": "Times free to book: {label}. To book, open: {url}",
-        "book": "Book this time: {url}",
-    },
-}
 
 
 class Feeds:
@@ -140,7 +125,7 @@ class Feeds:
         ``stamp`` is every event's DTSTAMP, the time this content was first published."""
         config = self.service.config
         policy = self.service.policy
-        t = _TEXTS[language]
+        _ = gettext(language)
         label = policy.session_types[type_name].label
         public_url = config.server.public_url
         host = urlsplit(public_url).hostname or "expediente"
@@ -150,10 +135,15 @@ class Feeds:
         calendar.add("version", "2.0")
         calendar.add("calscale", "GREGORIAN")
         calendar.add("method", "PUBLISH")
-        name = t["name"].format(desk=config.desk.name, label=label)
+        name = _("{desk} — free times ({label})").format(desk=config.desk.name, label=label)
         calendar.add("name", name)
         calendar.add("x-wr-calname", name)
-        calendar.add("x-wr-caldesc", t["description"].format(label=label, url=book_url))
+        calendar.add(
+            "x-wr-caldesc",
+            _("Times free to book: {label}. To book, open: {url}").format(
+                label=label, url=book_url
+            ),
+        )
         calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
         calendar.add("x-published-ttl", vDuration(REFRESH))  # the older spelling, same meaning
         stamp = stamp.astimezone(UTC)
@@ -165,8 +155,8 @@ class Feeds:
             event.add("dtstamp", stamp)
             event.add("dtstart", start)
             event.add("dtend", slot.end.astimezone(UTC))
-            event.add("summary", t["summary"].format(label=label))
-            event.add("description", t["book"].format(url=link))
+            event.add("summary", _("Free — {label}").format(label=label))
+            event.add("description", _("Book this time: {url}").format(url=link))
             event.add("url", link)
             event.add("transp", "TRANSPARENT")
             event.add("class", "PUBLIC")

@@ -14,9 +14,9 @@ from typing import Any
 
 from daemon import __version__
 from daemon.availability import FIRST_DATE, LAST_DATE
+from daemon.i18n import LANGUAGES
 from daemon.web.api import MAX_RANGE_DAYS
 from rules.lifecycle import MAX_REASON
-from rules.messages import LANGUAGES
 from rules.model import BOOKING_FIELDS, Code, Policy
 
 # The years of daemon.availability.supported, FIRST_DATE to LAST_DATE (a test holds the

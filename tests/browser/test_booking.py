@@ -168,7 +168,7 @@ def test_the_english_switch_and_the_visitors_time_zone(page: Page, served: Serve
     page.get_by_role("link", name="Atendimento remoto", exact=True).click()
     assert page.get_attribute("html", "lang") == "en"  # kept by the cookie
     expect(page.get_by_role("heading", name="Remote-session rules")).to_be_visible()
-    expect(page.get_by_role("group", name="Monday, 30 November")).to_be_visible()
+    expect(page.get_by_role("group", name="Monday, November 30")).to_be_visible()
     page.get_by_role("link", name="Português").click()
     assert page.get_attribute("html", "lang") == "pt-BR"
 

@@ -113,7 +113,7 @@ def test_shape_errors_speak_the_clients_language_and_detail_the_problem(desk: De
         "code": "invalid_field",
         "field": "language",
         "message": "Valor inválido no campo idioma.",
-        "detail": "one of pt-BR, en",
+        "detail": "one of pt-BR, en, es",
     }
 
 
@@ -280,3 +280,13 @@ def test_unknown_paths_and_methods(desk: Desk) -> None:
     assert call(desk, "GET", "/nope")[0] == 404
     status, headers, _ = call(desk, "DELETE", "/api/v1/bookings")
     assert status == 405 and headers["Allow"] == "POST"
+
+
+def test_spanish_answers_in_spanish(desk: Desk) -> None:
+    body = booking("2026-12-01T09:00:00-03:00", phone="12", language="es-MX")
+    status, _, answer = call(desk, "POST", "/api/v1/bookings", body)
+    assert status == 422
+    messages = [v["message"] for v in answer["error"]["violations"]]
+    assert any(
+        m.startswith("Teléfono/WhatsApp inválido: indique el código de área") for m in messages
+    )

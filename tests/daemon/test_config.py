@@ -342,7 +342,7 @@ CASES = [
     ('[booking]\nslot_step = "0m"', "[booking] slot_step", "longer than zero"),
     ('[booking]\nhorizon = "1h30"', "[booking] horizon", "largest first"),
     ('[desk]\ntimezone = "Mars/Olympus"', "[desk] timezone", "IANA time zone"),
-    ('[desk]\nlanguage = "es"', "[desk] language", 'one of "pt-BR", "en", found "es"'),
+    ('[desk]\nlanguage = "fr"', "[desk] language", 'one of "pt-BR", "en", "es", found "fr"'),
     ('[desk]\nholidays = { country = "XX" }', "[desk] holidays.country", 'found "XX"'),
     (
         '[desk]\nholidays = { country = "BR", subdivision = "ZZ" }',

@@ -274,7 +274,7 @@ def test_english_session_gets_english_mail(mail_config: Config, smtp: SmtpServer
     session = record(language="en")
     send(notifier, notifier.plan(session, "booked", NOW)[0], session, NOW)
     message = smtp.messages[0].message
-    assert message["Subject"].startswith("Remote session booked: Monday, 30 November 2026, 10:00")
+    assert message["Subject"].startswith("Remote session booked: Monday, November 30, 2026, 10:00")
     text = text_of(message)
     assert "Install AnyDesk on the computer before 10:00." in text
     assert "Up to 10 minutes of delay are tolerated" in text

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from daemon.i18n import message
 from rules.contact import format_phone, normalise_email, normalise_phone
 from rules.durations import DurationError, format_duration, parse_duration
 from rules.intervals import BusyTimeline, Interval, NaiveDatetimeError, merge
 from rules.lifecycle import TRANSITIONS, Event, IllegalTransition, check_in, transition
-from rules.messages import message
 from rules.model import Code, Status, TimeRange, Violation, remote_tool
 from tests.rules.factories import at, seed_policy
 

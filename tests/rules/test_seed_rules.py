@@ -7,10 +7,10 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
+from daemon.i18n import message
 from rules.booking import validate
 from rules.intervals import BusyTimeline, Interval
 from rules.lifecycle import Event, IllegalTransition, check_in, due_event, given_reason, transition
-from rules.messages import message
 from rules.model import Accepted, Policy, Rejected, Status
 from rules.slots import free_slots
 from tests.factories import booking_request as request
@@ -241,7 +241,7 @@ def test_a_weekly_closed_day_says_which_days_are_open() -> None:
     assert isinstance(result, Rejected)
     closed = next(v for v in result.violations if v.code == "closed_day")
     assert message(closed, "pt-BR") == (
-        "Não há atendimento neste dia; atendemos de segunda a sexta-feira."
+        "Não há atendimento neste dia; atendemos de segunda-feira a sexta-feira."
     )
     assert message(closed, "en").endswith("remote sessions run Monday to Friday.")
     day = POLICY.weekly[0]

@@ -514,7 +514,7 @@ def test_english_by_switch_kept_in_a_cookie_and_by_accept_language(
     assert '<html lang="pt-BR">' in first.text and 'href="/book/standard?lang=en"' in first.text
     english = client.get("/book/standard?lang=en")
     assert '<html lang="en">' in english.text and "Pick a time" in english.text
-    assert "Monday, 30 November" in english.text
+    assert "Monday, November 30" in english.text
     assert "Remote-access rules" in english.text  # the rules in full, in English
     assert desk.config.desk.rules_for("en").splitlines()[-1] in english.text
     assert client.get("/").text.count('<html lang="en">') == 1  # the cookie keeps it
@@ -537,12 +537,17 @@ def test_english_by_switch_kept_in_a_cookie_and_by_accept_language(
     ],
 )
 def test_time_zones_are_named_as_people_say_them(zone: str, language: str, name: str) -> None:
-    from daemon.web.texts import zone_name
+    from daemon.i18n import zone_name
 
     assert zone_name(ZoneInfo(zone), language) == name
 
 
-def test_every_text_exists_in_both_languages() -> None:
-    from daemon.web.texts import TEXTS
-
-    assert set(TEXTS["pt-BR"]) == set(TEXTS["en"])
+def test_spanish_by_accept_language_and_by_the_desks_language(desk: Desk) -> None:
+    page = Client(desk.app).get("/book/standard", headers={"Accept-Language": "es-MX,es;q=0.9"})
+    assert '<html lang="es">' in page.text and "Elija el horario" in page.text
+    assert "lunes, 30 de noviembre" in page.text
+    assert 'href="/book/standard?lang=pt-BR"' in page.text and ">English<" in page.text
+    spanish = dataclasses.replace(desk.config.desk, language="es")
+    desk.service.config = dataclasses.replace(desk.config, desk=spanish)
+    page = Client(desk.app).get("/")
+    assert '<html lang="es">' in page.text and "Agendar una atención remota" in page.text

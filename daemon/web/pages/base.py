@@ -18,7 +18,16 @@ import jinja2
 from markupsafe import Markup
 
 from daemon.availability import iso
-from daemon.config import spoken_duration
+from daemon.i18n import (
+    LANGUAGES,
+    day_label,
+    gettext,
+    language_of,
+    locale_of,
+    spoken_duration,
+    status_label,
+    zone_name,
+)
 from daemon.service import Service, SessionNotFound
 from daemon.signing import BadToken, ExpiredToken, Signer
 from daemon.store import SessionRecord
@@ -27,10 +36,9 @@ from daemon.web.api import request_language
 from daemon.web.csrf import CsrfGuard
 from daemon.web.http import HTTPError, Request, Response, route_path
 from daemon.web.ratelimit import RateLimiter
-from daemon.web.texts import TEXTS, day_label, zone_name
 from rules.contact import format_phone
 from rules.lifecycle import noshow_deadline
-from rules.messages import LANGUAGES, language_of
+from rules.messages import N_
 from rules.model import Policy
 
 LANG_COOKIE = "expediente_lang"
@@ -60,8 +68,29 @@ CSP = (
 PageHandler = Callable[[Request, "Visit"], Response]
 
 
+# The error pages' words by code: ``PageError.key`` is the code, this its msgid.
+PAGE_ERRORS: Mapping[str, str] = {
+    "error_csrf": N_(
+        "For your security this form expired. Go back, reload the page and try again."
+    ),
+    "error_link_invalid": N_("This link is not valid. Check that the whole address was copied."),
+    "error_link_expired": N_("This link has expired."),
+    "error_not_found": N_("Page not found."),
+    "error_unknown_type": N_("Unknown kind of session."),
+    "error_rate": N_(
+        "Too many booking attempts from this connection. Please try again in {minutes} minutes."
+    ),
+    "error_cancel_state": N_("This session is {status} and can no longer be cancelled."),
+    "error_change_closed": N_(
+        "The session starts in less than {cutoff}: it can no longer be cancelled or rebooked "
+        "here. Please contact the desk."
+    ),
+    "error_rebook_state": N_("This session is {status} and cannot be rebooked."),
+}
+
+
 class PageError(HTTPError):
-    """An error page: ``key`` names its text in ``daemon.web.texts``."""
+    """An error page: ``key`` is its code, and names its words in :data:`PAGE_ERRORS`."""
 
     def __init__(
         self,
@@ -88,8 +117,9 @@ class Visit:
     cookies: list[str] = field(default_factory=list)
 
     @property
-    def t(self) -> Mapping[str, str]:
-        return TEXTS[self.language]
+    def gettext(self) -> Callable[[str], str]:
+        """``_`` in the visit's language."""
+        return gettext(self.language)
 
 
 class PageBase:
@@ -170,15 +200,19 @@ class PageBase:
         headers: Mapping[str, str] | None = None,
         **context: Any,
     ) -> Response:
-        other = "en" if visit.language == "pt-BR" else "pt-BR"
         body = self.env.get_template(template).render(
             lang=visit.language,
-            t=visit.t,
+            _=visit.gettext,
+            gettext=visit.gettext,
+            languages=[
+                {"tag": tag, "name": _language_name(tag), "url": f"{visit.here}?lang={tag}"}
+                for tag in LANGUAGES
+                if tag != visit.language
+            ],
             desk=self.service.config.desk,
             css_url=self.css_url,
             csrf_field=csrf.FIELD,
             csrf_token=self.csrf.token(visit.csrf_cookie),
-            switch_url=f"{visit.here}?lang={other}",
             tz_script=Markup(TZ_SCRIPT),  # noqa: S704 - a constant of this module, not input
             desk_zone=self.policy.timezone.key,
             **context,
@@ -207,17 +241,19 @@ class PageBase:
 
     def _error(self, visit: Visit, error: HTTPError) -> Response:
         if isinstance(error, PageError):
-            text = visit.t[error.key].format(**error.params)
+            text = visit.gettext(PAGE_ERRORS[error.key]).format(**error.params)
             back = error.back
         else:
-            text = visit.t["error_generic"].format(detail=error.message)
+            text = visit.gettext("The request could not be handled ({detail}).").format(
+                detail=error.message
+            )
             back = "/"
         return self._render(
             visit,
             "error.html",
             status=error.status,
             headers=error.headers,
-            title=visit.t["title_error"],
+            title=visit.gettext("Could not continue"),
             message=text,
             back=back,
         )
@@ -246,7 +282,7 @@ class PageBase:
 
     def _zone_note(self, visit: Visit) -> str:
         offset = self._local(self.now()).strftime("%z")
-        return visit.t["tz_desk"].format(
+        return visit.gettext("Times are in the desk's time zone: {zone} (UTC{offset}).").format(
             zone=zone_name(self.policy.timezone, visit.language),
             offset=f"{offset[:3]}:{offset[3:]}",
         )
@@ -256,17 +292,17 @@ class PageBase:
         for session_type in self.policy.session_types.values():
             duration = spoken_duration(session_type.duration, visit.language)
             if session_type.min_notice > timedelta(0):
-                notice = visit.t["notice"].format(
+                notice = visit.gettext("Book at least {notice} ahead.").format(
                     notice=spoken_duration(session_type.min_notice, visit.language)
                 )
             else:
-                notice = visit.t["no_notice"]
+                notice = visit.gettext("Can be booked for today.")
             types.append(
                 {
                     "name": session_type.name,
                     "label": session_type.label,
                     "description": session_type.description,
-                    "duration": visit.t["duration"].format(duration=duration),
+                    "duration": visit.gettext("Duration: {duration}.").format(duration=duration),
                     "notice": notice,
                 }
             )
@@ -280,7 +316,7 @@ class PageBase:
         return {
             "id": session.id,
             "status": str(session.status),
-            "status_label": visit.t[f"status_{session.status}"],
+            "status_label": status_label(session.status, visit.language),
             "when": f"{day_label(start.date(), visit.language, year=True)}, "
             f"{start:%H:%M}–{end:%H:%M}",
             "start_iso": iso(session.start, self.policy),
@@ -315,6 +351,12 @@ class PageBase:
             raise PageError(404, "error_link_invalid") from None
         except SessionNotFound:
             raise PageError(404, "error_link_invalid") from None
+
+
+def _language_name(tag: str) -> str:
+    """A language in its own words, for the switch: "Português", "English", "Español"."""
+    name = locale_of(tag).language_name or tag
+    return name[:1].upper() + name[1:]
 
 
 def _cookies(header: str | None) -> dict[str, str]:

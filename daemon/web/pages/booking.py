@@ -14,15 +14,27 @@ from typing import Any
 
 from daemon.availability import iso
 from daemon.events import manage_url
+from daemon.i18n import day_label, status_label
 from daemon.store import SessionRecord
 from daemon.web.api import parse_booking, violation_documents
 from daemon.web.http import HTTPError, Request, Response
 from daemon.web.pages.base import PageBase, PageError, Visit
-from daemon.web.texts import day_label
 from rules.booking import field_violations
 from rules.lifecycle import IllegalTransition
+from rules.messages import N_
 from rules.model import BOOKING_FIELDS, BookingRequest, Code, Violation
 from rules.slots import Slot
+
+# The form's labels by field (msgids): the template shows them by name.
+FORM_LABELS = {
+    "company": N_("Company"),
+    "responsible_name": N_("Person responsible, present during the session"),
+    "phone": N_("Their phone/WhatsApp"),
+    "email": N_("E-mail"),
+    "remote_tool": N_("Remote-access program"),
+    "remote_id": N_("Access ID"),
+    "description": N_("Describe the problem"),
+}
 
 WINDOW_DAYS = 7  # days of slots per booking page (short on a phone); "later dates" pages on
 
@@ -89,7 +101,10 @@ class BookingPages(PageBase):
 
     def index(self, request: Request, visit: Visit) -> Response:
         return self._render(
-            visit, "index.html", title=visit.t["title_index"], types=self._types(visit)
+            visit,
+            "index.html",
+            title=visit.gettext("Book a remote session"),
+            types=self._types(visit),
         )
 
     def _type(self, request: Request) -> str:
@@ -126,7 +141,11 @@ class BookingPages(PageBase):
         if state.start not in offered:
             state.start = ""
         session_type = self.policy.session_types[type_name]
-        title_key = "title_rebook" if rebook else "title_book"
+        title = (
+            visit.gettext("Book another time: {label}")
+            if rebook
+            else visit.gettext("Book: {label}")
+        )
         base = f"/manage/{request.params['token']}/rebook" if rebook else "/book/"
         type_links = [
             {
@@ -144,7 +163,8 @@ class BookingPages(PageBase):
             visit,
             "book.html",
             status=status,
-            title=visit.t[title_key].format(label=session_type.label),
+            title=title.format(label=session_type.label),
+            labels={name: visit.gettext(label) for name, label in FORM_LABELS.items()},
             type_name=type_name,
             type_links=type_links,
             action=action,
@@ -216,7 +236,7 @@ class BookingPages(PageBase):
             )
         except IllegalTransition as error:  # checked in while the client was choosing
             self.limiter.release(address, granted_at)
-            status = visit.t[f"status_{error.status}"]
+            status = status_label(error.status, visit.language)
             raise PageError(
                 409, "error_rebook_state", params={"status": status}, back=action
             ) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from daemon.events import CHECKIN_PURPOSE
+from daemon.i18n import status_label
 from daemon.store import SessionRecord
 from daemon.web.http import Request, Response
 from daemon.web.pages.base import PageBase, Visit
@@ -35,7 +36,7 @@ class CheckinPages(PageBase):
             visit,
             "checkin.html",
             status=status,
-            title=visit.t["title_checkin"],
+            title=visit.gettext("Session check-in"),
             session=self._session_view(session, visit),
             token=request.params["token"],
             problem=problem,
@@ -64,7 +65,13 @@ class CheckinPages(PageBase):
         if error.status == Status.BOOKED and session.status == Status.BOOKED:
             if self.now() < session.start:
                 opens = self._local(checkin_opens(self.policy, session.start))
-                return visit.t["checkin_too_early"].format(time=f"{opens:%H:%M}")
+                return visit.gettext("Too early: check-in opens at {time}.").format(
+                    time=f"{opens:%H:%M}"
+                )
             deadline = self._local(noshow_deadline(self.policy, session.start))
-            return visit.t["checkin_too_late"].format(deadline=f"{deadline:%H:%M}")
-        return visit.t["checkin_final"].format(status=visit.t[f"status_{session.status}"])
+            return visit.gettext(
+                "The tolerance ended at {deadline}: the session must be rescheduled."
+            ).format(deadline=f"{deadline:%H:%M}")
+        return visit.gettext("Cannot check in: the session is {status}.").format(
+            status=status_label(session.status, visit.language)
+        )

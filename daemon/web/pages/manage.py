@@ -7,14 +7,13 @@ no-show or a cancellation the page offers the next free times straight away.
 from __future__ import annotations
 
 from daemon.availability import iso
-from daemon.config import spoken_duration
 from daemon.events import MANAGE_PURPOSE
+from daemon.i18n import day_label, language_of, spoken_duration, status_label
 from daemon.invitation import access_text, client_calendar
 from daemon.store import SessionRecord
 from daemon.web.http import Request, Response, route_path
 from daemon.web.pages.base import PageError, Visit
 from daemon.web.pages.booking import BookingPages, FormState
-from daemon.web.texts import day_label
 from rules.contact import format_phone
 from rules.lifecycle import (
     CancelReason,
@@ -22,7 +21,6 @@ from rules.lifecycle import (
     change_deadline,
     client_may_change,
 )
-from rules.messages import language_of
 from rules.model import BOOKING_FIELDS, Status
 
 NEXT_SLOTS = 6  # offered straight on the manage page after a no-show
@@ -50,12 +48,11 @@ class ManagePages(BookingPages):
             next_slots = self._next_slots(session.type, visit)
         config = self.service.config
         whatsapp = config.desk.whatsapp or ""
-        t = visit.t
-        access = access_text(session, t)
+        access = access_text(session, visit.language)
         return self._render(
             visit,
             "manage.html",
-            title=visit.t["title_booked" if just_booked else "title_manage"],
+            title=visit.gettext("Session booked") if just_booked else visit.gettext("Your session"),
             just_booked=just_booked and session.status == Status.BOOKED,
             session=self._session_view(session, visit),
             token=token,
@@ -102,7 +99,7 @@ class ManagePages(BookingPages):
             raise PageError(
                 409,
                 "error_cancel_state",
-                params={"status": visit.t[f"status_{current.status}"]},
+                params={"status": status_label(current.status, visit.language)},
                 back=visit.here,
             ) from None
         return self._redirect(f"/manage/{token}")
@@ -112,7 +109,7 @@ class ManagePages(BookingPages):
     ) -> None:
         """Refuse a change the client may no longer make online (the cut-off, R5)."""
         if session.status != Status.BOOKED:
-            status = visit.t[f"status_{session.status}"]
+            status = status_label(session.status, visit.language)
             raise PageError(409, state_key, params={"status": status}, back=back)
         if not self._changeable(session):
             cutoff = spoken_duration(self.service.config.booking.cancel_cutoff, visit.language)
@@ -124,7 +121,7 @@ class ManagePages(BookingPages):
             raise PageError(
                 409,
                 "error_rebook_state",
-                params={"status": visit.t[f"status_{session.status}"]},
+                params={"status": status_label(session.status, visit.language)},
                 back=f"/manage/{request.params['token']}",
             )
         if session.status == Status.BOOKED:
