@@ -123,7 +123,12 @@ class HttpServer:
             return
         self._grace = timeout
         self._stopping.set()
-        self._server.pull_trigger()
+        try:
+            self._server.pull_trigger()  # wake the loop from its poll
+        except OSError:
+            # The loop saw the flag first and has already closed its wake-up pipe: there
+            # is nothing left to wake (a race seen under load, EBADF).
+            pass
         self._thread.join(timeout + 5)
 
     def _run(self) -> None:
