@@ -16,6 +16,7 @@ This module is the one door to waitress's internals (its event loop, its channel
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -123,12 +124,10 @@ class HttpServer:
             return
         self._grace = timeout
         self._stopping.set()
-        try:
-            self._server.pull_trigger()  # wake the loop from its poll
-        except OSError:
-            # The loop saw the flag first and has already closed its wake-up pipe: there
-            # is nothing left to wake (a race seen under load, EBADF).
-            pass
+        # If the loop saw the flag first, it has already closed its wake-up pipe and there
+        # is nothing left to wake (EBADF: a race seen under load).
+        with contextlib.suppress(OSError):
+            self._server.pull_trigger()
         self._thread.join(timeout + 5)
 
     def _run(self) -> None:
