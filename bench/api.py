@@ -580,7 +580,7 @@ class CalendarChanges:
     """A technician's calendar app: PUTs an event every ``CHANGE_EVERY`` seconds, and
     watches the store until the daemon's sync has brought each one in (its landing lag)."""
 
-    SLOTS = 5  # the app edits these few events over and over
+    EVENTS = 5  # the app edits these few events over and over
 
     def __init__(self, handle: CalendarHandle, store_path: Path, rng: random.Random) -> None:
         self.handle = handle
@@ -614,8 +614,8 @@ class CalendarChanges:
         try:
             while not self._stop.is_set():
                 tick = time.perf_counter()
-                name = f"change-{self.puts % self.SLOTS}.ics"
-                etag = self.handle.put_raw(name, self.event(f"change-{self.puts % self.SLOTS}"))
+                name = f"change-{self.puts % self.EVENTS}.ics"
+                etag = self.handle.put_raw(name, self.event(f"change-{self.puts % self.EVENTS}"))
                 self.puts += 1
                 href = self.handle.href(name)
                 deadline = tick + 5 * CHANGES_INTERVAL
@@ -792,9 +792,11 @@ def cpu_share(window: dict[str, Any]) -> str:
 def table(result: dict[str, Any]) -> str:
     ceiling, daemon, desk = result["ceiling"], result["daemon"], result["desk"]
     scale = result["scale"]
+    same = daemon["offered_starts"] == desk["offered_starts"]  # computed in-process, and served
     lines = [
         f"== {scale['technicians']} technicians × {scale['intervals']:,} busy intervals: "
-        f"{desk['stored_intervals']:,} stored; the 14-day query offers {desk['offered_starts']} "
+        f"{desk['stored_intervals']:,} stored; the 14-day query offers {desk['offered_starts']}"
+        f"{'' if same else ' (the running daemon ' + str(daemon['offered_starts']) + ')'} "
         f"starts ({desk['offered_places']:,} technician-places); run {result['seconds']:.0f} s",
         f"   idle daemon ({scale['technicians']} calendars): {cpu_share(daemon['idle_calm'])} of a "
         f"core with syncs every {CALM_INTERVAL} s, {cpu_share(daemon['idle_changes'])} every "
