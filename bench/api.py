@@ -145,7 +145,7 @@ class Timing:
 
 
 FULL = ((Scale(10, 2000), Scale(50, 5000)), Timing(phase=15, saturation=8, bookings=6, idle=6))
-QUICK = ((Scale(4, 500), Scale(10, 1000)), Timing(phase=3, saturation=2, bookings=2, idle=2))
+QUICK = ((Scale(4, 500), Scale(10, 1000)), Timing(phase=3, saturation=2, bookings=1.5, idle=1.5))
 
 CONFIG_HEAD = """
 [desk]
@@ -865,7 +865,7 @@ def table(result: dict[str, Any]) -> str:
         f"after, which differ by {ratio(abs(before['per_second'] - after['per_second']), mean):.0%})",
         "",
         f"{'POST /api/v1/bookings, closed loop':<36}accepted/s   p50 ms   p99 ms  ceiling req/s  "
-        "×ceiling  CPU ms/req  refused  queue warn",
+        "×ceiling  CPU ms/req  not 201  queue warn",
     ]
     for clients in CLIENTS:
         phase, base = daemon[f"bookings_{clients}"], ceiling[f"bookings_{clients}"]
