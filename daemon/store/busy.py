@@ -75,6 +75,15 @@ class BusyPart(StoreBase):
         row = self._read("SELECT value FROM counters WHERE name = 'busy'")
         return int(row[0][0])
 
+    def technician_versions(self) -> dict[str, tuple[int, int]]:
+        """``technician -> (calendar, sessions)``: two numbers per technician, kept by
+        triggers (migration 0004) for every writer in any process, that only grow. The
+        first moves whenever the calendar busy time :meth:`busy_pairs` gives could have
+        changed; the second whenever :meth:`session_pairs` could. A technician not listed
+        has had neither."""
+        rows = self._read("SELECT technician_id, calendar, sessions FROM technician_versions")
+        return {row[0]: (row[1], row[2]) for row in rows}
+
     def busy_pairs(self, technician_id: str, window: Interval) -> list[tuple[int, int]]:
         """Busy time from the technician's calendars overlapping ``window``, as epoch pairs
         ordered by start (not merged).
