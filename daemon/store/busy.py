@@ -5,8 +5,8 @@ A technician's time is taken by two things kept apart: busy blocks from their ca
 the truth). The two queries below serve both the readers that feed ``rules/`` and
 :func:`clash`, the re-check a booking or a move makes in its own transaction, so the time
 a slot is offered on is the time a booking is checked against. The in-memory timelines
-built from these reads are ``daemon/busy.py``; :meth:`BusyPart.busy_version` tells it
-when to rebuild them.
+built from these reads are ``daemon/busy.py``; :meth:`BusyPart.technician_versions`
+tells it whose to rebuild.
 """
 
 from __future__ import annotations
@@ -68,12 +68,6 @@ def clash(
 
 class BusyPart(StoreBase):
     """Reading a technician's busy time and the desk's load."""
-
-    def busy_version(self) -> int:
-        """A number that moves whenever calendar busy time could have changed (kept by
-        triggers, see migration 0002); bookings alone do not move it."""
-        row = self._read("SELECT value FROM counters WHERE name = 'busy'")
-        return int(row[0][0])
 
     def technician_versions(self) -> dict[str, tuple[int, int]]:
         """``technician -> (calendar, sessions)``: two numbers per technician, kept by

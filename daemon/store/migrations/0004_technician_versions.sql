@@ -109,3 +109,13 @@ BEGIN
         SELECT c.technician_id FROM calendar_objects o JOIN calendars c ON c.id = o.calendar_id
         WHERE o.uid = OLD.calendar_uid);
 END;
+
+-- The global counter of 0002 has no reader left.
+DROP TRIGGER busy_intervals_inserted;
+DROP TRIGGER busy_intervals_deleted;
+DROP TRIGGER calendar_objects_inserted;
+DROP TRIGGER calendar_objects_updated;
+DROP TRIGGER calendar_objects_deleted;
+DROP TRIGGER sessions_busy_changed;
+DROP TRIGGER calendars_owner_changed;
+DROP TABLE counters;
