@@ -198,6 +198,16 @@ class StoreBase:
     def _read(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         return self._connection().execute(sql, args).fetchall()
 
+    def _read_tuples(
+        self, sql: str, args: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """:meth:`_read` as plain tuples: for the thousands of rows of a busy timeline,
+        where making a ``sqlite3.Row`` per row is a fifth of the read."""
+        cursor = self._connection().cursor()
+        cursor.row_factory = None
+        rows: list[tuple[Any, ...]] = cursor.execute(sql, args).fetchall()
+        return rows
+
     def _migrate(self, known: list[tuple[int, str]]) -> None:
         """Apply the migrations newer than the file, each in its own transaction.
 

@@ -80,18 +80,18 @@ class BusyPart(StoreBase):
 
     def busy_pairs(self, technician_id: str, window: Interval) -> list[tuple[int, int]]:
         """Busy time from the technician's calendars overlapping ``window``, as epoch pairs
-        ordered by start (not merged).
+        in no particular order, not merged: the timeline built from them sorts anyway, and
+        an ORDER BY here was half the read.
 
         Our own session events are left out where they only repeat a session (see
         ``_CALENDAR_BUSY``): sessions count through :meth:`session_pairs`, by their
         status in the store, so a rescheduled session frees its time at once.
         """
         lo, hi = span(window)
-        rows = self._read(
-            f"SELECT b.start_ts, b.end_ts {_CALENDAR_BUSY} ORDER BY b.start_ts, b.end_ts",
+        return self._read_tuples(
+            f"SELECT b.start_ts, b.end_ts {_CALENDAR_BUSY}",
             {"tech": technician_id, "lo": lo, "hi": hi, "own": None},
         )
-        return [(row[0], row[1]) for row in rows]
 
     def session_pairs(
         self, technician_id: str, window: Interval, without: str | None = None
@@ -106,11 +106,13 @@ class BusyPart(StoreBase):
         return [(row[0], row[1]) for row in rows]
 
     def busy_intervals(self, technician_id: str, window: Interval) -> list[Interval]:
-        """What the technician's calendars say is busy in ``window`` (the busy cache).
+        """What the technician's calendars say is busy in ``window`` (the busy cache), by
+        start time.
 
         Active sessions are not included: add :meth:`active_session_intervals`.
         """
-        return [Interval(instant(a), instant(b)) for a, b in self.busy_pairs(technician_id, window)]
+        pairs = sorted(self.busy_pairs(technician_id, window))
+        return [Interval(instant(a), instant(b)) for a, b in pairs]
 
     def active_session_intervals(self, technician_id: str, window: Interval) -> list[Interval]:
         """The technician's booked and in-progress sessions overlapping ``window``."""
