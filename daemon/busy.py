@@ -95,7 +95,9 @@ class BusyCache:
             return seen[1]
         versions = dict(self._versions())
         if seen is not None and any(
-            versions.get(tech, _NONE) < old for tech, old in seen[1].items()
+            new < old
+            for tech, olds in seen[1].items()
+            for new, old in zip(versions.get(tech, _NONE), olds, strict=True)
         ):
             # Versions only grow: lower ones mean another file is in place (a restored
             # backup). Nothing cached can be trusted.
