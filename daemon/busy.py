@@ -1,24 +1,32 @@
-"""An in-memory view of every technician's busy time, rebuilt only when it changed.
+"""An in-memory view of every technician's busy time, rebuilt only where it changed.
 
 Availability requests are the hot path (the booking page asks for two weeks of slots on
 every load), so they must not read thousands of rows from SQLite each time. Busy time has
-two parts that change at very different rates:
+two parts that change at very different rates, and each technician's change alone:
 
 * calendar busy time (thousands of intervals per technician) changes when a sync lands or
-  a session's status or time changes: the store's ``busy_version`` (kept by triggers)
-  moves then, and only then is it re-read;
-* sessions (a handful per technician) change with every booking: the store's
-  ``data_version`` moves on any commit, from this process or another (the CLI), and the
-  sessions are re-read and laid over the cached calendar timeline.
+  a session's status or time changes: the technician's ``calendar`` version moves then,
+  and only then is their calendar time re-read;
+* sessions (a handful per technician) change with every booking: the technician's
+  ``sessions`` version moves, and only their sessions are re-read and laid over their
+  cached calendar timeline.
 
-A stale view can only hide a free slot for a moment, never cause a double booking: the
-booking insert re-checks inside its own transaction.
+Both versions are kept by triggers in the store (migration 0004), so every writer moves
+them, the CLI in another process too. They are re-read (one small query) only when the
+store's ``data_version`` moved, which it does on any commit by any connection.
+
+A rebuild happens once per change, in the request that finds it first. Requests that
+arrive meanwhile get the previous timeline rather than waiting or rebuilding again; only a
+request with no previous timeline for its window (a cold start, a new day), or one that
+asks for a ``fresh`` view, waits for the rebuild in progress. A stale view can only offer
+a slot taken a moment ago or hide one freed a moment ago, never cause a double booking:
+the booking insert re-checks inside its own transaction.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rules.intervals import BusyTimeline, Interval
@@ -26,13 +34,33 @@ from rules.intervals import BusyTimeline, Interval
 Loader = Callable[[str, Interval], Sequence[tuple[float, float]]]
 # (technician, window, a session to leave out) -> its active sessions' pairs
 SessionLoader = Callable[[str, Interval, str | None], Sequence[tuple[float, float]]]
+# technician -> (calendar version, sessions version)
+Versions = Mapping[str, tuple[int, int]]
+
+_NONE = (0, 0)  # a technician without a versions row has had no change
 
 
-@dataclass
-class _Entry:
+@dataclass(frozen=True, slots=True)
+class _Calendar:
     version: int
     window: Interval
     timeline: BusyTimeline
+
+
+@dataclass(frozen=True, slots=True)
+class _Combined:
+    versions: tuple[int, int]
+    window: Interval
+    timeline: BusyTimeline
+
+    def serves(self, versions: tuple[int, int], window: Interval) -> bool:
+        # Versions only grow: a timeline built at newer versions than a request read (a
+        # request that read them a moment before another one rebuilt) serves it as well.
+        return (
+            self.versions[0] >= versions[0]
+            and self.versions[1] >= versions[1]
+            and self.window.contains(window)
+        )
 
 
 class BusyCache:
@@ -41,43 +69,152 @@ class BusyCache:
         calendar_loader: Loader,
         session_loader: SessionLoader,
         *,
-        busy_version: Callable[[], int],
+        versions: Callable[[], Versions],
         data_version: Callable[[], int],
     ) -> None:
         self._calendar_loader = calendar_loader
         self._session_loader = session_loader
-        self._busy_version = busy_version
+        self._versions = versions
         self._data_version = data_version
         self._lock = threading.Lock()
-        self._calendar: dict[str, _Entry] = {}
-        self._combined: dict[str, _Entry] = {}
+        self._built = threading.Condition(self._lock)  # notified when a rebuild ends
+        self._seen: tuple[int, Versions] | None = None
+        self._calendar: dict[str, _Calendar] = {}
+        self._combined: dict[str, _Combined] = {}
+        self._building: set[str] = set()
+
+    def versions(self) -> Versions:
+        """Every technician's versions, re-read only when the store's data version moved.
+
+        Read after the data version: the versions are never older than it, so a commit
+        that lands in between is at worst seen twice, never missed.
+        """
+        data_version = self._data_version()
+        seen = self._seen
+        if seen is not None and seen[0] == data_version:
+            return seen[1]
+        versions = dict(self._versions())
+        if seen is not None and any(
+            new < old
+            for tech, olds in seen[1].items()
+            for new, old in zip(versions.get(tech, _NONE), olds, strict=True)
+        ):
+            # Versions only grow: lower ones mean another file is in place (a restored
+            # backup). Nothing cached can be trusted.
+            with self._lock:
+                self._calendar.clear()
+                self._combined.clear()
+        self._seen = (data_version, versions)
+        return versions
+
+    def timelines(
+        self,
+        technicians: Iterable[str],
+        window: Interval,
+        *,
+        without: tuple[str, str] | None = None,
+        fresh: bool = False,
+    ) -> dict[str, BusyTimeline]:
+        """Each technician's busy time (calendars and active sessions) covering ``window``.
+
+        ``without`` is ``(technician, session id)``: that session's time is left out (a
+        rebooking's old time), read afresh since it serves a single booking. ``fresh``
+        waits for a rebuild in progress instead of taking the previous timeline.
+        """
+        versions = self.versions()
+        return {
+            tech: self._timeline(
+                tech,
+                window,
+                versions.get(tech, _NONE),
+                without[1] if without is not None and without[0] == tech else None,
+                fresh=fresh,
+            )
+            for tech in technicians
+        }
 
     def timeline(
         self, technician_id: str, window: Interval, without: str | None = None
     ) -> BusyTimeline:
-        """``without`` leaves one session out (a rebooking's old time): read fresh, not
-        cached, since it serves a single booking."""
-        if without is not None:
-            calendar = self._calendar_timeline(technician_id, window)
-            return calendar.with_pairs(self._session_loader(technician_id, window, without))
-        version = self._data_version()
-        with self._lock:
-            entry = self._combined.get(technician_id)
-        if entry is not None and entry.version == version and entry.window.contains(window):
-            return entry.timeline
-        calendar = self._calendar_timeline(technician_id, window)
-        timeline = calendar.with_pairs(self._session_loader(technician_id, window, None))
-        with self._lock:
-            self._combined[technician_id] = _Entry(version, window, timeline)
-        return timeline
+        """One technician's busy time (see :meth:`timelines`)."""
+        leave_out = None if without is None else (technician_id, without)
+        return self.timelines([technician_id], window, without=leave_out)[technician_id]
 
-    def _calendar_timeline(self, technician_id: str, window: Interval) -> BusyTimeline:
-        version = self._busy_version()
+    def _timeline(
+        self,
+        tech: str,
+        window: Interval,
+        versions: tuple[int, int],
+        without: str | None,
+        *,
+        fresh: bool,
+    ) -> BusyTimeline:
+        found = self._claim(tech, window, versions, without, fresh=fresh)
+        if isinstance(found, BusyTimeline):
+            return found
+        if isinstance(found, _Calendar):
+            return found.timeline.with_pairs(self._session_loader(tech, window, without))
+        try:
+            return self._build(tech, window, versions, without)
+        finally:
+            with self._lock:
+                self._building.discard(tech)
+                self._built.notify_all()
+
+    def _claim(
+        self,
+        tech: str,
+        window: Interval,
+        versions: tuple[int, int],
+        without: str | None,
+        *,
+        fresh: bool,
+    ) -> BusyTimeline | _Calendar | None:
+        """What serves this request: a timeline as it is; for a rebooking, a current
+        calendar timeline to lay its sessions over; or None: the caller rebuilds, the
+        only thread doing so for the technician until it leaves ``_building``."""
         with self._lock:
-            entry = self._calendar.get(technician_id)
-        if entry is not None and entry.version == version and entry.window.contains(window):
-            return entry.timeline
-        timeline = BusyTimeline.from_timestamps(self._calendar_loader(technician_id, window))
+            while True:
+                combined = self._combined.get(tech)
+                if without is None and combined is not None and combined.serves(versions, window):
+                    return combined.timeline
+                calendar = self._calendar.get(tech)
+                if (
+                    without is not None
+                    and calendar is not None
+                    and self._current(calendar, versions, window)
+                ):
+                    return calendar
+                if tech not in self._building:
+                    self._building.add(tech)
+                    return None
+                if (
+                    not fresh
+                    and without is None
+                    and combined is not None
+                    and combined.window.contains(window)
+                ):
+                    return combined.timeline  # the previous view while the new one is built
+                self._built.wait()
+
+    @staticmethod
+    def _current(calendar: _Calendar, versions: tuple[int, int], window: Interval) -> bool:
+        return calendar.version >= versions[0] and calendar.window.contains(window)
+
+    def _build(
+        self, tech: str, window: Interval, versions: tuple[int, int], without: str | None
+    ) -> BusyTimeline:
+        """Rebuild what moved: the calendar timeline if its version did (or the window
+        grew), then the sessions laid over it. Called by one thread per technician."""
         with self._lock:
-            self._calendar[technician_id] = _Entry(version, window, timeline)
+            calendar = self._calendar.get(tech)
+        if calendar is None or not self._current(calendar, versions, window):
+            pairs = self._calendar_loader(tech, window)
+            calendar = _Calendar(versions[0], window, BusyTimeline.from_timestamps(pairs))
+            with self._lock:
+                self._calendar[tech] = calendar
+        timeline = calendar.timeline.with_pairs(self._session_loader(tech, window, without))
+        if without is None:
+            with self._lock:
+                self._combined[tech] = _Combined(versions, window, timeline)
         return timeline

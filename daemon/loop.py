@@ -30,6 +30,7 @@ import schedule
 from daemon.clock import Clock, SystemClock
 from daemon.config import Config, load_config
 from daemon.errors import ExpedienteError
+from daemon.log import queue_summary
 from daemon.metrics import Metrics
 from daemon.outbox import FlushReport, Notifications, OutboxWorker
 from daemon.service import Service
@@ -260,6 +261,7 @@ class Daemon:
             f"{len(self.store.flagged_sessions())} flagged"
         )
         self.systemd.status(text)
+        queue_summary.flush()  # an overload that ended is reported without waiting for another
 
     def start(self, *, serve: bool = True, port: int | None = None) -> None:
         """Serve HTTP, sync every calendar once, then tell systemd we are ready.

@@ -94,7 +94,7 @@ class Service:
         self.cache = BusyCache(
             store.busy_pairs,
             store.session_pairs,
-            busy_version=store.busy_version,
+            versions=store.technician_versions,
             data_version=store.data_version,
         )
         # Called with each booking's outcome name (booked, replayed, rejected, slot_taken).
@@ -126,17 +126,17 @@ class Service:
         return Interval(start, end)
 
     def timelines(
-        self, now: datetime, without: SessionRecord | None = None
+        self, now: datetime, without: SessionRecord | None = None, *, fresh: bool = False
     ) -> dict[str, BusyTimeline]:
         """Every technician's busy time; ``without`` frees one session's time (the session
-        a rebooking replaces)."""
-        window = self.cache_window(now)
-        return {
-            t.id: self.cache.timeline(
-                t.id, window, without.id if without and without.technician_id == t.id else None
-            )
-            for t in self.policy.technicians
-        }
+        a rebooking replaces); ``fresh`` waits for a rebuild in progress rather than take
+        the previous timeline (see ``daemon/busy.py``)."""
+        return self.cache.timelines(
+            [t.id for t in self.policy.technicians],
+            self.cache_window(now),
+            without=None if without is None else (without.technician_id, without.id),
+            fresh=fresh,
+        )
 
     def stale_technicians(self, now: datetime) -> set[str]:
         """Technicians whose calendar data is too old to promise their time."""
@@ -188,10 +188,12 @@ class Service:
                     request, now, actor,
                     (Violation(Code.INVALID_FIELD, "idempotency_key", detail="reused"),),
                 )  # fmt: skip
-        for _ in range(BOOKING_ATTEMPTS):
+        for attempt in range(BOOKING_ATTEMPTS):
             replaced = self._replaced(rebooked_from)
             eligible = self.eligible(now)
-            timelines = self.timelines(now, without=replaced)
+            # A retry follows a conflict: the view that offered the time was out of date,
+            # so it waits for the current one rather than pick the same technician again.
+            timelines = self.timelines(now, without=replaced, fresh=attempt > 0)
             result = validate(
                 self.policy, request, now, timelines, self._load(request, now), eligible
             )

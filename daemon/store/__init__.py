@@ -11,7 +11,7 @@ queries and a reader finds each concern in the file named after it.
   ``OutboxItem``...), epoch-second conversions, row mapping.
 - ``calendars.py``: technicians and calendars from the configuration, sync states,
   calendar health.
-- ``busy.py``: the busy cache, ``busy_version`` and the re-check a booking makes.
+- ``busy.py``: the busy cache, per-technician versions and the re-check a booking makes.
 - ``sessions.py``: booking, transitions, rebooking, moves, flags, listing and paging.
 - ``queue.py``: the outbox table (its worker is ``daemon/outbox.py``).
 - ``audit.py``: audit entries, their per-text cap, pruning.

@@ -5,8 +5,8 @@ A technician's time is taken by two things kept apart: busy blocks from their ca
 the truth). The two queries below serve both the readers that feed ``rules/`` and
 :func:`clash`, the re-check a booking or a move makes in its own transaction, so the time
 a slot is offered on is the time a booking is checked against. The in-memory timelines
-built from these reads are ``daemon/busy.py``; :meth:`BusyPart.busy_version` tells it
-when to rebuild them.
+built from these reads are ``daemon/busy.py``; :meth:`BusyPart.technician_versions`
+tells it whose to rebuild.
 """
 
 from __future__ import annotations
@@ -69,26 +69,29 @@ def clash(
 class BusyPart(StoreBase):
     """Reading a technician's busy time and the desk's load."""
 
-    def busy_version(self) -> int:
-        """A number that moves whenever calendar busy time could have changed (kept by
-        triggers, see migration 0002); bookings alone do not move it."""
-        row = self._read("SELECT value FROM counters WHERE name = 'busy'")
-        return int(row[0][0])
+    def technician_versions(self) -> dict[str, tuple[int, int]]:
+        """``technician -> (calendar, sessions)``: two numbers per technician, kept by
+        triggers (migration 0004) for every writer in any process, that only grow. The
+        first moves whenever the calendar busy time :meth:`busy_pairs` gives could have
+        changed; the second whenever :meth:`session_pairs` could. A technician not listed
+        has had neither."""
+        rows = self._read("SELECT technician_id, calendar, sessions FROM technician_versions")
+        return {row[0]: (row[1], row[2]) for row in rows}
 
     def busy_pairs(self, technician_id: str, window: Interval) -> list[tuple[int, int]]:
         """Busy time from the technician's calendars overlapping ``window``, as epoch pairs
-        ordered by start (not merged).
+        in no particular order, not merged: the timeline built from them sorts anyway, and
+        an ORDER BY here was half the read.
 
         Our own session events are left out where they only repeat a session (see
         ``_CALENDAR_BUSY``): sessions count through :meth:`session_pairs`, by their
         status in the store, so a rescheduled session frees its time at once.
         """
         lo, hi = span(window)
-        rows = self._read(
-            f"SELECT b.start_ts, b.end_ts {_CALENDAR_BUSY} ORDER BY b.start_ts, b.end_ts",
+        return self._read_tuples(
+            f"SELECT b.start_ts, b.end_ts {_CALENDAR_BUSY}",
             {"tech": technician_id, "lo": lo, "hi": hi, "own": None},
         )
-        return [(row[0], row[1]) for row in rows]
 
     def session_pairs(
         self, technician_id: str, window: Interval, without: str | None = None
@@ -103,11 +106,13 @@ class BusyPart(StoreBase):
         return [(row[0], row[1]) for row in rows]
 
     def busy_intervals(self, technician_id: str, window: Interval) -> list[Interval]:
-        """What the technician's calendars say is busy in ``window`` (the busy cache).
+        """What the technician's calendars say is busy in ``window`` (the busy cache), by
+        start time.
 
         Active sessions are not included: add :meth:`active_session_intervals`.
         """
-        return [Interval(instant(a), instant(b)) for a, b in self.busy_pairs(technician_id, window)]
+        pairs = sorted(self.busy_pairs(technician_id, window))
+        return [Interval(instant(a), instant(b)) for a, b in pairs]
 
     def active_session_intervals(self, technician_id: str, window: Interval) -> list[Interval]:
         """The technician's booked and in-progress sessions overlapping ``window``."""

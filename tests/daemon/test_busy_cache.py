@@ -1,17 +1,31 @@
-"""The busy cache re-reads calendar time only when it changed, sessions on every commit."""
+"""The busy cache rebuilds only the technicians whose busy time changed, once per change.
+
+Loader calls are counted: a change in Ana's calendar, or a booking for her, must cost
+Ana's rebuild and nobody else's, whoever wrote it (the daemon, the CLI). Concurrent
+requests share one rebuild: while it runs they get the previous timeline, or wait for it
+when there is none. Threads are held with events, never timed.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.base import ObjectChange
+from daemon.busy import BusyCache
+from daemon.cli import main
 from rules.intervals import BusyTimeline, Interval
-from tests.daemon.desk import call, make_desk, monday
-from tests.factories import booking
+from tests.daemon.desk import Desk, call, make_desk, monday
+from tests.factories import booking, booking_request
+
+WAIT = 30  # seconds a test thread may take before the test fails (never reached when right)
 
 pairs = st.lists(
     st.tuples(st.integers(0, 1000), st.integers(1, 100)).map(lambda p: (p[0], p[0] + p[1])),
@@ -28,34 +42,280 @@ def test_with_pairs_is_the_timeline_of_everything(
     assert combined.intervals == expected.intervals
 
 
-def test_a_booking_does_not_re_read_calendar_busy_time_and_a_sync_does(tmp_path: Path) -> None:
-    desk = make_desk(tmp_path, monday(7))
-    reads: list[str] = []
-    loader = desk.store.busy_pairs
+# ------------------------------------------------------------ which technicians
 
-    def counting(technician: str, window: Interval) -> list[tuple[int, int]]:
-        reads.append(technician)
-        return loader(technician, window)
 
-    desk.service.cache._calendar_loader = counting
-    desk.service.slots("standard", monday(0).date(), monday(0).date())
-    assert sorted(reads) == ["ana", "bruno"]
-    reads.clear()
-    status, _, _ = call(desk, "POST", "/api/v1/bookings", booking(monday(9).isoformat()))
-    assert status == 201
+class Reads:
+    """Counts the cache's loader calls per technician on a test desk."""
+
+    def __init__(self, desk: Desk) -> None:
+        self.calendar: list[str] = []
+        self.sessions: list[str] = []
+        cache = desk.service.cache
+        calendar_loader, session_loader = cache._calendar_loader, cache._session_loader
+
+        def calendar(tech: str, window: Interval) -> Sequence[tuple[float, float]]:
+            self.calendar.append(tech)
+            return calendar_loader(tech, window)
+
+        def sessions(tech: str, window: Interval, without: str | None) -> Any:
+            self.sessions.append(tech)
+            return session_loader(tech, window, without)
+
+        cache._calendar_loader, cache._session_loader = calendar, sessions
+
+    def clear(self) -> None:
+        self.calendar.clear()
+        self.sessions.clear()
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Desk:
+    return make_desk(tmp_path, monday(7))
+
+
+def free_at(desk: Desk, hour: int) -> int:
+    """How many technicians the daemon offers for a slot at ``hour`` on Monday."""
     slots = desk.service.slots("standard", monday(0).date(), monday(0).date())
-    assert reads == [], "a booking adds a session, not calendar busy time"
-    assert {s.start: len(s.technicians) for s in slots}[monday(9)] == 1, "but it counts"
+    return {s.start: len(s.technicians) for s in slots}.get(monday(hour), 0)
 
-    calendar = desk.config.calendars[0]
+
+def test_a_calendar_change_rebuilds_that_technician_only(desk: Desk) -> None:
+    reads = Reads(desk)
+    assert free_at(desk, 11) == 2
+    assert sorted(reads.calendar) == sorted(reads.sessions) == ["ana", "bruno"]
+    reads.clear()
+    assert free_at(desk, 11) == 2
+    assert reads.calendar == reads.sessions == [], "nothing changed: nothing re-read"
+
+    ana = next(c for c in desk.config.calendars if c.technician == "ana")
     block = Interval(monday(11), monday(11) + timedelta(hours=1))
     desk.store.apply_sync(
-        calendar.id,
+        ana.id,
         [ObjectChange(href="x.ics", uid="x", etag='"1"', blocks=(block,))],
         full=False,
         state=None,
         now=monday(7),
     )
-    slots = desk.service.slots("standard", monday(0).date(), monday(0).date())
-    assert sorted(set(reads)) == ["ana", "bruno"]
-    assert {s.start: len(s.technicians) for s in slots}[monday(11)] == 1
+    assert free_at(desk, 11) == 1
+    assert reads.calendar == reads.sessions == ["ana"]
+
+
+def test_a_booking_re_reads_its_technicians_sessions_only(desk: Desk) -> None:
+    reads = Reads(desk)
+    assert free_at(desk, 9) == 2
+    reads.clear()
+    status, _, body = call(desk, "POST", "/api/v1/bookings", booking(monday(9).isoformat()))
+    assert status == 201
+    booked = desk.service.get(body["id"]).technician_id
+    reads.clear()  # the booking's own validation may have rebuilt; the next request must not
+    assert free_at(desk, 9) == 1, "the booking counts"
+    assert reads.calendar == [], "a booking adds a session, not calendar busy time"
+    assert reads.sessions in ([], [booked])
+    assert free_at(desk, 10) == 2
+    assert reads.sessions in ([], [booked]), "and once"
+
+
+def test_a_cancel_by_the_cli_is_seen_and_costs_its_technician_only(desk: Desk) -> None:
+    """The CLI writes through its own store handle, as it does from another process."""
+    session = desk.service.book(booking_request(monday(9), only_required=True)).session
+    assert session is not None
+    reads = Reads(desk)
+    assert free_at(desk, 9) == 1
+    reads.clear()
+    assert main(["cancel", session.id, "--config", str(desk.config.path)], desk.clock) == 0
+    assert free_at(desk, 9) == 2
+    assert reads.calendar == []
+    assert reads.sessions == [session.technician_id]
+
+
+# ------------------------------------------------------------------ single flight
+
+WINDOW = Interval(datetime(2026, 11, 30, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC))
+
+
+class FakeStore:
+    """Versions and loaders the test moves by hand; ``hold()`` stops the next calendar
+    read until ``release()``."""
+
+    def __init__(self) -> None:
+        self.versions = {"ana": (1, 1)}
+        self.data_version = 1
+        self.busy: list[tuple[float, float]] = [(0.0, 60.0)]
+        self.calendar_reads = 0
+        self.session_reads = 0
+        self.started = threading.Event()
+        self._gate: threading.Event | None = None
+
+    def calendar(self, tech: str, window: Interval) -> list[tuple[float, float]]:
+        self.calendar_reads += 1
+        busy = list(self.busy)
+        gate = self._gate
+        if gate is not None:
+            self.started.set()
+            assert gate.wait(WAIT), "the test never released the rebuild"
+        return busy
+
+    def sessions(self, tech: str, window: Interval, without: str | None) -> list[Any]:
+        self.session_reads += 1
+        return []
+
+    def change(self, busy: list[tuple[float, float]]) -> None:
+        """A sync: new calendar busy time, Ana's calendar version and the data version move."""
+        self.busy = busy
+        calendar, sessions = self.versions["ana"]
+        self.versions["ana"] = (calendar + 1, sessions)
+        self.data_version += 1
+
+    def hold(self) -> threading.Event:
+        self._gate = threading.Event()
+        self.started.clear()
+        return self._gate
+
+
+class WatchedCondition(threading.Condition):
+    """The cache's condition, telling the test when a request starts waiting on it."""
+
+    def __init__(self, lock: Any) -> None:
+        super().__init__(lock)
+        self.waiting = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waiting.set()
+        return super().wait(timeout)
+
+
+@pytest.fixture
+def fake() -> FakeStore:
+    return FakeStore()
+
+
+@pytest.fixture
+def cache(fake: FakeStore) -> BusyCache:
+    made = BusyCache(
+        fake.calendar,
+        fake.sessions,
+        versions=lambda: dict(fake.versions),
+        data_version=lambda: fake.data_version,
+    )
+    made._built = WatchedCondition(made._lock)
+    return made
+
+
+def starts(timeline: BusyTimeline) -> list[float]:
+    return [i.start.timestamp() for i in timeline.intervals]
+
+
+class Request:
+    """``cache.timeline(...)`` in a thread of its own."""
+
+    def __init__(self, call: Callable[[], BusyTimeline]) -> None:
+        self.result: BusyTimeline | BaseException | None = None
+
+        def run() -> None:
+            try:
+                self.result = call()
+            except BaseException as error:
+                self.result = error
+
+        self.thread = threading.Thread(target=run)
+        self.thread.start()
+
+    def join(self) -> BusyTimeline:
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive(), "the request is still waiting"
+        assert isinstance(self.result, BusyTimeline), self.result
+        return self.result
+
+
+@pytest.fixture
+def watched(cache: BusyCache) -> Iterator[WatchedCondition]:
+    condition = cache._built
+    assert isinstance(condition, WatchedCondition)
+    yield condition
+
+
+def test_while_a_rebuild_runs_requests_get_the_previous_view(
+    fake: FakeStore, cache: BusyCache, watched: WatchedCondition
+) -> None:
+    assert starts(cache.timeline("ana", WINDOW)) == [0.0]
+    fake.change([(120.0, 180.0)])
+    gate = fake.hold()
+    rebuilding = Request(lambda: cache.timeline("ana", WINDOW))
+    assert fake.started.wait(WAIT)
+    # The rebuild is held: another request neither waits for it nor rebuilds.
+    others = [Request(lambda: cache.timeline("ana", WINDOW)) for _ in range(3)]
+    assert [starts(other.join()) for other in others] == [[0.0]] * 3
+    assert not watched.waiting.is_set()
+    gate.set()
+    assert starts(rebuilding.join()) == [120.0]
+    assert starts(cache.timeline("ana", WINDOW)) == [120.0]
+    assert fake.calendar_reads == 2, "one read to warm up, one rebuild for the change"
+
+
+def test_without_a_previous_view_requests_wait_for_the_one_rebuild(
+    fake: FakeStore, cache: BusyCache, watched: WatchedCondition
+) -> None:
+    gate = fake.hold()
+    first = Request(lambda: cache.timeline("ana", WINDOW))
+    assert fake.started.wait(WAIT)
+    second = Request(lambda: cache.timeline("ana", WINDOW))
+    assert watched.waiting.wait(WAIT), "the second request waits for the first one's rebuild"
+    gate.set()
+    assert starts(first.join()) == starts(second.join()) == [0.0]
+    assert fake.calendar_reads == 1
+
+
+def test_a_fresh_request_waits_for_the_rebuild_in_progress(
+    fake: FakeStore, cache: BusyCache, watched: WatchedCondition
+) -> None:
+    cache.timeline("ana", WINDOW)
+    fake.change([(120.0, 180.0)])
+    gate = fake.hold()
+    rebuilding = Request(lambda: cache.timeline("ana", WINDOW))
+    assert fake.started.wait(WAIT)
+    fresh = Request(lambda: cache.timelines(["ana"], WINDOW, fresh=True)["ana"])
+    assert watched.waiting.wait(WAIT)
+    gate.set()
+    assert starts(fresh.join()) == starts(rebuilding.join()) == [120.0]
+    assert fake.calendar_reads == 2
+
+
+def test_a_failed_rebuild_lets_the_next_request_try(fake: FakeStore, cache: BusyCache) -> None:
+    def failing(tech: str, window: Interval) -> list[tuple[float, float]]:
+        raise OSError("disk")
+
+    cache._calendar_loader = failing
+    with pytest.raises(OSError, match="disk"):
+        cache.timeline("ana", WINDOW)
+    cache._calendar_loader = fake.calendar
+    assert starts(cache.timeline("ana", WINDOW)) == [0.0]
+
+
+def test_versions_are_read_only_when_the_data_version_moved(
+    fake: FakeStore, cache: BusyCache
+) -> None:
+    reads: list[int] = []
+
+    def versions() -> dict[str, tuple[int, int]]:
+        reads.append(1)
+        return dict(fake.versions)
+
+    cache._versions = versions
+    cache.timeline("ana", WINDOW)
+    cache.timeline("ana", WINDOW)
+    assert len(reads) == 1
+    fake.data_version += 1  # a commit that changed nobody's busy time
+    assert starts(cache.timeline("ana", WINDOW)) == [0.0]
+    assert len(reads) == 2
+    assert fake.calendar_reads == 1 and fake.session_reads == 1
+
+
+def test_lower_versions_mean_another_file_and_drop_everything(
+    fake: FakeStore, cache: BusyCache
+) -> None:
+    cache.timeline("ana", WINDOW)
+    fake.busy = [(300.0, 360.0)]
+    fake.versions["ana"] = (0, 0)  # a restored backup
+    fake.data_version += 1
+    assert starts(cache.timeline("ana", WINDOW)) == [300.0]

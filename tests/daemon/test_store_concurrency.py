@@ -11,10 +11,14 @@ import queue
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from daemon.store import Conflict, Inserted, Store
+import pytest
+
+import daemon.store.base
+from daemon.store import Conflict, Inserted, Store, StoreError
 from rules.intervals import Interval
 from rules.model import Status
 from tests.daemon.store_helpers import NOW, START, open_store
@@ -66,6 +70,45 @@ def test_twenty_threads_booking_overlapping_times_yield_exactly_one(tmp_path: Pa
         assert len(store.list_sessions()) == 1
         assert [e.action for e in store.audit_log()] == ["booking_accepted"]
         assert store.outbox_depth() == 1
+
+
+def test_threads_queue_for_the_write_lock_instead_of_sqlites_busy_handler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many threads booking distinct times at once are all accepted, none twice.
+
+    SQLite's busy wait is switched off here: a writer that reached ``BEGIN IMMEDIATE``
+    while another of this process held the file would fail at once. They all succeed only
+    because they queue before it, whichever handle on the file they use (a reload opens a
+    second one).
+    """
+    path = tmp_path / "q.db"
+    open_store(path).close()
+    monkeypatch.setattr(daemon.store.base, "BUSY_TIMEOUT_MS", 0)
+    with Store(path) as first, Store(path) as second:
+        results = run_together(
+            24,
+            lambda n: (first, second)[n % 2].insert_booking(
+                new_session(START + timedelta(minutes=30 * n), tech=("ana", "bruno")[n % 2]),
+                buffer=timedelta(0),
+                now=NOW,
+            ),
+        )
+        assert all(isinstance(r, Inserted) for r in results), results
+        assert len(first.list_sessions()) == 24
+        for tech in ("ana", "bruno"):
+            times = first.active_session_intervals(tech, Interval(START, START + timedelta(days=1)))
+            assert len(times) == 12
+            assert all(a.end <= b.start for a, b in pairwise(times))
+
+
+def test_a_write_inside_a_write_is_refused_at_once(tmp_path: Path) -> None:
+    with (
+        open_store(tmp_path / "n.db") as store,
+        store._write(),
+        pytest.raises(StoreError, match="inside another one"),
+    ):
+        store.insert_booking(new_session(), buffer=timedelta(0), now=NOW)
 
 
 def test_the_buffer_holds_under_concurrency(tmp_path: Path) -> None:

@@ -1,0 +1,195 @@
+"""Per-technician busy versions: each kind of write moves the right technician's, and only
+theirs, whoever writes (another handle, as another process would; a bare connection).
+
+The busy cache rebuilds exactly the timelines whose versions moved, so a version that
+does not move when it should is a stale timeline, and one that moves when it need not
+is a wasted rebuild.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from connectors.base import ObjectChange
+from daemon.store import Inserted, SessionRecord, Store
+from rules.intervals import Interval
+from rules.model import Status
+from tests.daemon.store_helpers import NOW, START, open_store
+from tests.factories import new_session
+
+ANA_BUSY = "ana:busy:1"
+ANA_SESSIONS = "ana:sessions:1"
+BRUNO_SESSIONS = "bruno:sessions:1"
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    path = tmp_path / "v.db"
+    open_store(path).close()
+    return path
+
+
+@pytest.fixture
+def reader(path: Path) -> Iterator[Store]:
+    """The daemon's handle: it only reads the versions."""
+    with Store(path) as store:
+        yield store
+
+
+@pytest.fixture
+def writer(path: Path) -> Iterator[Store]:
+    """Another handle on the same file, as the CLI in another process has."""
+    with Store(path) as store:
+        yield store
+
+
+def moved(reader: Store, write: Callable[[], object]) -> set[tuple[str, str]]:
+    """Which ``(technician, version)`` pairs ``write`` moved, as ``reader`` sees them."""
+    before = reader.technician_versions()
+    write()
+    after = reader.technician_versions()
+    assert set(after) >= set(before)
+    found = set()
+    for tech, (calendar, sessions) in after.items():
+        old_calendar, old_sessions = before.get(tech, (0, 0))
+        assert calendar >= old_calendar and sessions >= old_sessions, "versions only grow"
+        if calendar != old_calendar:
+            found.add((tech, "calendar"))
+        if sessions != old_sessions:
+            found.add((tech, "sessions"))
+    return found
+
+
+def block(minutes: int, length: int = 60) -> Interval:
+    return Interval(START + timedelta(minutes=minutes), START + timedelta(minutes=minutes + length))
+
+
+def sync(store: Store, calendar: str, *changes: ObjectChange, full: bool = False) -> None:
+    store.apply_sync(calendar, changes, full=full, state=None, now=NOW)
+
+
+def book(store: Store, tech: str = "ana", minutes: int = 0) -> SessionRecord:
+    result = store.insert_booking(
+        new_session(START + timedelta(minutes=minutes), tech=tech), buffer=timedelta(0), now=NOW
+    )
+    assert isinstance(result, Inserted), result
+    return result.session
+
+
+def own_event(session: SessionRecord, shift: timedelta = timedelta(0)) -> ObjectChange:
+    start, end = session.start + shift, session.end + shift
+    return ObjectChange(
+        "own.ics", session.calendar_uid, "e1", blocks=(Interval(start, end),), start=start, end=end
+    )
+
+
+def test_every_technician_has_versions_from_the_start(reader: Store) -> None:
+    assert set(reader.technician_versions()) == {"ana", "bruno"}
+
+
+def test_a_sync_moves_its_calendar_owner_only(reader: Store, writer: Store) -> None:
+    event = ObjectChange("x.ics", "x", '"1"', blocks=(block(0),))
+    assert moved(reader, lambda: sync(writer, ANA_BUSY, event)) == {("ana", "calendar")}
+    changed = ObjectChange("x.ics", "x", '"2"', blocks=(block(60),))
+    assert moved(reader, lambda: sync(writer, ANA_BUSY, changed)) == {("ana", "calendar")}
+    gone = ObjectChange("x.ics", None, None, deleted=True)
+    assert moved(reader, lambda: sync(writer, ANA_BUSY, gone)) == {("ana", "calendar")}
+    other = ObjectChange("y.ics", "y", '"1"', blocks=(block(0),))
+    assert moved(reader, lambda: sync(writer, BRUNO_SESSIONS, other)) == {("bruno", "calendar")}
+    assert moved(reader, lambda: sync(writer, BRUNO_SESSIONS, full=True)) == {("bruno", "calendar")}
+
+
+def test_a_sync_with_nothing_new_and_a_failure_move_nothing(reader: Store, writer: Store) -> None:
+    # An empty delta and a failed attempt change no busy time: no timeline is rebuilt.
+    assert moved(reader, lambda: sync(writer, ANA_BUSY)) == set()
+    assert moved(reader, lambda: writer.record_sync_failure(ANA_BUSY, "down", NOW)) == set()
+
+
+def test_a_booking_moves_its_technicians_sessions_only(reader: Store, writer: Store) -> None:
+    assert moved(reader, lambda: book(writer, "ana")) == {("ana", "sessions")}
+    assert moved(reader, lambda: book(writer, "bruno")) == {("bruno", "sessions")}
+
+
+def test_status_and_time_changes_move_sessions_and_the_calendar_holding_the_event(
+    reader: Store, writer: Store
+) -> None:
+    session = book(writer, "ana")
+    move = Interval(session.start + timedelta(hours=2), session.end + timedelta(hours=2))
+
+    def move_session() -> object:
+        return writer.move_session(session.id, move.start, move.end, now=NOW, actor="admin")
+
+    # No calendar holds its event yet: only the sessions overlay changes.
+    assert moved(reader, move_session) == {("ana", "sessions")}
+    # Its event is synced (into Bruno's calendar, say): whether that event counts as busy
+    # depends on the session, so a change to the session moves Bruno's calendar version.
+    assert moved(reader, lambda: sync(writer, BRUNO_SESSIONS, own_event(session))) == {
+        ("bruno", "calendar")
+    }
+
+    def cancel() -> object:
+        return writer.transition(session.id, Status.CANCELLED, now=NOW, actor="admin")
+
+    assert moved(reader, cancel) == {("ana", "sessions"), ("bruno", "calendar")}
+
+
+def test_columns_that_decide_no_busy_time_move_nothing(reader: Store, writer: Store) -> None:
+    session = book(writer, "ana")
+    sync(writer, ANA_SESSIONS, own_event(session))
+
+    def write_back() -> None:
+        writer.set_calendar_write(
+            session.id, session.calendar_uid, '"2"', calendar_id=ANA_SESSIONS, href="own.ics"
+        )
+        writer.set_calendar_etag(session.id, '"3"')
+        writer.flag_session(session.id, "look", now=NOW)
+
+    assert moved(reader, write_back) == set()
+
+
+def test_a_calendar_given_to_another_technician_moves_both(reader: Store, writer: Store) -> None:
+    calendars = [
+        (ANA_SESSIONS, "ana", "sessions", "caldav", "http://127.0.0.1/ana/"),
+        (ANA_BUSY, "ana", "busy", "caldav", "http://127.0.0.1/ana-p/"),
+        (BRUNO_SESSIONS, "bruno", "sessions", "caldav", "http://127.0.0.1/bruno/"),
+    ]
+    # Configured as it is: nothing moves (a reload re-applies the configuration).
+    assert moved(reader, lambda: writer.upsert_calendars(calendars)) == set()
+    given = [calendars[0], (ANA_BUSY, "bruno", "busy", "caldav", "http://127.0.0.1/ana-p/")]
+    assert moved(reader, lambda: writer.upsert_calendars([*given, calendars[2]])) == {
+        ("ana", "calendar"),
+        ("bruno", "calendar"),
+    }
+    # A calendar removed from the configuration takes its busy time with it.
+    assert moved(reader, lambda: writer.upsert_calendars([calendars[0], calendars[2]])) == {
+        ("bruno", "calendar")
+    }
+
+
+def test_a_new_technician_gets_versions(reader: Store, writer: Store) -> None:
+    writer.upsert_technicians([("ana", "Ana Souza"), ("bruno", "Bruno Lima"), ("caio", "Caio")])
+    assert reader.technician_versions()["caio"] == (0, 0)
+
+
+def test_writes_by_another_program_move_them_too(path: Path, reader: Store) -> None:
+    """A bare connection (sqlite3 at a shell, a restore script) cannot forget either."""
+
+    def insert_block() -> None:
+        with closing(sqlite3.connect(path)) as db, db:
+            db.execute(
+                "INSERT INTO calendar_objects (calendar_id, href, uid) VALUES (?, 'z.ics', 'z')",
+                (ANA_BUSY,),
+            )
+            db.execute(
+                "INSERT INTO busy_intervals (calendar_id, href, start_ts, end_ts) "
+                "VALUES (?, 'z.ics', 0, 60)",
+                (ANA_BUSY,),
+            )
+
+    assert moved(reader, insert_block) == {("ana", "calendar")}
