@@ -34,9 +34,8 @@ from daemon.config.kinds import (
     identifier,
     zero_is_none,
 )
-from daemon.config.rules_text import DAY_NAMES
 from daemon.config.secrets import SecretFile
-from daemon.i18n import LANGUAGES
+from daemon.i18n import LANGUAGES, SOURCE_LANGUAGE, weekday_names
 from rules.model import BOOKING_FIELDS, DEFAULT_REQUIRED_FIELDS, WEEKDAYS, Status
 
 SEED_DAY = ["07:30-12:00", "13:00-17:30"]
@@ -158,7 +157,7 @@ DESK = Table(
 HOURS = Table(
     [
         S(day, Ranges(), SEED_DAY if n < 5 else [], f"{name}'s opening ranges.")
-        for n, (day, name) in enumerate(zip(WEEKDAYS, DAY_NAMES["en"], strict=True))
+        for n, (day, name) in enumerate(zip(WEEKDAYS, weekday_names(SOURCE_LANGUAGE), strict=True))
     ],
     compact=True,
 )

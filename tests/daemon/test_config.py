@@ -280,6 +280,21 @@ def test_default_rules_text_follows_the_policy_in_both_languages(tmp_path: Path)
     assert len(config.policy.rules_version) == 12
 
 
+def test_default_rules_text_speaks_spanish(tmp_path: Path) -> None:
+    config = parse_config(
+        '[desk]\nlanguage = "es"\nphone = "+55 11 3333-4444"\n' + TECHNICIAN,
+        path=tmp_path / "x.toml",
+        check_secrets=False,
+    )
+    es = config.desk.rules_text
+    assert es == config.desk.rules_for("es")
+    assert es.startswith("Reglas para el acceso remoto — ")
+    assert "de lunes a viernes, de 07:30 a 12:00 y de 13:00 a 17:30, excepto en días feriados" in es
+    assert "Se tolerarán hasta 10 minutos de retraso" in es
+    assert "(teléfono +55 11 3333-4444)" in es
+    assert "al menos 24 horas" in es and "soporte técnico" in es
+
+
 def test_own_rules_text_is_used_as_written(tmp_path: Path) -> None:
     write_secrets(tmp_path)
     text = '[desk]\nrules_text = """\nRegra 1.\nRegra 2.\n"""\n' + TECHNICIAN
