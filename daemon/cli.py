@@ -473,14 +473,10 @@ def cmd_sync(args: argparse.Namespace, clock: Clock) -> int:
     return 0 if all(r.ok for r in reports) and not flushed.failed else 1
 
 
-WEEKDAY_NAMES = {
-    "pt-BR": ("seg", "ter", "qua", "qui", "sex", "sáb", "dom"),
-    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
-}
-
-
 def render_table(policy: Policy, document: dict[str, Any], first: date, last: date) -> str:
     """Free slots by day for people: start time, and ``×N`` when N technicians are free."""
+    from daemon.i18n import SOURCE_LANGUAGE, weekday_names
+
     session_type = policy.session_types[str(document["type"])]
     slots: list[dict[str, Any]] = document["slots"]
     by_day: dict[date, list[str]] = {}
@@ -495,10 +491,11 @@ def render_table(policy: Policy, document: dict[str, Any], first: date, last: da
         f"{session_type.label} ({session_type.name}, {minutes} min), "
         f"{first.isoformat()} to {last.isoformat()}, {document['timezone']}"
     ]
+    weekdays = weekday_names(SOURCE_LANGUAGE, "abbreviated")  # the CLI speaks English
     day = first
     while day <= last:
         times = by_day.get(day)
-        label = f"{WEEKDAY_NAMES['en'][day.weekday()]} {day.isoformat()}"
+        label = f"{weekdays[day.weekday()]} {day.isoformat()}"
         lines.append(f"  {label}  {'  '.join(times) if times else '-'}")
         day += timedelta(days=1)
     lines.append(f"{len(slots)} free slot(s)")

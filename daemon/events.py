@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from connectors.base import SessionEvent, SessionState
-from daemon.i18n import gettext
+from daemon.i18n import DEFAULT_LANGUAGE, gettext
 from daemon.signing import Signer
 from daemon.store import SessionRecord
 from rules.contact import format_phone
@@ -70,7 +70,7 @@ def session_event(
     *,
     public_url: str,
     signer: Signer,
-    language: str = "pt-BR",
+    language: str = DEFAULT_LANGUAGE,
     alarm_minutes: int = 10,
     now: datetime,
 ) -> SessionEvent:

@@ -88,12 +88,7 @@ from daemon.config.problems import (
     toml_string,
     toml_value,
 )
-from daemon.config.rules_text import (
-    default_rules_text,
-    hours_phrase,
-    rules_version,
-    spoken_duration,
-)
+from daemon.config.rules_text import default_rules_text, rules_version
 from daemon.config.schema import (
     BOOKING,
     CALENDAR,
@@ -187,7 +182,6 @@ __all__ = [
     "describe",
     "example_toml",
     "from_table",
-    "hours_phrase",
     "load_config",
     "main",
     "parse_config",
@@ -196,7 +190,6 @@ __all__ = [
     "render_key",
     "rules_version",
     "show",
-    "spoken_duration",
     "toml_string",
     "toml_value",
     "zero_is_none",

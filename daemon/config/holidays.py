@@ -134,10 +134,15 @@ class HolidayCalendar:
 
 
 def holiday_language(source: HolidaySource, language: str) -> str | None:
+    """The holidays package's language for the desk's: the same tag (``pt_BR``), else the
+    same language (``es``, ``pt_PT``, ``en_US``), else the country's own (the names people
+    there use: ``pt_BR`` for an ``es`` desk in Brazil). Never ``None`` when the package
+    knows the country's language: without one it would pick by the process's locale."""
     base = holidays_lib.country_holidays(source.country)
-    prefix = "pt" if language == "pt-BR" else "en"
     supported = tuple(getattr(base, "supported_languages", ()))
-    preferred = "pt_BR" if prefix == "pt" else "en_US"
-    if preferred in supported:
-        return preferred
-    return next((lang for lang in supported if lang.startswith(prefix)), None)
+    wanted = language.replace("-", "_")
+    if wanted in supported:
+        return wanted
+    primary = wanted.split("_")[0]
+    same = next((tag for tag in supported if tag.split("_")[0] == primary), None)
+    return same or getattr(base, "default_language", None)

@@ -41,7 +41,7 @@ from daemon.config.rules_text import default_rules_text, rules_version
 from daemon.config.schema import (
     BOOKING,
     CALENDAR,
-    DEFAULT_LABELS_EN,
+    DEFAULT_LABELS,
     DESK,
     LOG,
     NOTIFICATIONS,
@@ -53,7 +53,7 @@ from daemon.config.schema import (
     TECHNICIAN,
     WEBHOOK,
 )
-from daemon.i18n import LANGUAGES
+from daemon.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext
 from rules.durations import format_duration
 from rules.model import (
     WEEKDAYS,
@@ -92,6 +92,15 @@ def load_config(
             [ConfigProblem(str(file), "", "UTF-8 text", "bytes that are not UTF-8")]
         ) from None
     return parse_config(text, path=file, check_secrets=check_secrets, environ=environ)
+
+
+def _session_label(label: str, language: str) -> str:
+    """A default session type's label the admin kept, in the desk's language; a label they
+    wrote themselves, as written."""
+    for msgid in DEFAULT_LABELS.values():
+        if label == gettext(DEFAULT_LANGUAGE)(msgid):
+            return gettext(language)(msgid)
+    return label
 
 
 def parse_config(
@@ -321,9 +330,7 @@ def _assemble(root: Mapping[str, Any], ctx: Context, path: Path) -> Config:
         session_types={
             t["name"]: SessionType(
                 t["name"],
-                DEFAULT_LABELS_EN.get(t["label"], t["label"])
-                if desk["language"] == "en"
-                else t["label"],
+                _session_label(t["label"], desk["language"]),
                 t["duration"],
                 t["min_notice"],
                 t["description"],

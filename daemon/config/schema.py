@@ -34,31 +34,33 @@ from daemon.config.kinds import (
     identifier,
     zero_is_none,
 )
-from daemon.config.rules_text import DAY_NAMES
 from daemon.config.secrets import SecretFile
-from daemon.i18n import LANGUAGES
+from daemon.i18n import DEFAULT_LANGUAGE, LANGUAGES, SOURCE_LANGUAGE, gettext, weekday_names
+from rules.messages import N_
 from rules.model import BOOKING_FIELDS, DEFAULT_REQUIRED_FIELDS, WEEKDAYS, Status
 
 SEED_DAY = ["07:30-12:00", "13:00-17:30"]
+# The default session types' labels: English msgids, written in the file (and the example
+# file) in the desk's default language; a desk that keeps them reads them in its own
+# language (``load.py``).
+DEFAULT_LABELS = {
+    "standard": N_("Remote session"),
+    "extended": N_("Long session (booked in advance)"),
+}
 DEFAULT_SESSION_TYPES = [
     {
         "name": "standard",
-        "label": "Atendimento remoto",
+        "label": gettext(DEFAULT_LANGUAGE)(DEFAULT_LABELS["standard"]),
         "duration": "30m",
         "min_notice": "15m",
     },
     {
         "name": "extended",
-        "label": "Atendimento longo (agendado com antecedência)",
+        "label": gettext(DEFAULT_LANGUAGE)(DEFAULT_LABELS["extended"]),
         "duration": "2h",
         "min_notice": "24h",
     },
 ]
-# An English desk that keeps the default session types shows them in English.
-DEFAULT_LABELS_EN = {
-    "Atendimento remoto": "Remote session",
-    "Atendimento longo (agendado com antecedência)": "Long session (booked in advance)",
-}
 # What a webhook can ask for: each status a session reaches, and "moved" (the technician
 # gave it another valid time; the status stays "booked").
 SESSION_EVENTS = (*(str(status) for status in Status), "moved")
@@ -158,7 +160,7 @@ DESK = Table(
 HOURS = Table(
     [
         S(day, Ranges(), SEED_DAY if n < 5 else [], f"{name}'s opening ranges.")
-        for n, (day, name) in enumerate(zip(WEEKDAYS, DAY_NAMES["en"], strict=True))
+        for n, (day, name) in enumerate(zip(WEEKDAYS, weekday_names(SOURCE_LANGUAGE), strict=True))
     ],
     compact=True,
 )

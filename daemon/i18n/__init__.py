@@ -21,6 +21,7 @@ from daemon.i18n.catalogs import (
 from daemon.i18n.cldr import (
     day_label,
     days_phrase,
+    hours_phrase,
     join,
     spoken_duration,
     weekday_names,
@@ -36,6 +37,7 @@ __all__ = [
     "day_label",
     "days_phrase",
     "gettext",
+    "hours_phrase",
     "join",
     "language_for",
     "language_of",

@@ -10,7 +10,7 @@ the slots a client picks must read the same in mails, pages and calendars.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Literal
@@ -20,7 +20,8 @@ from babel.dates import format_date, get_day_names, get_timezone_name
 from babel.lists import format_list
 from babel.units import format_unit
 
-from daemon.i18n.catalogs import gettext, language_of, locale_of
+from daemon.i18n.catalogs import gettext, language_of, locale_of, translations
+from rules.model import TimeRange
 
 
 def weekday_names(
@@ -96,3 +97,43 @@ def days_phrase(days: Sequence[int], language: str) -> str:
     if len(days) > 2 and list(days) == list(range(days[0], days[-1] + 1)):
         return _("{first} to {last}").format(first=names[days[0]], last=names[days[-1]])
     return join([names[d] for d in days], language)
+
+
+def hours_phrase(weekly: Mapping[int, Sequence[TimeRange]], language: str) -> str:
+    """The weekly hours (Monday = 0) in words, consecutive days with equal hours grouped:
+    "de segunda-feira a sexta-feira, das 07:30 às 12:00 e das 13:00 às 17:30" /
+    "Monday to Friday, 07:30–12:00 and 13:00–17:30"."""
+    _ = gettext(language)
+    catalog = translations(language)  # its pgettext, by name, is what Babel extracts
+    names = weekday_names(language)
+    groups: list[tuple[int, int, tuple[TimeRange, ...]]] = []
+    for day in range(7):
+        ranges = tuple(weekly.get(day, ()))
+        if not ranges:
+            continue
+        if groups and groups[-1][1] == day - 1 and groups[-1][2] == ranges:
+            groups[-1] = (groups[-1][0], day, ranges)
+        else:
+            groups.append((day, day, ranges))
+    if not groups:
+        return _("only on announced dates")
+    phrases = []
+    for first, last, ranges in groups:
+        days = (
+            names[first]
+            if first == last
+            else _("{first} to {last}").format(first=names[first], last=names[last])
+        )
+        times = join(
+            [
+                str(catalog.pgettext("opening hours", "{start}–{end}")).format(
+                    start=f"{r.start:%H:%M}", end=f"{r.end:%H:%M}"
+                )
+                for r in ranges
+            ],
+            language,
+        )
+        phrases.append(
+            str(catalog.pgettext("opening hours", "{days}, {times}")).format(days=days, times=times)
+        )
+    return "; ".join(phrases)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from babel.dates import get_day_names, get_month_names
 from babel.messages.pofile import read_po
 
-from daemon.i18n import LANGUAGES, SOURCE_LANGUAGE
+from daemon.i18n import LANGUAGES, SOURCE_LANGUAGE, locale_of
 from daemon.i18n.catalogs import LOCALE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,3 +74,62 @@ def test_the_template_is_what_the_code_says(tmp_path: Path) -> None:
         capture_output=True,
     )
     assert _ids(out) == _ids(POT), f"messages.pot is stale: run {EXTRACT}, then {UPDATE}"
+
+
+def _sources() -> list[Path]:
+    return sorted(
+        path for top in ("rules", "daemon", "connectors") for path in (ROOT / top).rglob("*.py")
+    )
+
+
+def _calendar_words() -> set[str]:
+    """Every language's weekday and month names as CLDR spells them, full and abbreviated
+    (``segunda-feira``, ``seg``, ``Monday``, ``Mon``, ``ene``...), without the final dot."""
+    words: set[str] = set()
+    for language in LANGUAGES:
+        locale = locale_of(language)
+        for width in ("wide", "abbreviated"):
+            for context in ("format", "stand-alone"):
+                for names in (
+                    get_day_names(width, context, locale=locale),
+                    get_month_names(width, context, locale=locale),
+                ):
+                    words |= {str(name).rstrip(".") for name in names.values()}
+    return words
+
+
+def _translations() -> set[str]:
+    found: set[str] = set()
+    for language in TRANSLATED:
+        with _catalog(language).open("rb") as file:
+            found |= {str(m.string) for m in read_po(file) if m.id and m.string != m.id}
+    return found
+
+
+def test_no_word_table_is_left_in_the_code() -> None:
+    """A fourth language needs only a catalog: no table keyed by language, no hand list of
+    weekday or month names, no catalog's translation written again in the code."""
+    codes = {
+        variant for tag in LANGUAGES for variant in (tag, tag.replace("-", "_"), tag.split("-")[0])
+    }
+    calendar_words = _calendar_words()
+    translations = _translations()
+    found = []
+    for path in _sources():
+        where = path.relative_to(ROOT)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Dict):
+                keys = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+                if sum(key in codes for key in keys) >= 2:
+                    found.append(f"{where}:{node.lineno}: a table keyed by language {keys}")
+            elif isinstance(node, ast.Tuple | ast.List | ast.Set):
+                words = [
+                    e.value.rstrip(".")
+                    for e in node.elts
+                    if isinstance(e, ast.Constant) and isinstance(e.value, str)
+                ]
+                if sum(word in calendar_words for word in words) >= 3:
+                    found.append(f"{where}:{node.lineno}: weekday or month names {words}")
+            elif isinstance(node, ast.Constant) and node.value in translations:
+                found.append(f"{where}:{node.lineno}: {node.value!r} is a catalog's word")
+    assert not found, "words belong in the catalogs and CLDR (daemon/i18n):\n" + "\n".join(found)

@@ -280,6 +280,21 @@ def test_default_rules_text_follows_the_policy_in_both_languages(tmp_path: Path)
     assert len(config.policy.rules_version) == 12
 
 
+def test_default_rules_text_speaks_spanish(tmp_path: Path) -> None:
+    config = parse_config(
+        '[desk]\nlanguage = "es"\nphone = "+55 11 3333-4444"\n' + TECHNICIAN,
+        path=tmp_path / "x.toml",
+        check_secrets=False,
+    )
+    es = config.desk.rules_text
+    assert es == config.desk.rules_for("es")
+    assert es.startswith("Reglas para el acceso remoto — ")
+    assert "de lunes a viernes, de 07:30 a 12:00 y de 13:00 a 17:30, excepto en días feriados" in es
+    assert "Se tolerarán hasta 10 minutos de retraso" in es
+    assert "(teléfono +55 11 3333-4444)" in es
+    assert "al menos 24 horas" in es and "soporte técnico" in es
+
+
 def test_own_rules_text_is_used_as_written(tmp_path: Path) -> None:
     write_secrets(tmp_path)
     text = '[desk]\nrules_text = """\nRegra 1.\nRegra 2.\n"""\n' + TECHNICIAN
@@ -301,6 +316,20 @@ def test_holidays_can_be_turned_off_and_in_english(tmp_path: Path) -> None:
     assert english.policy.holidays.get(date(2026, 12, 25)) == "Christmas Day"
 
 
+def test_holidays_in_spanish_or_the_countrys_own_language(tmp_path: Path) -> None:
+    def name(head: str, day: date) -> str | None:
+        config = parse_config(
+            '[desk]\nlanguage = "es"\n' + head + TECHNICIAN,
+            path=tmp_path / "x.toml",
+            check_secrets=False,
+        )
+        return config.policy.holidays.get(day)
+
+    assert name('holidays = { country = "MX" }\n', date(2026, 12, 25)) == "Navidad"
+    # Brazil's holidays come in no Spanish: Portuguese, what people there call them.
+    assert name("", date(2026, 12, 25)) == "Natal"
+
+
 def test_the_default_session_types_speak_the_desks_language(tmp_path: Path) -> None:
     def labels(head: str) -> list[str]:
         config = parse_config(head + TECHNICIAN, path=tmp_path / "x.toml", check_secrets=False)
@@ -310,6 +339,10 @@ def test_the_default_session_types_speak_the_desks_language(tmp_path: Path) -> N
     assert labels('[desk]\nlanguage = "en"\n') == [
         "Remote session",
         "Long session (booked in advance)",
+    ]
+    assert labels('[desk]\nlanguage = "es"\n') == [
+        "Atención remota",
+        "Atención extendida (agendada con anticipación)",
     ]
     own = '[desk]\nlanguage = "en"\n[[session_types]]\nname = "quick"\nlabel = "Rápido"\n'
     own += 'duration = "30m"\nmin_notice = "0m"\n'

@@ -44,11 +44,13 @@ def write_notify_config(
     notifications: str = "technician_email = true\nadmin_email = 'chefe@example.com'",
     reminder: str = "1h",
     webhooks: str = "",
+    language: str = "pt-BR",
 ) -> Config:
     path = write_config(
         folder,
         settings={
             "desk": {
+                "language": language,
                 "phone": "+55 11 3333-4444",
                 "whatsapp": "+55 11 99999-0000",
                 "email": "suporte@example.com",
@@ -280,6 +282,33 @@ def test_english_session_gets_english_mail(mail_config: Config, smtp: SmtpServer
     assert "Up to 10 minutes of delay are tolerated" in text
     assert "10:00–10:30 (Brasilia Time)" in text
     assert "Instale" not in text
+
+
+def test_a_spanish_desk_mails_in_spanish(tmp_path: Path, smtp: SmtpServer) -> None:
+    config = write_notify_config(tmp_path, smtp=smtp_section(smtp.port), language="es")
+    notifier = Notifier(config, signer_of(config))
+    session = record(language="es")
+    for delivery in notifier.plan(session, "booked", NOW):
+        if delivery.action == "mail" and delivery.payload["kind"] in ("booked", "notice"):
+            send(notifier, delivery, session, NOW)
+    client, technician = (m.message for m in smtp.messages)
+    assert client["Subject"] == (
+        "Atención remota agendada: lunes, 30 de noviembre de 2026, 10:00–10:30 — Suporte Técnico"
+    )
+    text = text_of(client)
+    assert text.startswith("Hola, Maria Lima:\n\nSu atención remota para Relojoaria Central")
+    assert "Cuándo: lunes, 30 de noviembre de 2026, 10:00–10:30 (hora de Brasilia)" in text
+    assert "Tipo: Atención remota" in text  # the default session type, from the catalog
+    assert "Instale AnyDesk en la computadora antes de las 10:00." in text
+    assert "Se toleran hasta 10 minutos de retraso" in text
+    assert "Teléfono: +55 11 3333-4444" in text and "Saludos cordiales," in text
+    assert "Instale o" not in text and "Install" not in text
+    [event] = calendar_of(client).walk("VEVENT")
+    assert str(event["SUMMARY"]) == "Atención remota — Suporte Técnico"
+    assert "comuníquese con soporte técnico por WhatsApp" in str(event["DESCRIPTION"])
+    # The technician reads the desk's language.
+    assert technician["Subject"].startswith("Nueva atención: Relojoaria Central — lunes")
+    assert "Check-in (abrir cuando el cliente llame): " in text_of(technician)
 
 
 def test_reminder_carries_the_checklist_and_is_skipped_once_void(

@@ -542,6 +542,15 @@ def test_time_zones_are_named_as_people_say_them(zone: str, language: str, name:
     assert zone_name(ZoneInfo(zone), language) == name
 
 
+def test_the_rules_on_the_booking_page_are_spanish(desk: Desk) -> None:
+    page = Client(desk.app).get("/book/standard", headers={"Accept-Language": "es"})
+    assert "Reglas para el acceso remoto — Suporte Técnico" in page.text
+    assert "de lunes a viernes, de 07:30 a 12:00 y de 13:00 a 17:30" in page.text
+    assert "Se tolerarán hasta 10 minutos de retraso" in page.text
+    assert desk.config.desk.rules_for("es").splitlines()[-1] in page.text
+    assert "Remote-access rules" not in page.text and "Regras para" not in page.text
+
+
 def test_spanish_by_accept_language_and_by_the_desks_language(desk: Desk) -> None:
     page = Client(desk.app).get("/book/standard", headers={"Accept-Language": "es-MX,es;q=0.9"})
     assert '<html lang="es">' in page.text and "Elija el horario" in page.text
