@@ -16,7 +16,8 @@ One module per job, in the order a value travels:
 - ``kinds.py``: the schema's mini-language (value types, :class:`Setting`, :class:`Table`);
 - ``secrets.py``, ``holidays.py``: the two kinds that reach outside the file;
 - ``schema.py``: :data:`SCHEMA`, every key;
-- ``model.py``: the typed :class:`Config` the daemon uses;
+- ``model.py``: the typed :class:`Config` the daemon uses, and the plain keys declared
+  once as its fields (:func:`setting`);
 - ``load.py``: :func:`load_config`, the checks across keys, assembling the :class:`Config`;
 - ``rules_text.py``: the rules clients accept, written from the policy;
 - ``describe.py``: ``expediente check-config``'s text;
@@ -77,6 +78,8 @@ from daemon.config.model import (
     TechnicianConfig,
     WebhookConfig,
     from_table,
+    setting,
+    settings_of,
 )
 from daemon.config.problems import (
     ARRAY_SECTIONS,
@@ -189,6 +192,8 @@ __all__ = [
     "reference_page",
     "render_key",
     "rules_version",
+    "setting",
+    "settings_of",
     "show",
     "toml_string",
     "toml_value",

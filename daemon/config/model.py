@@ -5,18 +5,28 @@ every check, so its users never re-check a value. Durations are ``timedelta``, p
 absolute, secrets are :class:`~daemon.config.secrets.Secret` and "0 means none" keys are
 ``None`` when off.
 
-Each section's class is filled from its schema table by :func:`from_table`: a key fills
-the field of its name, so a plain new key costs one ``Setting`` row in the schema and one
-typed field here. What the schema says about the key (type, default, help) is written
-there only; what mypy should know (the field's type) here only; the mapping between them is
-not written at all. A key without a field, or a field without a key or a computed value,
-stops the first load with a ``TypeError`` naming it.
+A plain key is declared once, as the typed field it fills: ``grace: timedelta =
+setting(Duration(), "10m", "Tolerated delay …")`` says what mypy should know (the field's
+type) and what the schema should know (kind, default, help, example, ``then``) in one
+place, and :func:`settings_of` turns a section's fields, in declaration order, into the
+rows of its schema table (:mod:`daemon.config.schema`). Declaration order is key order:
+it is the order of the example file and the key reference. A field's Python default is
+never used (every value comes from the file, defaults filled by the schema), so a
+``setting()`` field has none.
+
+What is not a plain key keeps its own handling: a field computed from several keys or
+other sections is passed to :func:`from_table` by the loader and carries no
+``setting()``; tables with variants (a calendar), nested tables and arrays of tables are
+written in the schema. :func:`from_table` fills each section from its schema table,
+whichever way the table was written: a key fills the field of its name (or of ``key=``'s
+field). A key without a field, or a field without a key or a computed value, stops the
+first load with a ``TypeError`` naming it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -24,14 +34,58 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from daemon.config.holidays import HolidaySource
-from daemon.config.kinds import Table
+from daemon.config.kinds import (
+    OPTIONAL,
+    Choice,
+    Duration,
+    Integer,
+    Kind,
+    ListOf,
+    Setting,
+    Table,
+    Text,
+    zero_is_none,
+)
 from daemon.config.secrets import Secret
-from rules.model import Policy
+from rules.model import BOOKING_FIELDS, DEFAULT_REQUIRED_FIELDS, Policy
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 Section = TypeVar("Section", bound="DataclassInstance")
+
+_SETTING = "daemon.config.setting"  # the metadata entry that makes a field a key
+
+
+def setting(
+    kind: Kind,
+    default: object = OPTIONAL,
+    help: str = "",
+    example: object = None,
+    *,
+    key: str = "",
+    then: Callable[[Any], Any] | None = None,
+) -> Any:
+    """A dataclass field that is also a key of the file, with :class:`Setting`'s arguments.
+
+    The key is named after the field unless ``key`` names it (``admin_token_file`` fills
+    ``admin_token``). Typed ``Any`` so that ``grace: timedelta = setting(...)`` keeps the
+    field's own type for mypy.
+    """
+    row = Setting(key, kind, default, help, example, then=then)
+    return dataclasses.field(metadata={_SETTING: row})
+
+
+def settings_of(cls: type[DataclassInstance]) -> list[Setting]:
+    """The keys declared with :func:`setting` on ``cls``'s fields, in declaration order."""
+    rows = []
+    for field in dataclasses.fields(cls):
+        row: Setting | None = field.metadata.get(_SETTING)
+        if row is not None:
+            name = row.name or field.name
+            attribute = field.name if name != field.name else ""
+            rows.append(dataclasses.replace(row, name=name, attribute=attribute))
+    return rows
 
 
 def from_table(
@@ -85,20 +139,63 @@ class DeskConfig:
         return self.rules_texts.get(language, self.rules_text)
 
 
+# fmt: off
 @dataclass(frozen=True)
 class BookingConfig:
-    slot_step: timedelta
-    buffer: timedelta
-    horizon: timedelta
-    grace: timedelta
-    checkin_early: timedelta
-    cancel_cutoff: timedelta
-    reminder: timedelta | None  # None: no reminder
-    remote_tools: tuple[str, ...]
-    required_fields: frozenset[str]
-    rate_limit: int | None  # bookings per client address per rate_window; None: no limit
-    rate_window: timedelta
-    refusal_limit: int | None  # refused bookings per address per rate_window; None: no limit
+    slot_step: timedelta = setting(
+        Duration(positive=True), "30m",
+        "Spacing of the start times offered, counted from each range's start.")
+    buffer: timedelta = setting(
+        Duration(), "0m",
+        "Free time kept around each session: between it and the technician's other "
+        "sessions and calendar events, before and after.")
+    horizon: timedelta = setting(
+        Duration(positive=True), "30d", "How far ahead clients can book.")
+    grace: timedelta = setting(
+        Duration(), "10m",
+        "Tolerated delay (rule 5): with no check-in this long after the start, the session "
+        "is marked rescheduled and the client is asked to book again.")
+    checkin_early: timedelta = setting(
+        Duration(), "30m", "How long before the start a session can be checked in.")
+    cancel_cutoff: timedelta = setting(
+        Duration(), "2h",
+        "Clients can cancel or rebook through their link until this long before the start.")
+    reminder: timedelta | None = setting(  # None: no reminder
+        Duration(), "1h",
+        'Remind the client this long before the start; "0m" sends no reminder.',
+        then=zero_is_none)
+    remote_tools: tuple[str, ...] = setting(
+        ListOf(Text("a tool name"), expected='a list of tool names like ["AnyDesk"]',
+               min_items=1, unique=lambda name: str(name).lower()),
+        ["AnyDesk"],
+        "Remote-access tools clients may choose (rule 1), the first by default. Access IDs "
+        "are checked for AnyDesk, TeamViewer, RustDesk and Chrome Remote Desktop; other "
+        "tools accept any ID.")
+    required_fields: frozenset[str] = setting(
+        ListOf(Choice(BOOKING_FIELDS), expected="a list of booking fields",
+               unique=lambda name: name),
+        [f for f in BOOKING_FIELDS if f in DEFAULT_REQUIRED_FIELDS],
+        "Booking fields clients must fill in, among: " + ", ".join(BOOKING_FIELDS)
+        + ". The responsible person and phone are rule 7.", then=frozenset)
+    # bookings per client address per rate_window; None: no limit
+    rate_limit: int | None = setting(
+        Integer(0, 100000), 10,
+        "Bookings accepted from one client address per rate_window; 0 means no limit. "
+        "A booking in progress holds its place until it is refused, so a burst of "
+        "simultaneous attempts from one address cannot slip past the limit.",
+        then=zero_is_none)
+    # refused bookings per address per rate_window; None: no limit
+    refusal_limit: int | None = setting(
+        Integer(0, 100000), 30,
+        "Refused bookings (a rule broken, a slot taken meanwhile) from one client address "
+        "per rate_window; past it the address is refused with 429 too. Refusals are "
+        "counted apart so that correcting a form costs no booking, and limited because "
+        "each one is kept in the audit log. 0 means no limit.", then=zero_is_none)
+    rate_window: timedelta = setting(
+        Duration(positive=True), "1h",
+        "The period rate_limit and refusal_limit count over, per client address (an IPv6 "
+        "address counts as its /64, the block one subscriber gets).")
+# fmt: on
 
 
 @dataclass(frozen=True)

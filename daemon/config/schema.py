@@ -6,6 +6,11 @@ rows that read like the reference they generate. The same tables validate a file
 (:mod:`daemon.config.generate`), and name the fields of the typed sections in
 :mod:`daemon.config.model`: a key fills the field of its name (or of ``attribute``),
 through ``then`` when the daemon holds the value in another form (``0`` → ``None``).
+
+A section of plain keys is not written here but derived, ``Table(settings_of(...))``,
+from its dataclass, where each key is declared once as the field it fills; what stays
+here is what a field cannot say: tables with variants, nested tables, arrays of tables,
+keys that are read but fill no field, and the document's order of sections.
 """
 
 from __future__ import annotations
@@ -34,10 +39,11 @@ from daemon.config.kinds import (
     identifier,
     zero_is_none,
 )
+from daemon.config.model import BookingConfig, settings_of
 from daemon.config.secrets import SecretFile
 from daemon.i18n import DEFAULT_LANGUAGE, LANGUAGES, SOURCE_LANGUAGE, gettext, weekday_names
 from rules.messages import N_
-from rules.model import BOOKING_FIELDS, DEFAULT_REQUIRED_FIELDS, WEEKDAYS, Status
+from rules.model import WEEKDAYS, Status
 
 SEED_DAY = ["07:30-12:00", "13:00-17:30"]
 # The default session types' labels: English msgids, written in the file (and the example
@@ -172,52 +178,7 @@ OVERRIDES = Table(
     extra_example='"2026-12-23" = ["08:00-12:00"]',
 )
 
-BOOKING = Table(
-    [
-        S("slot_step", Duration(positive=True), "30m",
-          "Spacing of the start times offered, counted from each range's start."),
-        S("buffer", Duration(), "0m",
-          "Free time kept around each session: between it and the technician's other "
-          "sessions and calendar events, before and after."),
-        S("horizon", Duration(positive=True), "30d", "How far ahead clients can book."),
-        S("grace", Duration(), "10m",
-          "Tolerated delay (rule 5): with no check-in this long after the start, the session "
-          "is marked rescheduled and the client is asked to book again."),
-        S("checkin_early", Duration(), "30m",
-          "How long before the start a session can be checked in."),
-        S("cancel_cutoff", Duration(), "2h",
-          "Clients can cancel or rebook through their link until this long before the start."),
-        S("reminder", Duration(), "1h",
-          'Remind the client this long before the start; "0m" sends no reminder.',
-          then=zero_is_none),
-        S("remote_tools",
-          ListOf(Text("a tool name"), expected='a list of tool names like ["AnyDesk"]',
-                 min_items=1, unique=lambda name: str(name).lower()),
-          ["AnyDesk"],
-          "Remote-access tools clients may choose (rule 1), the first by default. Access IDs "
-          "are checked for AnyDesk, TeamViewer, RustDesk and Chrome Remote Desktop; other "
-          "tools accept any ID."),
-        S("required_fields",
-          ListOf(Choice(BOOKING_FIELDS), expected="a list of booking fields",
-                 unique=lambda name: name),
-          [f for f in BOOKING_FIELDS if f in DEFAULT_REQUIRED_FIELDS],
-          "Booking fields clients must fill in, among: " + ", ".join(BOOKING_FIELDS)
-          + ". The responsible person and phone are rule 7.", then=frozenset),
-        S("rate_limit", Integer(0, 100000), 10,
-          "Bookings accepted from one client address per rate_window; 0 means no limit. "
-          "A booking in progress holds its place until it is refused, so a burst of "
-          "simultaneous attempts from one address cannot slip past the limit.",
-          then=zero_is_none),
-        S("refusal_limit", Integer(0, 100000), 30,
-          "Refused bookings (a rule broken, a slot taken meanwhile) from one client address "
-          "per rate_window; past it the address is refused with 429 too. Refusals are "
-          "counted apart so that correcting a form costs no booking, and limited because "
-          "each one is kept in the audit log. 0 means no limit.", then=zero_is_none),
-        S("rate_window", Duration(positive=True), "1h",
-          "The period rate_limit and refusal_limit count over, per client address (an IPv6 "
-          "address counts as its /64, the block one subscriber gets)."),
-    ]
-)
+BOOKING = Table(settings_of(BookingConfig))  # its keys are BookingConfig's fields
 
 SESSION_TYPE = Table(
     [

@@ -1,13 +1,17 @@
 """The typed sections take their keys from the schema: a key is written once.
 
-A plain new key costs a ``Setting`` row in the schema and a typed field in the model;
-forgetting either stops the first load instead of leaving a key validated but unused.
+A plain new key is one ``setting()`` field of its section's dataclass: the schema row,
+the parsing and the typed value follow from it. Keys the schema writes by hand (tables
+with variants, keys and fields that differ) still fill their fields through
+``from_table``, and forgetting either half stops the first load instead of leaving a key
+validated but unused.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -21,8 +25,11 @@ from daemon.config import (
     Setting,
     Table,
     from_table,
+    setting,
+    settings_of,
     zero_is_none,
 )
+from daemon.config.kinds import Context
 
 CONVERTED_BOOKING = {
     "slot_step": timedelta(minutes=30),
@@ -83,3 +90,48 @@ def test_a_computed_field_needs_no_key() -> None:
 def test_messages_know_which_sections_are_lists_of_tables() -> None:
     arrays = {s.name for s in SCHEMA.settings if isinstance(s.kind, ArrayOfTables)}
     assert arrays == ARRAY_SECTIONS
+
+
+@dataclass(frozen=True)
+class WithCheckUp(BookingConfig):
+    # The whole cost of a new [booking] key: this one declaration.
+    follow_up: timedelta | None = setting(
+        Duration(), "0m", "Ask how it went this long after the session.", then=zero_is_none
+    )
+
+
+def _convert(table: Table, raw: dict[str, object]) -> dict[str, object]:
+    ctx = Context(file="test.toml", base=Path("/"), environ={}, check_secrets=False)
+    converted: dict[str, object] = table.convert(raw, ctx, ("booking",))
+    assert ctx.problems == []
+    return converted
+
+
+def test_a_new_key_is_one_setting_field() -> None:
+    table = Table(settings_of(WithCheckUp))
+    assert [s.name for s in table.settings] == [*(s.name for s in BOOKING.settings), "follow_up"]
+    key = table.settings[-1]
+    assert (key.default, key.help) == ("0m", "Ask how it went this long after the session.")
+
+    written = from_table(WithCheckUp, table, _convert(table, {"follow_up": "1d"}))
+    assert written.follow_up == timedelta(days=1)
+    assert written.grace == timedelta(minutes=10)  # the other keys keep their defaults
+    defaulted = from_table(WithCheckUp, table, _convert(table, {}))
+    assert defaulted.follow_up is None  # "0m", its default, means off
+
+
+def test_the_booking_table_is_the_booking_fields() -> None:
+    assert [s.name for s in BOOKING.settings] == [
+        "slot_step",
+        "buffer",
+        "horizon",
+        "grace",
+        "checkin_early",
+        "cancel_cutoff",
+        "reminder",
+        "remote_tools",
+        "required_fields",
+        "rate_limit",
+        "refusal_limit",
+        "rate_window",
+    ]
