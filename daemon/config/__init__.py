@@ -65,6 +65,7 @@ from daemon.config.kinds import (
 )
 from daemon.config.load import load_config, parse_config
 from daemon.config.model import (
+    SESSION_EVENTS,
     BookingConfig,
     CalendarConfig,
     Config,
@@ -104,7 +105,6 @@ from daemon.config.schema import (
     SCHEMA,
     SEED_DAY,
     SERVER,
-    SESSION_EVENTS,
     SESSION_TYPE,
     SMTP,
     STORE,

@@ -35,24 +35,39 @@ from zoneinfo import ZoneInfo
 
 from daemon.config.holidays import HolidaySource
 from daemon.config.kinds import (
+    EMAIL,
     OPTIONAL,
+    REQUIRED,
+    Boolean,
     Choice,
     Duration,
+    FilePath,
     Integer,
     Kind,
+    Listen,
     ListOf,
     Setting,
     Table,
     Text,
+    Url,
     zero_is_none,
 )
-from daemon.config.secrets import Secret
-from rules.model import BOOKING_FIELDS, DEFAULT_REQUIRED_FIELDS, Policy
+from daemon.config.secrets import Secret, SecretFile
+from rules.model import BOOKING_FIELDS, DEFAULT_REQUIRED_FIELDS, Policy, Status
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 Section = TypeVar("Section", bound="DataclassInstance")
+
+# What a webhook can ask for: each status a session reaches, and "moved" (the technician
+# gave it another valid time; the status stays "booked").
+SESSION_EVENTS = (*(str(status) for status in Status), "moved")
+
+# How to fill a file that must hold a random value.
+_RANDOM_FILL_HINT = (
+    "create it with a random value: head -c 32 /dev/urandom | base64 > {path}; chmod 600 {path}"
+)
 
 _SETTING = "daemon.config.setting"  # the metadata entry that makes a field a key
 
@@ -251,61 +266,138 @@ class TechnicianConfig:
         return (self.calendar, *self.busy)
 
 
+# fmt: off
 @dataclass(frozen=True)
 class ServerConfig:
-    listen: str
-    host: str
-    port: int
-    public_url: str  # without a trailing slash
-    admin_token: Secret
-    signing_key: Secret
-    behind_proxy: bool = False
+    host: str  # from listen
+    port: int  # from listen
+    listen: str = setting(  # "host:port", IPv6 hosts in brackets
+        Listen(), "127.0.0.1:8080",
+        "Address and port the web server binds. Behind a reverse proxy keep it on "
+        "127.0.0.1.")
+    public_url: str = setting(  # without a trailing slash
+        Url('an http(s) URL like "https://agenda.example.com"'), "http://127.0.0.1:8080",
+        "The address clients and technicians use, for links in e-mails and calendar "
+        "events.", then=lambda url: url.rstrip("/"))
+    admin_token: Secret = setting(
+        SecretFile(example="secrets/admin-token", min_length=16, create=_RANDOM_FILL_HINT),
+        "secrets/admin-token",
+        "File holding the bearer token of the admin API (at least 16 characters).",
+        key="admin_token_file")
+    signing_key: Secret = setting(
+        SecretFile(example="secrets/signing-key", min_length=16, create=_RANDOM_FILL_HINT),
+        "secrets/signing-key",
+        "File holding the key that signs check-in and manage links; changing it voids the "
+        "links already sent.", key="signing_key_file")
+    behind_proxy: bool = setting(
+        Boolean(), False, "Trust X-Forwarded-For and X-Forwarded-Proto from a reverse proxy.")
+# fmt: on
 
 
+# fmt: off
 @dataclass(frozen=True)
 class StoreConfig:
-    path: Path
-    audit_retention: timedelta | None  # None: the audit is kept forever
+    path: Path = setting(
+        FilePath(must_exist=False), "expediente.db",
+        "The SQLite database: sessions, busy-time cache, outbox. Back it up. Under "
+        "systemd it belongs in the StateDirectory, the one writable place.",
+        "/var/lib/expediente/expediente.db")
+    audit_retention: timedelta | None = setting(  # None: the audit is kept forever
+        Duration(), "365d",
+        "How long audit entries (bookings refused and accepted, status changes, moves, "
+        "failed deliveries) are kept; older ones are deleted once a day. Sessions "
+        "themselves, with their rules acceptance, are kept regardless. \"0d\" keeps "
+        "the audit forever.", then=zero_is_none)
+# fmt: on
 
 
+# fmt: off
 @dataclass(frozen=True)
 class SyncConfig:
-    interval: timedelta
-    stale_after: timedelta
-    timeout: timedelta
-    max_backoff: timedelta
+    interval: timedelta = setting(
+        Duration(positive=True), "60s",
+        "How often each calendar is read for busy time and changes.")
+    stale_after: timedelta = setting(
+        Duration(positive=True), "5m",
+        "/healthz answers 503 when a calendar's last good sync is older.")
+    timeout: timedelta = setting(
+        Duration(positive=True), "30s", "Time limit of one request to a calendar server.")
+    max_backoff: timedelta = setting(
+        Duration(positive=True), "15m", "Longest wait between retries after a calendar fails.")
+# fmt: on
 
 
+# fmt: off
 @dataclass(frozen=True)
 class NotificationsConfig:
-    client_email: bool
-    technician_email: bool
-    admin_email: str | None
+    client_email: bool = setting(
+        Boolean(), True,
+        "E-mail clients their confirmation (with an .ics invitation), reminder and changes. "
+        "Needs [smtp].")
+    technician_email: bool = setting(
+        Boolean(), False, "Also e-mail the technician (their email key) about their sessions.")
+    admin_email: str | None = setting(
+        EMAIL,
+        help="Where problems that need a person go (refused credentials, calendar writes "
+        "that keep failing).",
+        example="suporte@example.com")
+# fmt: on
 
 
+# fmt: off
 @dataclass(frozen=True)
 class SmtpConfig:
-    host: str
-    port: int
-    security: Literal["starttls", "tls", "none"]
-    username: str | None
-    password: Secret | None
-    from_address: str
-    from_name: str
-    timeout: timedelta
+    host: str = setting(Text("a host name"), REQUIRED, "The mail server.", "smtp.example.com")
+    port: int = setting(Integer(1, 65535), 587, "Its port.")
+    security: Literal["starttls", "tls", "none"] = setting(
+        Choice(("starttls", "tls", "none")), "starttls",
+        '"starttls" (port 587), "tls" (port 465), or "none" for a local relay.')
+    username: str | None = setting(Text("a user name"), help="Login.", example="agenda")
+    password: Secret | None = setting(
+        SecretFile(example="secrets/smtp-password"),
+        help="File holding the login's password.", example="secrets/smtp-password",
+        key="password_file")
+    from_address: str = setting(EMAIL, REQUIRED, "Sender address.", "suporte@example.com")
+    from_name: str = setting(  # the loader fills in the desk's name
+        Text("a name"), help="Sender name; default: the desk's name.",
+        example="Suporte Técnico")
+    timeout: timedelta = setting(
+        Duration(positive=True), "30s", "Time limit of one delivery.")
+# fmt: on
 
 
+# fmt: off
 @dataclass(frozen=True)
 class WebhookConfig:
-    url: str
-    events: frozenset[str]
-    secret: Secret | None
-    timeout: timedelta
+    url: str = setting(
+        Url('an http(s) URL like "https://hooks.example.com/expediente"'), REQUIRED,
+        "Receives a JSON POST for each session change.",
+        "https://hooks.example.com/expediente")
+    events: frozenset[str] = setting(
+        ListOf(Choice(SESSION_EVENTS), expected="a list of session statuses or \"moved\"",
+               min_items=1, unique=lambda name: name),
+        list(SESSION_EVENTS),
+        'Session statuses to send, and "moved" (the technician moved the session to '
+        "another valid time).", then=frozenset)
+    secret: Secret | None = setting(
+        SecretFile(example="secrets/webhook-key", min_length=16),
+        help="File holding the key that signs each request (HMAC-SHA256 of "
+        '"<timestamp>.<body>"). The key is the file\'s text without surrounding whitespace '
+        "(the newline echo or base64 leave is not part of it); deploy/README.md shows how "
+        "a receiver checks it.",
+        example="secrets/webhook-key", key="secret_file")
+    timeout: timedelta = setting(
+        Duration(positive=True), "10s", "Time limit of one delivery.")
+# fmt: on
 
 
+# fmt: off
 @dataclass(frozen=True)
 class LogConfig:
-    level: str
+    level: str = setting(
+        Choice(("debug", "info", "warning", "error")), "info",
+        "Least important messages logged (to stderr; journald under systemd).")
+# fmt: on
 
 
 @dataclass(frozen=True)

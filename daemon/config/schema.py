@@ -27,9 +27,6 @@ from daemon.config.kinds import (
     DateKind,
     Duration,
     FilePath,
-    Integer,
-    Listen,
-    ListOf,
     Ranges,
     Setting,
     Table,
@@ -37,13 +34,22 @@ from daemon.config.kinds import (
     TimeZoneKind,
     Url,
     identifier,
-    zero_is_none,
 )
-from daemon.config.model import BookingConfig, settings_of
+from daemon.config.model import (
+    BookingConfig,
+    LogConfig,
+    NotificationsConfig,
+    ServerConfig,
+    SmtpConfig,
+    StoreConfig,
+    SyncConfig,
+    WebhookConfig,
+    settings_of,
+)
 from daemon.config.secrets import SecretFile
 from daemon.i18n import DEFAULT_LANGUAGE, LANGUAGES, SOURCE_LANGUAGE, gettext, weekday_names
 from rules.messages import N_
-from rules.model import WEEKDAYS, Status
+from rules.model import WEEKDAYS
 
 SEED_DAY = ["07:30-12:00", "13:00-17:30"]
 # The default session types' labels: English msgids, written in the file (and the example
@@ -67,10 +73,6 @@ DEFAULT_SESSION_TYPES = [
         "min_notice": "24h",
     },
 ]
-# What a webhook can ask for: each status a session reaches, and "moved" (the technician
-# gave it another valid time; the status stays "booked").
-SESSION_EVENTS = (*(str(status) for status in Status), "moved")
-
 _CALDAV_EXAMPLE = {
     "kind": "caldav",
     "url": "http://127.0.0.1:5232/ana/work/",
@@ -83,11 +85,6 @@ _TECHNICIAN_EXAMPLE = {
     "calendar": _CALDAV_EXAMPLE,
     "busy": [{**_CALDAV_EXAMPLE, "url": "http://127.0.0.1:5232/ana/personal/"}],
 }
-
-# How to fill a file that must hold a random value.
-_RANDOM_FILL_HINT = (
-    "create it with a random value: head -c 32 /dev/urandom | base64 > {path}; chmod 600 {path}"
-)
 
 # fmt: off
 S = Setting  # the schema below reads as a table of keys
@@ -178,7 +175,7 @@ OVERRIDES = Table(
     extra_example='"2026-12-23" = ["08:00-12:00"]',
 )
 
-BOOKING = Table(settings_of(BookingConfig))  # its keys are BookingConfig's fields
+BOOKING = Table(settings_of(BookingConfig))  # the plain sections' keys are their fields
 
 SESSION_TYPE = Table(
     [
@@ -205,115 +202,19 @@ TECHNICIAN = Table(
     ]
 )
 
-SERVER = Table(
-    [
-        S("listen", Listen(), "127.0.0.1:8080",
-          "Address and port the web server binds. Behind a reverse proxy keep it on "
-          "127.0.0.1."),
-        S("public_url", Url('an http(s) URL like "https://agenda.example.com"'),
-          "http://127.0.0.1:8080",
-          "The address clients and technicians use, for links in e-mails and calendar "
-          "events.", then=lambda url: url.rstrip("/")),
-        S("admin_token_file",
-          SecretFile(example="secrets/admin-token", min_length=16, create=_RANDOM_FILL_HINT),
-          "secrets/admin-token",
-          "File holding the bearer token of the admin API (at least 16 characters).",
-          attribute="admin_token"),
-        S("signing_key_file",
-          SecretFile(example="secrets/signing-key", min_length=16, create=_RANDOM_FILL_HINT),
-          "secrets/signing-key",
-          "File holding the key that signs check-in and manage links; changing it voids the "
-          "links already sent.", attribute="signing_key"),
-        S("behind_proxy", Boolean(), False,
-          "Trust X-Forwarded-For and X-Forwarded-Proto from a reverse proxy."),
-    ]
-)
+SERVER = Table(settings_of(ServerConfig))
 
-STORE = Table(
-    [
-        S("path", FilePath(must_exist=False), "expediente.db",
-          "The SQLite database: sessions, busy-time cache, outbox. Back it up. Under "
-          "systemd it belongs in the StateDirectory, the one writable place.",
-          "/var/lib/expediente/expediente.db"),
-        S("audit_retention", Duration(), "365d",
-          "How long audit entries (bookings refused and accepted, status changes, moves, "
-          "failed deliveries) are kept; older ones are deleted once a day. Sessions "
-          "themselves, with their rules acceptance, are kept regardless. \"0d\" keeps "
-          "the audit forever.", then=zero_is_none),
-    ]
-)
+STORE = Table(settings_of(StoreConfig))
 
-SYNC = Table(
-    [
-        S("interval", Duration(positive=True), "60s",
-          "How often each calendar is read for busy time and changes."),
-        S("stale_after", Duration(positive=True), "5m",
-          "/healthz answers 503 when a calendar's last good sync is older."),
-        S("timeout", Duration(positive=True), "30s",
-          "Time limit of one request to a calendar server."),
-        S("max_backoff", Duration(positive=True), "15m",
-          "Longest wait between retries after a calendar fails."),
-    ]
-)
+SYNC = Table(settings_of(SyncConfig))
 
-NOTIFICATIONS = Table(
-    [
-        S("client_email", Boolean(), True,
-          "E-mail clients their confirmation (with an .ics invitation), reminder and changes. "
-          "Needs [smtp]."),
-        S("technician_email", Boolean(), False,
-          "Also e-mail the technician (their email key) about their sessions."),
-        S("admin_email", EMAIL,
-          help="Where problems that need a person go (refused credentials, calendar writes "
-          "that keep failing).",
-          example="suporte@example.com"),
-    ]
-)
+NOTIFICATIONS = Table(settings_of(NotificationsConfig))
 
-SMTP = Table(
-    [
-        S("host", Text("a host name"), REQUIRED, "The mail server.", "smtp.example.com"),
-        S("port", Integer(1, 65535), 587, "Its port."),
-        S("security", Choice(("starttls", "tls", "none")), "starttls",
-          '"starttls" (port 587), "tls" (port 465), or "none" for a local relay.'),
-        S("username", Text("a user name"), help="Login.", example="agenda"),
-        S("password_file", SecretFile(example="secrets/smtp-password"),
-          help="File holding the login's password.", example="secrets/smtp-password",
-          attribute="password"),
-        S("from_address", EMAIL, REQUIRED, "Sender address.", "suporte@example.com"),
-        S("from_name", Text("a name"), help="Sender name; default: the desk's name.",
-          example="Suporte Técnico"),
-        S("timeout", Duration(positive=True), "30s", "Time limit of one delivery."),
-    ]
-)
+SMTP = Table(settings_of(SmtpConfig))
 
-WEBHOOK = Table(
-    [
-        S("url", Url('an http(s) URL like "https://hooks.example.com/expediente"'), REQUIRED,
-          "Receives a JSON POST for each session change.",
-          "https://hooks.example.com/expediente"),
-        S("events",
-          ListOf(Choice(SESSION_EVENTS), expected="a list of session statuses or \"moved\"",
-                 min_items=1, unique=lambda name: name),
-          list(SESSION_EVENTS),
-          'Session statuses to send, and "moved" (the technician moved the session to '
-          "another valid time).", then=frozenset),
-        S("secret_file", SecretFile(example="secrets/webhook-key", min_length=16),
-          help="File holding the key that signs each request (HMAC-SHA256 of "
-          '"<timestamp>.<body>"). The key is the file\'s text without surrounding whitespace '
-          "(the newline echo or base64 leave is not part of it); deploy/README.md shows how "
-          "a receiver checks it.",
-          example="secrets/webhook-key", attribute="secret"),
-        S("timeout", Duration(positive=True), "10s", "Time limit of one delivery."),
-    ]
-)
+WEBHOOK = Table(settings_of(WebhookConfig))
 
-LOG = Table(
-    [
-        S("level", Choice(("debug", "info", "warning", "error")), "info",
-          "Least important messages logged (to stderr; journald under systemd)."),
-    ]
-)
+LOG = Table(settings_of(LogConfig))
 
 SCHEMA = Table(
     [
