@@ -33,13 +33,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
-from daemon.config.holidays import HolidaySource
+from daemon.config.holidays import Holidays, HolidaySource
 from daemon.config.kinds import (
     EMAIL,
     OPTIONAL,
     REQUIRED,
     Boolean,
     Choice,
+    ClosedDates,
     Duration,
     FilePath,
     Integer,
@@ -49,10 +50,12 @@ from daemon.config.kinds import (
     Setting,
     Table,
     Text,
+    TimeZoneKind,
     Url,
     zero_is_none,
 )
 from daemon.config.secrets import Secret, SecretFile
+from daemon.i18n import LANGUAGES
 from rules.model import BOOKING_FIELDS, DEFAULT_REQUIRED_FIELDS, Policy, Status
 
 if TYPE_CHECKING:
@@ -135,81 +138,138 @@ def from_table(
     return cls(**arguments)
 
 
+# fmt: off
 @dataclass(frozen=True)
 class DeskConfig:
-    name: str
-    language: str
-    timezone: ZoneInfo
-    holidays: HolidaySource | None
-    closed_dates: Mapping[date, str]
-    rules_text: str  # in the desk's language; what clients accept
     rules_texts: Mapping[str, str]  # every language the rules exist in
     rules_version: str  # also in Policy.rules_version
-    phone: str | None = None
-    whatsapp: str | None = None
-    email: str | None = None
+    name: str = setting(
+        Text("the desk's name"), "Suporte Técnico",
+        "The desk's name, shown on the booking page, in e-mails and in the rules.")
+    timezone: ZoneInfo = setting(
+        TimeZoneKind(), "America/Sao_Paulo",
+        "The desk's time zone: hours, dates and the times clients see are in it.")
+    language: str = setting(
+        Choice(LANGUAGES), "pt-BR",
+        "Language of pages, e-mails and messages: "
+        + ", ".join(f'"{tag}"' for tag in LANGUAGES) + ".")
+    holidays: HolidaySource | None = setting(
+        Holidays(), {"country": "BR"},
+        "Public holidays are closed days. country is an ISO code; add subdivision for state "
+        'holidays (e.g. { country = "BR", subdivision = "SP" }) and categories to widen the '
+        'set (e.g. ["public", "optional"]); false opens on holidays.')
+    closed_dates: Mapping[date, str] = setting(
+        ClosedDates(), [],
+        'The desk\'s own closed days, e.g. ["2026-12-24", "2026-12-31"], or with names: '
+        '{ "2026-12-24" = "Véspera de Natal" }.')
+    phone: str | None = setting(
+        Text("a phone number"),
+        help="The desk's phone, which clients call when ready (rule 2).",
+        example="+55 11 4000-0000")
+    whatsapp: str | None = setting(
+        Text("a WhatsApp number"),
+        help="The desk's WhatsApp, which clients call when ready (rule 2).",
+        example="+55 11 94000-0000")
+    email: str | None = setting(
+        EMAIL, help="The desk's e-mail address, shown to clients.",
+        example="suporte@example.com")
+    rules_text: str = setting(  # in the desk's language; what clients accept
+        Text("the rules as text", max_length=20000),
+        help="The rules clients read and accept before booking. Default: the desk's policy "
+        "document, in pt-BR and English, with this file's hours, tolerance, tools and "
+        "session types filled in.",
+        example="1. O acesso remoto se dará através do AnyDesk. ...")
+    # rules_file, read into rules_text, is written in the schema: it fills no field
 
     def rules_for(self, language: str) -> str:
         """The rules in ``language`` when they exist in it, else in the desk's language."""
         return self.rules_texts.get(language, self.rules_text)
+# fmt: on
 
 
-# fmt: off
 @dataclass(frozen=True)
 class BookingConfig:
     slot_step: timedelta = setting(
-        Duration(positive=True), "30m",
-        "Spacing of the start times offered, counted from each range's start.")
+        Duration(positive=True),
+        "30m",
+        "Spacing of the start times offered, counted from each range's start.",
+    )
     buffer: timedelta = setting(
-        Duration(), "0m",
+        Duration(),
+        "0m",
         "Free time kept around each session: between it and the technician's other "
-        "sessions and calendar events, before and after.")
-    horizon: timedelta = setting(
-        Duration(positive=True), "30d", "How far ahead clients can book.")
+        "sessions and calendar events, before and after.",
+    )
+    horizon: timedelta = setting(Duration(positive=True), "30d", "How far ahead clients can book.")
     grace: timedelta = setting(
-        Duration(), "10m",
+        Duration(),
+        "10m",
         "Tolerated delay (rule 5): with no check-in this long after the start, the session "
-        "is marked rescheduled and the client is asked to book again.")
+        "is marked rescheduled and the client is asked to book again.",
+    )
     checkin_early: timedelta = setting(
-        Duration(), "30m", "How long before the start a session can be checked in.")
+        Duration(), "30m", "How long before the start a session can be checked in."
+    )
     cancel_cutoff: timedelta = setting(
-        Duration(), "2h",
-        "Clients can cancel or rebook through their link until this long before the start.")
+        Duration(),
+        "2h",
+        "Clients can cancel or rebook through their link until this long before the start.",
+    )
     reminder: timedelta | None = setting(  # None: no reminder
-        Duration(), "1h",
+        Duration(),
+        "1h",
         'Remind the client this long before the start; "0m" sends no reminder.',
-        then=zero_is_none)
+        then=zero_is_none,
+    )
     remote_tools: tuple[str, ...] = setting(
-        ListOf(Text("a tool name"), expected='a list of tool names like ["AnyDesk"]',
-               min_items=1, unique=lambda name: str(name).lower()),
+        ListOf(
+            Text("a tool name"),
+            expected='a list of tool names like ["AnyDesk"]',
+            min_items=1,
+            unique=lambda name: str(name).lower(),
+        ),
         ["AnyDesk"],
         "Remote-access tools clients may choose (rule 1), the first by default. Access IDs "
         "are checked for AnyDesk, TeamViewer, RustDesk and Chrome Remote Desktop; other "
-        "tools accept any ID.")
+        "tools accept any ID.",
+    )
     required_fields: frozenset[str] = setting(
-        ListOf(Choice(BOOKING_FIELDS), expected="a list of booking fields",
-               unique=lambda name: name),
+        ListOf(
+            Choice(BOOKING_FIELDS), expected="a list of booking fields", unique=lambda name: name
+        ),
         [f for f in BOOKING_FIELDS if f in DEFAULT_REQUIRED_FIELDS],
-        "Booking fields clients must fill in, among: " + ", ".join(BOOKING_FIELDS)
-        + ". The responsible person and phone are rule 7.", then=frozenset)
+        "Booking fields clients must fill in, among: "
+        + ", ".join(BOOKING_FIELDS)
+        + ". The responsible person and phone are rule 7.",
+        then=frozenset,
+    )
     # bookings per client address per rate_window; None: no limit
     rate_limit: int | None = setting(
-        Integer(0, 100000), 10,
+        Integer(0, 100000),
+        10,
         "Bookings accepted from one client address per rate_window; 0 means no limit. "
         "A booking in progress holds its place until it is refused, so a burst of "
         "simultaneous attempts from one address cannot slip past the limit.",
-        then=zero_is_none)
+        then=zero_is_none,
+    )
     # refused bookings per address per rate_window; None: no limit
     refusal_limit: int | None = setting(
-        Integer(0, 100000), 30,
+        Integer(0, 100000),
+        30,
         "Refused bookings (a rule broken, a slot taken meanwhile) from one client address "
         "per rate_window; past it the address is refused with 429 too. Refusals are "
         "counted apart so that correcting a form costs no booking, and limited because "
-        "each one is kept in the audit log. 0 means no limit.", then=zero_is_none)
+        "each one is kept in the audit log. 0 means no limit.",
+        then=zero_is_none,
+    )
     rate_window: timedelta = setting(
-        Duration(positive=True), "1h",
+        Duration(positive=True),
+        "1h",
         "The period rate_limit and refusal_limit count over, per client address (an IPv6 "
-        "address counts as its /64, the block one subscriber gets).")
+        "address counts as its /64, the block one subscriber gets).",
+    )
+
+
 # fmt: on
 
 

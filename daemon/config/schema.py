@@ -15,7 +15,6 @@ keys that are read but fill no field, and the document's order of sections.
 
 from __future__ import annotations
 
-from daemon.config.holidays import Holidays
 from daemon.config.kinds import (
     EMAIL,
     OPTIONAL,
@@ -23,7 +22,6 @@ from daemon.config.kinds import (
     ArrayOfTables,
     Boolean,
     Choice,
-    ClosedDates,
     DateKind,
     Duration,
     FilePath,
@@ -31,12 +29,12 @@ from daemon.config.kinds import (
     Setting,
     Table,
     Text,
-    TimeZoneKind,
     Url,
     identifier,
 )
 from daemon.config.model import (
     BookingConfig,
+    DeskConfig,
     LogConfig,
     NotificationsConfig,
     ServerConfig,
@@ -47,7 +45,7 @@ from daemon.config.model import (
     settings_of,
 )
 from daemon.config.secrets import SecretFile
-from daemon.i18n import DEFAULT_LANGUAGE, LANGUAGES, SOURCE_LANGUAGE, gettext, weekday_names
+from daemon.i18n import DEFAULT_LANGUAGE, SOURCE_LANGUAGE, gettext, weekday_names
 from rules.messages import N_
 from rules.model import WEEKDAYS
 
@@ -127,33 +125,7 @@ CALENDAR = Table(
 
 DESK = Table(
     [
-        S("name", Text("the desk's name"), "Suporte Técnico",
-          "The desk's name, shown on the booking page, in e-mails and in the rules."),
-        S("timezone", TimeZoneKind(), "America/Sao_Paulo",
-          "The desk's time zone: hours, dates and the times clients see are in it."),
-        S("language", Choice(LANGUAGES), "pt-BR",
-          "Language of pages, e-mails and messages: "
-          + ", ".join(f'"{tag}"' for tag in LANGUAGES) + "."),
-        S("holidays", Holidays(), {"country": "BR"},
-          "Public holidays are closed days. country is an ISO code; add subdivision for state "
-          'holidays (e.g. { country = "BR", subdivision = "SP" }) and categories to widen the '
-          'set (e.g. ["public", "optional"]); false opens on holidays.'),
-        S("closed_dates", ClosedDates(), [],
-          'The desk\'s own closed days, e.g. ["2026-12-24", "2026-12-31"], or with names: '
-          '{ "2026-12-24" = "Véspera de Natal" }.'),
-        S("phone", Text("a phone number"),
-          help="The desk's phone, which clients call when ready (rule 2).",
-          example="+55 11 4000-0000"),
-        S("whatsapp", Text("a WhatsApp number"),
-          help="The desk's WhatsApp, which clients call when ready (rule 2).",
-          example="+55 11 94000-0000"),
-        S("email", EMAIL, help="The desk's e-mail address, shown to clients.",
-          example="suporte@example.com"),
-        S("rules_text", Text("the rules as text", max_length=20000),
-          help="The rules clients read and accept before booking. Default: the desk's policy "
-          "document, in pt-BR and English, with this file's hours, tolerance, tools and "
-          "session types filled in.",
-          example="1. O acesso remoto se dará através do AnyDesk. ..."),
+        *settings_of(DeskConfig),
         S("rules_file", FilePath(must_exist=True),
           help="Or read the rules from this UTF-8 text file.", example="rules.txt"),
     ],
