@@ -407,6 +407,7 @@ class Setting:
     field of the same name in its section's typed class (:mod:`daemon.config.model`), or
     the field named by ``attribute`` (``admin_token_file`` fills ``admin_token``), with the
     converted value passed through ``then`` when given (``frozenset``, :func:`zero_is_none`).
+    A plain key is written as that field, with :func:`daemon.config.model.setting`.
     """
 
     name: str
