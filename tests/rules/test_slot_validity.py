@@ -16,8 +16,17 @@ from rules.intervals import BusyTimeline
 from rules.model import Policy, SessionType, TimeRange
 from rules.slots import FOREVER, free_slots, slots_valid_until
 from tests.rules.factories import at, seed_policy
-from tests.rules.test_properties import FIRST, LAST, Busy, busy_map, nows, type_names
-from tests.rules.test_slot_filter import DAYS, RANGES, ZONES
+from tests.rules.strategies import (
+    DAYS,
+    FIRST,
+    LAST,
+    RANGES,
+    ZONES,
+    Busy,
+    busy_map,
+    nows,
+    type_names,
+)
 
 Answer = list[tuple[float, float, tuple[str, ...]]]
 
