@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from daemon.busy import BusyCache
 from daemon.clock import Clock
 from daemon.config import Config
 from daemon.events import calendar_uid
+from daemon.slotcache import SlotCache
 from daemon.store import (
     InProgress,
     Inserted,
@@ -41,11 +42,14 @@ from rules.lifecycle import (
     transition,
 )
 from rules.model import Accepted, BookingRequest, Code, Policy, Rejected, Status, Violation
-from rules.slots import Slot, free_slots, time_violations
+from rules.slots import Slot, free_slots, slots_valid_until, time_violations
 
 log = logging.getLogger("expediente.service")
 
 BOOKING_ATTEMPTS = 3
+
+# Turns the slots of one answer into what is sent: (policy, type, slots) -> bytes.
+Render = Callable[[Policy, str, Sequence[Slot]], bytes]
 
 # The notification (and webhook) event each new status sends.
 _NOTIFY_EVENT = {
@@ -97,6 +101,7 @@ class Service:
             versions=store.technician_versions,
             data_version=store.data_version,
         )
+        self.slot_cache = SlotCache()
         # Called with each booking's outcome name (booked, replayed, rejected, slot_taken).
         self.on_booking: Callable[[str], None] = lambda outcome: None
         store.sync_technicians(
@@ -158,6 +163,28 @@ class Service:
         return free_slots(
             self.policy, type_name, first, last, now, self.timelines(now), self.eligible(now)
         )
+
+    def rendered_slots(self, type_name: str, first: date, last: date, render: Render) -> bytes:
+        """``render`` of :meth:`slots`, from :attr:`slot_cache` while the inputs that decide
+        it are the same and :func:`rules.slots.slots_valid_until` says its time holds
+        (``daemon/slotcache.py``). Raises KeyError for an unknown type."""
+        now = self.clock.now()
+        policy = self.policy
+        timelines = self.timelines(now)
+        eligible = self.eligible(now)
+        key = (
+            id(render), id(policy), type_name, first, last, frozenset(eligible),
+            tuple((tech, id(timeline)) for tech, timeline in timelines.items()),
+        )  # fmt: skip
+        body = self.slot_cache.get(key, now)
+        if body is None:
+            slots = free_slots(policy, type_name, first, last, now, timelines, eligible)
+            body = render(policy, type_name, slots)
+            valid_until = slots_valid_until(policy, type_name, first, last, now)
+            self.slot_cache.put(
+                key, body, now, valid_until, (render, policy, tuple(timelines.values()))
+            )
+        return body
 
     # ---------------------------------------------------------------- booking
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from rules.hours import DayHours, day_hours, days, local_date, windows
 from rules.intervals import BusyTimeline, Interval, require_aware
@@ -173,8 +173,7 @@ def free_slots(
     # construction (the same windows, the same elapsed-time arithmetic). So the hot path
     # compares instants instead of calling it for every candidate; a property test holds
     # the two to the same answer, DST days included.
-    earliest = max(now, now + session_type.min_notice)
-    latest = now + policy.horizon
+    earliest, latest = _bounds(policy, session_type, now)
     starts = [
         start
         for day in (days(first, last) if first <= last else [])
@@ -200,6 +199,78 @@ def free_slots(
             end = start + session_type.duration
             slots.append(Slot(start.astimezone(tz), end.astimezone(tz), free))
     return slots
+
+
+def _bounds(policy: Policy, session_type: SessionType, now: datetime) -> tuple[datetime, datetime]:
+    """The instants a candidate start must lie between, both included, at ``now`` (UTC):
+    the only way the time enters :func:`free_slots`."""
+    return max(now, now + session_type.min_notice), now + policy.horizon
+
+
+FOREVER = datetime.max.replace(tzinfo=UTC)
+# Days slots_valid_until() looks at for the next start before it settles for an earlier,
+# safe bound (a desk closed for weeks) instead of walking a long range.
+VALIDITY_SEARCH_DAYS = 7
+
+
+def slots_valid_until(
+    policy: Policy, type_name: str, first: date, last: date, now: datetime
+) -> datetime:
+    """Until when (excluded) :func:`free_slots` with these arguments gives the answer it
+    gives at ``now``, whatever the busy time: the same slots and technicians at every
+    instant of ``[now, result)``. Aware, UTC, not before ``now``; :data:`FOREVER` when
+    time cannot change the answer. It may come early, never late. Raises KeyError for an
+    unknown type.
+
+    Time moves the answer only through the bounds of :func:`_bounds`: a start drops out
+    once the notice passes it (the first start not before ``earliest``, just after
+    ``start - notice``) and one comes in when the horizon reaches it (the first start
+    after ``latest``, at ``start - horizon``). Days before today hold no start that late,
+    so clamping ``first`` to today changes nothing by itself.
+    """
+    session_type = policy.session_types.get(type_name)
+    if session_type is None:
+        raise KeyError(f"unknown session type {type_name!r}")
+    now = require_aware(now, "now").astimezone(UTC)
+    earliest, latest = _bounds(policy, session_type, now)
+    leaving = _next_start(policy, session_type, first, last, earliest, strict=False)
+    entering = _next_start(policy, session_type, first, last, latest, strict=True)
+    bounds = [FOREVER]
+    if leaving is not None:
+        bounds.append(leaving - (earliest - now))
+    if entering is not None:
+        bounds.append(entering - policy.horizon)
+    return min(bounds)
+
+
+def _next_start(
+    policy: Policy,
+    session_type: SessionType,
+    first: date,
+    last: date,
+    instant: datetime,
+    *,
+    strict: bool,
+) -> datetime | None:
+    """The first grid start of days ``first``..``last`` at (``strict``: after) ``instant``,
+    or a lower bound of it (the start of the first day not looked at) when none lies in
+    the days looked at; None when there is none at all."""
+    day = max(first, local_date(policy, instant))
+    stop = min(last, day + timedelta(days=VALIDITY_SEARCH_DAYS - 1))
+    while day <= stop:
+        found = [
+            start
+            for start in candidate_starts(policy, session_type, day)
+            if start > instant or (start == instant and not strict)
+        ]
+        if found:
+            return min(found)
+        day += timedelta(days=1)
+    if day > last:
+        return None
+    # Every start of that day lies at or after its local midnight (PEP 495 reading, as in
+    # rules.hours.range_interval), so the day's beginning bounds them from below.
+    return datetime.combine(day, time(0), tzinfo=policy.timezone).astimezone(UTC)
 
 
 def timelines(busy: Mapping[str, Sequence[Interval]]) -> dict[str, BusyTimeline]:

@@ -8,6 +8,7 @@ produce a 5xx.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -17,10 +18,11 @@ from daemon.i18n import LANGUAGES, language_for, language_of, message, negotiate
 from daemon.service import BookingOutcome, Service, SessionNotFound
 from daemon.signing import Signer
 from daemon.store import SessionRecord
-from daemon.web.http import HTTPError, Request, Response, Router
+from daemon.web.http import HTTPError, Request, Response, Router, json_body
 from daemon.web.ratelimit import RateLimiter
 from rules.lifecycle import CancelReason, IllegalTransition, given_reason
-from rules.model import BOOKING_FIELDS, BookingRequest, Code, Violation
+from rules.model import BOOKING_FIELDS, BookingRequest, Code, Policy, Violation
+from rules.slots import Slot
 
 MAX_RANGE_DAYS = 62
 
@@ -180,8 +182,9 @@ class Api:
             raise HTTPError(400, "bad_range", "'to' is before 'from'")
         if (last - first).days >= MAX_RANGE_DAYS:
             raise HTTPError(400, "bad_range", f"ask for at most {MAX_RANGE_DAYS} days at once")
-        slots = self.service.slots(type_name, first, last)
-        return Response.json(slots_document(policy, type_name, slots))
+        return Response.encoded_json(
+            self.service.rendered_slots(type_name, first, last, slots_json)
+        )
 
     def create_booking(self, request: Request) -> Response:
         body = request.json()
@@ -333,6 +336,11 @@ class Api:
             "sessions_needing_attention": len(self.service.store.flagged_sessions()),
         }
         return Response.json(document, 200 if healthy else 503)
+
+
+def slots_json(policy: Policy, type_name: str, slots: Sequence[Slot]) -> bytes:
+    """The slots answer's body (one function, so cached answers share one key)."""
+    return json_body(slots_document(policy, type_name, slots))
 
 
 def _date_arg(request: Request, name: str, default: date) -> date:

@@ -156,6 +156,11 @@ def _read_capped(stream: Any) -> bytes:
     raise _too_large()
 
 
+def json_body(document: Any) -> bytes:
+    """How every JSON answer is encoded: compact, UTF-8."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 @dataclass
 class Response:
     status: int = 200
@@ -166,7 +171,13 @@ class Response:
     def json(
         cls, document: Any, status: int = 200, headers: Mapping[str, str] | None = None
     ) -> Response:
-        body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        return cls.encoded_json(json_body(document), status, headers)
+
+    @classmethod
+    def encoded_json(
+        cls, body: bytes, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """A JSON answer already encoded by :func:`json_body`."""
         return cls(
             status,
             body,

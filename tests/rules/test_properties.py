@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import pairwise
 
 from hypothesis import given
@@ -16,23 +16,8 @@ from rules.model import Accepted, Policy, Rejected
 from rules.slots import Slot, free_slots
 from tests.factories import booking_request as request
 from tests.rules.factories import SAO_PAULO, seed_policy
+from tests.rules.strategies import FIRST, LAST, Busy, busy_map, nows, quarter_hours, type_names
 
-FIRST = date(2026, 12, 1)  # a Tuesday; the week after holds no public holiday
-LAST = date(2026, 12, 11)
-BASE = datetime(2026, 11, 30, 0, 0, tzinfo=SAO_PAULO)
-
-
-def quarter_hours(days: int) -> st.SearchStrategy[datetime]:
-    return st.integers(0, days * 96).map(lambda n: BASE + timedelta(minutes=15 * n))
-
-
-busy_interval = st.tuples(quarter_hours(14), st.integers(1, 16)).map(
-    lambda pair: Interval(pair[0], pair[0] + timedelta(minutes=15 * pair[1]))
-)
-busy_map = st.dictionaries(
-    st.sampled_from(["t0", "t1", "t2"]), st.lists(busy_interval, max_size=25), max_size=3
-)
-nows = quarter_hours(6)
 policies = st.builds(
     lambda buffer, step: seed_policy(
         technicians=3, buffer=timedelta(minutes=buffer), slot_step=timedelta(minutes=step)
@@ -40,10 +25,6 @@ policies = st.builds(
     st.sampled_from([0, 5, 15]),
     st.sampled_from([15, 30]),
 )
-type_names = st.sampled_from(["standard", "extended"])
-
-
-Busy = dict[str, list[Interval]]
 
 
 def offered(policy: Policy, type_name: str, now: datetime, busy: Busy) -> dict[datetime, Slot]:

@@ -17,16 +17,7 @@ from hypothesis import strategies as st
 from rules.model import Policy, SessionType, TimeRange
 from rules.slots import candidate_starts, free_slots, time_violations
 from tests.rules.factories import seed_policy
-
-ZONES = ["America/Sao_Paulo", "America/New_York", "Europe/Lisbon", "Australia/Lord_Howe"]
-RANGES = [
-    (TimeRange.parse("00:00-03:30"), TimeRange.parse("07:30-12:00")),
-    (TimeRange.parse("01:00-02:59"), TimeRange.parse("13:00-17:30")),
-    (TimeRange.parse("07:30-12:00"), TimeRange.parse("13:00-17:30")),
-]
-# Days around DST changes in the zones above (both directions), and ordinary days.
-DAYS = [date(2026, 3, 8), date(2026, 3, 29), date(2026, 10, 4), date(2026, 10, 25),
-        date(2026, 11, 1), date(2026, 4, 5), date(2026, 11, 30)]  # fmt: skip
+from tests.rules.strategies import DAYS, RANGES, ZONES
 
 
 @given(

@@ -1,0 +1,158 @@
+"""The slots answer comes from the cache while its inputs and its time hold, and is then
+byte for byte what a fresh computation gives; otherwise it is computed again."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import daemon.service
+import rules.slots
+from connectors.base import ObjectChange
+from daemon.availability import slots_document
+from daemon.slotcache import SlotCache
+from daemon.web.http import json_body
+from rules.intervals import Interval
+from tests import wsgi
+from tests.daemon.desk import Desk, call, make_desk, monday
+from tests.factories import booking
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Desk:
+    return make_desk(tmp_path, monday(7, 0))
+
+
+@pytest.fixture
+def computed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The type of each free_slots() call the service makes."""
+    calls: list[str] = []
+    real: Callable[..., Any] = rules.slots.free_slots
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(daemon.service, "free_slots", counting)
+    return calls
+
+
+def served(desk: Desk, type_name: str, first: date, last: date) -> bytes:
+    """The body the API sends for these slots."""
+    path = f"/api/v1/slots?type={type_name}&from={first}&to={last}"
+    status, _, body = wsgi.call(desk.app, wsgi.environ("GET", path, b""))
+    assert status == 200
+    return body
+
+
+def fresh(desk: Desk, type_name: str, first: date, last: date) -> bytes:
+    """What the route sent before the cache: the slot engine run now, then encoded."""
+    slots = desk.service.slots(type_name, first, last)
+    return json_body(slots_document(desk.service.policy, type_name, slots))
+
+
+MONDAY = date(2026, 11, 30)
+WEDNESDAY = date(2026, 12, 2)
+THURSDAY = date(2026, 12, 3)
+
+
+def starts(body: bytes) -> dict[str, int]:
+    return {s["start"]: s["technicians"] for s in json.loads(body)["slots"]}
+
+
+def test_a_steady_query_is_computed_once(desk: Desk, computed: list[str]) -> None:
+    first = served(desk, "standard", WEDNESDAY, THURSDAY)
+    again = served(desk, "standard", WEDNESDAY, THURSDAY)
+    assert computed == ["standard"]
+    assert first == again == fresh(desk, "standard", WEDNESDAY, THURSDAY)
+
+
+def test_a_calendar_change_is_served_at_once(desk: Desk, computed: list[str]) -> None:
+    before = served(desk, "standard", WEDNESDAY, THURSDAY)
+    ana = next(c for c in desk.config.calendars if c.technician == "ana")
+    block = Interval(monday(11) + timedelta(days=2), monday(12) + timedelta(days=2))
+    desk.store.apply_sync(
+        ana.id,
+        [ObjectChange(href="x.ics", uid="x", etag='"1"', blocks=(block,))],
+        full=False,
+        state=None,
+        now=desk.clock.now(),
+    )
+    after = served(desk, "standard", WEDNESDAY, THURSDAY)
+    assert after == fresh(desk, "standard", WEDNESDAY, THURSDAY) != before
+    assert starts(after)["2026-12-02T11:00:00-03:00"] == 1
+    assert len(computed) == 3  # before, after and fresh()
+
+
+def test_a_booking_is_served_at_once(desk: Desk) -> None:
+    before = served(desk, "standard", WEDNESDAY, THURSDAY)
+    status, _, _ = call(desk, "POST", "/api/v1/bookings", booking("2026-12-02T09:00:00-03:00"))
+    assert status == 201
+    after = served(desk, "standard", WEDNESDAY, THURSDAY)
+    assert after == fresh(desk, "standard", WEDNESDAY, THURSDAY) != before
+    assert starts(after)["2026-12-02T09:00:00-03:00"] == 1
+
+
+def test_a_technician_going_stale_is_served_at_once(desk: Desk) -> None:
+    """Bruno's calendar stops syncing: past ``stale_after`` only Ana is offered, though
+    nothing in the store and nothing in the answer's time bounds moved."""
+    before = served(desk, "standard", WEDNESDAY, THURSDAY)
+    stale_after = desk.config.sync.stale_after
+    later = desk.clock.advance(stale_after + timedelta(minutes=1))
+    ana = next(c for c in desk.config.calendars if c.technician == "ana")
+    desk.store.apply_sync(ana.id, [], full=True, state=None, now=later)
+    after = served(desk, "standard", WEDNESDAY, THURSDAY)
+    assert after == fresh(desk, "standard", WEDNESDAY, THURSDAY) != before
+    assert set(starts(after).values()) == {1}
+
+
+def test_the_answer_is_computed_again_when_its_time_passes(desk: Desk, computed: list[str]) -> None:
+    """At 07:00 with 15 minutes' notice, 07:30 is offered until 07:15 and not after (the
+    cached answer is kept until just before then)."""
+    desk.mark_synced(at=monday(7, 14))  # no calendar goes stale meanwhile
+    first = served(desk, "standard", MONDAY, MONDAY)
+    assert "2026-11-30T07:30:00-03:00" in starts(first)
+    desk.clock.set(monday(7, 15) - timedelta(seconds=1))
+    assert served(desk, "standard", MONDAY, MONDAY) == first
+    assert computed == ["standard"]
+    desk.clock.set(monday(7, 15) + timedelta(seconds=1))
+    passed = served(desk, "standard", MONDAY, MONDAY)
+    assert passed == fresh(desk, "standard", MONDAY, MONDAY) != first
+    assert "2026-11-30T07:30:00-03:00" not in starts(passed)
+    # A clock set back (an operator fixing it) is outside what the answer was computed for.
+    desk.clock.set(monday(7, 0))
+    assert served(desk, "standard", MONDAY, MONDAY) == first
+    assert len(computed) == 4  # first, passed, fresh() and the clock set back
+
+
+def test_each_type_and_range_has_its_own_answer(desk: Desk, computed: list[str]) -> None:
+    queries = [
+        ("standard", WEDNESDAY, THURSDAY),
+        ("extended", WEDNESDAY, THURSDAY),
+        ("standard", WEDNESDAY, WEDNESDAY),
+        ("standard", THURSDAY, THURSDAY),
+    ]
+    bodies = [served(desk, *query) for query in queries]
+    assert len(set(bodies)) == len(queries)
+    assert [served(desk, *query) for query in queries] == bodies
+    assert len(computed) == len(queries)
+    assert bodies == [fresh(desk, *query) for query in queries]
+
+
+def test_the_cache_keeps_the_most_recently_used_answers() -> None:
+    cache = SlotCache(size=2)
+    now = datetime(2026, 12, 1, 12).astimezone()
+    until = now + timedelta(hours=1)
+    for key in ("a", "b"):
+        cache.put(key, key.encode(), now, until, ())
+    assert cache.get("a", now) == b"a"  # "b" is now the least recently used
+    cache.put("c", b"c", now, until, ())
+    assert len(cache) == 2
+    assert cache.get("b", now) is None
+    assert cache.get("a", now) == b"a" and cache.get("c", now) == b"c"
+    assert cache.get("a", until) is None
