@@ -81,6 +81,7 @@ from daemon.config.model import (
     from_table,
     setting,
     settings_of,
+    variants_of,
 )
 from daemon.config.problems import (
     ARRAY_SECTIONS,
@@ -197,5 +198,6 @@ __all__ = [
     "show",
     "toml_string",
     "toml_value",
+    "variants_of",
     "zero_is_none",
 ]

@@ -12,21 +12,24 @@ place, and :func:`settings_of` turns a section's fields, in declaration order, i
 rows of its schema table (:mod:`daemon.config.schema`). Declaration order is key order:
 it is the order of the example file and the key reference. A field's Python default is
 never used (every value comes from the file, defaults filled by the schema), so a
-``setting()`` field has none.
+``setting()`` field has none; except a key that only one ``kind`` of its table has (a
+calendar's ``url`` is CalDAV's, ``calendar_id`` Google's): ``setting(..., variant=
+"caldav")`` puts it among that kind's keys (:func:`variants_of`), and in a table of the
+other kind the field keeps its Python default, ``otherwise``.
 
 What is not a plain key keeps its own handling: a field computed from several keys or
 other sections is passed to :func:`from_table` by the loader and carries no
-``setting()``; tables with variants (a calendar), nested tables and arrays of tables are
-written in the schema. :func:`from_table` fills each section from its schema table,
-whichever way the table was written: a key fills the field of its name (or of ``key=``'s
-field). A key without a field, or a field without a key or a computed value, stops the
-first load with a ``TypeError`` naming it.
+``setting()``; nested tables and arrays of tables (a technician's ``calendar`` and
+``busy``) are written in the schema and built by the loader. :func:`from_table` fills
+each section from its schema table, whichever way the table was written: a key fills the
+field of its name (or of ``key=``'s field). A key without a field, or a field without a
+key or a computed value, stops the first load with a ``TypeError`` naming it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -52,6 +55,7 @@ from daemon.config.kinds import (
     Text,
     TimeZoneKind,
     Url,
+    identifier,
     zero_is_none,
 )
 from daemon.config.secrets import Secret, SecretFile
@@ -73,6 +77,7 @@ _RANDOM_FILL_HINT = (
 )
 
 _SETTING = "daemon.config.setting"  # the metadata entry that makes a field a key
+_VARIANT = "daemon.config.variant"  # the ``kind`` that brings the key, if only one does
 
 
 def setting(
@@ -83,27 +88,52 @@ def setting(
     *,
     key: str = "",
     then: Callable[[Any], Any] | None = None,
+    variant: str = "",
+    otherwise: object = None,
 ) -> Any:
     """A dataclass field that is also a key of the file, with :class:`Setting`'s arguments.
 
     The key is named after the field unless ``key`` names it (``admin_token_file`` fills
-    ``admin_token``). Typed ``Any`` so that ``grace: timedelta = setting(...)`` keeps the
-    field's own type for mypy.
+    ``admin_token``). With ``variant``, the key exists only when the table's ``kind`` is
+    that value (a CalDAV calendar's ``url``); in a table of another kind the field holds
+    ``otherwise``, its one Python default. Typed ``Any`` so that ``grace: timedelta =
+    setting(...)`` keeps the field's own type for mypy.
     """
-    row = Setting(key, kind, default, help, example, then=then)
-    return dataclasses.field(metadata={_SETTING: row})
+    metadata = {_SETTING: Setting(key, kind, default, help, example, then=then)}
+    if not variant:
+        return dataclasses.field(metadata=metadata)
+    return dataclasses.field(default=otherwise, metadata={**metadata, _VARIANT: variant})
 
 
-def settings_of(cls: type[DataclassInstance]) -> list[Setting]:
-    """The keys declared with :func:`setting` on ``cls``'s fields, in declaration order."""
-    rows = []
+def _rows(cls: type[DataclassInstance]) -> Iterator[tuple[str, Setting]]:
+    """Each :func:`setting` field's variant ("" for every kind) and key, in order."""
     for field in dataclasses.fields(cls):
         row: Setting | None = field.metadata.get(_SETTING)
         if row is not None:
             name = row.name or field.name
             attribute = field.name if name != field.name else ""
-            rows.append(dataclasses.replace(row, name=name, attribute=attribute))
-    return rows
+            yield (
+                field.metadata.get(_VARIANT, ""),
+                dataclasses.replace(row, name=name, attribute=attribute),
+            )
+
+
+def settings_of(cls: type[DataclassInstance]) -> list[Setting]:
+    """The keys declared with :func:`setting` on ``cls``'s fields, in declaration order.
+
+    Only the keys of every kind: :func:`variants_of` gives the others.
+    """
+    return [row for variant, row in _rows(cls) if not variant]
+
+
+def variants_of(cls: type[DataclassInstance]) -> dict[str, list[Setting]]:
+    """The keys each ``kind`` brings, for :class:`Table`'s ``variants``, in declaration
+    order (the kinds in the order their first key is declared)."""
+    variants: dict[str, list[Setting]] = {}
+    for variant, row in _rows(cls):
+        if variant:
+            variants.setdefault(variant, []).append(row)
+    return variants
 
 
 def from_table(
@@ -273,28 +303,54 @@ class BookingConfig:
 # fmt: on
 
 
+# fmt: off
 @dataclass(frozen=True)
 class CalendarConfig:
     """One calendar of a technician: where it is and how to log in.
 
     ``id`` is stable while the technician, role and address stay the same (sync state is
     kept under it), e.g. ``ana:sessions:1f0c2a9b``. ``key`` says where it is in the file.
+    The keys of the other kind are ``None`` (``verify_tls``: ``True``).
     """
 
     id: str
     technician: str
     role: Literal["sessions", "busy"]
-    kind: Literal["caldav", "google"]
     key: str
-    url: str | None = None
-    username: str | None = None
-    password: Secret | None = None
-    ca_file: Path | None = None
-    verify_tls: bool = True
-    calendar_id: str | None = None
-    credentials: Secret | None = None
-    subject: str | None = None
-    api_endpoint: str | None = None
+    kind: Literal["caldav", "google"] = setting(
+        Choice(("caldav", "google")), REQUIRED,
+        'Where the calendar lives: "caldav" (any CalDAV server) or "google".')
+    url: str | None = setting(
+        Url(), REQUIRED, "The calendar collection's URL.", "http://127.0.0.1:5232/ana/work/",
+        variant="caldav")
+    username: str | None = setting(
+        Text("a user name"), help="User name, if the server wants one.", variant="caldav")
+    password: Secret | None = setting(
+        SecretFile(example="secrets/ana.caldav"),
+        help="File holding the password (with username).", example="secrets/ana.caldav",
+        key="password_file", variant="caldav")
+    ca_file: Path | None = setting(
+        FilePath(must_exist=True),
+        help="A CA bundle (PEM) to trust for this server, e.g. a private CA.",
+        example="certs/ca.pem", variant="caldav")
+    verify_tls: bool = setting(
+        Boolean(), True, "Check the server's TLS certificate. Turn off only for a test server.",
+        variant="caldav", otherwise=True)
+    calendar_id: str | None = setting(
+        Text('a Google calendar id like "ana@empresa.com.br"'), REQUIRED,
+        'The calendar\'s id ("primary" or an address).', "ana@empresa.com.br",
+        variant="google")
+    credentials: Secret | None = setting(
+        SecretFile(example="secrets/google.json", json_key=True), REQUIRED,
+        "A service-account key or an OAuth authorized-user token (JSON).",
+        "secrets/google.json", key="credentials_file", variant="google")
+    subject: str | None = setting(
+        EMAIL, help="With a service account: the user to act as (domain-wide delegation).",
+        example="ana@empresa.com.br", variant="google")
+    api_endpoint: str | None = setting(
+        Url('an http(s) URL like "https://www.googleapis.com/calendar/v3/"'),
+        help="Another Calendar v3 endpoint: a proxy or a local test server.",
+        example="https://www.googleapis.com/calendar/v3/", variant="google")
 
     @property
     def address(self) -> str:
@@ -310,14 +366,18 @@ class CalendarConfig:
 
     def __str__(self) -> str:
         return f"{self.kind} {self.address}"
+# fmt: on
 
 
 @dataclass(frozen=True)
 class TechnicianConfig:
-    id: str
-    name: str
-    email: str | None
+    # calendar and busy are nested tables: the schema writes their keys, the loader builds them
     calendar: CalendarConfig
+    id: str = setting(identifier("ana"), REQUIRED, "Stable identifier, stored with each session.")
+    name: str = setting(Text("a name"), REQUIRED, "Shown to clients.")
+    email: str | None = setting(
+        EMAIL, help="Where the technician's notifications go.", example="ana@example.com"
+    )
     busy: tuple[CalendarConfig, ...] = ()
 
     @property

@@ -8,20 +8,18 @@ rows that read like the reference they generate. The same tables validate a file
 through ``then`` when the daemon holds the value in another form (``0`` → ``None``).
 
 A section of plain keys is not written here but derived, ``Table(settings_of(...))``,
-from its dataclass, where each key is declared once as the field it fills; what stays
-here is what a field cannot say: tables with variants, nested tables, arrays of tables,
-keys that are read but fill no field, and the document's order of sections.
+from its dataclass, where each key is declared once as the field it fills, and so are a
+calendar's keys of each kind (``variants_of``); what stays here is what a field cannot
+say: nested tables, arrays of tables, keys that are read but fill no field, and the
+document's order of sections.
 """
 
 from __future__ import annotations
 
 from daemon.config.kinds import (
-    EMAIL,
     OPTIONAL,
     REQUIRED,
     ArrayOfTables,
-    Boolean,
-    Choice,
     DateKind,
     Duration,
     FilePath,
@@ -29,11 +27,11 @@ from daemon.config.kinds import (
     Setting,
     Table,
     Text,
-    Url,
     identifier,
 )
 from daemon.config.model import (
     BookingConfig,
+    CalendarConfig,
     DeskConfig,
     LogConfig,
     NotificationsConfig,
@@ -41,10 +39,11 @@ from daemon.config.model import (
     SmtpConfig,
     StoreConfig,
     SyncConfig,
+    TechnicianConfig,
     WebhookConfig,
     settings_of,
+    variants_of,
 )
-from daemon.config.secrets import SecretFile
 from daemon.i18n import DEFAULT_LANGUAGE, SOURCE_LANGUAGE, gettext, weekday_names
 from rules.messages import N_
 from rules.model import WEEKDAYS
@@ -88,39 +87,9 @@ _TECHNICIAN_EXAMPLE = {
 S = Setting  # the schema below reads as a table of keys
 
 CALENDAR = Table(
-    [
-        S("kind", Choice(("caldav", "google")), REQUIRED,
-          'Where the calendar lives: "caldav" (any CalDAV server) or "google".'),
-    ],
+    settings_of(CalendarConfig),
     expected="a calendar table with a kind",
-    variants={
-        "caldav": [
-            S("url", Url(), REQUIRED, "The calendar collection's URL.",
-              "http://127.0.0.1:5232/ana/work/"),
-            S("username", Text("a user name"), help="User name, if the server wants one."),
-            S("password_file", SecretFile(example="secrets/ana.caldav"),
-              help="File holding the password (with username).", example="secrets/ana.caldav",
-              attribute="password"),
-            S("ca_file", FilePath(must_exist=True),
-              help="A CA bundle (PEM) to trust for this server, e.g. a private CA.",
-              example="certs/ca.pem"),
-            S("verify_tls", Boolean(), True,
-              "Check the server's TLS certificate. Turn off only for a test server."),
-        ],
-        "google": [
-            S("calendar_id", Text('a Google calendar id like "ana@empresa.com.br"'), REQUIRED,
-              'The calendar\'s id ("primary" or an address).', "ana@empresa.com.br"),
-            S("credentials_file", SecretFile(example="secrets/google.json", json_key=True),
-              REQUIRED, "A service-account key or an OAuth authorized-user token (JSON).",
-              "secrets/google.json", attribute="credentials"),
-            S("subject", EMAIL,
-              help="With a service account: the user to act as (domain-wide delegation).",
-              example="ana@empresa.com.br"),
-            S("api_endpoint", Url('an http(s) URL like "https://www.googleapis.com/calendar/v3/"'),
-              help="Another Calendar v3 endpoint: a proxy or a local test server.",
-              example="https://www.googleapis.com/calendar/v3/"),
-        ],
-    },
+    variants=variants_of(CalendarConfig),
 )
 
 DESK = Table(
@@ -163,10 +132,7 @@ SESSION_TYPE = Table(
 
 TECHNICIAN = Table(
     [
-        S("id", identifier("ana"), REQUIRED, "Stable identifier, stored with each session."),
-        S("name", Text("a name"), REQUIRED, "Shown to clients."),
-        S("email", EMAIL, help="Where the technician's notifications go.",
-          example="ana@example.com"),
+        *settings_of(TechnicianConfig),
         S("calendar", CALENDAR, REQUIRED,
           "The session calendar: sessions are written here, and its events block time."),
         S("busy", ArrayOfTables(CALENDAR, name="technicians.busy"), [],

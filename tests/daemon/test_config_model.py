@@ -1,9 +1,9 @@
 """The typed sections take their keys from the schema: a key is written once.
 
-A plain new key is one ``setting()`` field of its section's dataclass: the schema row,
-the parsing and the typed value follow from it. Keys the schema writes by hand (tables
-with variants, keys and fields that differ) still fill their fields through
-``from_table``, and forgetting either half stops the first load instead of leaving a key
+A plain new key is one ``setting()`` field of its section's dataclass, a key of one kind
+of calendar too: the schema row, the parsing and the typed value follow from it. Keys the
+schema writes by hand (a technician's nested calendars, ``rules_file``) still meet their
+fields in ``from_table``, and forgetting either half stops the first load instead of leaving a key
 validated but unused.
 """
 
@@ -18,15 +18,19 @@ import pytest
 from daemon.config import (
     ARRAY_SECTIONS,
     BOOKING,
+    CALENDAR,
     SCHEMA,
     ArrayOfTables,
     BookingConfig,
+    CalendarConfig,
     Duration,
     Setting,
     Table,
+    Text,
     from_table,
     setting,
     settings_of,
+    variants_of,
     zero_is_none,
 )
 from daemon.config.kinds import Context
@@ -135,3 +139,38 @@ def test_the_booking_table_is_the_booking_fields() -> None:
         "refusal_limit",
         "rate_window",
     ]
+
+
+@dataclass(frozen=True)
+class WithPrincipal(CalendarConfig):
+    # The whole cost of a new key of CalDAV calendars: this one declaration.
+    principal: str | None = setting(
+        Text("a principal URL"), help="The user's principal.", variant="caldav"
+    )
+
+
+def _calendar(table: Table, raw: dict[str, object]) -> WithPrincipal:
+    where = {"id": "ana:sessions:1", "technician": "ana", "role": "sessions", "key": "k"}
+    return from_table(WithPrincipal, table, _convert(table, raw), **where)
+
+
+def test_a_new_calendar_key_is_one_setting_field() -> None:
+    table = Table(settings_of(WithPrincipal), variants=variants_of(WithPrincipal))
+    assert [s.name for s in table.settings] == ["kind"]
+    caldav = [s.name for s in table.variants["caldav"]]
+    assert caldav == [*(s.name for s in CALENDAR.variants["caldav"]), "principal"]
+    google = [s.name for s in table.variants["google"]]
+    assert google == [s.name for s in CALENDAR.variants["google"]]
+
+    url = "http://127.0.0.1:5232/ana/work/"
+    written = _calendar(table, {"kind": "caldav", "url": url, "principal": "/ana/"})
+    assert (written.principal, written.url, written.verify_tls) == ("/ana/", url, True)
+    assert _calendar(table, {"kind": "caldav", "url": url}).principal is None
+    other: dict[str, object] = {
+        "kind": "google",
+        "calendar_id": "ana@empresa.com.br",
+        "credentials_file": "g.json",
+    }
+    google_calendar = _calendar(table, other)
+    assert google_calendar.principal is None and google_calendar.url is None  # CalDAV's keys
+    assert google_calendar.verify_tls is True
