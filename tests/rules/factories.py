@@ -5,6 +5,7 @@ The sample booking to check against it is in ``tests/factories.py``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -43,3 +44,27 @@ def seed_policy(technicians: int = 2, **changes: object) -> Policy:
 def at(text: str) -> datetime:
     """A desk-local instant from 'YYYY-MM-DD HH:MM'."""
     return datetime.fromisoformat(text).replace(tzinfo=SAO_PAULO)
+
+
+def open_every_day(
+    tz: ZoneInfo,
+    ranges: tuple[TimeRange, ...],
+    *,
+    step: int,
+    duration: int,
+    notice: int,
+    horizon: timedelta,
+    weekdays: Iterable[int] = range(7),
+) -> Policy:
+    """A desk open on ``weekdays`` (every day by default) with one session type "s" and no
+    closed days: what the DST and grid property tests vary (minutes for the integers)."""
+    session_type = SessionType("s", "S", timedelta(minutes=duration), timedelta(minutes=notice))
+    return seed_policy(
+        timezone=tz,
+        weekly={d: ranges for d in weekdays},
+        session_types={"s": session_type},
+        slot_step=timedelta(minutes=step),
+        horizon=horizon,
+        holidays={},
+        closed_dates={},
+    )

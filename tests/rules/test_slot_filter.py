@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from rules.model import Policy, SessionType, TimeRange
 from rules.slots import candidate_starts, free_slots, time_violations
-from tests.rules.factories import seed_policy
+from tests.rules.factories import open_every_day, seed_policy
 from tests.rules.strategies import DAYS, RANGES, ZONES
 
 
@@ -41,16 +41,11 @@ def test_free_slots_offers_exactly_the_candidates_time_violations_accepts(
     now_offset: int,
 ) -> None:
     tz = ZoneInfo(zone)
-    session_type = SessionType("s", "S", timedelta(minutes=duration), timedelta(minutes=notice))
-    policy = seed_policy(
-        timezone=tz,
-        weekly={d: ranges for d in range(7)},
-        session_types={"s": session_type},
-        slot_step=timedelta(minutes=step),
+    policy = open_every_day(
+        tz, ranges, step=step, duration=duration, notice=notice,
         horizon=timedelta(days=horizon_days, hours=5),
-        holidays={},
-        closed_dates={},
-    )
+    )  # fmt: skip
+    session_type = policy.session_types["s"]
     now = datetime.combine(day, datetime.min.time(), tzinfo=tz) + timedelta(minutes=now_offset)
     # Instants compared as timestamps: PEP 495 makes a datetime in a repeated hour unequal
     # to every datetime of another zone, the same instant included.
@@ -65,15 +60,8 @@ def test_free_slots_offers_exactly_the_candidates_time_violations_accepts(
 
 def _lisbon_sundays(ranges: tuple[TimeRange, ...]) -> tuple[ZoneInfo, Policy]:
     tz = ZoneInfo("Europe/Lisbon")
-    session_type = SessionType("s", "S", timedelta(minutes=30), timedelta(0))
-    policy = seed_policy(
-        timezone=tz,
-        weekly={6: ranges},
-        session_types={"s": session_type},
-        slot_step=timedelta(minutes=30),
-        horizon=timedelta(days=400),
-        holidays={},
-        closed_dates={},
+    policy = open_every_day(
+        tz, ranges, step=30, duration=30, notice=0, horizon=timedelta(days=400), weekdays=[6]
     )
     return tz, policy
 

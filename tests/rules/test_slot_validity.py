@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rules.intervals import BusyTimeline
-from rules.model import Policy, SessionType, TimeRange
+from rules.model import Policy, TimeRange
 from rules.slots import FOREVER, free_slots, slots_valid_until
-from tests.rules.factories import at, seed_policy
+from tests.rules.factories import at, open_every_day, seed_policy
 from tests.rules.strategies import (
     DAYS,
     FIRST,
@@ -115,16 +115,10 @@ def test_the_answer_holds_until_valid_until_on_dst_days(
     drawn: list[float],
 ) -> None:
     tz = ZoneInfo(zone)
-    session_type = SessionType("s", "S", timedelta(minutes=duration), timedelta(minutes=notice))
-    policy = seed_policy(
-        timezone=tz,
-        weekly={d: ranges for d in range(7)},
-        session_types={"s": session_type},
-        slot_step=timedelta(minutes=step),
+    policy = open_every_day(
+        tz, ranges, step=step, duration=duration, notice=notice,
         horizon=timedelta(minutes=horizon_minutes),
-        holidays={},
-        closed_dates={},
-    )
+    )  # fmt: skip
     now = datetime.combine(day, datetime.min.time(), tzinfo=tz) + timedelta(minutes=now_offset)
     first, last = day, day + timedelta(days=span)
     until = slots_valid_until(policy, "s", first, last, now)
