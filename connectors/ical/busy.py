@@ -6,6 +6,7 @@ Free, not busy: ``TRANSP:TRANSPARENT``, ``STATUS:CANCELLED``, Outlook's
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -130,16 +131,8 @@ def describe_ics(
     change = describe_object(cal, window, desk_tz, href=href, etag=etag, calendar=calendar)
     if not problems:
         return change
-    return ObjectChange(
-        href=change.href,
-        uid=change.uid,
-        etag=change.etag,
-        blocks=change.blocks,
-        start=change.start,
-        end=change.end,
-        cancelled=change.cancelled,
-        problems=tuple(problems) + change.problems,
-    )
+    # replace() keeps every other field, including any ObjectChange gains later.
+    return dataclasses.replace(change, problems=tuple(problems) + change.problems)
 
 
 def _freebusy_blocks(reader: _Reader, uid: str | None, freebusy: Component) -> list[Interval]:
