@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -89,6 +90,11 @@ def _only_comments(text: str) -> bool:
     )
 
 
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    text = str(error)
+    return "locked" in text or "busy" in text
+
+
 # One lock per database file, shared by every handle on it in this process (a reload
 # opens a second one); the entry goes when no handle holds it any more.
 _write_locks: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
@@ -138,23 +144,48 @@ class StoreBase:
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 check_same_thread=False,
             )
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open the store {self.path}: {error}") from None
+        try:
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             db.execute("PRAGMA foreign_keys = ON")
-            # WAL is persistent in the file: switch only once, so concurrent openers do
-            # not all queue for the exclusive lock the switch needs.
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if mode != "wal":
-                    db.close()
-                    raise StoreError(
-                        f"the store {self.path} cannot use a WAL journal (got {mode!r}); "
-                        "put it on a local file system"
-                    )
+            self._use_wal(db)
             db.execute("PRAGMA synchronous = FULL")
-        except sqlite3.Error as error:
+        except (sqlite3.Error, StoreError) as error:
+            db.close()
+            if isinstance(error, StoreError):
+                raise
             raise StoreError(f"cannot open the store {self.path}: {error}") from None
         db.row_factory = sqlite3.Row
         return db
+
+    def _use_wal(self, db: sqlite3.Connection) -> None:
+        """Switch a fresh file to WAL, retrying while another opener holds it.
+
+        WAL is persistent in the file, so only the first opener switches. Openers of a
+        fresh file race for the switch, which needs the exclusive lock; SQLite answers
+        "database is locked" at once rather than calling the busy handler (waiting could
+        deadlock two openers that both hold a shared lock), so the wait is done here.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        pause = 0.001
+        while True:
+            try:
+                if db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                    return
+                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+                continue
+            if mode != "wal":
+                raise StoreError(
+                    f"the store {self.path} cannot use a WAL journal (got {mode!r}); "
+                    "put it on a local file system"
+                )
+            return
 
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
