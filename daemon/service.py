@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from daemon.busy import BusyCache
@@ -90,6 +90,19 @@ def request_hash(request: BookingRequest) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
+_FOREVER = datetime.max.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stale:
+    """Who was stale at ``since``, true until ``until`` while the store is at ``version``."""
+
+    version: int
+    since: datetime
+    until: datetime
+    technicians: frozenset[str]
+
+
 class Service:
     def __init__(self, config: Config, store: Store, clock: Clock) -> None:
         self.config = config
@@ -102,6 +115,7 @@ class Service:
             data_version=store.data_version,
         )
         self.slot_cache = SlotCache()
+        self._stale: _Stale | None = None
         # Called with each booking's outcome name (booked, replayed, rejected, slot_taken).
         self.on_booking: Callable[[str], None] = lambda outcome: None
         store.sync_technicians(
@@ -144,13 +158,34 @@ class Service:
         )
 
     def stale_technicians(self, now: datetime) -> set[str]:
-        """Technicians whose calendar data is too old to promise their time."""
-        limit = now - self.config.sync.stale_after
-        return {
+        """Technicians whose calendar data is too old to promise their time.
+
+        Asked on every availability request, so the answer is kept while it holds: until
+        the store changes (a sync landing is a commit) or the next instant a calendar that
+        is fresh now turns stale, whichever comes first.
+        """
+        version = self.store.data_version()
+        known = self._stale
+        if known is not None and known.version == version and known.since <= now <= known.until:
+            return set(known.technicians)
+        after = self.config.sync.stale_after
+        limit = now - after
+        calendars = self.store.calendars()
+        stale = frozenset(
             c.technician_id
-            for c in self.store.calendars()
+            for c in calendars
             if c.last_sync_ok_at is None or c.last_sync_ok_at < limit
-        }
+        )
+        until = min(
+            (
+                c.last_sync_ok_at + after
+                for c in calendars
+                if c.last_sync_ok_at is not None and c.last_sync_ok_at >= limit
+            ),
+            default=_FOREVER,
+        )
+        self._stale = _Stale(version, now, until, stale)
+        return set(stale)
 
     def eligible(self, now: datetime) -> set[str]:
         return {t.id for t in self.policy.technicians} - self.stale_technicians(now)

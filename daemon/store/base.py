@@ -95,19 +95,28 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-# One lock per database file, shared by every handle on it in this process (a reload
+class _File:
+    """What every handle on one database file shares in this process: the writers' queue
+    and a count of the commits made through any of them."""
+
+    def __init__(self) -> None:
+        self.write_lock = threading.Lock()
+        self.commits = 0  # moved under write_lock, read without it (an int is atomic)
+
+
+# One entry per database file, shared by every handle on it in this process (a reload
 # opens a second one); the entry goes when no handle holds it any more.
-_write_locks: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
-_write_locks_guard = threading.Lock()
+_files: weakref.WeakValueDictionary[str, _File] = weakref.WeakValueDictionary()
+_files_guard = threading.Lock()
 
 
-def _write_lock(path: Path) -> threading.Lock:
+def _file(path: Path) -> _File:
     key = os.path.realpath(path)
-    with _write_locks_guard:
-        lock = _write_locks.get(key)
-        if lock is None:
-            lock = _write_locks[key] = threading.Lock()
-        return lock
+    with _files_guard:
+        found = _files.get(key)
+        if found is None:
+            found = _files[key] = _File()
+        return found
 
 
 class StoreBase:
@@ -124,8 +133,9 @@ class StoreBase:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._watch: sqlite3.Connection | None = None
-        self._commits = 0
-        self._write_lock = _write_lock(self.path)
+        self._outside: tuple[float, int] | None = None  # (when read, PRAGMA data_version)
+        self._file = _file(self.path)
+        self._write_lock = self._file.write_lock
         try:
             self._migrate(packaged_migrations() if migrations is None else list(migrations))
         except BaseException:
@@ -196,21 +206,36 @@ class StoreBase:
                 self._connections.append(db)
         return db
 
-    def data_version(self) -> int:
-        """A number that changes whenever any connection (any thread or process) commits.
+    # How long a reading of the other processes' commits is trusted (see data_version).
+    OUTSIDE_POLL_S = 0.05
 
-        Caches compare it to know when to reload. It is read on a connection of its own:
-        SQLite's ``data_version`` only moves for commits made through *other* connections.
+    def data_version(self) -> int:
+        """A number that moves whenever a connection commits: at once for a commit made in
+        this process (through any handle on the file), within :attr:`OUTSIDE_POLL_S` for
+        one made by another process (the CLI).
+
+        Caches compare it, on every availability request, to know when to reload. Asking
+        SQLite each time (``PRAGMA data_version`` on a connection of its own, since it only
+        moves for commits made through *other* connections) released and retook the GIL
+        twice per request, and under load the request threads queued on that hand-over.
+        Commits in this process are counted here instead; the other processes' are polled.
         """
-        with self._lock:
-            if self._watch is None:
-                self._watch = sqlite3.connect(
-                    self.path, isolation_level=None, check_same_thread=False
-                )
-                self._watch.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                self._connections.append(self._watch)
-            version = int(self._watch.execute("PRAGMA data_version").fetchone()[0])
-            return version * 1_000_003 + self._commits
+        outside = self._outside
+        now = time.monotonic()
+        if outside is None or not 0 <= now - outside[0] < self.OUTSIDE_POLL_S:
+            with self._lock:
+                fresher = self._outside
+                if fresher is not None and fresher is not outside:
+                    return fresher[1] * 1_000_003 + self._file.commits  # another thread read it
+                if self._watch is None:
+                    self._watch = sqlite3.connect(
+                        self.path, isolation_level=None, check_same_thread=False
+                    )
+                    self._watch.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                    self._connections.append(self._watch)
+                outside = (now, int(self._watch.execute("PRAGMA data_version").fetchone()[0]))
+                self._outside = outside
+        return outside[1] * 1_000_003 + self._file.commits
 
     def close(self) -> None:
         """Close every connection of this handle (from any thread); it reopens on next use."""
@@ -219,6 +244,7 @@ class StoreBase:
                 db.close()
             self._connections.clear()
             self._watch = None
+            self._outside = None
             self._local = threading.local()
 
     def __enter__(self) -> Self:
@@ -257,10 +283,9 @@ class StoreBase:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
+            self._file.commits += 1
         finally:
             self._write_lock.release()
-        with self._lock:
-            self._commits += 1
 
     def _read(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         return self._connection().execute(sql, args).fetchall()

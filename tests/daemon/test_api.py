@@ -276,6 +276,32 @@ def test_stale_calendars_stop_bookings_and_health_says_so(tmp_path: Path) -> Non
     assert stored is not None and stored.technician_id == desk.config.calendars[1].technician
 
 
+def test_a_calendar_turns_stale_at_its_instant_with_no_store_change(tmp_path: Path) -> None:
+    """The stale set is kept between requests: it must still change at the very instant a
+    calendar's last sync is ``stale_after`` old, and at the next sync that lands."""
+    desk = make_desk(tmp_path, monday(7, 0))
+    everyone = {t.id for t in desk.config.technicians}
+    ana_work = desk.config.calendars[0]
+    later = monday(7, 0) + timedelta(minutes=2)
+    desk.store.apply_sync(ana_work.id, [], full=True, state=None, now=later)
+    assert desk.service.eligible(desk.clock.now()) == everyone
+    # The other calendars synced at 7:00 go stale after 7:05; ana's after 7:07.
+    desk.clock.set(monday(7, 5))
+    assert desk.service.eligible(desk.clock.now()) == everyone
+    desk.clock.set(monday(7, 5) + timedelta(microseconds=1))
+    assert desk.service.eligible(desk.clock.now()) == {ana_work.technician}
+    desk.clock.set(monday(7, 7))
+    assert desk.service.eligible(desk.clock.now()) == {ana_work.technician}
+    desk.clock.set(monday(7, 7) + timedelta(microseconds=1))
+    assert desk.service.eligible(desk.clock.now()) == set()
+    # A sync landing is seen at once.
+    desk.mark_synced(monday(7, 7))
+    assert desk.service.eligible(desk.clock.now()) == everyone
+    # A clock set back is not served from what was worked out for later.
+    desk.clock.set(monday(6, 0))
+    assert desk.service.eligible(desk.clock.now()) == everyone
+
+
 def test_unknown_paths_and_methods(desk: Desk) -> None:
     assert call(desk, "GET", "/nope")[0] == 404
     status, headers, _ = call(desk, "DELETE", "/api/v1/bookings")

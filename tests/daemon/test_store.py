@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -749,9 +750,33 @@ def test_prune_audit_goes_in_batches_until_nothing_is_left(
     assert store.audit_log() == []
 
 
+def _audit_from_another_process(path: Path) -> None:
+    with Store(path) as store:
+        store.audit("system", "started", now=NOW)
+
+
+def test_data_version_sees_another_process_at_the_next_poll(tmp_path: Path) -> None:
+    path = tmp_path / "v.db"
+    with open_store(path) as watcher:
+        watcher.OUTSIDE_POLL_S = 3600.0  # one reading, trusted for the whole test
+        before = watcher.data_version()
+        writer = multiprocessing.get_context("spawn").Process(
+            target=_audit_from_another_process, args=(path,)
+        )
+        writer.start()
+        writer.join(timeout=60)
+        assert writer.exitcode == 0
+        # The other process's commit is not polled yet: the version has not moved ...
+        assert watcher.data_version() == before
+        # ... and a poll due now finds it.
+        watcher.OUTSIDE_POLL_S = 0.0
+        assert watcher.data_version() != before
+
+
 def test_data_version_moves_when_another_handle_commits(tmp_path: Path) -> None:
     path = tmp_path / "v.db"
     with open_store(path) as watcher, Store(path) as writer:
+        watcher.OUTSIDE_POLL_S = 3600.0  # no poll: handles in one process share a count
         before = watcher.data_version()
         assert watcher.data_version() == before
         writer.audit("system", "started", now=NOW)
