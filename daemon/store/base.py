@@ -37,6 +37,10 @@ from daemon.errors import ExpedienteError
 BUSY_TIMEOUT_MS = 10_000
 # How long a writer waits for the other writers of this process, like the busy timeout.
 WRITE_QUEUE_TIMEOUT_S = BUSY_TIMEOUT_MS / 1000
+# Writers in one group commit at most (bounds how long the first waits for the last).
+GROUP_MAX = 32
+# How often a writer waiting for its group's commit checks that someone will commit it.
+GROUP_CHECK_S = 0.05
 
 
 class StoreError(ExpedienteError):
@@ -95,13 +99,32 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+class _Group:
+    """One write transaction shared by the writers of a burst (group commit).
+
+    A commit in WAL mode with ``synchronous=FULL`` waits for the disk (0.5-0.7 ms here),
+    and every writer of the file waits behind it. Writers that queued while one was
+    inside run in the same transaction, each in a savepoint of its own, and one COMMIT
+    makes them all durable: a burst of bookings pays for one disk flush, not one each.
+    """
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.members = 0
+        self.over = threading.Event()
+        self.error: StoreError | None = None
+
+
 class _File:
-    """What every handle on one database file shares in this process: the writers' queue
-    and a count of the commits made through any of them."""
+    """What every handle on one database file shares in this process: the writers' queue,
+    the transaction a burst of them shares, and a count of the commits made."""
 
     def __init__(self) -> None:
         self.write_lock = threading.Lock()
         self.commits = 0  # moved under write_lock, read without it (an int is atomic)
+        self.group: _Group | None = None  # the open transaction, under write_lock
+        self.queued = 0  # writers waiting for write_lock
+        self.queued_lock = threading.Lock()
 
 
 # One entry per database file, shared by every handle on it in this process (a reload
@@ -198,6 +221,9 @@ class StoreBase:
             return
 
     def _connection(self) -> sqlite3.Connection:
+        writing: sqlite3.Connection | None = getattr(self._local, "writing", None)
+        if writing is not None:
+            return writing  # inside a write: its transaction, which may be another thread's
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = self._open()
@@ -255,37 +281,113 @@ class StoreBase:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, locked up front so the checks inside it stay true.
+        """One write, in a transaction locked up front so the checks inside it stay true,
+        durable when this returns.
 
         A deferred transaction would read first and upgrade to a write lock later; two of
         them could both read "free" and then one fails (or, worse, both had checked stale
         data). ``BEGIN IMMEDIATE`` takes the write lock before the first read; this
-        process's other writers wait their turn before it, on ``_write_lock``.
+        process's other writers wait their turn before it, on the file's ``write_lock``.
+
+        A writer that finishes while others are queued leaves the transaction open for
+        them (see :class:`_Group`) and waits for the one that commits; its changes sit in
+        a savepoint, so a writer that fails takes back only its own. Reads inside the block
+        (:meth:`_read`) go to the transaction's connection and see what it wrote.
         """
-        db = self._connection()
-        if db.in_transaction:
+        if getattr(self._local, "writing", None) is not None:
             # The lock is not reentrant: a write inside a write would wait for itself.
             raise StoreError(f"a write to {self.path} began inside another one")
-        if not self._write_lock.acquire(timeout=WRITE_QUEUE_TIMEOUT_S):
+        file = self._file
+        with file.queued_lock:
+            file.queued += 1
+        try:
+            acquired = file.write_lock.acquire(timeout=WRITE_QUEUE_TIMEOUT_S)
+        finally:
+            with file.queued_lock:
+                file.queued -= 1
+        if not acquired:
             raise StoreError(
                 f"the store {self.path} is busy: other writers of this process held it "
                 f"for {WRITE_QUEUE_TIMEOUT_S:.0f} s"
             )
         try:
-            try:
-                db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as error:
-                raise StoreError(f"the store {self.path} is busy: {error}") from None
-            try:
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            self._file.commits += 1
+            group = file.group or self._begin()
+            db = group.db
+            db.execute("SAVEPOINT member")
+        except BaseException:
+            file.write_lock.release()
+            raise
+        failure: BaseException | None = None
+        self._local.writing = db
+        try:
+            yield db
+        except BaseException as error:
+            failure = error
         finally:
-            self._write_lock.release()
+            self._local.writing = None
+        self._end_member(group, failed=failure is not None)
+        if failure is not None:
+            raise failure
+        if group.error is not None:
+            raise group.error
+
+    def _begin(self) -> _Group:
+        """Open the transaction a burst of writers shares (under the write lock)."""
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise StoreError(f"the store {self.path} is busy: {error}") from None
+        group = self._file.group = _Group(db)
+        return group
+
+    def _end_member(self, group: _Group, *, failed: bool) -> None:
+        """Close this writer's savepoint, then commit the group or leave it to the next
+        queued writer; return once the group's transaction is over (called holding the
+        write lock, which it releases)."""
+        file = self._file
+        db = group.db
+        try:
+            if failed and db.in_transaction:
+                db.execute("ROLLBACK TO member")
+            if db.in_transaction:
+                db.execute("RELEASE member")
+                group.members += 1
+            else:  # an error ended the whole transaction: nobody's changes are kept
+                self._finish(group, StoreError(f"a write to {self.path} was rolled back"))
+        except sqlite3.Error as error:
+            self._finish(group, StoreError(f"a write to {self.path} failed: {error}"))
+        if not group.over.is_set() and (file.queued == 0 or group.members >= GROUP_MAX):
+            self._commit(group)
+        file.write_lock.release()
+        # Wait for the writer that commits. Should it give up queueing (a timeout) just
+        # as the lock was left to it, this writer commits the group itself.
+        while not group.over.wait(GROUP_CHECK_S):
+            if file.write_lock.acquire(blocking=False):
+                try:
+                    if not group.over.is_set():
+                        self._commit(group)
+                finally:
+                    file.write_lock.release()
+
+    def _commit(self, group: _Group) -> None:
+        try:
+            group.db.execute("COMMIT")
+        except sqlite3.Error as error:
+            if group.db.in_transaction:
+                group.db.execute("ROLLBACK")
+            self._finish(group, StoreError(f"a write to {self.path} failed: {error}"))
+            return
+        self._file.commits += 1
+        self._finish(group, None)
+
+    def _finish(self, group: _Group, error: StoreError | None) -> None:
+        if error is not None and group.db.in_transaction:
+            group.db.execute("ROLLBACK")
+        group.error = error
+        if self._file.group is group:
+            self._file.group = None
+        group.over.set()
 
     def _read(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         return self._connection().execute(sql, args).fetchall()

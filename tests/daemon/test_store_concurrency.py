@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import sqlite3
 import threading
+import time
 from collections.abc import Callable
+from contextlib import closing
 from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -215,3 +218,76 @@ def test_a_store_used_by_many_threads_closes_from_another(tmp_path: Path) -> Non
     store.close()  # the worker threads' connections are closed here, not leaked
     assert store.list_sessions() == []  # and the handle reopens on use
     store.close()
+
+
+def _queued_writers(
+    tmp_path: Path, count: int, work: Callable[[int, Any], None]
+) -> tuple[daemon.store.base.StoreBase, list[object], int]:
+    """``count`` threads each run ``work(n, db)`` in a write, all queued behind a write
+    lock held by the test until every one of them waits for it; returns the handle, what
+    each thread ended with (None, or the exception it raised) and the commits made."""
+    base = daemon.store.base.StoreBase(
+        tmp_path / "g.db", migrations=[(1, "CREATE TABLE t (n INTEGER NOT NULL);")]
+    )
+    file = base._file
+    before = file.commits
+    results: list[object] = [None] * count
+    seen_at_return: list[bool] = [False] * count
+
+    def writer(n: int) -> None:
+        try:
+            with base._write() as db:
+                work(n, db)
+        except Exception as error:
+            results[n] = error
+            return
+        # Durable when _write returns: a connection of its own already sees the row.
+        with closing(sqlite3.connect(base.path)) as other:
+            found = other.execute("SELECT count(*) FROM t WHERE n = ?", (n,)).fetchone()[0]
+            seen_at_return[n] = found == 1
+
+    file.write_lock.acquire()
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while file.queued < count:
+        assert time.monotonic() < deadline, f"only {file.queued} of {count} writers queued"
+        time.sleep(0.001)
+    file.write_lock.release()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    for n, result in enumerate(results):
+        assert result is not None or seen_at_return[n], f"writer {n} returned before its commit"
+    return base, results, file.commits - before
+
+
+def test_writers_queued_together_share_one_commit(tmp_path: Path) -> None:
+    def insert(n: int, db: Any) -> None:
+        db.execute("INSERT INTO t (n) VALUES (?)", (n,))
+
+    base, results, commits = _queued_writers(tmp_path, 12, insert)
+    with base:
+        assert results == [None] * 12
+        assert commits == 1
+        assert sorted(r[0] for r in base._read("SELECT n FROM t")) == list(range(12))
+
+
+def test_a_failing_writer_in_a_group_takes_back_only_its_own_changes(tmp_path: Path) -> None:
+    def insert(n: int, db: Any) -> None:
+        db.execute("INSERT INTO t (n) VALUES (?)", (n,))
+        if n % 4 == 1:
+            raise ValueError(f"writer {n} changed its mind")
+        if n == 6:
+            db.execute("INSERT INTO t (n) VALUES (NULL)")  # a constraint the database refuses
+
+    base, results, commits = _queued_writers(tmp_path, 10, insert)
+    with base:
+        failed = {n for n, r in enumerate(results) if r is not None}
+        assert failed == {1, 5, 6, 9}
+        assert isinstance(results[1], ValueError) and "writer 1" in str(results[1])
+        assert isinstance(results[6], sqlite3.IntegrityError)
+        kept = sorted(r[0] for r in base._read("SELECT n FROM t"))
+        assert kept == sorted(set(range(10)) - failed)
+        assert commits == 1
