@@ -33,6 +33,28 @@ _CALENDAR_BUSY = (
     "s.status NOT IN ('booked', 'in_progress') OR s.id IS :own "
     "OR (s.start_ts = o.start_ts AND s.end_ts = o.end_ts)))"
 )
+# What :func:`clash` asks: the same blocks, limited to those that can overlap
+# ``[:lo, :hi)`` from the indexes' side as well (migration 0005): a block starts no
+# earlier than ``:lo`` minus its calendar's longest one.
+_CALENDAR_CLASH = (
+    "SELECT 1 FROM calendars c "
+    "JOIN busy_intervals b ON b.calendar_id = c.id "
+    "JOIN calendar_objects o ON o.calendar_id = b.calendar_id AND o.href = b.href "
+    "WHERE c.technician_id = :tech AND b.start_ts < :hi AND b.end_ts > :lo "
+    "AND b.start_ts >= :lo - (SELECT max(m.end_ts - m.start_ts) FROM busy_intervals m "
+    "WHERE m.calendar_id = c.id) "
+    "AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.calendar_uid = o.uid AND ("
+    "s.status NOT IN ('booked', 'in_progress') OR s.id IS :own "
+    "OR (s.start_ts = o.start_ts AND s.end_ts = o.end_ts))) "
+    "LIMIT 1"
+)
+_SESSION_CLASH = (
+    "SELECT id FROM sessions WHERE technician_id = :tech "
+    "AND status IN ('booked', 'in_progress') AND start_ts < :hi AND end_ts > :lo "
+    "AND start_ts >= :lo - (SELECT max(end_ts - start_ts) FROM sessions "
+    "WHERE technician_id = :tech) "
+    "AND id IS NOT :own LIMIT 1"
+)
 _ACTIVE_SESSIONS = (
     "FROM sessions WHERE technician_id = :tech "
     "AND status IN ('booked', 'in_progress') AND start_ts < :hi AND end_ts > :lo "
@@ -58,10 +80,10 @@ def clash(
         "hi": ts_ceil(interval.end + buffer),
         "own": own,
     }
-    row = db.execute(f"SELECT id {_ACTIVE_SESSIONS} LIMIT 1", args).fetchone()
+    row = db.execute(_SESSION_CLASH, args).fetchone()
     if row is not None:
         return Conflict(f"session {row[0]}")
-    if db.execute(f"SELECT 1 {_CALENDAR_BUSY} LIMIT 1", args).fetchone() is not None:
+    if db.execute(_CALENDAR_CLASH, args).fetchone() is not None:
         return Conflict("calendar event")
     return None
 

@@ -174,6 +174,37 @@ def test_an_in_memory_database_is_refused(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ busy cache
 
 
+def test_a_long_block_starting_days_before_still_clashes(store: Store) -> None:
+    """The clash check bounds its index range by each calendar's longest block and each
+    technician's longest session (migration 0005): a week-long block among short ones,
+    and a session moved to span a day, must still be found from any point inside them."""
+    week = 7 * 24 * 60
+    short = [ObjectChange(f"s{n}.ics", f"s{n}", "e", blocks=(block(-3000 + 90 * n, 30),))
+             for n in range(60)]  # fmt: skip
+    store.apply_sync(
+        BUSY,
+        [*short, ObjectChange("away.ics", "away", "e", blocks=(block(-3 * 24 * 60, week),))],
+        full=True,
+        state=None,
+        now=NOW,
+    )
+    for offset in (0, 24 * 60, 3 * 24 * 60 + 61):  # inside the week, far from its start
+        inside = store.insert_booking(new_session(at(offset)), buffer=timedelta(0), now=NOW)
+        assert isinstance(inside, Conflict) and inside.reason == "calendar event", inside
+    after = at(4 * 24 * 60 + 60)  # the week is over
+    assert isinstance(
+        store.insert_booking(new_session(after), buffer=timedelta(0), now=NOW), Inserted
+    )
+    long = store.insert_booking(
+        new_session(after + timedelta(hours=2), minutes=24 * 60), buffer=timedelta(0), now=NOW
+    )
+    assert isinstance(long, Inserted)
+    late = store.insert_booking(
+        new_session(after + timedelta(hours=20)), buffer=timedelta(0), now=NOW
+    )
+    assert isinstance(late, Conflict) and late.reason == f"session {long.session.id}", late
+
+
 def test_full_sync_replaces_and_delta_sync_patches(store: Store) -> None:
     store.apply_sync(
         BUSY,
