@@ -8,6 +8,7 @@ datetime is a bug (its zone is unknown), so it is refused instead of guessed.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -128,14 +129,17 @@ class BusyTimeline:
             starts_all = list(compress(starts_all, nonempty))
             ends_all = list(compress(ends_all, nonempty))
         if not starts_all:
-            self._starts: list[float] = []
-            self._ends: list[float] = []
+            self._starts: array[float] = array("d")
+            self._ends: array[float] = array("d")
             return
         reach = list(accumulate(ends_all, max))  # the furthest end seen so far
         # A new merged interval begins where a start lies beyond everything before it.
         breaks = list(map(gt, starts_all[1:], reach[:-1]))
-        self._starts = [starts_all[0], *compress(starts_all[1:], breaks)]
-        self._ends = [*compress(reach[:-1], breaks), reach[-1]]
+        # Kept as arrays of doubles, 16 bytes an interval instead of 64 in lists of
+        # Python numbers: the daemon holds two timelines per technician (calendar time, and
+        # calendar time with sessions) for 50 technicians x 5,000 intervals and more.
+        self._starts = array("d", [starts_all[0], *compress(starts_all[1:], breaks)])
+        self._ends = array("d", [*compress(reach[:-1], breaks), reach[-1]])
 
     def with_pairs(self, pairs: Sequence[tuple[float, float]]) -> BusyTimeline:
         """This timeline plus a few more busy pairs (sessions on top of calendar time),

@@ -9,6 +9,7 @@ from pathlib import Path
 RULES = Path(__file__).resolve().parents[2] / "rules"
 ALLOWED = {
     "__future__",
+    "array",  # compact storage for timelines; no I/O
     "bisect",
     "collections",
     "dataclasses",
