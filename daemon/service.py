@@ -207,18 +207,20 @@ class Service:
         policy = self.policy
         timelines = self.timelines(now)
         eligible = self.eligible(now)
-        key = (
-            id(render), id(policy), type_name, first, last, frozenset(eligible),
+        key = (id(render), id(policy), type_name, first, last)
+        inputs = (
+            frozenset(eligible),
             tuple((tech, id(timeline)) for tech, timeline in timelines.items()),
-        )  # fmt: skip
-        body = self.slot_cache.get(key, now)
-        if body is None:
+        )
+
+        def compute() -> tuple[bytes, datetime]:
             slots = free_slots(policy, type_name, first, last, now, timelines, eligible)
-            body = render(policy, type_name, slots)
             valid_until = slots_valid_until(policy, type_name, first, last, now)
-            self.slot_cache.put(
-                key, body, now, valid_until, (render, policy, tuple(timelines.values()))
-            )
+            return render(policy, type_name, slots), valid_until
+
+        body = self.slot_cache.answer(
+            key, inputs, now, compute, (render, policy, tuple(timelines.values()))
+        )
         return body
 
     # ---------------------------------------------------------------- booking

@@ -2,71 +2,93 @@
 
 A steady ``GET /api/v1/slots`` would otherwise run the slot engine over every candidate and
 encode every slot on each request, for the same bytes. An answer is decided by the policy,
-the type and days asked, the technicians eligible, their busy time and the time; the key
-holds all but the time, and the time is covered by ``valid_until`` from
-:func:`rules.slots.slots_valid_until`. Busy time is keyed by the identity of the timelines
+the type and days asked (its *key*), the technicians eligible and their busy time (its
+*inputs*) and the time; the time is covered by ``valid_until`` from
+:func:`rules.slots.slots_valid_until`. Busy time is named by the identity of the timelines
 the busy cache returned: it hands out the same objects while nothing changed and new ones
-when something did. An entry holds references to what its key names by identity, so no id
-in a live key can be reused by another object.
+when something did. An entry holds references to what its key and inputs name by identity,
+so no id in a live entry can be reused by another object.
 
-A cached answer can at most offer a slot booked a moment ago, as the busy cache's previous
-view can: the booking transaction re-checks.
+When the inputs change (a booking, a calendar change), one request computes the new answer;
+requests for the same key that arrive meanwhile get the previous answer, as the busy cache
+gives them the previous timeline, rather than each computing it again and queueing for the
+same core. A cached or previous answer can at most offer a slot booked a moment ago or hide
+one freed a moment ago: the booking transaction re-checks.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 
 SIZE = 256  # answers kept: the type × range combinations clients ask for, with room
 
+# Computes an answer: its body and the instant until which its time holds.
+Compute = Callable[[], tuple[bytes, datetime]]
+
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
     body: bytes
+    inputs: Hashable
     since: datetime  # the instant it was computed for: a clock set back leaves the span
     valid_until: datetime
-    held: tuple[object, ...]  # what the key names by id, kept alive
+    held: tuple[object, ...]  # what the key and inputs name by id, kept alive
+
+    def holds_at(self, now: datetime) -> bool:
+        return self.since <= now < self.valid_until
 
 
 class SlotCache:
-    """A bounded (least recently used) map from a key to an answer valid until an instant."""
+    """A bounded (least recently used) map from a key to an answer, recomputed by one
+    request at a time when its inputs change."""
 
     def __init__(self, size: int = SIZE) -> None:
         self._size = size
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._computing: set[Hashable] = set()
         self._lock = threading.Lock()
+        self._computed = threading.Condition(self._lock)
 
-    def get(self, key: Hashable, now: datetime) -> bytes | None:
-        """The answer stored under ``key`` if it still holds at ``now``, else None."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if not entry.since <= now < entry.valid_until:
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return entry.body
-
-    def put(
+    def answer(
         self,
         key: Hashable,
-        body: bytes,
-        since: datetime,
-        valid_until: datetime,
+        inputs: Hashable,
+        now: datetime,
+        compute: Compute,
         held: tuple[object, ...],
-    ) -> None:
-        """Store ``body`` for ``[since, valid_until)``; ``held`` are the objects whose ids
-        ``key`` contains."""
+    ) -> bytes:
+        """The answer for ``key`` at ``now`` from ``inputs``: the one stored when it still
+        holds, else computed here (``held`` are the objects whose ids ``key`` and
+        ``inputs`` contain), or the previous one while another request computes it."""
         with self._lock:
-            self._entries[key] = _Entry(body, since, valid_until, held)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
+            while True:
+                entry = self._entries.get(key)
+                current = entry is not None and entry.holds_at(now)
+                if entry is not None and current and entry.inputs == inputs:
+                    self._entries.move_to_end(key)
+                    return entry.body
+                if key not in self._computing:
+                    self._computing.add(key)
+                    break
+                if entry is not None and current:
+                    return entry.body  # the previous answer while the new one is computed
+                self._computed.wait()
+        try:
+            body, valid_until = compute()
+            with self._lock:
+                self._entries[key] = _Entry(body, inputs, now, valid_until, held)
+                self._entries.move_to_end(key)
+                while len(self._entries) > self._size:
+                    self._entries.popitem(last=False)
+        finally:
+            with self._lock:
+                self._computing.discard(key)
+                self._computed.notify_all()
+        return body
 
     def __len__(self) -> int:
         return len(self._entries)

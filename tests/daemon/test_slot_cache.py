@@ -4,8 +4,9 @@ byte for byte what a fresh computation gives; otherwise it is computed again."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -144,15 +145,78 @@ def test_each_type_and_range_has_its_own_answer(desk: Desk, computed: list[str])
     assert bodies == [fresh(desk, *query) for query in queries]
 
 
+def answer_of(body: bytes, until: datetime) -> Callable[[], tuple[bytes, datetime]]:
+    return lambda: (body, until)
+
+
+NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
+HOUR = NOW + timedelta(hours=1)
+LATER = NOW + timedelta(hours=2)
+
+
 def test_the_cache_keeps_the_most_recently_used_answers() -> None:
     cache = SlotCache(size=2)
-    now = datetime(2026, 12, 1, 12).astimezone()
-    until = now + timedelta(hours=1)
     for key in ("a", "b"):
-        cache.put(key, key.encode(), now, until, ())
-    assert cache.get("a", now) == b"a"  # "b" is now the least recently used
-    cache.put("c", b"c", now, until, ())
+        assert cache.answer(key, 1, NOW, answer_of(key.encode(), HOUR), ()) == key.encode()
+    unused = answer_of(b"computed again", HOUR)
+    assert cache.answer("a", 1, NOW, unused, ()) == b"a"  # "b" is now the least recently used
+    cache.answer("c", 1, NOW, answer_of(b"c", HOUR), ())
     assert len(cache) == 2
-    assert cache.get("b", now) is None
-    assert cache.get("a", now) == b"a" and cache.get("c", now) == b"c"
-    assert cache.get("a", until) is None
+    assert cache.answer("b", 1, NOW, unused, ()) == b"computed again"
+    assert cache.answer("c", 1, NOW, unused, ()) == b"c"
+    # Its time over, or its inputs changed: computed again.
+    assert cache.answer("c", 1, HOUR, answer_of(b"later", LATER), ()) == b"later"
+    assert cache.answer("c", 2, HOUR, answer_of(b"new inputs", LATER), ()) == b"new inputs"
+
+
+def test_while_one_request_computes_the_others_get_the_previous_answer() -> None:
+    """One computation per change: a request for the same key arriving meanwhile gets the
+    previous answer if its time holds, and waits for the new one if there is none."""
+    cache = SlotCache()
+    cache.answer("k", "old", NOW, answer_of(b"previous", HOUR), ())
+    release = threading.Event()
+    started = threading.Event()
+    computations: list[str] = []
+
+    def slow(body: bytes) -> Callable[[], tuple[bytes, datetime]]:
+        def compute() -> tuple[bytes, datetime]:
+            computations.append(body.decode())
+            started.set()
+            assert release.wait(timeout=30)
+            return body, LATER
+
+        return compute
+
+    results: dict[str, bytes] = {}
+    first = threading.Thread(
+        target=lambda: results.update(first=cache.answer("k", "new", NOW, slow(b"new"), ()))
+    )
+    first.start()
+    assert started.wait(timeout=30)
+    # Same key, new inputs, while "new" is computed: the previous answer, nothing computed.
+    assert cache.answer("k", "new", NOW, slow(b"twice"), ()) == b"previous"
+    assert cache.answer("k", "newer", NOW, slow(b"twice"), ()) == b"previous"
+    # A key with no answer yet waits for nobody else: it is computed by its own request.
+    assert cache.answer("other", 1, NOW, answer_of(b"other", HOUR), ()) == b"other"
+    # A request whose previous answer's time is over waits for the computation, and takes
+    # its result when it serves (same inputs, its time holds) rather than compute again.
+    late = threading.Thread(
+        target=lambda: results.update(late=cache.answer("k", "new", HOUR, slow(b"late"), ()))
+    )
+    late.start()
+    release.set()
+    first.join(timeout=30)
+    late.join(timeout=30)
+    assert results == {"first": b"new", "late": b"new"}
+    assert computations == ["new"]
+
+
+def test_a_failed_computation_lets_the_next_request_compute() -> None:
+    cache = SlotCache()
+
+    def failing() -> tuple[bytes, datetime]:
+        raise RuntimeError("the engine failed")
+
+    with pytest.raises(RuntimeError):
+        cache.answer("k", 1, NOW, failing, ())
+    assert cache.answer("k", 1, NOW, answer_of(b"ok", HOUR), ()) == b"ok"
