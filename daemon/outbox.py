@@ -35,7 +35,7 @@ from daemon.metrics import Metrics
 from daemon.notify import Delivery, DeliveryFailed
 from daemon.service import Service
 from daemon.signing import Signer
-from daemon.store import OutboxItem, SessionRecord
+from daemon.store import CalendarWrite, OutboxItem, SessionRecord
 from daemon.sync import Calendars
 
 log = logging.getLogger("expediente.outbox")
@@ -140,9 +140,10 @@ class OutboxWorker:
         if key in down:
             self._reschedule(item, down[key], report, count=False)
             return
+        written: CalendarWrite | None = None
         try:
             if item.action == "put":
-                self._put(session)
+                written = self._put(session)
             elif item.action == "notify":
                 self._notify(item, session, now)
             elif item.action == "mail":
@@ -170,7 +171,7 @@ class OutboxWorker:
             self._notify_failed(item, error, report)
             return
         if item.action != "notify":
-            store.outbox_done(item.id, self.service.clock.now())
+            store.outbox_done(item.id, self.service.clock.now(), written=written)
         report.delivered += 1
         self.metrics.inc("expediente_outbox_deliveries_total", action=item.action, outcome="ok")
 
@@ -219,9 +220,9 @@ class OutboxWorker:
 
     # ------------------------------------------------------------------ actions
 
-    def _put(self, session: SessionRecord) -> None:
-        """Write the session as it is now (an item queued earlier sends the latest state)."""
-        store = self.service.store
+    def _put(self, session: SessionRecord) -> CalendarWrite | None:
+        """Write the session as it is now (an item queued earlier sends the latest state);
+        what the calendar holds then, recorded with the item done."""
         config = self.service.config
         event = session_event(
             session,
@@ -239,7 +240,7 @@ class OutboxWorker:
                 # The technician deleted it; the next sync cancels the session. Writing it
                 # back would undo what they did.
                 raise Retry("the event was deleted in the calendar; waiting for sync") from error
-            return  # nothing to mark: the event is gone, and the session is over anyway
+            return None  # nothing to record: the event is gone, the session over anyway
         except CalendarConflict as error:
             current = calendar.get_session(event.uid)
             if current is None:
@@ -249,12 +250,8 @@ class OutboxWorker:
                 if session.active and change.start is not None and change.start != session.start:
                     raise Retry("the technician moved the event; waiting for sync") from error
                 etag = calendar.put_session(event, current_etag)
-        store.set_calendar_write(
-            session.id,
-            event.uid,
-            etag,
-            calendar_id=calendar_id,
-            href=calendar.session_href(event.uid),
+        return CalendarWrite(
+            session.id, event.uid, etag, calendar_id, calendar.session_href(event.uid)
         )
 
     def _notify(self, item: OutboxItem, session: SessionRecord, now: datetime) -> None:

@@ -31,6 +31,7 @@ from daemon.store.queue import OutboxPart
 from daemon.store.records import (
     AuditEntry,
     CalendarState,
+    CalendarWrite,
     Conflict,
     InProgress,
     Inserted,
@@ -51,6 +52,7 @@ __all__ = [
     "BUSY_TIMEOUT_MS",
     "AuditEntry",
     "CalendarState",
+    "CalendarWrite",
     "Conflict",
     "InProgress",
     "Inserted",

@@ -17,7 +17,7 @@ from typing import Any
 
 from daemon.store.audit import record_audit
 from daemon.store.base import StoreBase
-from daemon.store.records import OutboxItem, ts, ts_ceil
+from daemon.store.records import CalendarWrite, OutboxItem, record_calendar_write, ts, ts_ceil
 
 
 def enqueue_item(
@@ -115,8 +115,15 @@ class OutboxPart(StoreBase):
                     {"action": row["action"], "outbox_id": item_id},
                 )  # fmt: skip
 
-    def outbox_done(self, item_id: int, now: datetime) -> None:
+    def outbox_done(
+        self, item_id: int, now: datetime, *, written: CalendarWrite | None = None
+    ) -> None:
+        """Mark an item delivered and, for a calendar write, record what the calendar
+        holds now in the same transaction (one commit, and no crash can leave the write
+        recorded without the item done or the other way round)."""
         with self._write() as db:
+            if written is not None:
+                record_calendar_write(db, written)
             db.execute(
                 "UPDATE outbox SET done_at = ? WHERE id = ? AND done_at IS NULL",
                 (ts(now), item_id),

@@ -220,3 +220,23 @@ class AuditEntry:
     session_id: str | None
     reason: str
     details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarWrite:
+    """What the calendar holds for a session after a write (see
+    :meth:`SessionsPart.set_calendar_write`)."""
+
+    session_id: str
+    uid: str
+    etag: str | None
+    calendar_id: str
+    href: str
+
+
+def record_calendar_write(db: sqlite3.Connection, written: CalendarWrite) -> None:
+    db.execute(
+        "UPDATE sessions SET calendar_uid = ?, calendar_etag = ?, calendar_id = ?, "
+        "calendar_href = ? WHERE id = ?",
+        (written.uid, written.etag, written.calendar_id, written.href, written.session_id),
+    )

@@ -22,6 +22,7 @@ from daemon.store.busy import clash
 from daemon.store.queue import enqueue_item
 from daemon.store.records import (
     SESSION_SELECT,
+    CalendarWrite,
     Conflict,
     InProgress,
     Inserted,
@@ -31,6 +32,7 @@ from daemon.store.records import (
     Replayed,
     SessionRecord,
     as_session,
+    record_calendar_write,
     span,
     ts,
     ts_ceil,
@@ -380,11 +382,7 @@ class SessionsPart(StoreBase):
         ETag the server returned (for the next conditional update), and where it is (so a
         deletion naming only the href maps back to the session)."""
         with self._write() as db:
-            db.execute(
-                "UPDATE sessions SET calendar_uid = ?, calendar_etag = ?, calendar_id = ?, "
-                "calendar_href = ? WHERE id = ?",
-                (uid, etag, calendar_id, href, session_id),
-            )
+            record_calendar_write(db, CalendarWrite(session_id, uid, etag, calendar_id, href))
 
     def session_by_calendar_href(self, calendar_id: str, href: str) -> SessionRecord | None:
         """The session whose event the outbox wrote at ``href`` in ``calendar_id``."""

@@ -14,6 +14,7 @@ import pytest
 from connectors.base import ObjectChange
 from daemon.store import (
     AUDIT_TEXT_MAX,
+    CalendarWrite,
     Conflict,
     Inserted,
     KeyReused,
@@ -665,6 +666,18 @@ def test_outbox_retries_until_done(store: Store) -> None:
     other = book(store, at(60))
     store.enqueue(session.id, "put", {}, now=NOW)
     assert [p.session_id for p in store.due_outbox(NOW)] == [other.id, session.id]
+
+
+def test_a_calendar_write_is_recorded_with_its_item_done(store: Store) -> None:
+    session = book(store)
+    (item,) = store.due_outbox(NOW)
+    written = CalendarWrite(session.id, session.calendar_uid, '"e-7"', SESSIONS, "/ana/w.ics")
+    store.outbox_done(item.id, NOW, written=written)
+    assert store.outbox_depth() == 0
+    stored = store.get_session(session.id)
+    assert stored is not None and stored.calendar_etag == '"e-7"'
+    found = store.session_by_calendar_href(SESSIONS, "/ana/w.ics")
+    assert found is not None and found.id == session.id
 
 
 def test_set_calendar_write_records_uid_and_etag(store: Store) -> None:
