@@ -153,7 +153,11 @@ class Syncer:
         except (ConnectorError, OSError, ExpedienteError) as error:
             # ExpedienteError: a secret file that became unreadable, say.
             return self._failed(calendar_id, error)
-        before = store.calendar_objects(calendar_id) if config.role == "sessions" else {}
+        before: dict[str, tuple[str | None, str | None]] = {}
+        if config.role == "sessions":
+            # What the sync replaces: all of it after a full listing, else what it deletes.
+            named = None if result.full else [c.href for c in result.changes if c.deleted]
+            before = store.calendar_objects(calendar_id, named)
         now = self.service.clock.now()
         # The adapter has logged result.problems, each naming its calendar and UID.
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
 from connectors.base import ObjectChange
@@ -188,9 +188,23 @@ class CalendarsPart(StoreBase):
         with self._write() as db:
             db.execute("UPDATE calendars SET sync_state = NULL WHERE id = ?", (calendar_id,))
 
-    def calendar_objects(self, calendar_id: str) -> dict[str, tuple[str | None, str | None]]:
-        """``href -> (uid, etag)`` of what the calendar held at its last good sync."""
-        rows = self._read(
-            "SELECT href, uid, etag FROM calendar_objects WHERE calendar_id = ?", (calendar_id,)
-        )
+    def calendar_objects(
+        self, calendar_id: str, hrefs: Collection[str] | None = None
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """``href -> (uid, etag)`` of what the calendar held at its last good sync: every
+        object, or those of ``hrefs`` (an incremental sync needs only the ones it names;
+        reading all of a 5,000-event calendar every 2 s was most of an idle sync)."""
+        if hrefs is None:
+            rows = self._read(
+                "SELECT href, uid, etag FROM calendar_objects WHERE calendar_id = ?",
+                (calendar_id,),
+            )
+        elif not hrefs:
+            return {}
+        else:
+            rows = self._read(
+                "SELECT href, uid, etag FROM calendar_objects WHERE calendar_id = ? "
+                "AND href IN (SELECT value FROM json_each(?))",
+                (calendar_id, json.dumps(sorted(hrefs))),
+            )
         return {r["href"]: (r["uid"], r["etag"]) for r in rows}

@@ -231,6 +231,8 @@ def test_full_sync_replaces_and_delta_sync_patches(store: Store) -> None:
         now=NOW + timedelta(minutes=1),
     )
     assert store.busy_intervals("ana", WINDOW) == [block(240, 30), block(300, 15)]
+    assert store.calendar_objects(BUSY, ["c.ics", "a.ics", "nope.ics"]) == {"c.ics": ("c", "e1")}
+    assert store.calendar_objects(BUSY, []) == {}
     state = store.calendar(BUSY)
     assert state is not None
     assert (state.sync_state, state.last_sync_ok_at) == ("t2", NOW + timedelta(minutes=1))
