@@ -9,7 +9,7 @@ datetime is a bug (its zone is unknown), so it is refused instead of guessed.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -142,11 +142,40 @@ class BusyTimeline:
         self._ends = array("d", [*compress(reach[:-1], breaks), reach[-1]])
 
     def with_pairs(self, pairs: Sequence[tuple[float, float]]) -> BusyTimeline:
-        """This timeline plus a few more busy pairs (sessions on top of calendar time),
-        without re-merging from the raw intervals; ``self`` is unchanged."""
+        """This timeline plus a few more busy pairs (sessions on top of calendar time);
+        ``self`` is unchanged.
+
+        Done after every booking for its technician, so it costs O(k log n) searches and
+        C-level copies of the untouched runs rather than a sort of all n intervals: the
+        k pairs are merged among themselves, then each is laid into place by bisection,
+        absorbing the intervals it overlaps or touches (as :meth:`_merge` would).
+        """
         if not pairs:
             return self
-        return BusyTimeline.from_timestamps([*zip(self._starts, self._ends, strict=True), *pairs])
+        extra = BusyTimeline.from_timestamps(pairs)
+        starts, ends = self._starts, self._ends
+        out_starts: array[float] = array("d")
+        out_ends: array[float] = array("d")
+        done = 0  # intervals of self before this index are in the output
+        for start, end in zip(extra._starts, extra._ends, strict=True):
+            first = bisect_left(ends, start, done)  # the first that reaches `start`
+            out_starts.extend(starts[done:first])
+            out_ends.extend(ends[done:first])
+            after = bisect_right(starts, end, first)  # the first beginning past `end`
+            if after > first:
+                start = min(start, starts[first])
+                end = max(end, ends[after - 1])
+            if out_ends and out_ends[-1] >= start:
+                out_ends[-1] = max(out_ends[-1], end)
+            else:
+                out_starts.append(start)
+                out_ends.append(end)
+            done = after
+        out_starts.extend(starts[done:])
+        out_ends.extend(ends[done:])
+        timeline = BusyTimeline.__new__(BusyTimeline)
+        timeline._starts, timeline._ends = out_starts, out_ends
+        return timeline
 
     @property
     def intervals(self) -> Sequence[Interval]:

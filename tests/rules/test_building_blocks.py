@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from daemon.i18n import message
@@ -99,6 +99,29 @@ def test_free_mask_answers_like_is_free(
     timeline = BusyTimeline.from_timestamps((a * 60.0, (a + b) * 60.0) for a, b in raw)
     asked = sorted((a * 60.0, (a + b) * 60.0) for a, b in queries)
     assert timeline.free_mask(asked) == [timeline.is_free_at(a, b) for a, b in asked]
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 300), st.integers(0, 40)), max_size=40),
+    st.lists(st.tuples(st.integers(0, 300), st.integers(0, 40)), max_size=12),
+)
+# One calendar interval spanning two sessions and ending where a third begins; sessions
+# touching calendar time on either side; an empty session inside calendar time.
+@example(base=[(10, 50)], extra=[(15, 5), (30, 5), (60, 10)])
+@example(base=[(10, 20)], extra=[(30, 10), (0, 10), (15, 0)])
+def test_pairs_laid_over_a_timeline_merge_like_a_timeline_of_everything(
+    base: list[tuple[int, int]], extra: list[tuple[int, int]]
+) -> None:
+    """Touching and overlapping intervals merge, empty ones vanish, in either path."""
+
+    def pairs(raw: list[tuple[int, int]]) -> list[tuple[float, float]]:
+        return [(a * 60.0, (a + b) * 60.0) for a, b in raw]
+
+    timeline = BusyTimeline.from_timestamps(pairs(base))
+    laid = timeline.with_pairs(pairs(extra))
+    everything = BusyTimeline.from_timestamps(pairs(base) + pairs(extra))
+    assert list(laid.intervals) == list(everything.intervals)
+    assert list(timeline.intervals) == list(BusyTimeline.from_timestamps(pairs(base)).intervals)
 
 
 @pytest.mark.parametrize(
