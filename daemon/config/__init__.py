@@ -66,6 +66,7 @@ from daemon.config.kinds import (
 from daemon.config.load import load_config, parse_config
 from daemon.config.model import (
     SESSION_EVENTS,
+    WHATSAPP_EVENTS,
     BookingConfig,
     CalendarConfig,
     Config,
@@ -78,6 +79,8 @@ from daemon.config.model import (
     SyncConfig,
     TechnicianConfig,
     WebhookConfig,
+    WhatsAppConfig,
+    WhatsAppTemplates,
     from_table,
     setting,
     settings_of,
@@ -144,6 +147,7 @@ __all__ = [
     "SYNC",
     "TECHNICIAN",
     "WEBHOOK",
+    "WHATSAPP_EVENTS",
     "ArrayOfTables",
     "BookingConfig",
     "Boolean",
@@ -182,6 +186,8 @@ __all__ = [
     "TimeZoneKind",
     "Url",
     "WebhookConfig",
+    "WhatsAppConfig",
+    "WhatsAppTemplates",
     "default_rules_text",
     "describe",
     "example_toml",
