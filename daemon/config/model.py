@@ -59,7 +59,7 @@ from daemon.config.kinds import (
     zero_is_none,
 )
 from daemon.config.secrets import Secret, SecretFile
-from daemon.i18n import LANGUAGES
+from daemon.i18n import LANGUAGES, locale_of
 from rules.model import BOOKING_FIELDS, DEFAULT_REQUIRED_FIELDS, Policy, Status
 
 if TYPE_CHECKING:
@@ -574,7 +574,7 @@ class WhatsAppConfig:
     language: str | None = setting(
         Text('a template language code like "pt_BR"', pattern=r"[a-z]{2,3}(_[A-Z]{2})?"),
         help="The language code the templates were approved in; default: the desk's "
-        'language ("pt_BR", "en_US" or "es").', example="pt_BR")
+        'language ("pt_BR", "en" or "es").', example="pt_BR")
     timeout: timedelta = setting(
         Duration(positive=True), "10s", "Time limit of one request to the Cloud API.")
     auto_reply_every: timedelta = setting(
@@ -584,12 +584,9 @@ class WhatsAppConfig:
 
     def template_language(self, desk_language: str) -> str:
         """The code templates are sent with: ``language``, else the desk's in Meta's form."""
-        return self.language or _TEMPLATE_LANGUAGES.get(desk_language, "pt_BR")
+        # CLDR's locale names are Meta's codes: pt_BR, en, es.
+        return self.language or str(locale_of(desk_language))
 # fmt: on
-
-
-# Meta's template language code for each language the desk speaks.
-_TEMPLATE_LANGUAGES = {"pt-BR": "pt_BR", "en": "en_US", "es": "es"}
 
 
 # fmt: off
