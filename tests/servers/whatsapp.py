@@ -194,6 +194,11 @@ class CloudApi:
         """Refuse the next ``times`` message requests with ``code`` (130429 or 80007)."""
         self._refusals += [code] * times
 
+    def close_window(self, wa_id: str) -> None:
+        """Meta counts the client's window as closed (the daemon may think otherwise: a
+        clock apart, a message it never got)."""
+        self._last_inbound.pop(wa_id, None)
+
     def subscribe(self, callback: str, verify_token: str) -> bool:
         """Register ``callback`` as Meta's dashboard does: a GET with the verify token and a
         challenge, accepted only when answered 200 with the challenge itself."""
