@@ -35,6 +35,10 @@ from rules.model import Status
 log = logging.getLogger("expediente.whatsapp")
 
 _STATUSES = ("sent", "delivered", "read", "failed")
+# What arrives as a message but is no one writing: a reaction to an old message, the
+# number's change, a type WhatsApp cannot show. Anything else the client sends (text, a
+# voice note, a photo of the screen) says they are there.
+NOT_WRITTEN = frozenset({"reaction", "system", "unsupported", "request_welcome", "ephemeral"})
 MAX_ID = 256  # characters of a message id kept (Meta's are ~60)
 
 
@@ -144,6 +148,8 @@ class Inbound:
         now = self.service.clock.now()
         if message.phone is None:
             return int(store.settle_inbound(message.message_id, "not_a_number", now=now))
+        if message.kind in NOT_WRITTEN:
+            return int(store.settle_inbound(message.message_id, "ignored", now=now))
         sessions = store.sessions_for_phone(message.phone, (Status.BOOKED, Status.IN_PROGRESS))
         if any(s.status == Status.IN_PROGRESS for s in sessions):
             return int(store.settle_inbound(message.message_id, "in_session", now=now))

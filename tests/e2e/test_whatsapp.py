@@ -19,7 +19,16 @@ from daemon.clock import FixedClock
 from daemon.config import load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
-from tests.daemon.desk import monday, smtp_section, write_config
+from tests.daemon.desk import (
+    WHATSAPP_APP_SECRET,
+    WHATSAPP_PHONE_ID,
+    WHATSAPP_TOKEN,
+    WHATSAPP_VERIFY,
+    monday,
+    smtp_section,
+    whatsapp_section,
+    write_config,
+)
 from tests.e2e.harness import ADMIN, LIVE, Desk, http
 from tests.servers import CalDAVServer
 from tests.servers.smtp import SmtpServer, smtp_server
@@ -27,10 +36,9 @@ from tests.servers.whatsapp import CloudApi, hub_signature
 
 pytestmark = pytest.mark.slow
 
-TOKEN = "EAAG-token-for-tests-0123456789"
-APP_SECRET = "app-secret-for-tests-0123456789"
-VERIFY = "verify-token-for-tests-0123456789"
-PHONE_ID = "123456789012345"
+APP_SECRET, PHONE_ID, TOKEN, VERIFY = (
+    WHATSAPP_APP_SECRET, WHATSAPP_PHONE_ID, WHATSAPP_TOKEN, WHATSAPP_VERIFY
+)  # fmt: skip
 OLD_ID = "551187654321"  # the client's account: no ninth digit
 BOOKED_ID = "5511987654321"  # what the daemon sends to: the number as booked
 TEMPLATES = {
@@ -80,17 +88,11 @@ def wa(radicale: CalDAVServer, tmp_path: Path) -> Iterator[WhatsAppDesk]:
         "notifications": {"technician_email": True, "client_email": False},
     }
     path = write_config(tmp_path, calendars, settings=settings, technicians=technicians)
-    for name, value in (("token", TOKEN), ("app-secret", APP_SECRET), ("verify", VERIFY)):
-        (tmp_path / "secrets" / f"whatsapp-{name}").write_text(value + "\n")
     with api, smtp_server() as smtp:
         path.write_text(
             path.read_text()
             + f"\n[smtp]\n{smtp_section(smtp.port)}\n"
-            + f'\n[whatsapp]\nphone_number_id = "{PHONE_ID}"\n'
-            'access_token_file = "secrets/whatsapp-token"\n'
-            'app_secret_file = "secrets/whatsapp-app-secret"\n'
-            'verify_token_file = "secrets/whatsapp-verify"\n'
-            f'api_endpoint = "{api.endpoint}"\n'
+            + whatsapp_section(tmp_path, api.endpoint)
         )
         daemon = Daemon(load_config(path), clock=clock, systemd=Notifier({}))
         daemon.start(port=0)
@@ -196,6 +198,12 @@ def test_forged_unsigned_unknown_and_early_messages_change_nothing(wa: WhatsAppD
     wa.drain()
     wa.webhooks()
     desk.clock.set(monday(9, 2))
+    # A reaction to the confirmation is no one writing: no check-in, no answer.
+    sent = len(api.sent)
+    api.client_reacts(OLD_ID, api.sent[0].wamid)
+    wa.webhooks()
+    wa.drain()
+    assert wa.status(session["id"]) == "booked" and len(api.sent) == sent
     forged = api.client_says(OLD_ID, "Oi")
     [hook] = api.queue
     api.queue.clear()

@@ -219,9 +219,20 @@ class CloudApi:
     def client_says(self, wa_id: str, text: str, *, name: str = "Maria") -> str:
         """The client with account ``wa_id`` sends ``text``: its window opens, and a
         ``messages`` webhook is queued. Returns the message's id."""
+        return self._inbound(wa_id, {"type": "text", "text": {"body": text}}, name)
+
+    def client_reacts(self, wa_id: str, wamid: str, emoji: str = "\N{THUMBS UP SIGN}") -> str:
+        """The client reacts to message ``wamid`` (a reaction opens no window)."""
+        reaction = {"type": "reaction", "reaction": {"message_id": wamid, "emoji": emoji}}
+        return self._inbound(wa_id, reaction, "Maria", opens_window=False)
+
+    def _inbound(
+        self, wa_id: str, content: dict[str, Any], name: str, *, opens_window: bool = True
+    ) -> str:
         now = self.now()
         self.accounts.add(wa_id)
-        self._last_inbound[wa_id] = now
+        if opens_window:
+            self._last_inbound[wa_id] = now
         wamid = self._new_id()
         value = {
             "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
@@ -230,8 +241,7 @@ class CloudApi:
                     "from": wa_id,
                     "id": wamid,
                     "timestamp": str(int(now.timestamp())),
-                    "text": {"body": text},
-                    "type": "text",
+                    **content,
                 }
             ],
         }
