@@ -521,7 +521,7 @@ _TEMPLATE_NAME = Text(
 # fmt: off
 @dataclass(frozen=True)
 class WhatsAppTemplates:
-    """The approved message templates, by event; docs/whatsapp.md lists their parameters."""
+    """The approved message templates, by event; deploy/whatsapp.md lists their parameters."""
 
     booked: str = setting(
         _TEMPLATE_NAME, "sessao_agendada", "Sent when a session is booked.")

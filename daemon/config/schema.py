@@ -163,7 +163,7 @@ WHATSAPP = Table(
         *settings_of(WhatsAppConfig),
         S("templates", WHATSAPP_TEMPLATES, {},
           "The approved message templates, by event. Each takes five body parameters: "
-          "date, time, technician, remote tool and link (docs/whatsapp.md)."),
+          "date, time, technician, remote tool and link (deploy/whatsapp.md)."),
     ]
 )
 

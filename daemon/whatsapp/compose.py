@@ -1,7 +1,7 @@
 """What a WhatsApp message says: a template's parameters, or free-form text in the window.
 
 Business-initiated messages are templates the desk had approved (their wording lives at
-Meta; docs/whatsapp.md lists them). Every template takes the same five body parameters,
+Meta; deploy/whatsapp.md lists them). Every template takes the same five body parameters,
 in this order: the date, the time, the technician, the remote-access tool and the link
 (the client's manage link: see, cancel, rebook, or book again). None of them is text the
 client typed: a template never echoes a client's words back, so nobody can make the

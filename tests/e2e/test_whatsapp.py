@@ -32,7 +32,7 @@ from tests.daemon.desk import (
 from tests.e2e.harness import ADMIN, LIVE, Desk, http
 from tests.servers import CalDAVServer
 from tests.servers.smtp import SmtpServer, smtp_server
-from tests.servers.whatsapp import CloudApi, hub_signature
+from tests.servers.whatsapp import CloudApi, deploy_guide_handshake, hub_signature
 
 pytestmark = pytest.mark.slow
 
@@ -255,6 +255,9 @@ def test_a_late_message_delivered_in_the_window_does_not_check_in(wa: WhatsAppDe
 def test_handshake_and_refusals_of_the_api(wa: WhatsAppDesk) -> None:
     desk, api = wa.desk, wa.api
     assert not api.subscribe(desk.url + "/webhooks/whatsapp", "not-the-verify-token")
+    # The deploy guide's check, as pasted (the token file is the test desk's).
+    token_file = desk.path.parent / "secrets" / "whatsapp-verify"
+    assert deploy_guide_handshake(desk.url, token_file) == "42"
     status, _ = http("GET", desk.url + "/webhooks/whatsapp?hub.mode=subscribe")
     assert status == 400
 

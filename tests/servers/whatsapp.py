@@ -39,6 +39,7 @@ import hashlib
 import hmac
 import json
 import re
+import subprocess
 import threading
 import urllib.error
 import urllib.parse
@@ -47,6 +48,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 WINDOW = timedelta(hours=24)
@@ -450,3 +452,20 @@ class CloudApi:
     def _in_window(self, wa_id: str) -> bool:
         last = self._last_inbound.get(wa_id)
         return last is not None and self.now() - last < WINDOW
+
+
+DEPLOY_GUIDE = Path(__file__).resolve().parents[2] / "deploy" / "README.md"
+
+
+def deploy_guide_handshake(public_url: str, verify_token_file: Path) -> str:
+    """Run the deploy guide's ``curl`` check of the webhook as an admin would paste it,
+    against ``public_url`` and the test's verify-token file; returns what it printed."""
+    section = DEPLOY_GUIDE.read_text(encoding="utf-8").split("\n## WhatsApp\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    [command] = [line.strip() for line in section.splitlines() if line.strip().startswith("curl")]
+    command = command.replace("https://agenda.your-desk.com.br", public_url)
+    command = command.replace(
+        "sudo cat /etc/expediente/secrets/whatsapp-verify-token", f"cat {verify_token_file}"
+    )
+    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
+    return done.stdout
