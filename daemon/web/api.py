@@ -256,6 +256,17 @@ class Api:
                 cancel_reason=session.cancel_reason,
                 needs_attention=session.needs_attention,
             )
+            if self.service.config.whatsapp is not None:
+                document["whatsapp"] = [
+                    {
+                        "event": sent.event,
+                        "form": sent.form,
+                        "status": sent.status,
+                        "at": iso(sent.status_at, policy),
+                        "error_code": sent.error_code,
+                    }
+                    for sent in self.service.store.whatsapp_messages(session.id)
+                ]
         return document
 
     # ------------------------------------------------------------------- admin

@@ -123,8 +123,9 @@ def test_booking_reminder_and_no_show_reach_the_client_as_templates(wa: WhatsApp
     api.progress(booked.wamid, "read")
     api.progress(booked.wamid, "delivered")  # late: never overwrites "read"
     assert wa.webhooks() == [200, 200]
-    [record] = desk.daemon.store.whatsapp_messages(session["id"])
-    assert (record.event, record.form, record.status) == ("booked", "template", "read")
+    _, full = desk.get(f"/api/v1/sessions/{session['id']}", ADMIN)
+    [record] = full["whatsapp"]
+    assert (record["event"], record["form"], record["status"]) == ("booked", "template", "read")
 
     desk.clock.set(monday(8))  # an hour before: the reminder, with the checklist's template
     wa.drain()
@@ -304,3 +305,26 @@ def test_free_text_refused_outside_meta_s_window_falls_back_to_the_template(
         ("text", "failed", 131047),
         ("template", "sent", None),
     ]
+
+
+def test_refusals_in_the_answer_itself_are_handled_like_those_in_webhooks(
+    wa: WhatsAppDesk,
+) -> None:
+    """Meta mostly reports 131026 and 131047 in status webhooks, but may answer a request
+    with them: the same follows."""
+    desk, api = wa.desk, wa.api
+    api.refuse_next(131026)
+    first = desk.book(monday(9))
+    wa.drain()
+    _, body = desk.get(f"/api/v1/sessions/{first['id']}", ADMIN)
+    assert "131026" in str(body["needs_attention"]) and api.sent == []
+
+    api.client_says(OLD_ID, "Oi")  # the window opens: the next confirmation is free-form
+    wa.webhooks()
+    wa.drain()
+    api.refuse_next(131047)
+    desk.book(monday(10))
+    wa.drain()
+    assert [code for code, _ in api.refused] == [131026, 131047]
+    assert api.refused[-1][1]["type"] == "text"
+    assert api.sent[-1].template == "sessao_agendada"  # sent again at once as the template
