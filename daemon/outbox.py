@@ -147,7 +147,7 @@ class OutboxWorker:
             store.outbox_give_up(item.id, "no such session", now)
             return
         if session is None or item.action == "whatsapp":
-            self._deliver_whatsapp(item, session, report, now)
+            self._deliver_whatsapp(item, session, down, report, now)
             return
         key = f"{item.action}:{session.technician_id}" if item.action == "put" else item.action
         if key in down:
@@ -188,15 +188,28 @@ class OutboxWorker:
         self.metrics.inc("expediente_outbox_deliveries_total", action=item.action, outcome="ok")
 
     def _deliver_whatsapp(
-        self, item: OutboxItem, session: SessionRecord | None, report: FlushReport, now: datetime
+        self,
+        item: OutboxItem,
+        session: SessionRecord | None,
+        down: dict[str, str],
+        report: FlushReport,
+        now: datetime,
     ) -> None:
+        """Send one WhatsApp item. After a transient refusal (down, slow, rate-limited) the
+        other WhatsApp items wait for the next flush, as a failing calendar's writes do: a
+        queue of messages must not hold the one delivery thread through their timeouts."""
         store = self.service.store
         if self.whatsapp is None:
             store.outbox_give_up(item.id, "WhatsApp is off: no [whatsapp] section", now)
             return
+        if "whatsapp" in down:
+            self._reschedule(item, down["whatsapp"], report, count=False)
+            return
         try:
             self.whatsapp.deliver(item.payload, session, now)
         except DeliveryFailed as error:
+            if not error.permanent:
+                down["whatsapp"] = str(error)
             self._notify_failed(item, error, report)
             return
         store.outbox_done(item.id, self.service.clock.now())

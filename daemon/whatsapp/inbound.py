@@ -27,9 +27,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daemon.service import Service
-from daemon.store import InboundMessage, SessionRecord, StatusUpdate
+from daemon.store import InboundMessage, SessionRecord, StatusUpdate, StoreError
 from rules.contact import whatsapp_number
-from rules.lifecycle import IllegalTransition, check_in
+from rules.lifecycle import IllegalTransition, check_in, noshow_deadline
 from rules.model import Status
 
 log = logging.getLogger("expediente.whatsapp")
@@ -136,6 +136,10 @@ class Inbound:
         for message in self.service.store.pending_inbound(limit):
             try:
                 settled += self._one(message)
+            except StoreError:
+                # Busy or unreadable for now: the message stays pending for the next round.
+                log.exception("WhatsApp message %s waits for the store", message.message_id)
+                break
             except Exception:
                 log.exception("WhatsApp message %s could not be processed", message.message_id)
                 self.service.store.settle_inbound(
@@ -198,7 +202,8 @@ class Inbound:
         store = self.service.store
         config = self.service.config
         assert message.phone is not None and config.whatsapp is not None  # noqa: S101
-        upcoming = [s for s in sessions if s.status == Status.BOOKED and s.start > now]
+        policy = self.service.policy
+        upcoming = [s for s in sessions if noshow_deadline(policy, s.start) >= now]
         if not store.claim_auto_reply(message.phone, now, config.whatsapp.auto_reply_every):
             return int(store.settle_inbound(message.message_id, "ignored", now=now))
         if upcoming:

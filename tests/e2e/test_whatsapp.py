@@ -145,17 +145,20 @@ def test_a_rate_limit_delivers_once_later(wa: WhatsAppDesk) -> None:
     api.refuse_next(80007)  # HTTP 429
     api.refuse_next(130429)
     session = desk.book(monday(9))
+    other = desk.book(monday(10), phone="(11) 91234-5678")
     wa.drain()
+    # One refusal holds back the other message too, until the next round.
     assert api.sent == [] and [code for code, _ in api.refused] == [80007]
     assert wa.status(session["id"]) == "booked"  # the booking never waited for WhatsApp
     desk.clock.advance(timedelta(minutes=16))  # past the longest backoff
     wa.drain()
     assert api.sent == [] and len(api.refused) == 2
-    desk.clock.advance(timedelta(minutes=16))
-    wa.drain()
-    desk.clock.advance(timedelta(minutes=16))
-    wa.drain()
-    assert [s.template for s in api.sent] == ["sessao_agendada"]
+    for _ in range(2):  # (up to 07:48: no reminder due yet)
+        desk.clock.advance(timedelta(minutes=16))
+        wa.drain()
+    assert sorted(s.request["to"] for s in api.sent) == ["5511912345678", "5511987654321"]
+    assert {s.template for s in api.sent} == {"sessao_agendada"}
+    assert len(desk.daemon.store.whatsapp_messages(other["id"])) == 1
 
 
 def test_a_message_at_session_time_checks_the_session_in_once(wa: WhatsAppDesk) -> None:
