@@ -8,6 +8,7 @@ digit, so Meta writes them as ``551187654321``.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,8 +30,9 @@ from tests.daemon.desk import (
     whatsapp_section,
     write_config,
 )
-from tests.e2e.harness import ADMIN, LIVE, Desk, http
-from tests.servers import CalDAVServer
+from tests.e2e.harness import ADMIN, LIVE, Desk, Process, http
+from tests.factories import booking
+from tests.servers import CalDAVServer, free_port
 from tests.servers.smtp import SmtpServer, smtp_server
 from tests.servers.whatsapp import CloudApi, deploy_guide_handshake, hub_signature
 
@@ -331,3 +333,42 @@ def test_refusals_in_the_answer_itself_are_handled_like_those_in_webhooks(
     assert [code for code, _ in api.refused] == [131026, 131047]
     assert api.refused[-1][1]["type"] == "text"
     assert api.sent[-1].template == "sessao_agendada"  # sent again at once as the template
+
+
+def test_expediente_run_checks_in_by_message_on_its_own(
+    radicale: CalDAVServer, tmp_path: Path
+) -> None:
+    """The real process: the webhook records the message and the daemon's own loop acts on
+    it, with nobody driving the outbox."""
+    calendars = {"ana": radicale.new_calendar(), "bruno": radicale.new_calendar()}
+    start = monday(8, 35)  # check-in for 09:00 is open; a 09:00 booking is still allowed
+    began = time.monotonic()
+    api = CloudApi(
+        phone_number_id=PHONE_ID,
+        token=TOKEN,
+        app_secret=APP_SECRET,
+        templates=TEMPLATES,
+        now=lambda: start + timedelta(seconds=time.monotonic() - began),
+        accounts=(OLD_ID,),
+    )
+    port = free_port()
+    path = write_config(tmp_path, calendars, port=port, settings=LIVE)
+    with api:
+        path.write_text(path.read_text() + whatsapp_section(tmp_path, api.endpoint))
+        process = Process(path, port, start, tmp_path / "daemon.log")
+        try:
+            process.start()
+            assert api.subscribe(process.url + "/webhooks/whatsapp", VERIFY)
+            status, session = http("POST", process.url + "/api/v1/bookings", booking(monday(9)))
+            assert status == 201, session
+            process.wait_until(lambda: [s.template for s in api.sent] == ["sessao_agendada"],
+                               "the confirmation")  # fmt: skip
+            api.client_says(OLD_ID, "Pronta!")
+            assert 200 in api.deliver_webhooks()
+            url = f"{process.url}/api/v1/sessions/{session['id']}"
+            process.wait_until(
+                lambda: http("GET", url, headers=ADMIN)[1]["status"] == "in_progress", "check-in"
+            )
+            process.wait_until(lambda: api.sent[-1].text is not None, "the answer")
+        finally:
+            assert process.stop() == 0
