@@ -18,6 +18,7 @@ One module per job, in the order a value travels:
 - ``schema.py``: :data:`SCHEMA`, every key;
 - ``model.py``: the typed :class:`Config` the daemon uses, and the plain keys declared
   once as its fields (:func:`setting`);
+- ``whatsapp.py``: the ``[whatsapp]`` section's keys, declared the same way;
 - ``load.py``: :func:`load_config`, the checks across keys, assembling the :class:`Config`;
 - ``rules_text.py``: the rules clients accept, written from the policy;
 - ``describe.py``: ``expediente check-config``'s text;
@@ -66,7 +67,6 @@ from daemon.config.kinds import (
 from daemon.config.load import load_config, parse_config
 from daemon.config.model import (
     SESSION_EVENTS,
-    WHATSAPP_EVENTS,
     BookingConfig,
     CalendarConfig,
     Config,
@@ -79,8 +79,6 @@ from daemon.config.model import (
     SyncConfig,
     TechnicianConfig,
     WebhookConfig,
-    WhatsAppConfig,
-    WhatsAppTemplates,
     from_table,
     setting,
     settings_of,
@@ -117,6 +115,7 @@ from daemon.config.schema import (
     WEBHOOK,
 )
 from daemon.config.secrets import Secret, SecretError, SecretFile
+from daemon.config.whatsapp import WHATSAPP_EVENTS, WhatsAppConfig, WhatsAppTemplates
 from daemon.i18n import LANGUAGES
 
 __all__ = [

@@ -7,8 +7,9 @@ secret itself.
 
 from __future__ import annotations
 
-from daemon.config.model import WHATSAPP_EVENTS, CalendarConfig, Config
+from daemon.config.model import CalendarConfig, Config
 from daemon.config.secrets import Secret
+from daemon.config.whatsapp import WHATSAPP_EVENTS
 from rules.durations import format_duration
 from rules.model import BOOKING_FIELDS, WEEKDAYS
 

@@ -34,8 +34,6 @@ from daemon.config.model import (
     SyncConfig,
     TechnicianConfig,
     WebhookConfig,
-    WhatsAppConfig,
-    WhatsAppTemplates,
     from_table,
 )
 from daemon.config.problems import ConfigError, ConfigProblem, KeyPath, render_key
@@ -57,6 +55,7 @@ from daemon.config.schema import (
     WHATSAPP,
     WHATSAPP_TEMPLATES,
 )
+from daemon.config.whatsapp import WhatsAppConfig, WhatsAppTemplates
 from daemon.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext
 from rules.durations import format_duration
 from rules.model import (

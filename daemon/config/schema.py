@@ -41,11 +41,10 @@ from daemon.config.model import (
     SyncConfig,
     TechnicianConfig,
     WebhookConfig,
-    WhatsAppConfig,
-    WhatsAppTemplates,
     settings_of,
     variants_of,
 )
+from daemon.config.whatsapp import WhatsAppConfig, WhatsAppTemplates
 from daemon.i18n import DEFAULT_LANGUAGE, SOURCE_LANGUAGE, gettext, weekday_names
 from rules.messages import N_
 from rules.model import WEEKDAYS
