@@ -41,6 +41,7 @@ from daemon.systemd import Notifier
 from daemon.web.app import build_app
 from daemon.web.http import App
 from daemon.web.server import HttpServer
+from daemon.whatsapp import WhatsApp
 
 log = logging.getLogger("expediente")
 
@@ -126,6 +127,7 @@ class Daemon:
         signer = Signer(config.server.signing_key.reveal().encode())
         service = Service(config, self.store, self.clock)
         service.on_booking = self._booked
+        service.wake = lambda: self._wake.set()  # (the event is made after the first build)
         calendars = Calendars(service, self._opener)
         syncer = Syncer(service, calendars, self.metrics)
         outbox = OutboxWorker(
@@ -135,6 +137,7 @@ class Daemon:
             self.metrics,
             self._notifications(config, signer),
             rng=self._rng,
+            whatsapp=WhatsApp(service, signer) if config.whatsapp else None,
         )
         app = build_app(service, signer, self.metrics)
         return Parts(config, signer, service, calendars, syncer, outbox, app)

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from connectors.base import (
     AuthFailed,
@@ -37,6 +37,9 @@ from daemon.service import Service
 from daemon.signing import Signer
 from daemon.store import CalendarWrite, OutboxItem, SessionRecord
 from daemon.sync import Calendars
+
+if TYPE_CHECKING:
+    from daemon.whatsapp import WhatsApp
 
 log = logging.getLogger("expediente.outbox")
 
@@ -107,12 +110,14 @@ class OutboxWorker:
         notifications: Notifications | None = None,
         *,
         rng: random.Random | None = None,
+        whatsapp: WhatsApp | None = None,
     ) -> None:
         self.service = service
         self.calendars = calendars
         self.signer = signer
         self.metrics = metrics
         self.notifications: Notifications = notifications or LogNotifications()
+        self.whatsapp = whatsapp
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._lock = threading.Lock()
 
@@ -122,6 +127,9 @@ class OutboxWorker:
         if not self._lock.acquire(blocking=False):
             return report
         try:
+            if self.whatsapp is not None:
+                # The clients' messages first: a check-in queues its answer for this flush.
+                self.whatsapp.process()
             down: dict[str, str] = {}
             for item in self.service.store.due_outbox(self.service.clock.now(), limit):
                 self._one(item, down, report)
@@ -133,8 +141,13 @@ class OutboxWorker:
         store = self.service.store
         now = self.service.clock.now()
         session = store.get_session(item.session_id) if item.session_id else None
-        if session is None:
+        # An answer to someone who has no session (the booking link) has no session.
+        sessionless = item.action == "whatsapp" and item.session_id is None
+        if session is None and not sessionless:
             store.outbox_give_up(item.id, "no such session", now)
+            return
+        if session is None or item.action == "whatsapp":
+            self._deliver_whatsapp(item, session, down, report, now)
             return
         key = f"{item.action}:{session.technician_id}" if item.action == "put" else item.action
         if key in down:
@@ -172,6 +185,35 @@ class OutboxWorker:
             return
         if item.action != "notify":
             store.outbox_done(item.id, self.service.clock.now(), written=written)
+        report.delivered += 1
+        self.metrics.inc("expediente_outbox_deliveries_total", action=item.action, outcome="ok")
+
+    def _deliver_whatsapp(
+        self,
+        item: OutboxItem,
+        session: SessionRecord | None,
+        down: dict[str, str],
+        report: FlushReport,
+        now: datetime,
+    ) -> None:
+        """Send one WhatsApp item. After a transient refusal (down, slow, rate-limited) the
+        other WhatsApp items wait for the next flush, as a failing calendar's writes do: a
+        queue of messages must not hold the one delivery thread through their timeouts."""
+        store = self.service.store
+        if self.whatsapp is None:
+            store.outbox_give_up(item.id, "WhatsApp is off: no [whatsapp] section", now)
+            return
+        if "whatsapp" in down:
+            self._reschedule(item, down["whatsapp"], report, count=False)
+            return
+        try:
+            self.whatsapp.deliver(item.payload, session, now)
+        except DeliveryFailed as error:
+            if not error.permanent:
+                down["whatsapp"] = str(error)
+            self._notify_failed(item, error, report)
+            return
+        store.outbox_done(item.id, self.service.clock.now())
         report.delivered += 1
         self.metrics.inc("expediente_outbox_deliveries_total", action=item.action, outcome="ok")
 
@@ -256,7 +298,9 @@ class OutboxWorker:
 
     def _notify(self, item: OutboxItem, session: SessionRecord, now: datetime) -> None:
         event = str(item.payload.get("event", ""))
-        deliveries = self.notifications.plan(session, event, now, item.payload)
+        deliveries = [*self.notifications.plan(session, event, now, item.payload)]
+        if self.whatsapp is not None:
+            deliveries += self.whatsapp.plan(session, event, now)
         self.service.store.outbox_expand(
             item.id,
             [(d.action, dict(d.payload), d.not_before) for d in deliveries],

@@ -118,6 +118,8 @@ class Service:
         self._stale: _Stale | None = None
         # Called with each booking's outcome name (booked, replayed, rejected, slot_taken).
         self.on_booking: Callable[[str], None] = lambda outcome: None
+        # Called when there is outbox work to do now (a WhatsApp message to act on).
+        self.wake: Callable[[], None] = lambda: None
         store.sync_technicians(
             [(t.id, t.name) for t in config.technicians],
             [(c.id, c.technician, c.role, c.kind, c.address) for c in config.calendars],
@@ -391,12 +393,13 @@ class Service:
             raise SessionNotFound(session_id)
         return session
 
-    def check_in(self, session_id: str, *, actor: str) -> SessionRecord:
-        """Mark the session in progress; raises IllegalTransition (too early/late, final)."""
+    def check_in(self, session_id: str, *, actor: str, source: str = "") -> SessionRecord:
+        """Mark the session in progress; raises IllegalTransition (too early/late, final).
+        ``source`` says how, in the audit (``whatsapp``: the client's message)."""
         session = self.get(session_id)
         now = self.clock.now()
         new_status = check_in(self.policy, session.status, session.start, now)
-        return self._apply(session, new_status, now, actor, "checked in")
+        return self._apply(session, new_status, now, actor, "checked in", source)
 
     def cancel(self, session_id: str, *, actor: str, reason: str = "") -> SessionRecord:
         """Cancel; ``reason`` is a :class:`CancelReason` code or a person's words (shown
@@ -408,7 +411,13 @@ class Service:
         )
 
     def _apply(
-        self, session: SessionRecord, new_status: Status, now: datetime, actor: str, reason: str
+        self,
+        session: SessionRecord,
+        new_status: Status,
+        now: datetime,
+        actor: str,
+        reason: str,
+        source: str = "",
     ) -> SessionRecord:
         updated = self.store.transition(
             session.id,
@@ -418,6 +427,7 @@ class Service:
             reason=reason,
             expected=session.status,
             outbox=(("put", {}), ("notify", {"event": _NOTIFY_EVENT[new_status]})),
+            details={"source": source} if source else None,
         )
         if updated is None:  # another actor changed it first: report what it is now
             current = self.get(session.id)

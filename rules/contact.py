@@ -79,3 +79,27 @@ def normalise_email(text: str) -> str | None:
     if not _DOMAIN.fullmatch(domain):
         return None
     return f"{local}@{domain}"
+
+
+def whatsapp_id(e164: str) -> str:
+    """The number as the WhatsApp Cloud API writes it (``to``, ``wa_id``): E.164 digits
+    without the ``+``."""
+    return re.sub(r"[^0-9]", "", e164)
+
+
+def whatsapp_number(wa_id: str) -> str | None:
+    """The E.164 number a WhatsApp id stands for, as the booking form stored it; ``None``
+    for something that is no phone number.
+
+    WhatsApp accounts of Brazilian mobiles made before the ninth digit was added
+    (2012-2016) still carry an id without it: ``551187654321`` is the client who booked
+    with ``+55 11 98765-4321``. Mobiles then had eight digits starting with 6-9 and
+    landlines start with 2-5, so an eight-digit number is read without ambiguity: 6-9 gets
+    the ninth digit back.
+    """
+    digits = re.sub(r"[^0-9]", "", wa_id)
+    if not 8 <= len(digits) <= 15 or digits[0] == "0":
+        return None
+    if digits.startswith("55") and len(digits) == 12 and digits[4] in "6789":
+        digits = f"{digits[:4]}9{digits[4:]}"
+    return normalise_phone("+" + digits)

@@ -18,6 +18,7 @@ One module per job, in the order a value travels:
 - ``schema.py``: :data:`SCHEMA`, every key;
 - ``model.py``: the typed :class:`Config` the daemon uses, and the plain keys declared
   once as its fields (:func:`setting`);
+- ``whatsapp.py``: the ``[whatsapp]`` section's keys, declared the same way;
 - ``load.py``: :func:`load_config`, the checks across keys, assembling the :class:`Config`;
 - ``rules_text.py``: the rules clients accept, written from the policy;
 - ``describe.py``: ``expediente check-config``'s text;
@@ -114,6 +115,7 @@ from daemon.config.schema import (
     WEBHOOK,
 )
 from daemon.config.secrets import Secret, SecretError, SecretFile
+from daemon.config.whatsapp import WHATSAPP_EVENTS, WhatsAppConfig, WhatsAppTemplates
 from daemon.i18n import LANGUAGES
 
 __all__ = [
@@ -144,6 +146,7 @@ __all__ = [
     "SYNC",
     "TECHNICIAN",
     "WEBHOOK",
+    "WHATSAPP_EVENTS",
     "ArrayOfTables",
     "BookingConfig",
     "Boolean",
@@ -182,6 +185,8 @@ __all__ = [
     "TimeZoneKind",
     "Url",
     "WebhookConfig",
+    "WhatsAppConfig",
+    "WhatsAppTemplates",
     "default_rules_text",
     "describe",
     "example_toml",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from daemon.config.model import CalendarConfig, Config
 from daemon.config.secrets import Secret
+from daemon.config.whatsapp import WHATSAPP_EVENTS
 from rules.durations import format_duration
 from rules.model import BOOKING_FIELDS, WEEKDAYS
 
@@ -122,6 +123,18 @@ def describe(config: Config) -> str:
             lines.append(f"Webhook: {hook.url} ({', '.join(sorted(hook.events))})")
     else:
         lines.append("Webhooks: none")
+    whatsapp = config.whatsapp
+    if whatsapp is None:
+        lines.append("WhatsApp: off (no [whatsapp] section)")
+    else:
+        names = ", ".join(
+            f"{event} {whatsapp.templates.for_event(event)}" for event in WHATSAPP_EVENTS
+        )
+        language = whatsapp.template_language(config.desk.language)
+        lines.append(
+            f"WhatsApp: number id {whatsapp.phone_number_id} via {whatsapp.api_endpoint}, "
+            f"templates in {language}: {names}"
+        )
     lines.append(f"Log level: {config.log.level}")
     lines.append(f"Rules shown to clients (version {policy.rules_version}, {desk.language}):")
     lines += [f"  | {line}" if line else "  |" for line in desk.rules_text.splitlines()]

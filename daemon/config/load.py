@@ -52,7 +52,10 @@ from daemon.config.schema import (
     SYNC,
     TECHNICIAN,
     WEBHOOK,
+    WHATSAPP,
+    WHATSAPP_TEMPLATES,
 )
+from daemon.config.whatsapp import WhatsAppConfig, WhatsAppTemplates
 from daemon.i18n import DEFAULT_LANGUAGE, LANGUAGES, gettext
 from rules.durations import format_duration
 from rules.model import (
@@ -399,4 +402,12 @@ def _assemble(root: Mapping[str, Any], ctx: Context, path: Path) -> Config:
         else from_table(SmtpConfig, SMTP, smtp, from_name=smtp["from_name"] or desk["name"]),
         webhooks=tuple(from_table(WebhookConfig, WEBHOOK, hook) for hook in root["webhooks"]),
         log=from_table(LogConfig, LOG, root["log"]),
+        whatsapp=_whatsapp(root["whatsapp"]),
     )
+
+
+def _whatsapp(raw: Mapping[str, Any] | None) -> WhatsAppConfig | None:
+    if raw is None:
+        return None
+    templates = from_table(WhatsAppTemplates, WHATSAPP_TEMPLATES, raw["templates"])
+    return from_table(WhatsAppConfig, WHATSAPP, raw, templates=templates)

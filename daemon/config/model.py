@@ -65,6 +65,8 @@ from rules.model import BOOKING_FIELDS, DEFAULT_REQUIRED_FIELDS, Policy, Status
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
+    from daemon.config.whatsapp import WhatsAppConfig
+
 Section = TypeVar("Section", bound="DataclassInstance")
 
 # What a webhook can ask for: each status a session reaches, and "moved" (the technician
@@ -536,6 +538,7 @@ class Config:
     smtp: SmtpConfig | None
     webhooks: tuple[WebhookConfig, ...]
     log: LogConfig
+    whatsapp: WhatsAppConfig | None = None  # daemon/config/whatsapp.py
 
     @property
     def calendars(self) -> tuple[CalendarConfig, ...]:

@@ -44,6 +44,7 @@ from daemon.config.model import (
     settings_of,
     variants_of,
 )
+from daemon.config.whatsapp import WhatsAppConfig, WhatsAppTemplates
 from daemon.i18n import DEFAULT_LANGUAGE, SOURCE_LANGUAGE, gettext, weekday_names
 from rules.messages import N_
 from rules.model import WEEKDAYS
@@ -154,6 +155,17 @@ WEBHOOK = Table(settings_of(WebhookConfig))
 
 LOG = Table(settings_of(LogConfig))
 
+WHATSAPP_TEMPLATES = Table(settings_of(WhatsAppTemplates))
+
+WHATSAPP = Table(
+    [
+        *settings_of(WhatsAppConfig),
+        S("templates", WHATSAPP_TEMPLATES, {},
+          "The approved message templates, by event. Each takes five body parameters: "
+          "date, time, technician, remote tool and link (deploy/whatsapp.md)."),
+    ]
+)
+
 SCHEMA = Table(
     [
         S("desk", DESK, {}, "Who the desk is, its time zone and its closed days."),
@@ -178,6 +190,10 @@ SCHEMA = Table(
         S("webhooks", ArrayOfTables(WEBHOOK, name="webhooks"), [],
           "Other systems told about session changes.",
           [{"url": "https://hooks.example.com/expediente"}]),
+        S("whatsapp", WHATSAPP, OPTIONAL,
+          "The desk's WhatsApp Business number (Meta's Cloud API): confirmations, reminders "
+          "and changes reach the client there, and a client's message at session time checks "
+          "the session in. Without this section nothing is sent by WhatsApp.", {}),
         S("log", LOG, {}, "Logging."),
     ],
     expected="a TOML document",

@@ -26,7 +26,7 @@ log = logging.getLogger("expediente.notify")
 class Delivery:
     """One message for one recipient or receiver; ``payload`` is stored as JSON."""
 
-    action: Literal["mail", "webhook"]
+    action: Literal["mail", "webhook", "whatsapp"]
     payload: dict[str, Any]
     not_before: datetime | None = None  # e.g. the reminder: start - booking.reminder
 

@@ -60,6 +60,8 @@ NOTICES: Mapping[str, str] = {
     "booked": N_("New session"),
     "rescheduled": N_("Session missed (no check-in within the tolerance)"),
     "cancelled": N_("Session cancelled"),
+    # The client wrote on WhatsApp at session time: the session is checked in, start it.
+    "checked_in": N_("Client ready: checked in by WhatsApp"),
 }
 
 

@@ -15,6 +15,7 @@ queries and a reader finds each concern in the file named after it.
 - ``sessions.py``: booking, transitions, rebooking, moves, flags, listing and paging.
 - ``queue.py``: the outbox table (its worker is ``daemon/outbox.py``).
 - ``audit.py``: audit entries, their per-text cap, pruning.
+- ``whatsapp.py``: inbound messages once each, 24-hour windows, sent messages' statuses.
 
 A write that needs an audit entry or outbox items writes them in its own transaction,
 through ``record_audit`` and ``enqueue_item``, which take the caller's connection.
@@ -46,6 +47,13 @@ from daemon.store.records import (
     ts_ceil,
 )
 from daemon.store.sessions import SessionsPart
+from daemon.store.whatsapp import (
+    InboundMessage,
+    SentMessage,
+    StatusUpdate,
+    WhatsAppHealth,
+    WhatsAppPart,
+)
 
 __all__ = [
     "AUDIT_TEXT_MAX",
@@ -55,15 +63,19 @@ __all__ = [
     "CalendarWrite",
     "Conflict",
     "InProgress",
+    "InboundMessage",
     "Inserted",
     "KeyReused",
     "NewSession",
     "OutboxItem",
     "OutboxRequest",
     "Replayed",
+    "SentMessage",
     "SessionRecord",
+    "StatusUpdate",
     "Store",
     "StoreError",
+    "WhatsAppHealth",
     "dt",
     "packaged_migrations",
     "ts",
@@ -71,7 +83,7 @@ __all__ = [
 ]
 
 
-class Store(SessionsPart, CalendarsPart, BusyPart, OutboxPart, AuditPart, StoreBase):
+class Store(SessionsPart, CalendarsPart, BusyPart, OutboxPart, AuditPart, WhatsAppPart, StoreBase):
     """A handle on the database; share one between threads (each gets its own connection).
 
     Raises :class:`StoreError` when the file cannot be opened, is from a newer version of

@@ -246,9 +246,11 @@ class SessionsPart(StoreBase):
         reason: str = "",
         expected: Status | None = None,
         outbox: Sequence[OutboxRequest] = (("put", {}),),
+        details: dict[str, Any] | None = None,
     ) -> SessionRecord | None:
         """Compare-and-set the status; None when the session is missing or its status was
         not ``expected`` (another actor won: a check-in racing the no-show sweep).
+        ``details`` join the audit entry's (how a check-in came: ``source``).
 
         Whether the transition is allowed is for ``rules.lifecycle`` to say; the store only
         refuses to make an inactive session active again (``ValueError``), since that would
@@ -259,7 +261,9 @@ class SessionsPart(StoreBase):
             row = db.execute("SELECT status FROM sessions WHERE id = ?", (session_id,)).fetchone()
             if row is None or (expected is not None and row[0] != str(expected)):
                 return None
-            self._set_status(db, session_id, Status(row[0]), new_status, now, actor, reason, outbox)
+            self._set_status(
+                db, session_id, Status(row[0]), new_status, now, actor, reason, outbox, details
+            )
             updated = db.execute(f"{SESSION_SELECT} WHERE id = ?", (session_id,)).fetchone()
         return as_session(updated)
 
@@ -273,6 +277,7 @@ class SessionsPart(StoreBase):
         actor: str,
         reason: str,
         outbox: Sequence[OutboxRequest],
+        details: dict[str, Any] | None = None,
     ) -> None:
         if new_status in ACTIVE_STATUSES and old_status not in ACTIVE_STATUSES:
             raise ValueError(
@@ -292,7 +297,7 @@ class SessionsPart(StoreBase):
         )
         record_audit(
             db, now, actor, "status_changed", session_id, reason,
-            {"from": str(old_status), "to": str(new_status)},
+            {"from": str(old_status), "to": str(new_status), **(details or {})},
         )  # fmt: skip
         for action, payload in outbox:
             enqueue_item(db, now, session_id, action, payload)

@@ -256,6 +256,17 @@ class Api:
                 cancel_reason=session.cancel_reason,
                 needs_attention=session.needs_attention,
             )
+            if self.service.config.whatsapp is not None:
+                document["whatsapp"] = [
+                    {
+                        "event": sent.event,
+                        "form": sent.form,
+                        "status": sent.status,
+                        "at": iso(sent.status_at, policy),
+                        "error_code": sent.error_code,
+                    }
+                    for sent in self.service.store.whatsapp_messages(session.id)
+                ]
         return document
 
     # ------------------------------------------------------------------- admin
@@ -328,14 +339,32 @@ class Api:
             if admin:
                 entry["last_error"] = state.last_error
             calendars.append(entry)
-        document = {
+        document: dict[str, Any] = {
             "status": "ok" if healthy else "stale",
             "stale_after_seconds": stale_after.total_seconds(),
             "calendars": calendars,
             "outbox_depth": self.service.store.outbox_depth(),
             "sessions_needing_attention": len(self.service.store.flagged_sessions()),
         }
+        if self.service.config.whatsapp is not None:
+            document["whatsapp"] = self._whatsapp_health(admin)
         return Response.json(document, 200 if healthy else 503)
+
+    def _whatsapp_health(self, admin: bool) -> dict[str, Any]:
+        """The Cloud API as the outbox last found it. A refused token (error 190) is
+        ``token_refused`` until a message goes through: a person must renew it. It does
+        not turn the answer into a 503: bookings still work, and mail still goes."""
+        now = self.service.clock.now()
+        health = self.service.store.whatsapp_health()
+        age = None if health.last_ok_at is None else (now - health.last_ok_at).total_seconds()
+        entry: dict[str, Any] = {
+            "status": "token_refused" if health.token_refused_at else "ok",
+            "last_sent_age_seconds": None if age is None else round(age, 1),
+            "failing": health.last_error is not None,
+        }
+        if admin:
+            entry["last_error"] = health.last_error
+        return entry
 
 
 def slots_json(policy: Policy, type_name: str, slots: Sequence[Slot]) -> bytes:

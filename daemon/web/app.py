@@ -14,6 +14,7 @@ from daemon.web.feeds import Feeds
 from daemon.web.http import App, Request, Response, Router
 from daemon.web.pages import Pages
 from daemon.web.ratelimit import RateLimiter
+from daemon.web.whatsapp import WhatsAppWebhook
 
 
 def build_app(service: Service, signer: Signer, metrics: Metrics) -> App:
@@ -25,6 +26,7 @@ def build_app(service: Service, signer: Signer, metrics: Metrics) -> App:
     pages = Pages(service, signer, limiter=limiter)
     pages.routes(router)
     Feeds(service).routes(router)
+    WhatsAppWebhook(service).routes(router)
     public_url = service.config.server.public_url
     spec = json.dumps(openapi.document(public_url, service.policy), indent=1).encode()
 

@@ -76,6 +76,24 @@ _SESSION = {
         "end": {"type": "string", "format": "date-time"},
         "technician": {"type": "string", "description": "The technician's first name."},
         "manage_url": {"type": "string", "format": "uri"},
+        "whatsapp": {
+            "type": "array",
+            "description": "With [whatsapp], in full: each message sent about the session "
+            "and how far it got.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "event": {"type": "string"},
+                    "form": {"type": "string", "enum": ["template", "text"]},
+                    "status": {
+                        "type": "string",
+                        "enum": ["accepted", "sent", "delivered", "read", "failed"],
+                    },
+                    "at": {"type": "string", "format": "date-time"},
+                    "error_code": {"type": ["integer", "null"]},
+                },
+            },
+        },
     },
 }
 

@@ -161,8 +161,36 @@ def hook_section(url: str, events: list[str] | None = None, secret: bool | str =
     return text
 
 
-def make_desk(folder: Path, now: datetime, *, synced: bool = True) -> Desk:
-    config = load_config(write_config(folder))
+# The test desk's WhatsApp Business number and its secrets (``whatsapp_section``).
+WHATSAPP_PHONE_ID = "123456789012345"
+WHATSAPP_TOKEN = "EAAG-token-for-tests-0123456789"
+WHATSAPP_APP_SECRET = "app-secret-for-tests-0123456789"
+WHATSAPP_VERIFY = "verify-token-for-tests-0123456789"
+
+
+def whatsapp_section(folder: Path, endpoint: str = f"{UNREACHABLE}/v21.0/") -> str:
+    """A ``[whatsapp]`` table for the Cloud API at ``endpoint``, its secret files written
+    into ``folder``'s ``secrets`` (call after :func:`write_config`)."""
+    for name, value in (
+        ("token", WHATSAPP_TOKEN),
+        ("app-secret", WHATSAPP_APP_SECRET),
+        ("verify", WHATSAPP_VERIFY),
+    ):
+        (folder / "secrets" / f"whatsapp-{name}").write_text(value + "\n")
+    return (
+        f'\n[whatsapp]\nphone_number_id = "{WHATSAPP_PHONE_ID}"\n'
+        'access_token_file = "secrets/whatsapp-token"\n'
+        'app_secret_file = "secrets/whatsapp-app-secret"\n'
+        'verify_token_file = "secrets/whatsapp-verify"\n'
+        f'api_endpoint = "{endpoint}"\ntimeout = "5s"\n'
+    )
+
+
+def make_desk(folder: Path, now: datetime, *, synced: bool = True, whatsapp: bool = False) -> Desk:
+    path = write_config(folder)
+    if whatsapp:
+        path.write_text(path.read_text() + whatsapp_section(folder))
+    config = load_config(path)
     store = Store(config.store.path)
     clock = FixedClock(now)
     service = Service(config, store, clock)

@@ -49,6 +49,9 @@ SECRET_VALUES = {
     "ana.caldav": "caldav-password-VALUE-55e1",
     "smtp-password": "smtp-password-VALUE-91c0",
     "webhook-key": "webhook-key-VALUE-4d2f8e0a7c",
+    "whatsapp-token": "EAAG-token-VALUE-61b2c3d4",
+    "whatsapp-app-secret": "app-secret-VALUE-8e9f0a1b",
+    "whatsapp-verify-token": "verify-token-VALUE-2c3d4e5f",
 }
 
 
@@ -152,7 +155,13 @@ def test_the_documented_sample_configuration_loads(tmp_path: Path) -> None:
 
 def test_every_section_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = install(tmp_path, "full.toml")
-    write_secrets(tmp_path, ("signing-key", "ana.caldav", "smtp-password", "webhook-key"))
+    write_secrets(
+        tmp_path,
+        (
+            "signing-key", "ana.caldav", "smtp-password", "webhook-key",
+            "whatsapp-token", "whatsapp-app-secret", "whatsapp-verify-token",
+        ),
+    )  # fmt: skip
     (tmp_path / "secrets" / "google.json").write_text('{"type": "service_account"}')
     (tmp_path / "certs").mkdir()
     (tmp_path / "certs" / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
@@ -205,6 +214,25 @@ def test_every_section_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert config.webhooks[1].secret is None
     assert config.webhooks[1].events == {*(str(s) for s in Status), "moved"}
     assert config.log.level == "debug"
+    whatsapp = config.whatsapp
+    assert whatsapp is not None and whatsapp.phone_number_id == "123456789012345"
+    assert whatsapp.api_endpoint == "http://127.0.0.1:9998/v21.0/"  # one slash to add paths to
+    assert whatsapp.access_token.reveal() == SECRET_VALUES["whatsapp-token"]
+    assert whatsapp.templates.booked == "sessao_agendada_v2"
+    assert whatsapp.templates.for_event("reminder") == "sessao_lembrete"  # the default
+    assert whatsapp.templates.for_event("moved") is None
+
+
+def test_whatsapp_keys_are_checked(tmp_path: Path) -> None:
+    text = (CONFIGS / "minimal.toml").read_text() + (
+        '\n[whatsapp]\nphone_number_id = "+55 11 4000-0000"\naccess_token = "EAAG"\n'
+        '[whatsapp.templates]\nbooked = "Sessão Agendada"\n'
+    )
+    found = {(p.key, p.expected.split(" like")[0]) for p in problems_of(text, tmp_path)}
+    assert ("[whatsapp] phone_number_id", "the phone number id, digits only") in found
+    assert ("[whatsapp] templates.booked", "a template name") in found
+    assert ("[whatsapp] access_token", 'access_token_file = "path/to/file"') in found
+    assert {"[whatsapp] app_secret_file", "[whatsapp] verify_token_file"} <= {k for k, _ in found}
 
 
 SEED_DAY_TEXT = [str(r) for r in SEED_DAY]
@@ -741,9 +769,7 @@ def test_unchecked_secret_fails_clearly_on_first_use(tmp_path: Path) -> None:
 
 def full_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
     path = install(tmp_path, "full.toml")
-    write_secrets(
-        tmp_path, ("admin-token", "signing-key", "ana.caldav", "smtp-password", "webhook-key")
-    )
+    write_secrets(tmp_path, tuple(SECRET_VALUES))
     (tmp_path / "secrets" / "google.json").write_text(
         '{"type": "service_account", "private_key": "google-PRIVATE-KEY"}'
     )
@@ -775,6 +801,8 @@ def test_describe_shows_the_effective_policy_and_no_secret(
         f"admin token from {tmp_path / 'secrets' / 'admin-token'}",
         "E-mail: smtp.example.com:465 (tls) as agenda",
         "Webhook: https://hooks.example.com/expediente (booked, cancelled)",
+        "WhatsApp: number id 123456789012345 via http://127.0.0.1:9998/v21.0/, templates in "
+        "pt_BR: booked sessao_agendada_v2, reminder sessao_lembrete",
         "Rate limit: none; 5 refused per 30m",
         "audit kept forever",
         f"version {config.policy.rules_version}",
