@@ -1,5 +1,5 @@
 """WhatsApp: inbound messages once each, the 24-hour windows, sent messages and their
-statuses, and the Cloud API's health (schema: ``migrations/0005_whatsapp.sql``).
+statuses, and the Cloud API's health (schema: ``migrations/0006_whatsapp.sql``).
 
 The webhook records what Meta sent in one transaction and answers; the outbox worker
 processes the messages afterwards (``daemon/whatsapp/inbound.py``). A message id is its
