@@ -15,6 +15,7 @@ queries and a reader finds each concern in the file named after it.
 - ``sessions.py``: booking, transitions, rebooking, moves, flags, listing and paging.
 - ``queue.py``: the outbox table (its worker is ``daemon/outbox.py``).
 - ``audit.py``: audit entries, their per-text cap, pruning.
+- ``staff.py``: the desk console's accounts, logins and failed logins.
 
 A write that needs an audit entry or outbox items writes them in its own transaction,
 through ``record_audit`` and ``enqueue_item``, which take the caller's connection.
@@ -45,6 +46,7 @@ from daemon.store.records import (
     ts_ceil,
 )
 from daemon.store.sessions import SessionsPart
+from daemon.store.staff import StaffAccount, StaffLogin, StaffPart
 
 __all__ = [
     "AUDIT_TEXT_MAX",
@@ -60,6 +62,8 @@ __all__ = [
     "OutboxRequest",
     "Replayed",
     "SessionRecord",
+    "StaffAccount",
+    "StaffLogin",
     "Store",
     "StoreError",
     "dt",
@@ -69,7 +73,7 @@ __all__ = [
 ]
 
 
-class Store(SessionsPart, CalendarsPart, BusyPart, OutboxPart, AuditPart, StoreBase):
+class Store(SessionsPart, StaffPart, CalendarsPart, BusyPart, OutboxPart, AuditPart, StoreBase):
     """A handle on the database; share one between threads (each gets its own connection).
 
     Raises :class:`StoreError` when the file cannot be opened, is from a newer version of
