@@ -68,7 +68,7 @@ _STATIC_TYPES = {
 }
 
 
-class Pages(DeskConsole, ManagePages, BookingPages, CheckinPages, PageBase):
+class Pages(DeskConsole, ManagePages, CheckinPages, BookingPages, PageBase):
     """The HTML side of the web app; ``routes`` mounts it next to the JSON API.
 
     ``limiter`` defaults to one built from ``[booking] rate_limit``/``refusal_limit``;

@@ -94,6 +94,7 @@ PAGE_ERRORS: Mapping[str, str] = {
         "here. Please contact the desk."
     ),
     "error_rebook_state": N_("This session is {status} and cannot be rebooked."),
+    "error_desk_login": N_("Log in to the desk console first."),
 }
 
 
