@@ -35,6 +35,7 @@ from daemon.metrics import Metrics
 from daemon.outbox import FlushReport, Notifications, OutboxWorker
 from daemon.service import Service
 from daemon.signing import Signer
+from daemon.staff import LOGIN_IDLE, LOGIN_LIFETIME
 from daemon.store import SessionRecord, Store
 from daemon.sync import Calendars, Opener, Syncer, SyncReport
 from daemon.systemd import Notifier
@@ -181,7 +182,13 @@ class Daemon:
         return changed
 
     def prune_audit(self) -> int:
-        """Delete audit entries older than ``[store] audit_retention``; how many went."""
+        """Delete audit entries older than ``[store] audit_retention``; how many went.
+        Desk console logins past their expiry go too (the console refuses them anyway;
+        this keeps a login never used again from staying in the store)."""
+        now = self.clock.now()
+        self.store.prune_staff_logins(
+            idle_before=now - LOGIN_IDLE, created_before=now - LOGIN_LIFETIME
+        )
         retention = self.config.store.audit_retention
         if retention is None:
             return 0

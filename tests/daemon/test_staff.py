@@ -164,3 +164,19 @@ def test_logins_and_failures_in_the_store(tmp_path: Path) -> None:
         assert ("staff:carla", "staff_login") in actions
         with closing(sqlite3.connect(store.path)) as db:
             assert db.execute("SELECT COUNT(*) FROM staff_login_failures").fetchone()[0] == 0
+
+
+def test_logins_past_either_expiry_are_pruned(tmp_path: Path) -> None:
+    config_path = write_config(tmp_path)
+    now = monday(8)
+    with open_store(config_path) as store:
+        store.add_staff("carla", hash_password(PASSWORD), now=now, actor="admin-cli")
+        store.start_staff_login("a" * 64, "carla", now=now - timedelta(hours=13), address="x")
+        store.touch_staff_login("a" * 64, now)  # active, but past the absolute expiry
+        store.start_staff_login("b" * 64, "carla", now=now - timedelta(minutes=31), address="x")
+        store.start_staff_login("c" * 64, "carla", now=now - timedelta(minutes=5), address="x")
+        removed = store.prune_staff_logins(
+            idle_before=now - timedelta(minutes=30), created_before=now - timedelta(hours=12)
+        )
+        assert removed == 2
+        assert [store.staff_login(t * 64) is not None for t in "abc"] == [False, False, True]

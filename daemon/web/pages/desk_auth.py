@@ -31,7 +31,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from daemon.staff import MAX_PASSWORD, NAME, needs_rehash, verify_password
+from daemon.staff import (
+    LOGIN_IDLE,
+    LOGIN_LIFETIME,
+    MAX_PASSWORD,
+    NAME,
+    needs_rehash,
+    verify_password,
+)
 from daemon.web.http import Request, Response
 from daemon.web.pages.base import DESK_CSP, PageBase, Visit, _cookies
 from daemon.web.ratelimit import client_key
@@ -61,8 +68,8 @@ def _hashed(token: str) -> str:
 class DeskAuthPages(PageBase):
     """Login, logout and the login check every console page makes."""
 
-    desk_idle = timedelta(minutes=30)
-    desk_lifetime = timedelta(hours=12)
+    desk_idle = LOGIN_IDLE
+    desk_lifetime = LOGIN_LIFETIME
     failure_window = timedelta(minutes=15)
     account_failures = 5
     address_failures = 20
