@@ -35,7 +35,6 @@ from daemon.metrics import Metrics
 from daemon.outbox import FlushReport, Notifications, OutboxWorker
 from daemon.service import Service
 from daemon.signing import Signer
-from daemon.staff import LOGIN_IDLE, LOGIN_LIFETIME
 from daemon.store import SessionRecord, Store
 from daemon.sync import Calendars, Opener, Syncer, SyncReport
 from daemon.systemd import Notifier
@@ -185,9 +184,9 @@ class Daemon:
         """Delete audit entries older than ``[store] audit_retention``; how many went.
         Desk console logins past their expiry go too (the console refuses them anyway;
         this keeps a login never used again from staying in the store)."""
-        now = self.clock.now()
+        now, console = self.clock.now(), self.config.console
         self.store.prune_staff_logins(
-            idle_before=now - LOGIN_IDLE, created_before=now - LOGIN_LIFETIME
+            idle_before=now - console.idle_timeout, created_before=now - console.login_lifetime
         )
         retention = self.config.store.audit_retention
         if retention is None:

@@ -14,7 +14,6 @@ answer's timing does not tell which names exist.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -25,11 +24,6 @@ NAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 NAME_RULE = (
     "1-64 characters: lower-case letters, digits and . _ @ - (starting with a letter or digit)"
 )
-# How long a console login lasts: without a request, and at most (a working day). The
-# console checks them on each request; the daemon's nightly job deletes logins past them.
-LOGIN_IDLE = timedelta(minutes=30)
-LOGIN_LIFETIME = timedelta(hours=12)
-
 MIN_PASSWORD = 10  # characters
 MAX_PASSWORD = 1024  # a form field, not a file; Argon2 itself takes any length
 

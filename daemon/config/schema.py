@@ -32,6 +32,7 @@ from daemon.config.kinds import (
 from daemon.config.model import (
     BookingConfig,
     CalendarConfig,
+    ConsoleConfig,
     DeskConfig,
     LogConfig,
     NotificationsConfig,
@@ -152,6 +153,8 @@ SMTP = Table(settings_of(SmtpConfig))
 
 WEBHOOK = Table(settings_of(WebhookConfig))
 
+CONSOLE = Table(settings_of(ConsoleConfig))
+
 LOG = Table(settings_of(LogConfig))
 
 SCHEMA = Table(
@@ -178,6 +181,7 @@ SCHEMA = Table(
         S("webhooks", ArrayOfTables(WEBHOOK, name="webhooks"), [],
           "Other systems told about session changes.",
           [{"url": "https://hooks.example.com/expediente"}]),
+        S("console", CONSOLE, {}, "The desk console at /desk/ for staff (deploy/desk.md)."),
         S("log", LOG, {}, "Logging."),
     ],
     expected="a TOML document",

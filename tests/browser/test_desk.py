@@ -110,11 +110,11 @@ def test_login_wrong_password_throttling_and_logout(
     shoot(page, "desk-login")
     log_in(page, "wrong password")
     expect(page.get_by_role("alert")).to_have_text("Nome ou senha incorretos.")
-    for _ in range(DeskPages.account_failures - 1):
+    for _ in range(desk.config.console.failed_logins - 1):
         log_in(page, "wrong password")
     log_in(page)  # the right password, but the account is locked for now
     expect(page.get_by_role("alert")).to_contain_text("Muitas tentativas sem sucesso")
-    desk.clock.advance(DeskPages.failure_window + timedelta(seconds=1))
+    desk.clock.advance(desk.config.console.failure_window + timedelta(seconds=1))
     log_in(page)
     expect(page.get_by_role("heading", level=1)).to_have_text("Painel do suporte")
     expect(page.locator(".company")).to_have_text("Padaria Pão Quente")
@@ -133,7 +133,7 @@ def test_an_idle_login_expires_while_the_page_is_open(
     add_staff(desk.store, password_hash, desk.clock.now())
     log_in(page)
     expect(page.get_by_role("heading", level=1)).to_have_text("Painel do suporte")
-    desk.clock.advance(DeskPages.desk_idle + timedelta(seconds=1))
+    desk.clock.advance(desk.config.console.idle_timeout + timedelta(seconds=1))
     # No reload: the next poll is refused and the page goes to the login, saying why.
     expect(page.get_by_text("Sua sessão expirou. Entre de novo.")).to_be_visible()
     expect(page.get_by_label("Senha")).to_be_visible()

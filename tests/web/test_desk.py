@@ -12,7 +12,7 @@ import pytest
 
 from daemon.staff import hash_password
 from daemon.store import SessionRecord
-from daemon.web.pages.desk_auth import DESK_COOKIE, DeskAuthPages
+from daemon.web.pages.desk_auth import DESK_COOKIE
 from rules.model import Status
 from tests.daemon.desk import Desk, monday
 from tests.factories import booking_request
@@ -102,7 +102,7 @@ def test_a_wrong_password_or_unknown_name_is_refused_the_same_way(
 
 
 def test_guessing_is_throttled_per_account_and_per_address(desk: Desk) -> None:
-    limit = DeskAuthPages.account_failures
+    limit = desk.config.console.failed_logins
     guesser = Client(desk.app, address="10.0.0.1")
     for _ in range(limit):
         assert login(guesser, password="guess").status == 401
@@ -112,13 +112,13 @@ def test_guessing_is_throttled_per_account_and_per_address(desk: Desk) -> None:
     assert "Muitas tentativas" in locked.text
     assert login(Client(desk.app, address="10.0.0.2")).status == 429
     # The lock ends when the failures leave the window (the daemon's clock, not the wall's).
-    desk.clock.advance(DeskAuthPages.failure_window + timedelta(seconds=1))
+    desk.clock.advance(desk.config.console.failure_window + timedelta(seconds=1))
     assert login(Client(desk.app, address="10.0.0.2")).status == 303
 
 
 def test_one_address_guessing_many_names_is_throttled(desk: Desk) -> None:
     guesser = Client(desk.app, address="10.0.0.7")
-    for n in range(DeskAuthPages.address_failures):
+    for n in range(desk.config.console.failed_logins_per_address):
         assert login(guesser, name=f"user{n}").status == 401
     assert login(guesser).status == 429
     assert login(Client(desk.app, address="10.0.0.8")).status == 303
@@ -126,18 +126,18 @@ def test_one_address_guessing_many_names_is_throttled(desk: Desk) -> None:
 
 def test_idle_and_absolute_expiry_follow_the_daemons_clock(desk: Desk, client: Client) -> None:
     logged_in(client)
-    desk.clock.advance(DeskAuthPages.desk_idle - timedelta(minutes=1))
+    desk.clock.advance(desk.config.console.idle_timeout - timedelta(minutes=1))
     assert "Sair" in client.get("/desk/").text  # still in; and the idle clock restarts
-    desk.clock.advance(DeskAuthPages.desk_idle - timedelta(minutes=1))
+    desk.clock.advance(desk.config.console.idle_timeout - timedelta(minutes=1))
     assert "Sair" in client.get("/desk/").text
-    desk.clock.advance(DeskAuthPages.desk_idle + timedelta(seconds=1))
+    desk.clock.advance(desk.config.console.idle_timeout + timedelta(seconds=1))
     page = client.get("/desk/")
     assert 'action="/desk/login"' in page.text and "Sua sessão expirou" in page.text
     # Absolute: however active, a login ends desk_lifetime after it began.
     logged_in(client)
-    step = DeskAuthPages.desk_idle - timedelta(minutes=1)
+    step = desk.config.console.idle_timeout - timedelta(minutes=1)
     elapsed = timedelta(0)
-    while elapsed + step <= DeskAuthPages.desk_lifetime:
+    while elapsed + step <= desk.config.console.login_lifetime:
         desk.clock.advance(step)
         elapsed += step
         assert client.get("/desk/live").status == 200
@@ -258,3 +258,25 @@ def test_a_bad_date_or_huge_search_is_not_an_error(desk: Desk, client: Client) -
     for path in ("/desk/?date=nope", "/desk/?date=9999-99-99", "/desk/?q=" + "x" * 5000,
                  "/desk/live?date=0001-01-01"):  # fmt: skip
         assert client.get(path).status == 200, path
+
+
+def test_the_console_keys_of_the_configuration_apply(tmp_path: Path, password_hash: str) -> None:
+    from daemon.config import load_config
+    from tests.daemon.desk import write_config
+
+    settings = {"console": {"failed_logins": 2, "idle_timeout": "5m", "poll_interval": "7s"}}
+    config = load_config(write_config(tmp_path, settings=settings))
+    assert config.console.failed_logins == 2 and config.console.idle_timeout == timedelta(minutes=5)
+    desk = pages_desk(tmp_path / "other", monday(7))
+    # The same desk with these keys: rebuild its service's configuration in place.
+    desk.service.config = config
+    desk.store.add_staff("carla", password_hash, now=desk.clock.now(), actor="test")
+    client = Client(desk.app)
+    assert login(client, password="guess").status == 401
+    assert login(client, password="guess").status == 401
+    assert login(client).status == 429  # locked after 2, not 5
+    desk.clock.advance(timedelta(minutes=16))
+    page = logged_in(client)
+    assert 'data-every="7"' in page.text
+    desk.clock.advance(timedelta(minutes=5, seconds=1))
+    assert client.get("/desk/live").status == 401

@@ -7,7 +7,7 @@ stands out: sessions flagged because a technician moved them to a time the rules
 and technicians whose calendar is stale (their free time cannot be trusted).
 
 The page keeps itself current by polling :meth:`DeskPages.desk_live` (a small JSON answer
-holding the list's HTML) every :attr:`DeskPages.poll_seconds`. The answer's ``ETag`` is
+holding the list's HTML) every ``[console] poll_interval``. The answer's ``ETag`` is
 made from what the list depends on (the store's data version, the day, the search, the
 language and the clock's minute), so an unchanged list costs one read and a 304, no
 rendering: a no-show the sweeper marks ``rescheduled`` shows within one poll, without
@@ -63,7 +63,10 @@ def _digits(text: str) -> str:
 class DeskPages(DeskAuthPages):
     """``/desk/``: the login, or the day's list; ``/desk/live``: the list, for polling."""
 
-    poll_seconds = 15
+    @property
+    def poll_seconds(self) -> int:
+        """``[console] poll_interval``, in the whole seconds the page's script takes."""
+        return max(1, int(self.service.config.console.poll_interval.total_seconds()))
 
     def _today(self) -> date:
         return self._local(self.now()).date()

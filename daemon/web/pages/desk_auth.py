@@ -5,16 +5,16 @@ token; the browser holds the token in an ``HttpOnly``, ``SameSite=Strict`` cooki
 (``Secure`` and ``__Host-`` when the desk is served over https), so neither a script on
 the page nor another site's link or form can use it, and a copy of the database hands
 out no working cookie. Every console request checks the login against the service's
-clock: it ends after :attr:`DeskAuthPages.desk_idle` without a request (the open page
-polls, so an open console stays logged in; a closed laptop does not) and, in any case,
-:attr:`DeskAuthPages.desk_lifetime` after the login (a working day).
+clock: it ends after ``[console] idle_timeout`` without a request (the open page polls,
+so an open console stays logged in; a closed laptop does not) and, in any case,
+``login_lifetime`` after the login (a working day).
 
 Guessing is throttled on rows too, so every daemon instance counts the same attempts:
-:attr:`account_failures` failed logins against one name, or :attr:`address_failures`
-from one client address, within :attr:`failure_window` lock that name or address out
-until the oldest of them leaves the window. The check comes before the password is
-verified, so a locked-out guesser learns nothing, and an unknown name costs the same
-Argon2 verification as a known one.
+``[console] failed_logins`` failed logins against one name, or
+``failed_logins_per_address`` from one client address, within ``failure_window`` lock
+that name or address out until the oldest of them leaves the window. The check comes
+before the password is verified, so a locked-out guesser learns nothing, and an unknown
+name costs the same Argon2 verification as a known one.
 
 Forms carry the CSRF token of the public pages (``daemon/web/csrf.py``), the login form
 included (no one can log a browser into their own account), and the OriginGuard refuses
@@ -31,14 +31,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from daemon.staff import (
-    LOGIN_IDLE,
-    LOGIN_LIFETIME,
-    MAX_PASSWORD,
-    NAME,
-    needs_rehash,
-    verify_password,
-)
+from daemon.staff import MAX_PASSWORD, NAME, needs_rehash, verify_password
 from daemon.web.http import Request, Response
 from daemon.web.pages.base import DESK_CSP, PageBase, Visit, _cookies
 from daemon.web.ratelimit import client_key
@@ -68,11 +61,27 @@ def _hashed(token: str) -> str:
 class DeskAuthPages(PageBase):
     """Login, logout and the login check every console page makes."""
 
-    desk_idle = LOGIN_IDLE
-    desk_lifetime = LOGIN_LIFETIME
-    failure_window = timedelta(minutes=15)
-    account_failures = 5
-    address_failures = 20
+    # ``[console]``'s keys, read on each use so a reload (SIGHUP) applies them.
+
+    @property
+    def desk_idle(self) -> timedelta:
+        return self.service.config.console.idle_timeout
+
+    @property
+    def desk_lifetime(self) -> timedelta:
+        return self.service.config.console.login_lifetime
+
+    @property
+    def failure_window(self) -> timedelta:
+        return self.service.config.console.failure_window
+
+    @property
+    def account_failures(self) -> int:
+        return self.service.config.console.failed_logins
+
+    @property
+    def address_failures(self) -> int:
+        return self.service.config.console.failed_logins_per_address
 
     @property
     def desk_cookie_name(self) -> str:
