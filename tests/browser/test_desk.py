@@ -22,7 +22,6 @@ from playwright.sync_api import Browser, Locator, Page, Route, expect
 
 from daemon.staff import hash_password
 from daemon.store import SessionRecord, Store
-from daemon.web.pages.desk import DeskPages
 from rules.model import Status
 from tests.browser.harness import DESKTOP, PHONE, SCREENSHOTS, Served
 from tests.daemon.desk import monday
@@ -37,12 +36,6 @@ _axe = Axe()
 @pytest.fixture(scope="module")
 def password_hash() -> str:
     return hash_password(PASSWORD)
-
-
-@pytest.fixture(autouse=True)
-def _quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The page polls every second here (15 s in service), so a test waits little."""
-    monkeypatch.setattr(DeskPages, "poll_seconds", 1)
 
 
 @pytest.fixture
@@ -131,10 +124,12 @@ def test_an_idle_login_expires_while_the_page_is_open(
 ) -> None:
     desk = served.desk
     add_staff(desk.store, password_hash, desk.clock.now())
+    page.clock.install()  # the page's poll timer runs when the test says
     log_in(page)
     expect(page.get_by_role("heading", level=1)).to_have_text("Painel do suporte")
     desk.clock.advance(desk.config.console.idle_timeout + timedelta(seconds=1))
-    # No reload: the next poll is refused and the page goes to the login, saying why.
+    page.clock.run_for(desk.config.console.poll_interval // timedelta(milliseconds=1))
+    # No reload: the poll is refused and the page goes to the login, saying why.
     expect(page.get_by_text("Sua sessão expirou. Entre de novo.")).to_be_visible()
     expect(page.get_by_label("Senha")).to_be_visible()
 
@@ -186,11 +181,13 @@ def test_a_no_show_appears_without_a_reload(page: Page, served: Served, password
     add_staff(desk.store, password_hash, desk.clock.now())
     session = book(served, monday(7, 30), company="Ótica Sol")
     desk.clock.set(monday(7, 25))
+    page.clock.install()  # the page's poll timer runs when the test says
     log_in(page)
     expect(row(page, session).locator(".badge")).to_have_text("agendado")
     page.evaluate("window.notReloaded = true")
     desk.clock.set(monday(7, 40) + timedelta(seconds=1))
     assert [s.id for s in desk.service.sweep()] == [session.id]
+    page.clock.run_for(desk.config.console.poll_interval // timedelta(milliseconds=1))
     expect(row(page, session).locator(".badge")).to_have_text(
         "não realizado — precisa ser reagendado"
     )
@@ -378,3 +375,37 @@ def test_the_keyboard_alone_logs_in_and_checks_in(
     page.keyboard.press("Enter")
     expect(page.get_by_role("status").first).to_contain_text("Check-in feito")
     assert desk.service.get(session.id).status == Status.IN_PROGRESS
+
+
+COUNT_POLLS = """window.__polls = 0;
+const realFetch = window.fetch;
+window.fetch = function () { window.__polls += 1; return realFetch.apply(this, arguments); };"""
+
+
+def test_a_typed_cancel_reason_survives_a_live_update(
+    page: Page, served: Served, password_hash: str
+) -> None:
+    desk = served.desk
+    add_staff(desk.store, password_hash, desk.clock.now())
+    first = book(served, monday(7, 30), company="Ótica Sol")
+    other = book(served, monday(11), company="Padaria Pão Quente")
+    desk.clock.set(monday(7, 25))
+    page.add_init_script(COUNT_POLLS)
+    page.clock.install()  # the page's timers run when the test says, not on the wall clock
+    log_in(page)
+    reason = row(page, other).get_by_label("Motivo do cancelamento")
+    reason.fill("Cliente ligou cancelando")
+    row(page, other).get_by_role("button", name=re.compile("Cancelar atendimento")).focus()
+    desk.clock.set(monday(7, 40) + timedelta(seconds=1))
+    desk.service.sweep()  # the list changed on the server
+    every = desk.config.console.poll_interval // timedelta(milliseconds=1)
+    page.clock.run_for(5 * every)  # five polls due: each skipped, so nothing typed is lost
+    assert page.evaluate("window.__polls") == 0
+    expect(reason).to_have_value("Cliente ligou cancelando")
+    reason.fill("")
+    page.get_by_label("Buscar empresa, pessoa ou telefone").focus()  # out of the list
+    page.clock.run_for(every)
+    expect(row(page, first).locator(".badge")).to_have_text(
+        "não realizado — precisa ser reagendado"
+    )
+    assert page.evaluate("window.__polls") == 1

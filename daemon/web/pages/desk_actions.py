@@ -46,7 +46,7 @@ class DeskActionPages(DeskPages, CheckinPages):
         """The logged-in staff member; otherwise the login page, saying why."""
         staff, _ = self._who(request, visit)
         if staff is None:
-            raise PageError(401, "error_desk_login", back="/desk/?expired=1")
+            raise PageError(401, "error_desk_login", back="/desk/")
         return staff
 
     def _desk_session(self, request: Request) -> SessionRecord:

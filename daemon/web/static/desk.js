@@ -29,8 +29,12 @@
 
   function poll() {
     if (busy || document.hidden) return;
+    // Never while the attendant is typing in the list (a cancel reason), or has typed
+    // something there and moved on to its button: replacing the list would lose it.
     if (list.contains(document.activeElement) &&
         /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName)) return;
+    if (Array.prototype.some.call(list.querySelectorAll("input[type=text]"),
+                                  function (i) { return i.value !== ""; })) return;
     busy = true;
     fetch(url, { headers: { "If-None-Match": etag, "Accept": "application/json" },
                  credentials: "same-origin", cache: "no-store" })
