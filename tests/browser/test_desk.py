@@ -103,6 +103,7 @@ def test_login_wrong_password_throttling_and_logout(
     shoot(page, "desk-login")
     log_in(page, "wrong password")
     expect(page.get_by_role("alert")).to_have_text("Nome ou senha incorretos.")
+    check_accessibility(page)
     for _ in range(desk.config.console.failed_logins - 1):
         log_in(page, "wrong password")
     log_in(page)  # the right password, but the account is locked for now
@@ -257,6 +258,7 @@ def test_each_action_reaches_the_technicians_calendar(
 
     row(page, ids["Delta"]).get_by_role("link", name=re.compile("Reagendar")).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Reagendar: Delta")
+    check_accessibility(page)
     page.locator('label[data-start="2026-11-30T10:00:00-03:00"]').click()
     page.get_by_role("button", name="Confirmar novo horário").click()
     expect(page.get_by_role("status").first).to_contain_text("movido para o novo horário")
@@ -298,6 +300,7 @@ def test_booking_by_phone_with_and_without_the_notice_override(
     fill_client(page, "Ótica Sol")
     page.get_by_role("button", name="Agendar", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text("Informe por que a antecedência")
+    check_accessibility(page)  # the form with its errors
     assert len(store.list_sessions()) == 1
     page.locator('label[data-start="2026-11-30T13:00:00-03:00"]').click()
     page.get_by_label("Por que a antecedência mínima foi dispensada").fill("Servidor parado")

@@ -280,3 +280,35 @@ def test_the_console_keys_of_the_configuration_apply(tmp_path: Path, password_ha
     assert 'data-every="7"' in page.text
     desk.clock.advance(timedelta(minutes=5, seconds=1))
     assert client.get("/desk/live").status == 401
+
+
+def test_over_https_the_login_cookie_is_secure_and_host_only(
+    tmp_path: Path, password_hash: str
+) -> None:
+    from daemon.clock import FixedClock
+    from daemon.config import load_config
+    from daemon.service import Service
+    from daemon.signing import Signer
+    from daemon.store import Store as StoreClass
+    from daemon.web.http import App, Router
+    from tests.daemon.desk import write_config
+    from tests.web.client import pages_app
+
+    settings = {"server": {"public_url": "https://agenda.example.com"}}
+    config = load_config(write_config(tmp_path, settings=settings))
+    store = StoreClass(config.store.path)
+    service = Service(config, store, FixedClock(monday(7)))
+    signer = Signer(config.server.signing_key.reveal().encode())
+    desk = Desk(config, store, FixedClock(monday(7)), service, App(Router()), signer)
+    desk.service.clock = desk.clock
+    desk.mark_synced()
+    desk.app = pages_app(desk)
+    store.add_staff("carla", password_hash, now=monday(7), actor="test")
+    client = Client(desk.app)
+    answer = login(client)
+    assert answer.status == 303
+    cookie = next(v for k, v in answer.headers if k.lower() == "set-cookie" and DESK_COOKIE in v)
+    assert cookie.startswith(f"__Host-{DESK_COOKIE}=")
+    parts = {p.strip() for p in cookie.split(";")}
+    assert {"Secure", "HttpOnly", "SameSite=Strict", "Path=/"} <= parts
+    assert "Sair" in client.get("/desk/").text
