@@ -223,6 +223,8 @@ def test_search_by_company_person_or_phone_across_days(desk: Desk, client: Clien
     logged_in(client)
     for query, expected, absent in (
         ("ótica", "Ótica Sol", "Padaria"),
+        ("OTICA", "Ótica Sol", "Padaria"),
+        ("pao quente", "Padaria Pão Quente", "Ótica"),
         ("JOANA", "Ótica Sol", "Padaria"),
         ("91234", "Ótica Sol", "Padaria"),
         ("padaria", "Padaria Pão Quente", "Ótica"),

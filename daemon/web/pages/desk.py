@@ -13,15 +13,16 @@ language and the clock's minute), so an unchanged list costs one read and a 304,
 rendering: a no-show the sweeper marks ``rescheduled`` shows within one poll, without
 hammering the server. No websockets: a plain GET works through every proxy.
 
-Search matches company, person and phone (digits) over a span around the chosen day
-(:data:`SEARCH_BEFORE` back, the booking horizon ahead): the client on the phone rarely
-knows the date.
+Search matches company, person (case and accents ignored) and phone (digits) over a span
+around the chosen day (:data:`SEARCH_BEFORE` back, the booking horizon ahead): the client
+on the phone rarely knows the date.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -58,6 +59,13 @@ class DayQuery:
 
 def _digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
+
+
+def _folded(text: str) -> str:
+    """``text`` for matching: case and accents ignored ("otica" finds "Ótica"), as an
+    attendant types a name heard on the phone."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 class DeskPages(DeskAuthPages):
@@ -176,8 +184,8 @@ class DeskPages(DeskAuthPages):
         )
 
     def _matches(self, session: SessionRecord, text: str) -> bool:
-        needle = text.casefold()
-        if needle in session.company.casefold() or needle in session.responsible_name.casefold():
+        needle = _folded(text)
+        if needle in _folded(session.company) or needle in _folded(session.responsible_name):
             return True
         digits = _digits(text)
         return len(digits) >= 3 and digits in _digits(session.phone)
