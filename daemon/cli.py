@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--once", action="store_true", required=True, help="one round, then exit")
     sync.add_argument("--full", action="store_true", help="ignore sync tokens: read everything")
 
+    from daemon import cli_staff
+
+    cli_staff.add_parser(commands)
+
     demo = commands.add_parser(
         "demo", help="a desk on an embedded CalDAV server, with sample technicians"
     )
@@ -187,6 +191,10 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
             return cmd_lifecycle(args, clock or SystemClock())
         if args.command == "sync":
             return cmd_sync(args, clock or SystemClock())
+        if args.command == "staff":
+            from daemon import cli_staff
+
+            return cli_staff.run(args, clock or SystemClock())
         if args.command == "demo":
             from daemon.demo import run_demo
 

@@ -243,6 +243,26 @@ def prepare(state: Path, port: int | None, caldav_port: int | None) -> tuple[Con
     return config, local.pop() if local else caldav_port or DEFAULT_CALDAV_PORT
 
 
+def _demo_staff(config: Config, state: Path, clock: Clock) -> Path:
+    """A desk console account ``demo``, made when missing, its password in a secret file of
+    the demo's folder; returns that file."""
+    from daemon.staff import hash_password
+    from daemon.store import Store
+
+    path = state / "secrets" / "desk-password"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(12) + "\n")
+        path.chmod(0o600)
+    store = Store(config.store.path)
+    try:
+        if store.staff_account("demo") is None:
+            password = path.read_text().strip()
+            store.add_staff("demo", hash_password(password), now=clock.now(), actor="demo")
+    finally:
+        store.close()
+    return path
+
+
 def _local_caldav_ports(config: Config) -> set[int]:
     """Ports of the CalDAV calendars on 127.0.0.1: the embedded server the file expects."""
     ports = set()
@@ -290,9 +310,12 @@ def run_demo(
                 f"http://127.0.0.1:{caldav_port}", password, clock.now().astimezone(TZ)
             )
         token = (state / "secrets" / "admin-token").read_text().strip()
+        desk_password = _demo_staff(config, state, clock)
         print(
             f"\nexpediente demo — data in {state}\n"
             f"  booking page   http://127.0.0.1:{port}/\n"
+            f"  desk console   http://127.0.0.1:{port}/desk/ "
+            f"(user demo, password in {desk_password})\n"
             f"  free slots     http://127.0.0.1:{port}/api/v1/slots\n"
             f"  free-slot feed http://127.0.0.1:{port}/feeds/free.ics\n"
             f"  health         http://127.0.0.1:{port}/healthz\n"

@@ -184,7 +184,13 @@ class Daemon:
         return changed
 
     def prune_audit(self) -> int:
-        """Delete audit entries older than ``[store] audit_retention``; how many went."""
+        """Delete audit entries older than ``[store] audit_retention``; how many went.
+        Desk console logins past their expiry go too (the console refuses them anyway;
+        this keeps a login never used again from staying in the store)."""
+        now, console = self.clock.now(), self.config.console
+        self.store.prune_staff_logins(
+            idle_before=now - console.idle_timeout, created_before=now - console.login_lifetime
+        )
         retention = self.config.store.audit_retention
         if retention is None:
             return 0

@@ -64,6 +64,15 @@ class SessionNotFound(LookupError):
     pass
 
 
+class NotResendable(ValueError):
+    """Only a booked session's confirmation is sent again: the client of any other has
+    had the mail that matters (cancelled, rescheduled...)."""
+
+    def __init__(self, status: Status) -> None:
+        super().__init__(f"only a booked session's confirmation is resent; this one is {status}")
+        self.status = status
+
+
 @dataclass(frozen=True)
 class BookingOutcome:
     """``session`` when accepted (``replayed`` for an idempotent retry), else violations."""
@@ -194,12 +203,25 @@ class Service:
 
     # ------------------------------------------------------------------ slots
 
-    def slots(self, type_name: str, first: date, last: date) -> list[Slot]:
-        """Raises KeyError for an unknown type."""
+    def slots(
+        self,
+        type_name: str,
+        first: date,
+        last: date,
+        *,
+        technician: str | None = None,
+        waive_notice: bool = False,
+    ) -> list[Slot]:
+        """Raises KeyError for an unknown type. ``technician`` and ``waive_notice``: the
+        desk console's choices, as :meth:`book` takes them."""
         now = self.clock.now()
+        eligible = self.eligible(now)
+        if technician is not None:
+            eligible &= {technician}
         return free_slots(
-            self.policy, type_name, first, last, now, self.timelines(now), self.eligible(now)
-        )
+            self.policy, type_name, first, last, now, self.timelines(now), eligible,
+            waive_notice=waive_notice,
+        )  # fmt: skip
 
     def rendered_slots(self, type_name: str, first: date, last: date, render: Render) -> bytes:
         """``render`` of :meth:`slots`, from :attr:`slot_cache` while the inputs that decide
@@ -234,13 +256,18 @@ class Service:
         idempotency_key: str | None = None,
         actor: str = "client",
         rebooked_from: str | None = None,
+        technician: str | None = None,
+        notice_override: str = "",
     ) -> BookingOutcome:
         """Validate and store a booking (or replay an idempotent retry).
 
         ``rebooked_from`` names the session the client is moving: while it is still booked
         its time is free for the new one and the store cancels it in the booking's own
         transaction. Raises :class:`IllegalTransition` when that session was checked in
-        meanwhile.
+        meanwhile. The desk console may name the ``technician`` (the only one then
+        eligible) and override the minimum notice with a reason, ``notice_override``:
+        the rules get it as their ``waive_notice`` input, and the reason goes into the
+        booking's audit entry.
         """
         now = self.clock.now()
         fingerprint = request_hash(request)
@@ -254,17 +281,22 @@ class Service:
                     request, now, actor,
                     (Violation(Code.INVALID_FIELD, "idempotency_key", detail="reused"),),
                 )  # fmt: skip
+        waive = bool(notice_override)
+        audit = {"notice_override": notice_override} if waive else {}
         for attempt in range(BOOKING_ATTEMPTS):
             replaced = self._replaced(rebooked_from)
             eligible = self.eligible(now)
+            if technician is not None:
+                eligible &= {technician}
             # A retry follows a conflict: the view that offered the time was out of date,
             # so it waits for the current one rather than pick the same technician again.
             timelines = self.timelines(now, without=replaced, fresh=attempt > 0)
             result = validate(
-                self.policy, request, now, timelines, self._load(request, now), eligible
-            )
+                self.policy, request, now, timelines, self._load(request, now), eligible,
+                waive_notice=waive,
+            )  # fmt: skip
             if isinstance(result, Rejected):
-                explained = self._explain(result, request, eligible, now)
+                explained = self._explain(result, request, eligible, now, waive=waive)
                 return self._rejected(request, now, actor, explained)
             inserted = self.store.insert_booking(
                 self._new_session(result, request, rebooked_from),
@@ -275,6 +307,7 @@ class Service:
                 actor=actor,
                 outbox=(("put", {}), ("notify", {"event": "booked"})),
                 replaced_outbox=(("put", {}), ("notify", {"event": "cancelled"})),
+                audit=audit,
             )
             if isinstance(inserted, InProgress):
                 raise IllegalTransition(Status.IN_PROGRESS, Event.CANCEL, "it was checked in")
@@ -318,6 +351,8 @@ class Service:
         request: BookingRequest,
         eligible: Collection[str],
         now: datetime,
+        *,
+        waive: bool = False,
     ) -> tuple[Violation, ...]:
         """Say ``slot_taken`` when only bookings (not calendars) fill the time, and
         ``calendar_stale`` when only technicians whose calendars are out of date are free.
@@ -332,8 +367,9 @@ class Service:
         if stale:
             everyone = set(eligible) | stale
             retry = validate(
-                self.policy, request, now, self.timelines(now), self._load(request, now), everyone
-            )
+                self.policy, request, now, self.timelines(now), self._load(request, now),
+                everyone, waive_notice=waive,
+            )  # fmt: skip
             if isinstance(retry, Accepted):
                 return (Violation(Code.CALENDAR_STALE, "start"),)
         session_type = self.policy.session_types[request.type]
@@ -409,6 +445,28 @@ class Service:
         return self._apply(
             session, new_status, self.clock.now(), actor, reason or CancelReason.DESK
         )
+
+    def complete(self, session_id: str, *, actor: str) -> SessionRecord:
+        """Mark an in-progress session completed before its end (the sweep does it at the
+        end); raises IllegalTransition for any other status."""
+        session = self.get(session_id)
+        new_status = transition(session.status, Event.COMPLETE)
+        return self._apply(session, new_status, self.clock.now(), actor, "completed by the desk")
+
+    def resend_confirmation(self, session_id: str, *, actor: str) -> SessionRecord:
+        """Send a booked session's confirmation to the client again and rewrite its
+        calendar event (both idempotent); raises :class:`NotResendable` unless booked."""
+        session = self.get(session_id)
+        if session.status != Status.BOOKED:
+            raise NotResendable(session.status)
+        self.store.enqueue_audited(
+            session.id,
+            (("put", {}), ("notify", {"event": "resend"})),
+            now=self.clock.now(),
+            actor=actor,
+            action="confirmation_resent",
+        )
+        return session
 
     def _apply(
         self,

@@ -130,12 +130,16 @@ def validate(
     busy: Mapping[str, BusyTimeline],
     load: Mapping[str, int] | None = None,
     eligible: Collection[str] | None = None,
+    *,
+    waive_notice: bool = False,
 ) -> Accepted | Rejected:
     """Decide a booking request.
 
     ``busy`` holds each technician's busy time (calendars and active sessions); ``load``
     how many sessions each already has in the assignment period; ``eligible`` limits the
-    technicians that may be chosen. ``now`` must be an aware datetime.
+    technicians that may be chosen (the desk picking one names only that one).
+    ``waive_notice`` is the desk's override of the minimum notice, and only of that (see
+    :func:`rules.slots.time_violations`). ``now`` must be an aware datetime.
     """
     fields, found = field_violations(policy, request)
     session_type = policy.session_types.get(request.type)
@@ -148,7 +152,9 @@ def validate(
             )
         )
         return Rejected(tuple(found))
-    time_found = time_violations(policy, session_type, request.start, now)
+    time_found = time_violations(
+        policy, session_type, request.start, now, waive_notice=waive_notice
+    )
     found.extend(time_found)
     end = later(request.start, session_type.duration)
     technician: str | None = None

@@ -28,13 +28,22 @@ def _fmt(value: datetime, policy: Policy) -> str:
 
 
 def time_violations(
-    policy: Policy, session_type: SessionType, start: datetime, now: datetime
+    policy: Policy,
+    session_type: SessionType,
+    start: datetime,
+    now: datetime,
+    *,
+    waive_notice: bool = False,
 ) -> list[Violation]:
     """Why a session of ``session_type`` cannot start at ``start`` (empty: it can).
 
     Checks, in order: past, closed day, fit inside one opening range (or which rule the
     misfit breaks), alignment to the range's grid, notice, horizon. All of it in elapsed
     time (UTC), so a day the clocks change on has the length it really has.
+
+    ``waive_notice`` is the desk's override of the type's minimum notice (R3) for a case
+    the attendant judged urgent, with a reason they state: it waives that one check and
+    nothing else (past, hours, closed days, the grid and the horizon still hold).
     """
     start = require_aware(start, "start").astimezone(UTC)
     now = require_aware(now, "now").astimezone(UTC)
@@ -84,7 +93,7 @@ def time_violations(
                 params={"step": str(int(policy.slot_step.total_seconds() // 60))},
             )
         )
-    if now <= start < now + session_type.min_notice:
+    if not waive_notice and now <= start < now + session_type.min_notice:
         found.append(
             Violation(
                 Code.INSUFFICIENT_NOTICE,
@@ -156,10 +165,14 @@ def free_slots(
     now: datetime,
     busy: Mapping[str, BusyTimeline],
     eligible: Collection[str] | None = None,
+    *,
+    waive_notice: bool = False,
 ) -> list[Slot]:
     """Free slots of ``type_name`` on the desk-zone days ``first``..``last`` (both included).
 
-    Raises KeyError naming the unknown type; a range with ``last < first`` is empty.
+    ``waive_notice``: as in :func:`time_violations`, the slots the desk may book when it
+    overrides the minimum notice. Raises KeyError naming the unknown type; a range with
+    ``last < first`` is empty.
     """
     session_type = policy.session_types.get(type_name)
     if session_type is None:
@@ -173,7 +186,7 @@ def free_slots(
     # construction (the same windows, the same elapsed-time arithmetic). So the hot path
     # compares instants instead of calling it for every candidate; a property test holds
     # the two to the same answer, DST days included.
-    earliest, latest = _bounds(policy, session_type, now)
+    earliest, latest = _bounds(policy, session_type, now, waive_notice=waive_notice)
     starts = [
         start
         for day in (days(first, last) if first <= last else [])
@@ -201,10 +214,13 @@ def free_slots(
     return slots
 
 
-def _bounds(policy: Policy, session_type: SessionType, now: datetime) -> tuple[datetime, datetime]:
+def _bounds(
+    policy: Policy, session_type: SessionType, now: datetime, *, waive_notice: bool = False
+) -> tuple[datetime, datetime]:
     """The instants a candidate start must lie between, both included, at ``now`` (UTC):
     the only way the time enters :func:`free_slots`."""
-    return max(now, now + session_type.min_notice), now + policy.horizon
+    notice = timedelta(0) if waive_notice else session_type.min_notice
+    return max(now, now + notice), now + policy.horizon
 
 
 FOREVER = datetime.max.replace(tzinfo=UTC)

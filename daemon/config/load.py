@@ -25,6 +25,7 @@ from daemon.config.model import (
     BookingConfig,
     CalendarConfig,
     Config,
+    ConsoleConfig,
     DeskConfig,
     LogConfig,
     NotificationsConfig,
@@ -41,6 +42,7 @@ from daemon.config.rules_text import default_rules_text, rules_version
 from daemon.config.schema import (
     BOOKING,
     CALENDAR,
+    CONSOLE,
     DEFAULT_LABELS,
     DESK,
     LOG,
@@ -188,6 +190,16 @@ def _build(root: Mapping[str, Any], ctx: Context, path: Path) -> Config | None:
             f"longer than [sync] interval ({format_duration(interval)})",
             format_duration(stale_after),
             "a calendar would count as stale between two normal syncs",
+        )
+
+    console = _section(root, "console")
+    idle, poll = console.get("idle_timeout", BAD), console.get("poll_interval", BAD)
+    if _ok(idle, poll) and idle <= poll:
+        ctx.report(
+            ("console", "idle_timeout"),
+            f"longer than [console] poll_interval ({format_duration(poll)})",
+            format_duration(idle),
+            "an open console would be logged out between two of its own polls",
         )
 
     if isinstance(types, list):
@@ -401,6 +413,7 @@ def _assemble(root: Mapping[str, Any], ctx: Context, path: Path) -> Config:
         if smtp is None
         else from_table(SmtpConfig, SMTP, smtp, from_name=smtp["from_name"] or desk["name"]),
         webhooks=tuple(from_table(WebhookConfig, WEBHOOK, hook) for hook in root["webhooks"]),
+        console=from_table(ConsoleConfig, CONSOLE, root["console"]),
         log=from_table(LogConfig, LOG, root["log"]),
         whatsapp=_whatsapp(root["whatsapp"]),
     )

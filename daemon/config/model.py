@@ -515,6 +515,33 @@ class WebhookConfig:
 
 # fmt: off
 @dataclass(frozen=True)
+class ConsoleConfig:
+    idle_timeout: timedelta = setting(
+        Duration(positive=True), "30m",
+        "A staff login to the desk console ends after this long without a request (an open "
+        "console asks every poll_interval, so it stays logged in; a closed one does not).")
+    login_lifetime: timedelta = setting(
+        Duration(positive=True), "12h",
+        "A staff login ends this long after it began, however active: log in again.")
+    failed_logins: int = setting(
+        Integer(1, 1000), 5,
+        "Failed logins against one staff name within failure_window that lock the name "
+        "until the oldest of them leaves the window.")
+    failed_logins_per_address: int = setting(
+        Integer(1, 100000), 20,
+        "Failed logins from one client address (any names) within failure_window that lock "
+        "the address the same way.")
+    failure_window: timedelta = setting(
+        Duration(positive=True), "15m", "The window the failed logins are counted in.")
+    poll_interval: timedelta = setting(
+        Duration(positive=True), "15s",
+        "How often an open console asks whether the day's list changed (answered 304, no "
+        "body, when not).")
+# fmt: on
+
+
+# fmt: off
+@dataclass(frozen=True)
 class LogConfig:
     level: str = setting(
         Choice(("debug", "info", "warning", "error")), "info",
@@ -537,6 +564,7 @@ class Config:
     notifications: NotificationsConfig
     smtp: SmtpConfig | None
     webhooks: tuple[WebhookConfig, ...]
+    console: ConsoleConfig
     log: LogConfig
     whatsapp: WhatsAppConfig | None = None  # daemon/config/whatsapp.py
 

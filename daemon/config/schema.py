@@ -32,6 +32,7 @@ from daemon.config.kinds import (
 from daemon.config.model import (
     BookingConfig,
     CalendarConfig,
+    ConsoleConfig,
     DeskConfig,
     LogConfig,
     NotificationsConfig,
@@ -153,6 +154,8 @@ SMTP = Table(settings_of(SmtpConfig))
 
 WEBHOOK = Table(settings_of(WebhookConfig))
 
+CONSOLE = Table(settings_of(ConsoleConfig))
+
 LOG = Table(settings_of(LogConfig))
 
 WHATSAPP_TEMPLATES = Table(settings_of(WhatsAppTemplates))
@@ -194,6 +197,7 @@ SCHEMA = Table(
           "The desk's WhatsApp Business number (Meta's Cloud API): confirmations, reminders "
           "and changes reach the client there, and a client's message at session time checks "
           "the session in. Without this section nothing is sent by WhatsApp.", {}),
+        S("console", CONSOLE, {}, "The desk console at /desk/ for staff (deploy/desk.md)."),
         S("log", LOG, {}, "Logging."),
     ],
     expected="a TOML document",

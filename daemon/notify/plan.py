@@ -18,13 +18,16 @@ from daemon.notify.webhooks import delivery_id, session_document
 from daemon.store import SessionRecord
 
 # "moved": the technician moved the session in their calendar to another valid time.
-EVENTS = ("booked", "checked_in", "rescheduled", "cancelled", "completed", "moved")
+# "resend": the desk sends the client's confirmation again (the desk console); the client
+# gets the booked mail and invitation once more, nobody else anything.
+EVENTS = ("booked", "checked_in", "rescheduled", "cancelled", "completed", "moved", "resend")
 # Webhooks are configured with session statuses; the event named differently is this one.
 _HOOK_STATUS = {"checked_in": "in_progress"}
 
 Kind = Literal["booked", "moved", "reminder", "rescheduled", "cancelled", "notice"]
 _CLIENT_MAIL: Mapping[str, Kind] = {
     "booked": "booked",
+    "resend": "booked",
     # A confirmation that says what changed, with an invitation whose same UID and higher
     # SEQUENCE make the client's calendar app move its copy of the event.
     "moved": "moved",
@@ -61,7 +64,7 @@ class Planner(NotifierBase):
                 mail = self._mail(kind, "client", session.email, event, sequence=sequence(session))
                 deliveries.append(Delivery("mail", {**mail.payload, **previous}))
                 reminder = config.booking.reminder
-                if kind in ("booked", "moved") and reminder is not None:
+                if kind in ("booked", "moved") and event != "resend" and reminder is not None:
                     # (for "moved" too: the reminder planned for the old time is dropped
                     # at delivery, since it names a start the session no longer has)
                     due = session.start - reminder
@@ -84,6 +87,8 @@ class Planner(NotifierBase):
                 deliveries.append(self._mail("notice", "technician", technician.email, event))
             if notes.admin_email and event in ("rescheduled", "cancelled"):
                 deliveries.append(self._mail("notice", "admin", notes.admin_email, event))
+        if event == "resend":
+            return deliveries
         status = _HOOK_STATUS.get(event, event)
         # The status change's own time, not the planning time: planned again after a crash,
         # the event keeps its id and body, and receivers can drop the duplicate.

@@ -16,6 +16,7 @@ queries and a reader finds each concern in the file named after it.
 - ``queue.py``: the outbox table (its worker is ``daemon/outbox.py``).
 - ``audit.py``: audit entries, their per-text cap, pruning.
 - ``whatsapp.py``: inbound messages once each, 24-hour windows, sent messages' statuses.
+- ``staff.py``: the desk console's accounts, logins and failed logins.
 
 A write that needs an audit entry or outbox items writes them in its own transaction,
 through ``record_audit`` and ``enqueue_item``, which take the caller's connection.
@@ -47,6 +48,7 @@ from daemon.store.records import (
     ts_ceil,
 )
 from daemon.store.sessions import SessionsPart
+from daemon.store.staff import StaffAccount, StaffLogin, StaffPart
 from daemon.store.whatsapp import (
     InboundMessage,
     SentMessage,
@@ -72,6 +74,8 @@ __all__ = [
     "Replayed",
     "SentMessage",
     "SessionRecord",
+    "StaffAccount",
+    "StaffLogin",
     "StatusUpdate",
     "Store",
     "StoreError",
@@ -83,7 +87,16 @@ __all__ = [
 ]
 
 
-class Store(SessionsPart, CalendarsPart, BusyPart, OutboxPart, AuditPart, WhatsAppPart, StoreBase):
+class Store(
+    SessionsPart,
+    StaffPart,
+    CalendarsPart,
+    BusyPart,
+    OutboxPart,
+    AuditPart,
+    WhatsAppPart,
+    StoreBase,
+):
     """A handle on the database; share one between threads (each gets its own connection).
 
     Raises :class:`StoreError` when the file cannot be opened, is from a newer version of

@@ -17,7 +17,14 @@ from typing import Any
 
 from daemon.store.audit import record_audit
 from daemon.store.base import StoreBase
-from daemon.store.records import CalendarWrite, OutboxItem, record_calendar_write, ts, ts_ceil
+from daemon.store.records import (
+    CalendarWrite,
+    OutboxItem,
+    OutboxRequest,
+    record_calendar_write,
+    ts,
+    ts_ceil,
+)
 
 
 def enqueue_item(
@@ -52,6 +59,23 @@ class OutboxPart(StoreBase):
         """Queue work that goes with no state change (a state change passes ``outbox=``)."""
         with self._write() as db:
             enqueue_item(db, now, session_id, action, payload)
+
+    def enqueue_audited(
+        self,
+        session_id: str,
+        items: Sequence[OutboxRequest],
+        *,
+        now: datetime,
+        actor: str,
+        action: str,
+        reason: str = "",
+    ) -> None:
+        """Queue work a person asked for (resend a confirmation) with its audit entry, in
+        one transaction."""
+        with self._write() as db:
+            for item_action, payload in items:
+                enqueue_item(db, now, session_id, item_action, payload)
+            record_audit(db, now, actor, action, session_id, reason, {})
 
     def due_outbox(self, now: datetime, limit: int = 100) -> list[OutboxItem]:
         """Pending, not superseded items whose next attempt is due, oldest first."""

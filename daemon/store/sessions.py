@@ -56,6 +56,7 @@ class SessionsPart(StoreBase):
         actor: str = "client",
         outbox: Sequence[OutboxRequest] = (("put", {}),),
         replaced_outbox: Sequence[OutboxRequest] = (("put", {}),),
+        audit: dict[str, Any] | None = None,
     ) -> Inserted | Replayed | Conflict | KeyReused | InProgress:
         """Insert a booking unless the technician's time was taken meanwhile.
 
@@ -70,7 +71,8 @@ class SessionsPart(StoreBase):
         the same transaction: the old one is cancelled with its ``replaced_outbox`` items
         and its time does not count against the new one, so a client can move a session
         by less than its length, and a crash never leaves both (or neither) held. One
-        checked in meanwhile is :class:`InProgress` and nothing is written.
+        checked in meanwhile is :class:`InProgress` and nothing is written. ``audit`` adds
+        to the audit entry's details (the desk's notice override and its reason).
         """
         with self._write() as db:
             if idempotency_key is not None:
@@ -140,6 +142,7 @@ class SessionsPart(StoreBase):
             }
             if session.rebooked_from:
                 details["rebooked_from"] = session.rebooked_from
+            details.update(audit or {})
             record_audit(db, now, actor, "booking_accepted", session.id, "", details)
             for action, payload in outbox:
                 enqueue_item(db, now, session.id, action, payload)

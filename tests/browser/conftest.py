@@ -17,6 +17,10 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from daemon.web.server import HttpServer
 from tests.browser.harness import ARGS, CHROMIUM, DESKTOP, Served, require_chromium
 from tests.daemon.desk import monday
+from tests.e2e.harness import Desk as LiveDesk
+from tests.e2e.harness import running_desk
+from tests.servers import CalDAVServer, close_app_clients
+from tests.servers.radicale import RadicaleServer
 from tests.web.client import pages_desk
 
 
@@ -54,3 +58,22 @@ def page(browser: Browser, served: Served) -> Iterator[Page]:
         yield context.new_page()
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalDAVServer]:
+    server = RadicaleServer(tmp_path_factory.mktemp("radicale"))
+    with server:
+        yield server
+
+
+@pytest.fixture
+def live(radicale: CalDAVServer, tmp_path: Path) -> Iterator[LiveDesk]:
+    """The whole daemon (fixed clock at Monday 07:00) on a real Radicale, its two
+    technicians' calendars synced once; the test flushes the outbox when it wants the
+    calendar writes done."""
+    try:
+        with running_desk(radicale, tmp_path) as running:
+            yield running
+    finally:
+        close_app_clients()

@@ -486,6 +486,12 @@ CASES = [
         '"booked"',
     ),
     ('[log]\nlevel = "verbose"', "[log] level", '"debug"'),
+    (
+        '[console]\nidle_timeout = "15s"\npoll_interval = "15s"',
+        "[console] idle_timeout",
+        "longer than [console] poll_interval (15s)",
+    ),
+    ("[console]\nfailed_logins = 0", "[console] failed_logins", "from 1 to 1000"),
     # Past what a date can be added to: the slot search would fail on every request.
     ('[booking]\nhorizon = "3000000d"', "[booking] horizon", "at most 3650d"),
     ('[booking]\nhorizon = "9999999999d"', "[booking] horizon", "at most 3650d"),

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from daemon.clock import FixedClock
 from daemon.config import ConfigError
-from daemon.demo import prepare
+from daemon.demo import _demo_staff, prepare
 from daemon.errors import UserError
+from daemon.staff import verify_password
+from daemon.store import Store
+from tests.daemon.desk import monday
 
 
 def test_a_new_folder_gets_a_configuration_that_says_it_is_kept_and_how_to_run_it(
@@ -80,3 +84,17 @@ def test_a_broken_edit_is_reported_and_left_for_the_admin_to_fix(tmp_path: Path)
         prepare(tmp_path, None, None)
     assert "horizon" in str(raised.value)
     assert path.read_text() == broken
+
+
+def test_the_demo_has_a_desk_console_account(tmp_path: Path) -> None:
+    config, _ = prepare(tmp_path, None, None)
+    path = _demo_staff(config, tmp_path, FixedClock(monday(7)))
+    assert path.stat().st_mode & 0o077 == 0
+    with Store(config.store.path) as store:
+        account = store.staff_account("demo")
+        assert account is not None
+        assert verify_password(account.password_hash, path.read_text().strip())
+    assert _demo_staff(config, tmp_path, FixedClock(monday(8))) == path  # kept, not remade
+    with Store(config.store.path) as store:
+        again = store.staff_account("demo")
+        assert again is not None and again.password_hash == account.password_hash

@@ -136,6 +136,17 @@ def test_booked_plans_confirmation_reminder_technician_notice_and_webhooks(
     json.dumps([d.payload for d in plan])  # stored as JSON in the outbox
 
 
+def test_a_resent_confirmation_goes_to_the_client_alone(tmp_path: Path) -> None:
+    """The desk console's "resend": the booked mail and invitation again; no reminder (the
+    first one is still planned), no notice to the technician, no webhook."""
+    config = write_notify_config(
+        tmp_path, smtp=smtp_section(25), webhooks=hook_section("http://127.0.0.1:9/all")
+    )
+    plan = Notifier(config, signer_of(config)).plan(record(), "resend", NOW)
+    assert mails(plan) == [("booked", "client", "maria@example.com")]
+    assert [d for d in plan if d.action == "webhook"] == []
+
+
 @pytest.mark.parametrize(
     ("event", "expected"),
     [

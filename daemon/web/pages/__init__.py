@@ -16,7 +16,9 @@ credential: a bad one is a 404, an expired one a 410.
 The pages are mixins, one per concern, combined in :class:`Pages`: ``base.py`` (the
 visit, rendering, error pages, static files, the signed link), ``booking.py`` (the
 booking form and its slots), ``manage.py`` (the client's link: cancel, rebook, ``.ics``)
-and ``checkin.py`` (the technician's link).
+``checkin.py`` (the technician's link) and the desk console for staff (``desk_auth.py``:
+login; ``desk.py``: the day; ``desk_actions.py``: what staff do to a session;
+``desk_booking.py``: booking by phone; combined in ``desk_console.py``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from daemon.web.pages.base import (
 )
 from daemon.web.pages.booking import WINDOW_DAYS, BookingPages, FormState
 from daemon.web.pages.checkin import CheckinPages
+from daemon.web.pages.desk_console import DeskConsole
 from daemon.web.pages.manage import NEXT_SLOTS, ManagePages
 from daemon.web.ratelimit import RateLimiter
 
@@ -58,10 +61,14 @@ __all__ = [
 ]
 
 WEB = Path(__file__).parent.parent  # daemon/web: templates/ and static/
-_STATIC_TYPES = {".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+_STATIC_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".js": "text/javascript; charset=utf-8",
+}
 
 
-class Pages(ManagePages, BookingPages, CheckinPages, PageBase):
+class Pages(DeskConsole, ManagePages, CheckinPages, BookingPages, PageBase):
     """The HTML side of the web app; ``routes`` mounts it next to the JSON API.
 
     ``limiter`` defaults to one built from ``[booking] rate_limit``/``refusal_limit``;
@@ -109,6 +116,8 @@ class Pages(ManagePages, BookingPages, CheckinPages, PageBase):
             ("GET", "/checkin/{token}", self.checkin),
             ("POST", "/checkin/{token}", self.checkin_submit),
         ]
+        pages += self.desk_routes()
         for method, pattern, handler in pages:
             router.add(method, pattern, self._page(pattern, handler))
+        router.add("GET", "/desk/live", self.desk_live)
         router.add("GET", "/static/{name}", self.serve_static)

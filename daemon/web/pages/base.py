@@ -65,6 +65,14 @@ CSP = (
     "frame-ancestors 'none'"
 )
 
+# The desk console's pages also load their own script (/static/desk.js) and poll the
+# console's JSON endpoint.
+DESK_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; "
+    f"script-src 'self' 'sha256-{_SCRIPT_HASH}'; connect-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+
 PageHandler = Callable[[Request, "Visit"], Response]
 
 
@@ -86,6 +94,7 @@ PAGE_ERRORS: Mapping[str, str] = {
         "here. Please contact the desk."
     ),
     "error_rebook_state": N_("This session is {status} and cannot be rebooked."),
+    "error_desk_login": N_("Log in to the desk console first."),
 }
 
 
@@ -198,6 +207,7 @@ class PageBase:
         *,
         status: int = 200,
         headers: Mapping[str, str] | None = None,
+        csp: str = CSP,
         **context: Any,
     ) -> Response:
         body = self.env.get_template(template).render(
@@ -219,7 +229,7 @@ class PageBase:
         )
         response_headers = [
             ("Content-Type", "text/html; charset=utf-8"),
-            ("Content-Security-Policy", CSP),
+            ("Content-Security-Policy", csp),
             ("X-Frame-Options", "DENY"),
             *(headers or {}).items(),
             *(("Set-Cookie", cookie) for cookie in visit.cookies),
@@ -261,6 +271,11 @@ class PageBase:
     @staticmethod
     def _redirect(location: str) -> Response:
         return Response(303, b"", [("Location", location)])
+
+    def static_url(self, name: str) -> str:
+        """A static file's address, versioned by its content (cached a day, never stale)."""
+        body = self.static[name][0]
+        return f"/static/{name}?v={hashlib.sha256(body).hexdigest()[:10]}"
 
     def serve_static(self, request: Request) -> Response:
         found = self.static.get(request.params["name"])
