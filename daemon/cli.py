@@ -261,12 +261,12 @@ def cmd_slots(args: argparse.Namespace, clock: Clock) -> int:
 def _booked(config: Config, window: Interval) -> dict[str, list[Interval]]:
     """Sessions booked in the daemon's store, when there is one: the API would not offer
     their times, so neither does ``slots``."""
-    from daemon.store import Store, StoreError
+    from daemon.store import StoreError, open_store
 
-    if not config.store.path.exists():
+    if config.store.kind == "sqlite" and not config.store.path.exists():
         return {}
     try:
-        store = Store(config.store.path)
+        store = open_store(config.store)
     except StoreError as error:
         print(f"expediente: warning: booked sessions not counted: {error}", file=sys.stderr)
         return {}
@@ -360,10 +360,10 @@ def _service(path: Path, clock: Clock) -> Service:
     """The service on the daemon's store, for admin commands (no calendar is contacted:
     what they change reaches calendars through the outbox the running daemon drains)."""
     from daemon.service import Service
-    from daemon.store import Store
+    from daemon.store import open_store
 
     config = _load(path, check_secrets=False)
-    return Service(config, Store(config.store.path), clock)
+    return Service(config, open_store(config.store), clock)
 
 
 def cmd_sessions(args: argparse.Namespace, clock: Clock) -> int:

@@ -35,7 +35,7 @@ from daemon.metrics import Metrics
 from daemon.outbox import FlushReport, Notifications, OutboxWorker
 from daemon.service import Service
 from daemon.signing import Signer
-from daemon.store import SessionRecord, Store
+from daemon.store import SessionRecord, open_store
 from daemon.sync import Calendars, Opener, Syncer, SyncReport
 from daemon.systemd import Notifier
 from daemon.web.app import build_app
@@ -99,7 +99,7 @@ class Daemon:
         rng: random.Random | None = None,
     ) -> None:
         self.clock = clock or SystemClock()
-        self.store = Store(config.store.path)
+        self.store = open_store(config.store)
         self.metrics = Metrics()
         self.metrics.watch_store(lambda: self.store, self.clock.now)
         self.systemd = systemd or Notifier()
@@ -355,9 +355,11 @@ class Daemon:
         path = self.config.path
         try:
             new = load_config(path)
-            if new.store.path != self.config.store.path:
+            old = self.config.store
+            if (new.store.kind, new.store.path, new.store.dsn) != (old.kind, old.path, old.dsn):
                 raise ExpedienteError(
-                    f"[store] path changed to {new.store.path}; restart the service for that"
+                    f"[store] changed (now {new.store.kind} {new.store.path}); restart the "
+                    "service for that"
                 )
             parts = self._build(new)
         except (ExpedienteError, OSError) as error:

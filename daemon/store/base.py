@@ -26,11 +26,11 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from daemon.errors import ExpedienteError
 
@@ -41,6 +41,33 @@ WRITE_QUEUE_TIMEOUT_S = BUSY_TIMEOUT_MS / 1000
 
 class StoreError(ExpedienteError):
     """The database cannot be used (unreadable, from a newer version, corrupt, locked)."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached right now (a server restarting, a network cut); the
+    same request may succeed in a moment. Only a database server raises it: the web layer
+    answers 503 with ``Retry-After``."""
+
+
+class Cursor(Protocol):
+    """What the parts read from a statement: ``sqlite3.Cursor`` and psycopg's both fit."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """The transaction the parts write in. Statements are written in SQLite's dialect
+    (``?`` and ``:name`` parameters, ``json_each``); the PostgreSQL store translates them
+    (``daemon/store/postgres.py``), so each query is written once for both backends."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor: ...
 
 
 # ------------------------------------------------------------------ migrations
@@ -228,7 +255,7 @@ class StoreBase:
         self.close()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[Connection]:
         """One write transaction, locked up front so the checks inside it stay true.
 
         A deferred transaction would read first and upgrade to a write lock later; two of
@@ -262,7 +289,7 @@ class StoreBase:
         with self._lock:
             self._commits += 1
 
-    def _read(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+    def _read(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         return self._connection().execute(sql, args).fetchall()
 
     def _read_tuples(

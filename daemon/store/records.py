@@ -7,7 +7,6 @@ exactly (no float on the way), rounding ends outwards so that a stored block nev
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -124,7 +123,7 @@ SESSION_SELECT = (
 )
 
 
-def as_session(row: sqlite3.Row) -> SessionRecord:
+def as_session(row: Any) -> SessionRecord:
     values: dict[str, Any] = dict(zip(row.keys(), tuple(row), strict=True))
     for name in _TIME_FIELDS:
         values[name] = instant(values[name])
@@ -197,7 +196,7 @@ CALENDAR_SELECT = (
 )
 
 
-def as_calendar(r: sqlite3.Row) -> CalendarState:
+def as_calendar(r: Any) -> CalendarState:
     return CalendarState(
         r["id"],
         r["technician_id"],
