@@ -21,6 +21,7 @@ from daemon.busy import BusyCache
 from daemon.clock import Clock
 from daemon.config import Config
 from daemon.events import calendar_uid
+from daemon.leader import Leadership, SoleLeader
 from daemon.slotcache import SlotCache
 from daemon.store import (
     InProgress,
@@ -104,6 +105,8 @@ class Service:
         self.slot_cache = SlotCache()
         # Called with each booking's outcome name (booked, replayed, rejected, slot_taken).
         self.on_booking: Callable[[str], None] = lambda outcome: None
+        # Which instance runs the background work; the daemon sets it (/healthz tells).
+        self.leadership: Leadership = SoleLeader()
         store.sync_technicians(
             [(t.id, t.name) for t in config.technicians],
             [(c.id, c.technician, c.role, c.kind, c.address) for c in config.calendars],
