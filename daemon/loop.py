@@ -36,7 +36,7 @@ from daemon.metrics import Metrics
 from daemon.outbox import FlushReport, Notifications, OutboxWorker
 from daemon.service import Service
 from daemon.signing import Signer
-from daemon.store import SessionRecord, open_store
+from daemon.store import SessionRecord, StoreUnavailable, open_store
 from daemon.sync import Calendars, Opener, Syncer, SyncReport
 from daemon.systemd import Notifier
 from daemon.web.app import build_app
@@ -214,6 +214,8 @@ class Daemon:
         def run() -> None:
             try:
                 job()
+            except StoreUnavailable as error:  # no traceback each second of an outage
+                log.warning("job %s: %s; it runs again at its next time", name, error)
             except Exception:
                 log.exception("job %s failed; it runs again at its next time", name)
 

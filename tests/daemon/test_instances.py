@@ -22,6 +22,7 @@ from daemon.config import CalendarConfig, load_config
 from daemon.leader import AdvisoryLockLeader
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
+from tests import wsgi
 from tests.daemon.desk import SAO_PAULO, call, monday, write_config
 from tests.factories import booking
 from tests.servers.postgres import PostgresServer
@@ -155,3 +156,41 @@ def test_a_leader_cut_off_from_the_database_stops_before_another_starts(
     assert lost[:1] == [False]
     leadership.refresh()
     assert not leadership.is_leader(), "the lock is held by the new leader"
+
+
+def test_while_the_database_is_down_requests_get_503_and_then_work_again(
+    tmp_path: Path,
+) -> None:
+    server = PostgresServer()
+    try:
+        server.start()
+        write_config(tmp_path)
+        (tmp_path / "secrets" / "postgres-dsn").write_text(server.create_database())
+        path = write_config(
+            tmp_path,
+            settings={"store": {"kind": "postgresql", "dsn_file": "secrets/postgres-dsn"}},
+        )
+        instance = Instance(path, "app1", {})
+        instance.daemon.sync_all()
+        assert call(instance, "GET", "/api/v1/slots?type=standard")[0] == 200
+        server.stop()
+        status, headers, body = call(instance, "GET", "/api/v1/slots?type=standard")
+        assert (status, headers.get("Retry-After")) == (503, "5"), body
+        assert body["error"]["code"] == "unavailable"
+        status, headers, _ = call(
+            instance, "POST", "/api/v1/bookings", booking(monday(9).isoformat())
+        )
+        assert (status, headers.get("Retry-After")) == (503, "5")
+        html = {"Accept": "text/html"}
+        page = wsgi.call(instance.app, wsgi.environ("GET", "/book/standard", b"", headers=html))
+        assert page[0] == 503 and "indisponível" in page[2].decode()
+        server.start()
+        # Nobody reopens anything: the store's pool reconnects by itself.
+        status, _, session = call(
+            instance, "POST", "/api/v1/bookings", booking(monday(9).isoformat())
+        )
+        assert status == 201, session
+        assert instance.daemon.store.get_session(session["id"]) is not None
+        instance.daemon.shutdown()
+    finally:
+        server.close()
