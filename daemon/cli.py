@@ -128,6 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--once", action="store_true", required=True, help="one round, then exit")
     sync.add_argument("--full", action="store_true", help="ignore sync tokens: read everything")
 
+    store = commands.add_parser("store", help="the store itself: move a desk to PostgreSQL")
+    store_commands = store.add_subparsers(dest="store_command", metavar="ACTION")
+    store_commands.required = True
+    copy = store_commands.add_parser(
+        "copy", help="copy a desk's SQLite store into the empty PostgreSQL database of --config"
+    )
+    copy.add_argument("--from", dest="source", required=True, type=Path, metavar="SQLITE_PATH")
+    copy.add_argument("--config", required=True, type=Path, help='with [store] kind = "postgresql"')
+
     demo = commands.add_parser(
         "demo", help="a desk on an embedded CalDAV server, with sample technicians"
     )
@@ -187,6 +196,8 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
             return cmd_lifecycle(args, clock or SystemClock())
         if args.command == "sync":
             return cmd_sync(args, clock or SystemClock())
+        if args.command == "store":
+            return cmd_store_copy(args)
         if args.command == "demo":
             from daemon.demo import run_demo
 
@@ -471,6 +482,31 @@ def cmd_sync(args: argparse.Namespace, clock: Clock) -> int:
         print(f"session {session.id}: {session.status}")
     print(f"outbox: {flushed.delivered} delivered, {flushed.failed} failed")
     return 0 if all(r.ok for r in reports) and not flushed.failed else 1
+
+
+def cmd_store_copy(args: argparse.Namespace) -> int:
+    from daemon.store import StoreError
+    from daemon.store.copy import CopyRefused, copy_sqlite_to_postgres
+    from daemon.store.postgres import PostgresStore
+
+    config = _load(args.config, check_secrets=False)
+    if config.store.kind != "postgresql" or config.store.dsn is None:
+        raise UserError(
+            f'{args.config}: [store] kind is "{config.store.kind}"; the copy goes into the '
+            'PostgreSQL database of a configuration with kind = "postgresql" and dsn_file'
+        )
+    try:
+        target = PostgresStore(config.store.dsn.reveal().strip())
+    except StoreError as error:
+        raise CopyRefused(str(error)) from None
+    try:
+        copied = copy_sqlite_to_postgres(args.source, target)
+    finally:
+        target.close()
+    for table, count in copied.rows.items():
+        print(f"{table}: {count} rows")
+    print(f"copied {args.source} into {target.path}")
+    return 0
 
 
 def render_table(policy: Policy, document: dict[str, Any], first: date, last: date) -> str:

@@ -37,6 +37,7 @@ from typing import Any
 import psycopg
 import psycopg.conninfo
 import psycopg.errors
+from psycopg import sql
 from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -276,6 +277,35 @@ class PostgresBase(StoreBase):
             "+ (SELECT count(*) FROM technicians)"
         )
         return int(rows[0][0]) == 0
+
+    def load_tables(
+        self, tables: Iterable[tuple[str, Sequence[str], Iterable[Sequence[Any]]]]
+    ) -> dict[str, int]:
+        """Load whole tables, ``(name, columns, rows)``, in one transaction with the
+        foreign keys checked at its end (``expediente store copy``); rows per table. The
+        identity counters then continue after the highest id copied."""
+        counts: dict[str, int] = {}
+        with self._write() as within:
+            db: psycopg.Connection[Any] = within.db  # type: ignore[attr-defined]
+            db.execute("SET CONSTRAINTS ALL DEFERRED")
+            for name, columns, rows in tables:
+                statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                    sql.Identifier(name), sql.SQL(", ").join(map(sql.Identifier, columns))
+                )
+                count = 0
+                with db.cursor().copy(statement) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                        count += 1
+                counts[name] = count
+            for name in ("outbox", "audit"):
+                db.execute(
+                    sql.SQL(
+                        "SELECT setval(pg_get_serial_sequence({table}, 'id'), "
+                        "coalesce((SELECT max(id) FROM {name}), 0) + 1, false)"
+                    ).format(table=sql.Literal(name), name=sql.Identifier(name))
+                )
+        return counts
 
 
 def _describe(dsn: str) -> str:
