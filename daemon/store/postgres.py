@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -176,7 +177,11 @@ class PostgresBase(StoreBase):
                     min_size=1,
                     max_size=self._pool_size,
                     kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
-                    reconnect_timeout=24 * 3600,  # keep trying: the server comes back
+                    # A failed connection is retried with a doubling delay until this, then
+                    # dropped; the next request that finds none starts a new attempt at
+                    # once. Kept short, so a server back after a long outage is used by the
+                    # first request after it, not after the last (long) delay ran out.
+                    reconnect_timeout=self._timeout,
                     # A connection broken by a server restart is replaced before use, so
                     # only the requests in flight at the moment of the restart fail.
                     check=ConnectionPool.check_connection,
@@ -198,6 +203,8 @@ class PostgresBase(StoreBase):
         except PoolTimeout:
             raise StoreUnavailable(f"the database {self.path} cannot be reached") from None
         except psycopg.OperationalError as error:
+            if not _unreachable(error):
+                raise  # a deadlock, a cancelled query: this request's problem, not an outage
             raise StoreUnavailable(f"the database {self.path} is unavailable: {error}") from None
 
     @contextmanager
@@ -208,6 +215,8 @@ class PostgresBase(StoreBase):
         with self._connected() as db, db.transaction():
             if self._serialize:
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            if getattr(self._local, "defer_overlaps", False):
+                db.execute("SET CONSTRAINTS sessions_no_overlap DEFERRED")
             self._local.write = _Translating(db)
             try:
                 yield self._local.write
@@ -307,6 +316,87 @@ class PostgresBase(StoreBase):
                 )
         return counts
 
+    # ------------------------------------------------------------- rate limit
+
+    def rate_acquire(
+        self,
+        client: str,
+        now: datetime,
+        window: timedelta,
+        limit: int | None,
+        refusal_limit: int | None,
+    ) -> float | None:
+        """:meth:`daemon.web.ratelimit.RateLimiter.acquire` for every instance at once:
+        ``None`` when a booking is granted (and reserved), else the seconds to wait. One
+        client's attempts take turns (a lock per client), other clients' do not wait."""
+        cutoff = _micros(now - window)
+        with self._connected() as db, db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (client,))
+            db.execute(
+                "DELETE FROM rate_limit_events WHERE id IN (SELECT id FROM rate_limit_events "
+                "WHERE at_us <= %s LIMIT 100 FOR UPDATE SKIP LOCKED)",
+                (cutoff,),
+            )  # everyone's expired rows, a few at a time, so the table stays small
+            rows = db.execute(
+                "SELECT kind, count(*), min(at_us) FROM rate_limit_events "
+                "WHERE client = %s AND at_us > %s GROUP BY kind",
+                (client, cutoff),
+            ).fetchall()
+            found = {kind: (int(count), int(oldest)) for kind, count, oldest in rows}
+            waits = [
+                _rate_wait(found.get("granted"), limit, now, window),
+                _rate_wait(found.get("refused"), refusal_limit, now, window),
+            ]
+            wait = max((w for w in waits if w is not None), default=None)
+            if wait is None and limit is not None:
+                db.execute(
+                    "INSERT INTO rate_limit_events (client, kind, at_us) "
+                    "VALUES (%s, 'granted', %s)",
+                    (client, _micros(now)),
+                )
+            return wait
+
+    def rate_release(self, client: str, now: datetime, *, refused: bool) -> None:
+        """:meth:`daemon.web.ratelimit.RateLimiter.release`: give back the booking reserved
+        at ``now``; ``refused`` counts a refusal against the client's refusal budget."""
+        with self._connected() as db, db.transaction():
+            db.execute(
+                "DELETE FROM rate_limit_events WHERE id = (SELECT id FROM rate_limit_events "
+                "WHERE client = %s AND kind = 'granted' AND at_us = %s LIMIT 1)",
+                (client, _micros(now)),
+            )
+            if refused:
+                db.execute(
+                    "INSERT INTO rate_limit_events (client, kind, at_us) "
+                    "VALUES (%s, 'refused', %s)",
+                    (client, _micros(now)),
+                )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The server going away: shutting down (57P01-03), or the connection itself (class 08).
+_GONE = ("08", "57P01", "57P02", "57P03")
+
+
+def _unreachable(error: psycopg.OperationalError) -> bool:
+    """The database cannot be reached (a lost connection has no SQLSTATE from the server)."""
+    return error.sqlstate is None or error.sqlstate.startswith(_GONE)
+
+
+def _micros(value: datetime) -> int:
+    return (value - _EPOCH) // timedelta(microseconds=1)
+
+
+def _rate_wait(
+    found: tuple[int, int] | None, limit: int | None, now: datetime, window: timedelta
+) -> float | None:
+    """Seconds until the oldest of ``found`` (count, oldest instant) leaves the window, when
+    ``limit`` is reached; as the in-memory limiter counts it."""
+    if limit is None or found is None or found[0] < limit:
+        return None
+    oldest = _EPOCH + timedelta(microseconds=found[1])
+    return float(max(1, math.ceil((oldest + window - now).total_seconds())))
+
 
 def _describe(dsn: str) -> str:
     """The database named for messages, without a password."""
@@ -335,6 +425,8 @@ class PostgresStore(PostgresBase, Store):
         outbox: Sequence[OutboxRequest] = (("put", {}),),
         replaced_outbox: Sequence[OutboxRequest] = (("put", {}),),
     ) -> Inserted | Replayed | Conflict | KeyReused | InProgress:
+        # A rebooking inserts the new session before it cancels the one it replaces.
+        self._local.defer_overlaps = session.rebooked_from is not None
         try:
             return super().insert_booking(
                 session, buffer=buffer, now=now, idempotency_key=idempotency_key,
@@ -353,6 +445,8 @@ class PostgresStore(PostgresBase, Store):
                 raise
             first, first_hash = found
             return Replayed(first) if first_hash == request_hash else KeyReused(first.id)
+        finally:
+            self._local.defer_overlaps = False
 
     def move_session(
         self,

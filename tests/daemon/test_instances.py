@@ -21,6 +21,7 @@ from daemon.clock import FixedClock
 from daemon.config import CalendarConfig, load_config
 from daemon.leader import AdvisoryLockLeader
 from daemon.loop import Daemon
+from daemon.store import StoreUnavailable
 from daemon.systemd import Notifier
 from tests import wsgi
 from tests.daemon.desk import SAO_PAULO, call, monday, write_config
@@ -184,6 +185,9 @@ def test_while_the_database_is_down_requests_get_503_and_then_work_again(
         html = {"Accept": "text/html"}
         page = wsgi.call(instance.app, wsgi.environ("GET", "/book/standard", b"", headers=html))
         assert page[0] == 503 and "indisponível" in page[2].decode()
+        # Down long enough for the pool's reconnection attempts to back off and give up.
+        with pytest.raises(StoreUnavailable):
+            instance.daemon.store.list_sessions()
         server.start()
         # Nobody reopens anything: the store's pool reconnects by itself.
         status, _, session = call(

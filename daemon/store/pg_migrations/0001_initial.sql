@@ -81,12 +81,14 @@ CREATE TABLE sessions (
     calendar_id        TEXT,
     calendar_href      TEXT,
     -- Two active sessions of one technician never overlap, whichever instance, process or
-    -- hand wrote them: the database refuses it, not any process's locking. Deferred to the
-    -- commit, so a rebooking may insert the new session before it cancels the old one.
+    -- hand wrote them: the database refuses it, not any process's locking. Checked as each
+    -- row is written (a second writer waits for the first and then fails, rather than
+    -- deadlocking with it at the commit); a rebooking, which inserts the new session before
+    -- it cancels the old one, defers it to its commit.
     CONSTRAINT sessions_no_overlap EXCLUDE USING gist (
         technician_id WITH =,
         tstzrange(to_timestamp(start_ts), to_timestamp(end_ts)) WITH &&
-    ) WHERE (status IN ('booked', 'in_progress')) DEFERRABLE INITIALLY DEFERRED
+    ) WHERE (status IN ('booked', 'in_progress')) DEFERRABLE INITIALLY IMMEDIATE
 );
 CREATE INDEX sessions_by_technician_time ON sessions (technician_id, start_ts);
 CREATE INDEX sessions_by_status_time ON sessions (status, start_ts);
