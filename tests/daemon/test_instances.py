@@ -198,3 +198,28 @@ def test_while_the_database_is_down_requests_get_503_and_then_work_again(
         instance.daemon.shutdown()
     finally:
         server.close()
+
+
+def test_a_no_show_the_old_leader_left_is_marked_once_by_the_new_one(
+    pair: tuple[Instance, Instance],
+) -> None:
+    first, second = pair
+    status, _, session = call(second, "POST", "/api/v1/bookings", booking(monday(9).isoformat()))
+    assert status == 201, session
+    for instance in (first, second):
+        instance.clock.set(monday(9, 11))  # past the 10-minute check-in deadline
+    # The leader goes before its next sweep; the standby's sweep is gated until it leads.
+    assert second.daemon._leading(second.daemon.sweep)() is None
+    waiting = second.daemon.store.get_session(session["id"])
+    assert waiting is not None and waiting.status == "booked"
+    first.daemon.shutdown()
+    wait_until(second.daemon.leadership.is_leader, "the standby to lead")
+    second.daemon._take_over()  # what its loop does when woken by the takeover
+    stored = second.daemon.store.get_session(session["id"])
+    assert stored is not None and stored.status == "rescheduled"
+    # A sweep racing it (the old leader's last one, say) changes nothing more.
+    assert second.daemon.sweep() == []
+    changes = [
+        e for e in second.daemon.store.audit_log(session["id"]) if e.action == "status_changed"
+    ]
+    assert len(changes) == 1
