@@ -6,11 +6,12 @@ the store a SQLite file or a PostgreSQL server from Debian's packages (started a
 tests, ``tests/servers/postgres.py``), the technicians' calendars on a real Radicale. The
 load spreads its requests round-robin over the instances, as a reverse proxy would:
 
-* bookings: ``CLIENTS`` closed-loop clients POST bookings for distinct free starts (each
-  start of the next weeks' opening hours, once per technician) for ``SECONDS``; bookings
-  decided per second (accepted or refused as taken: both are a full booking transaction);
-* slots: ``CLIENTS`` closed-loop clients GET 14 days of slots for ``SECONDS``; requests per
-  second and the latency percentiles.
+* bookings: ``--clients`` closed-loop clients POST bookings for the starts the desk offers
+  over the next weeks (each twice: once per technician) for ``--seconds``; bookings decided
+  per second (accepted, or refused as taken: both are a full booking transaction), and
+  any other answer counted by its code;
+* slots: as many closed-loop clients GET 14 days of slots; requests per second and the
+  latency percentiles.
 
 The machine is shared (2 cores): three instances on it compete with each other and with
 PostgreSQL, so the figures say what the store and the write lock cost, not what three
@@ -58,21 +59,20 @@ class Figures:
     bookings_per_s: float
     booked: int
     taken: int
-    other: int
+    other: dict[str, int]  # other answers to the bookings, by status and error code
     slots_per_s: float
     slots_p50_ms: float
     slots_p99_ms: float
 
 
-def free_starts() -> Iterator[datetime]:
-    """Every half hour of the desk's opening hours, weekdays from next week on."""
-    for day in itertools.count(7):
-        first = monday(0) + timedelta(days=day)
-        if first.weekday() >= 5:
-            continue
-        for hour, minute in itertools.product(range(8, 17), (0, 30)):
-            if hour != 12:
-                yield first.replace(hour=hour, minute=minute)
+def free_starts(url: str) -> list[datetime]:
+    """Every start the desk offers from next week to the 60-day horizon (``SETTINGS``),
+    as its slots answer lists them (closed days and hours left out)."""
+    first, last = monday(0, weeks=1).date(), (monday(0) + timedelta(days=55)).date()
+    status, body = http("GET", url + f"/api/v1/slots?type=standard&from={first}&to={last}")
+    if status != 200:
+        raise SystemExit(f"the slots answer was {status}: {body}")
+    return [datetime.fromisoformat(slot["start"]) for slot in body["slots"]]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -135,28 +135,37 @@ def desk(
 
 def measure(setup: str, processes: list[Process], clients: int, seconds: float) -> Figures:
     urls = [p.url for p in processes]
-    starts = list(itertools.islice(free_starts(), 2000))
+    starts = free_starts(urls[0])
     first, last = monday(0, weeks=1).date(), (monday(0, weeks=1) + timedelta(days=13)).date()
     query = f"/api/v1/slots?type=standard&from={first}&to={last}"
 
     def get_slots(n: int) -> int:
         return http("GET", urls[n % len(urls)] + query)[0]
 
+    codes: dict[str, int] = {}
+
     def book(n: int) -> int:
         start = starts[(n // 2) % len(starts)]
-        return http("POST", urls[n % len(urls)] + "/api/v1/bookings", booking(start))[0]
+        status, body = http("POST", urls[n % len(urls)] + "/api/v1/bookings", booking(start))
+        if status not in (201, 409):
+            error = body.get("error", {}) if isinstance(body, dict) else {}
+            codes_of = [v.get("code") for v in error.get("violations") or []] or [error.get("code")]
+            key = f"{status} {','.join(str(c) for c in codes_of)}"
+            codes[key] = codes.get(key, 0) + 1
+        return status
 
     closed_loop(clients, 1.0, get_slots)  # warm the caches
     slots = closed_loop(clients, seconds, get_slots)
     bookings = closed_loop(clients, seconds, book)
     statuses = [status for status, _ in bookings]
+    other = dict(codes)
     latencies = [latency for status, latency in slots if status == 200]
     return Figures(
         setup=setup,
         bookings_per_s=(statuses.count(201) + statuses.count(409)) / seconds,
         booked=statuses.count(201),
         taken=statuses.count(409),
-        other=len(statuses) - statuses.count(201) - statuses.count(409),
+        other=other,
         slots_per_s=len(latencies) / seconds,
         slots_p50_ms=percentile(latencies, 0.50) * 1000,
         slots_p99_ms=percentile(latencies, 0.99) * 1000,

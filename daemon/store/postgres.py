@@ -123,7 +123,9 @@ class _Translating:
     def __init__(self, db: psycopg.Connection[Any]) -> None:
         self.db = db
 
-    def execute(self, sql: str, parameters: Any = None, /) -> Cursor:
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+        # Always with parameters (perhaps none): psycopg then reads the "%%" translate()
+        # wrote for a literal "%" back as one.
         cursor: Cursor = self.db.cursor(row_factory=_rows).execute(translate(sql), parameters)
         return cursor
 

@@ -184,3 +184,8 @@ def test_a_server_restart_fails_only_whats_in_flight_and_the_store_reconnects() 
 def test_an_unreachable_server_at_start_is_a_clear_error(postgres_server: PostgresServer) -> None:
     with pytest.raises(StoreError, match="check dsn_file"):
         PostgresStore("host=127.0.0.1 port=1 dbname=nothing user=nobody", timeout=1)
+
+
+def test_a_literal_percent_survives_the_translation(store: PostgresStore) -> None:
+    row = store._read("SELECT '5%' AS x, 'a%b' LIKE ? AS y", ("a%",))[0]
+    assert (row["x"], row["y"]) == ("5%", True)
