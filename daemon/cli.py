@@ -131,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     from daemon import cli_staff
 
     cli_staff.add_parser(commands)
+    store = commands.add_parser("store", help="the store itself: move a desk to PostgreSQL")
+    store_commands = store.add_subparsers(dest="store_command", metavar="ACTION")
+    store_commands.required = True
+    copy = store_commands.add_parser(
+        "copy", help="copy a desk's SQLite store into the empty PostgreSQL database of --config"
+    )
+    copy.add_argument("--from", dest="source", required=True, type=Path, metavar="SQLITE_PATH")
+    copy.add_argument("--config", required=True, type=Path, help='with [store] kind = "postgresql"')
 
     demo = commands.add_parser(
         "demo", help="a desk on an embedded CalDAV server, with sample technicians"
@@ -195,6 +203,8 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
             from daemon import cli_staff
 
             return cli_staff.run(args, clock or SystemClock())
+        if args.command == "store":
+            return cmd_store_copy(args)
         if args.command == "demo":
             from daemon.demo import run_demo
 
@@ -269,12 +279,12 @@ def cmd_slots(args: argparse.Namespace, clock: Clock) -> int:
 def _booked(config: Config, window: Interval) -> dict[str, list[Interval]]:
     """Sessions booked in the daemon's store, when there is one: the API would not offer
     their times, so neither does ``slots``."""
-    from daemon.store import Store, StoreError
+    from daemon.store import StoreError, open_store
 
-    if not config.store.path.exists():
+    if config.store.kind == "sqlite" and not config.store.path.exists():
         return {}
     try:
-        store = Store(config.store.path)
+        store = open_store(config.store)
     except StoreError as error:
         print(f"expediente: warning: booked sessions not counted: {error}", file=sys.stderr)
         return {}
@@ -368,10 +378,10 @@ def _service(path: Path, clock: Clock) -> Service:
     """The service on the daemon's store, for admin commands (no calendar is contacted:
     what they change reaches calendars through the outbox the running daemon drains)."""
     from daemon.service import Service
-    from daemon.store import Store
+    from daemon.store import open_store
 
     config = _load(path, check_secrets=False)
-    return Service(config, Store(config.store.path), clock)
+    return Service(config, open_store(config.store), clock)
 
 
 def cmd_sessions(args: argparse.Namespace, clock: Clock) -> int:
@@ -479,6 +489,31 @@ def cmd_sync(args: argparse.Namespace, clock: Clock) -> int:
         print(f"session {session.id}: {session.status}")
     print(f"outbox: {flushed.delivered} delivered, {flushed.failed} failed")
     return 0 if all(r.ok for r in reports) and not flushed.failed else 1
+
+
+def cmd_store_copy(args: argparse.Namespace) -> int:
+    from daemon.store import StoreError
+    from daemon.store.copy import CopyRefused, copy_sqlite_to_postgres
+    from daemon.store.postgres import PostgresStore
+
+    config = _load(args.config, check_secrets=False)
+    if config.store.kind != "postgresql" or config.store.dsn is None:
+        raise UserError(
+            f'{args.config}: [store] kind is "{config.store.kind}"; the copy goes into the '
+            'PostgreSQL database of a configuration with kind = "postgresql" and dsn_file'
+        )
+    try:
+        target = PostgresStore(config.store.dsn.reveal().strip())
+    except StoreError as error:
+        raise CopyRefused(str(error)) from None
+    try:
+        copied = copy_sqlite_to_postgres(args.source, target)
+    finally:
+        target.close()
+    for table, count in copied.rows.items():
+        print(f"{table}: {count} rows")
+    print(f"copied {args.source} into {target.path}")
+    return 0
 
 
 def render_table(policy: Policy, document: dict[str, Any], first: date, last: date) -> str:

@@ -30,12 +30,13 @@ import schedule
 from daemon.clock import Clock, SystemClock
 from daemon.config import Config, load_config
 from daemon.errors import ExpedienteError
+from daemon.leader import leadership_for
 from daemon.log import queue_summary
 from daemon.metrics import Metrics
 from daemon.outbox import FlushReport, Notifications, OutboxWorker
 from daemon.service import Service
 from daemon.signing import Signer
-from daemon.store import SessionRecord, Store
+from daemon.store import SessionRecord, StoreUnavailable, open_store
 from daemon.sync import Calendars, Opener, Syncer, SyncReport
 from daemon.systemd import Notifier
 from daemon.web.app import build_app
@@ -98,11 +99,20 @@ class Daemon:
         notifications: NotificationsFactory = default_notifications,
         systemd: Notifier | None = None,
         rng: random.Random | None = None,
+        instance: str | None = None,
     ) -> None:
         self.clock = clock or SystemClock()
-        self.store = Store(config.store.path)
+        self.store = open_store(config.store)
+        # Every instance serves HTTP; the one leading runs the background work (leader.py).
+        self.leadership = leadership_for(
+            config.store.kind,
+            config.store.dsn.reveal().strip() if config.store.dsn else None,
+            instance,
+        )
+        self._took_over = False
         self.metrics = Metrics()
         self.metrics.watch_store(lambda: self.store, self.clock.now)
+        self.metrics.watch_leadership(self.leadership)
         self.systemd = systemd or Notifier()
         self._opener = opener
         self._notifications = notifications
@@ -128,6 +138,7 @@ class Daemon:
         service = Service(config, self.store, self.clock)
         service.on_booking = self._booked
         service.wake = lambda: self._wake.set()  # (the event is made after the first build)
+        service.leadership = self.leadership
         calendars = Calendars(service, self._opener)
         syncer = Syncer(service, calendars, self.metrics)
         outbox = OutboxWorker(
@@ -138,6 +149,7 @@ class Daemon:
             self._notifications(config, signer),
             rng=self._rng,
             whatsapp=WhatsApp(service, signer) if config.whatsapp else None,
+            owner=self.leadership.instance,
         )
         app = build_app(service, signer, self.metrics)
         return Parts(config, signer, service, calendars, syncer, outbox, app)
@@ -211,13 +223,42 @@ class Daemon:
         def run() -> None:
             try:
                 job()
+            except StoreUnavailable as error:  # no traceback each second of an outage
+                log.warning("job %s: %s; it runs again at its next time", name, error)
             except Exception:
                 log.exception("job %s failed; it runs again at its next time", name)
 
         return run
 
+    def _leading(self, job: Callable[[], object]) -> Callable[[], object]:
+        """``job``, run only while this instance leads (the background work)."""
+
+        def run() -> object:
+            return job() if self.leadership.is_leader() else None
+
+        return run
+
+    def _leadership_changed(self, leading: bool) -> None:
+        # Called from the leadership's thread: only record it and wake the loop.
+        if leading:
+            self._took_over = True
+        self._wake.set()
+
+    def _take_over(self) -> None:
+        """Won leadership after start: catch up on what the last leader may have left
+        (every calendar, the sweep, the outbox) now rather than at their next times."""
+        log.info("took over the background work")
+        self.metrics.inc("expediente_leadership_changes_total")
+        for calendar in self.config.calendars:
+            self._submit(f"sync:{calendar.id}", self._sync_job(calendar.id))
+        self._guarded("sweep", self._leading(self.sweep))()
+        self._submit("outbox", self.flush)
+
     def _submit(self, name: str, job: Callable[[], object]) -> None:
-        """Run ``job`` in the pool unless its previous run is still going."""
+        """Run ``job`` in the pool unless its previous run is still going, and only while
+        this instance leads: every job submitted here is background work."""
+        if not self.leadership.is_leader():
+            return
         with self._jobs_lock:
             running = self._jobs.get(name)
             if running is not None and not running.done():
@@ -238,11 +279,13 @@ class Daemon:
                 self._submit, f"sync:{calendar.id}", self._sync_job(calendar.id)
             )
         self.scheduler.every(OUTBOX_EVERY).seconds.do(self._submit, "outbox", self.flush)
-        self.scheduler.every(SWEEP_EVERY).seconds.do(self._guarded("sweep", self.sweep))
+        self.scheduler.every(SWEEP_EVERY).seconds.do(
+            self._guarded("sweep", self._leading(self.sweep))
+        )
         self.scheduler.every(STATUS_EVERY).seconds.do(self._guarded("status", self._status))
         zone = pytz.timezone(config.policy.timezone.key)
         self.scheduler.every().day.at(DAILY_RESYNC_AT, zone).do(
-            self._guarded("daily resync", self._daily_resync)
+            self._guarded("daily resync", self._leading(self._daily_resync))
         )
         # In the pool: a first pruning of a large audit must not hold up the sweep.
         self.scheduler.every().day.at(AUDIT_PRUNE_AT, zone).do(
@@ -287,18 +330,27 @@ class Daemon:
             )
             self.server.start()
             log.info("listening on %s (public URL %s)", self.server.url, server.public_url)
-        self.systemd.status("first sync")
-        reports = self.sync_all()
-        failed = [r.calendar_id for r in reports if not r.ok]
-        if failed:
-            log.warning("first sync failed for %s; retrying on schedule", ", ".join(failed))
-        self.sweep()
+        self.leadership.start(self._leadership_changed)
+        reports: list[SyncReport] = []
+        if self.leadership.is_leader():
+            self.systemd.status("first sync")
+            reports = self.sync_all()
+            failed = [r.calendar_id for r in reports if not r.ok]
+            if failed:
+                log.warning("first sync failed for %s; retrying on schedule", ", ".join(failed))
+            self.sweep()
+        else:
+            log.info("standing by: %s leads the background work", self.leadership.leader())
+        self._took_over = False
         self._submit("outbox", self.flush)
         self._submit("audit retention", self.prune_audit)  # a daemon restarted daily prunes too
         self._schedule_jobs()
         self._status()
         self.systemd.ready()
-        log.info("ready: technicians %d, calendars %d", len(self.config.technicians), len(reports))
+        log.info(
+            "ready: technicians %d, calendars %d", len(self.config.technicians),
+            len(self.config.calendars),
+        )  # fmt: skip
 
     def loop(self) -> None:
         while not self._stopping:
@@ -310,6 +362,9 @@ class Daemon:
             timeout = 1.0 if idle is None else min(max(idle, 0.0), 1.0)
             if self._wake.wait(timeout):
                 self._wake.clear()
+                if self._took_over:
+                    self._took_over = False
+                    self._take_over()
                 self._submit("outbox", self.flush)
 
     def run(self) -> int:
@@ -331,6 +386,7 @@ class Daemon:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.delivery_pool.shutdown(wait=True, cancel_futures=True)
         self.parts.calendars.close()
+        self.leadership.close()  # after the work in flight: another instance takes over now
         self.store.close()
         log.info("stopped")
 
@@ -364,9 +420,11 @@ class Daemon:
         path = self.config.path
         try:
             new = load_config(path)
-            if new.store.path != self.config.store.path:
+            old = self.config.store
+            if (new.store.kind, new.store.path, new.store.dsn) != (old.kind, old.path, old.dsn):
                 raise ExpedienteError(
-                    f"[store] path changed to {new.store.path}; restart the service for that"
+                    f"[store] changed (now {new.store.kind} {new.store.path}); restart the "
+                    "service for that"
                 )
             parts = self._build(new)
         except (ExpedienteError, OSError) as error:

@@ -3,7 +3,8 @@
 Gauges that describe stored state (outbox depth, sync age, flagged sessions) are read
 from SQLite when scraped rather than kept in memory, so they are right even after a
 restart or a change made by the CLI in another process. Each daemon has its own
-registry (tests run several in one process).
+registry (tests run several in one process). ``expediente_leader`` says whether this
+instance runs the background work, and which one does (several share a PostgreSQL store).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from daemon.leader import Leadership
 from daemon.store import Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -36,6 +38,10 @@ _COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("kind",),
     ),
     "expediente_http_requests_total": ("HTTP requests by status class.", ("status",)),
+    "expediente_leadership_changes_total": (
+        "Times this instance took over the background work from another.",
+        (),
+    ),
 }
 
 
@@ -77,6 +83,23 @@ class _StoreGauges(Collector):
         yield flagged
 
 
+class _LeaderGauges(Collector):
+    def __init__(self, leadership: Leadership) -> None:
+        self._leadership = leadership
+
+    def collect(self) -> Iterator[Metric]:
+        leading = GaugeMetricFamily(
+            "expediente_leader",
+            "1 while this instance runs the background work (sync, outbox, sweep), else 0.",
+            labels=["instance", "leader"],
+        )
+        leader = self._leadership.leader() or ""
+        leading.add_metric(
+            [self._leadership.instance, leader], 1.0 if self._leadership.is_leader() else 0.0
+        )
+        yield leading
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
@@ -100,6 +123,10 @@ class Metrics:
             self.registry.unregister(self._gauges)
         self._gauges = _StoreGauges(store, now)
         self.registry.register(self._gauges)
+
+    def watch_leadership(self, leadership: Leadership) -> None:
+        """Say which instance leads (``expediente_leader``), read at scrape time."""
+        self.registry.register(_LeaderGauges(leadership))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

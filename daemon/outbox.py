@@ -43,6 +43,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("expediente.outbox")
 
+# Items a flush claims at a time, and for how long: another instance (after a failover)
+# redelivers an item only once its claim has run out, so the claim must outlast the
+# delivery of a batch (each request has its own timeout, far shorter).
+CLAIM_BATCH = 20
+CLAIM_LEASE = timedelta(seconds=60)
+
 BASE_DELAY = timedelta(seconds=5)
 # Mail and webhooks are worth retrying for a while, not forever: a reminder a day late
 # helps no one, and a receiver that refuses for a day needs a person.
@@ -111,8 +117,10 @@ class OutboxWorker:
         *,
         rng: random.Random | None = None,
         whatsapp: WhatsApp | None = None,
+        owner: str = "daemon",
     ) -> None:
         self.service = service
+        self.owner = owner  # the instance its claims name (several share a PostgreSQL store)
         self.calendars = calendars
         self.signer = signer
         self.metrics = metrics
@@ -131,8 +139,21 @@ class OutboxWorker:
                 # The clients' messages first: a check-in queues its answer for this flush.
                 self.whatsapp.process()
             down: dict[str, str] = {}
-            for item in self.service.store.due_outbox(self.service.clock.now(), limit):
-                self._one(item, down, report)
+            store = self.service.store
+            taken = 0
+            while taken < limit:
+                # Claimed a few at a time, so a claim never outlives its delivery.
+                batch = store.claim_outbox(
+                    self.service.clock.now(),
+                    self.owner,
+                    CLAIM_LEASE,
+                    min(CLAIM_BATCH, limit - taken),
+                )
+                for item in batch:
+                    self._one(item, down, report)
+                taken += len(batch)
+                if len(batch) < CLAIM_BATCH:
+                    break
         finally:
             self._lock.release()
         return report

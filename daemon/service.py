@@ -21,6 +21,7 @@ from daemon.busy import BusyCache
 from daemon.clock import Clock
 from daemon.config import Config
 from daemon.events import calendar_uid
+from daemon.leader import Leadership, SoleLeader
 from daemon.slotcache import SlotCache
 from daemon.store import (
     InProgress,
@@ -129,6 +130,8 @@ class Service:
         self.on_booking: Callable[[str], None] = lambda outcome: None
         # Called when there is outbox work to do now (a WhatsApp message to act on).
         self.wake: Callable[[], None] = lambda: None
+        # Which instance runs the background work; the daemon sets it (/healthz tells).
+        self.leadership: Leadership = SoleLeader()
         store.sync_technicians(
             [(t.id, t.name) for t in config.technicians],
             [(c.id, c.technician, c.role, c.kind, c.address) for c in config.calendars],

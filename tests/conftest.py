@@ -14,12 +14,14 @@ from __future__ import annotations
 import traceback
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
 import daemon.clock
 from tests.clock_guard import FORBIDDEN, RealClockForbidden
+from tests.servers.postgres import PostgresServer
 
 settings.register_profile("default", deadline=None, max_examples=150, derandomize=True)
 settings.load_profile("default")
@@ -44,3 +46,27 @@ def no_real_clock(request: pytest.FixtureRequest) -> Iterator[list[str]]:
         yield reads
     if reads:
         pytest.fail(f"{FORBIDDEN}\nfirst read:\n{reads[0]}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session (Debian's package; see tests/servers/postgres.py);
+    each test takes a database of its own from it."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_at(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str | Path:
+    """Where a test store lives, once per backend: an SQLite file, or a fresh PostgreSQL
+    database's connection string (``tests.daemon.store_helpers.store_at`` opens either)."""
+    if request.param == "sqlite":
+        return tmp_path_factory.mktemp("store") / "s.db"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database()

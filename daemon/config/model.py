@@ -419,6 +419,10 @@ class ServerConfig:
 # fmt: off
 @dataclass(frozen=True)
 class StoreConfig:
+    kind: Literal["sqlite", "postgresql"] = setting(
+        Choice(("sqlite", "postgresql")), "sqlite",
+        'Which database: "sqlite" (one file, one daemon instance) or "postgresql" (several '
+        "instances on one database, see deploy/high-availability.md).")
     path: Path = setting(
         FilePath(must_exist=False), "expediente.db",
         "The SQLite database: sessions, busy-time cache, outbox. Back it up. Under "
@@ -430,6 +434,11 @@ class StoreConfig:
         "failed deliveries) are kept; older ones are deleted once a day. Sessions "
         "themselves, with their rules acceptance, are kept regardless. \"0d\" keeps "
         "the audit forever.", then=zero_is_none)
+    dsn: Secret | None = setting(
+        SecretFile(example="secrets/postgres-dsn"), REQUIRED,
+        "File holding the libpq connection string of the PostgreSQL database, e.g. "
+        '"host=/run/postgresql dbname=expediente user=expediente".',
+        "secrets/postgres-dsn", key="dsn_file", variant="postgresql")
 # fmt: on
 
 

@@ -144,7 +144,7 @@ TECHNICIAN = Table(
 
 SERVER = Table(settings_of(ServerConfig))
 
-STORE = Table(settings_of(StoreConfig))
+STORE = Table(settings_of(StoreConfig), variants=variants_of(StoreConfig))
 
 SYNC = Table(settings_of(SyncConfig))
 

@@ -17,6 +17,8 @@ queries and a reader finds each concern in the file named after it.
 - ``audit.py``: audit entries, their per-text cap, pruning.
 - ``whatsapp.py``: inbound messages once each, 24-hour windows, sent messages' statuses.
 - ``staff.py``: the desk console's accounts, logins and failed logins.
+- ``postgres.py``: the same ``Store`` on PostgreSQL, for several daemon instances
+  (``pg_migrations/``); ``leader.py`` chooses the one that runs the background work.
 
 A write that needs an audit entry or outbox items writes them in its own transaction,
 through ``record_audit`` and ``enqueue_item``, which take the caller's connection.
@@ -25,8 +27,16 @@ The store never reads the clock: callers pass ``now``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from daemon.store.audit import AUDIT_TEXT_MAX, AuditPart
-from daemon.store.base import BUSY_TIMEOUT_MS, StoreBase, StoreError, packaged_migrations
+from daemon.store.base import (
+    BUSY_TIMEOUT_MS,
+    StoreBase,
+    StoreError,
+    StoreUnavailable,
+    packaged_migrations,
+)
 from daemon.store.busy import BusyPart
 from daemon.store.calendars import CalendarsPart
 from daemon.store.queue import OutboxPart
@@ -57,6 +67,9 @@ from daemon.store.whatsapp import (
     WhatsAppPart,
 )
 
+if TYPE_CHECKING:
+    from daemon.config import StoreConfig
+
 __all__ = [
     "AUDIT_TEXT_MAX",
     "BUSY_TIMEOUT_MS",
@@ -79,8 +92,10 @@ __all__ = [
     "StatusUpdate",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "WhatsAppHealth",
     "dt",
+    "open_store",
     "packaged_migrations",
     "ts",
     "ts_ceil",
@@ -102,3 +117,13 @@ class Store(
     Raises :class:`StoreError` when the file cannot be opened, is from a newer version of
     expediente, or stays locked by another writer past the busy timeout.
     """
+
+
+def open_store(config: StoreConfig) -> Store:
+    """The store ``[store]`` names: the SQLite file, or the PostgreSQL database of
+    ``dsn_file`` (psycopg is imported only then)."""
+    if config.kind == "postgresql" and config.dsn is not None:
+        from daemon.store.postgres import PostgresStore
+
+        return PostgresStore(config.dsn.reveal().strip())
+    return Store(config.path)

@@ -9,11 +9,10 @@ every writer. Old entries are pruned in batches (see :meth:`AuditPart.prune_audi
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime
 from typing import Any
 
-from daemon.store.base import StoreBase
+from daemon.store.base import Connection, StoreBase
 from daemon.store.records import AuditEntry, instant, ts
 
 AUDIT_TEXT_MAX = 500  # characters kept of each text in an audit entry (an error message fits)
@@ -32,7 +31,7 @@ def _bounded(value: Any) -> Any:
 
 
 def record_audit(
-    db: sqlite3.Connection,
+    db: Connection,
     now: datetime,
     actor: str,
     action: str,

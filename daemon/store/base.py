@@ -26,11 +26,11 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from daemon.errors import ExpedienteError
 
@@ -45,6 +45,33 @@ GROUP_CHECK_S = 0.05
 
 class StoreError(ExpedienteError):
     """The database cannot be used (unreadable, from a newer version, corrupt, locked)."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached right now (a server restarting, a network cut); the
+    same request may succeed in a moment. Only a database server raises it: the web layer
+    answers 503 with ``Retry-After``."""
+
+
+class Cursor(Protocol):
+    """What the parts read from a statement: ``sqlite3.Cursor`` and psycopg's both fit."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """The transaction the parts write in. Statements are written in SQLite's dialect
+    (``?`` and ``:name`` parameters, ``json_each``); the PostgreSQL store translates them
+    (``daemon/store/postgres.py``), so each query is written once for both backends."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor: ...
 
 
 # ------------------------------------------------------------------ migrations
@@ -280,7 +307,7 @@ class StoreBase:
         self.close()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[Connection]:
         """One write, in a transaction locked up front so the checks inside it stay true,
         durable when this returns.
 
@@ -389,7 +416,7 @@ class StoreBase:
             self._file.group = None
         group.over.set()
 
-    def _read(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+    def _read(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         return self._connection().execute(sql, args).fetchall()
 
     def _read_tuples(

@@ -11,10 +11,9 @@ tells it whose to rebuild.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import timedelta
 
-from daemon.store.base import StoreBase
+from daemon.store.base import Connection, StoreBase
 from daemon.store.records import Conflict, instant, span, ts, ts_ceil
 from rules.intervals import Interval
 
@@ -63,7 +62,7 @@ _ACTIVE_SESSIONS = (
 
 
 def clash(
-    db: sqlite3.Connection,
+    db: Connection,
     technician_id: str,
     interval: Interval,
     buffer: timedelta,

@@ -10,12 +10,11 @@ cache is never emptied by an outage and its age says how far to trust it.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
 from connectors.base import ObjectChange
-from daemon.store.base import StoreBase, StoreError
+from daemon.store.base import Connection, StoreBase, StoreError
 from daemon.store.records import CALENDAR_SELECT, CalendarState, as_calendar, ts, ts_ceil
 
 
@@ -53,7 +52,7 @@ class CalendarsPart(StoreBase):
             self._upsert_calendars(db, calendars, prune=True)
 
     @staticmethod
-    def _upsert_technicians(db: sqlite3.Connection, technicians: Sequence[tuple[str, str]]) -> None:
+    def _upsert_technicians(db: Connection, technicians: Sequence[tuple[str, str]]) -> None:
         for position, (tech_id, name) in enumerate(technicians):
             db.execute(
                 "INSERT INTO technicians (id, name, position) VALUES (?, ?, ?) "
@@ -64,7 +63,7 @@ class CalendarsPart(StoreBase):
 
     @staticmethod
     def _upsert_calendars(
-        db: sqlite3.Connection,
+        db: Connection,
         calendars: Sequence[tuple[str, str, str, str, str]],
         *,
         prune: bool,
@@ -110,7 +109,7 @@ class CalendarsPart(StoreBase):
         return as_calendar(rows[0]) if rows else None
 
     @staticmethod
-    def _require_calendar(db: sqlite3.Connection, calendar_id: str) -> None:
+    def _require_calendar(db: Connection, calendar_id: str) -> None:
         if db.execute("SELECT 1 FROM calendars WHERE id = ?", (calendar_id,)).fetchone() is None:
             raise StoreError(f"unknown calendar {calendar_id!r}: configure it before syncing")
 

@@ -10,13 +10,12 @@ the next attempt the worker chose) or given up.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from daemon.store.audit import record_audit
-from daemon.store.base import StoreBase
+from daemon.store.base import Connection, StoreBase
 from daemon.store.records import (
     CalendarWrite,
     OutboxItem,
@@ -28,7 +27,7 @@ from daemon.store.records import (
 
 
 def enqueue_item(
-    db: sqlite3.Connection,
+    db: Connection,
     now: datetime,
     session_id: str | None,
     action: str,
@@ -96,6 +95,15 @@ class OutboxPart(StoreBase):
             )
             for r in rows
         ]
+
+    def claim_outbox(
+        self, now: datetime, owner: str, lease: timedelta, limit: int = 100
+    ) -> list[OutboxItem]:
+        """The due items for the worker of ``owner`` to deliver. One file has one daemon
+        delivering, so here that is :meth:`due_outbox`; the PostgreSQL store claims them
+        for ``lease`` so that two instances never deliver one item."""
+        del owner, lease
+        return self.due_outbox(now, limit)
 
     def outbox_expand(
         self,

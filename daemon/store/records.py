@@ -7,13 +7,15 @@ exactly (no float on the way), rounding ends outwards so that a stored block nev
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rules.intervals import Interval, require_aware
 from rules.model import ACTIVE_STATUSES, Status
+
+if TYPE_CHECKING:
+    from daemon.store.base import Connection
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
@@ -124,7 +126,7 @@ SESSION_SELECT = (
 )
 
 
-def as_session(row: sqlite3.Row) -> SessionRecord:
+def as_session(row: Any) -> SessionRecord:
     values: dict[str, Any] = dict(zip(row.keys(), tuple(row), strict=True))
     for name in _TIME_FIELDS:
         values[name] = instant(values[name])
@@ -197,7 +199,7 @@ CALENDAR_SELECT = (
 )
 
 
-def as_calendar(r: sqlite3.Row) -> CalendarState:
+def as_calendar(r: Any) -> CalendarState:
     return CalendarState(
         r["id"],
         r["technician_id"],
@@ -234,7 +236,7 @@ class CalendarWrite:
     href: str
 
 
-def record_calendar_write(db: sqlite3.Connection, written: CalendarWrite) -> None:
+def record_calendar_write(db: Connection, written: CalendarWrite) -> None:
     db.execute(
         "UPDATE sessions SET calendar_uid = ?, calendar_etag = ?, calendar_id = ?, "
         "calendar_href = ? WHERE id = ?",

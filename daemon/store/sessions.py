@@ -11,13 +11,12 @@ store only refuses to make an inactive session active again.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from daemon.store.audit import record_audit
-from daemon.store.base import StoreBase, StoreError
+from daemon.store.base import Connection, StoreBase, StoreError
 from daemon.store.busy import clash
 from daemon.store.queue import enqueue_item
 from daemon.store.records import (
@@ -206,9 +205,11 @@ class SessionsPart(StoreBase):
             where.append("(start_ts, id) > (?, ?)")
             args += [ts(after.start), after.id]
         clause = f" WHERE {' AND '.join(where)}" if where else ""
+        if limit is not None:
+            args.append(limit)
         rows = self._read(
-            f"{SESSION_SELECT}{clause} ORDER BY start_ts, id LIMIT ?",
-            [*args, -1 if limit is None else limit],
+            f"{SESSION_SELECT}{clause} ORDER BY start_ts, id{'' if limit is None else ' LIMIT ?'}",
+            args,
         )
         return [as_session(r) for r in rows]
 
@@ -272,7 +273,7 @@ class SessionsPart(StoreBase):
 
     def _set_status(
         self,
-        db: sqlite3.Connection,
+        db: Connection,
         session_id: str,
         old_status: Status,
         new_status: Status,

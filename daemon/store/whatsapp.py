@@ -15,14 +15,13 @@ template, an undeliverable number (131026) flags the session for the desk.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from daemon.store.audit import record_audit
-from daemon.store.base import StoreBase
+from daemon.store.base import Connection, StoreBase
 from daemon.store.queue import enqueue_item
 from daemon.store.records import SESSION_SELECT, SessionRecord, as_session, dt, instant, ts
 from rules.model import Status
@@ -96,7 +95,7 @@ class WhatsAppPart(StoreBase):
                 self._record_status(db, update, now)
         return new
 
-    def _record_message(self, db: sqlite3.Connection, message: InboundMessage) -> int:
+    def _record_message(self, db: Connection, message: InboundMessage) -> int:
         inserted = db.execute(
             "INSERT OR IGNORE INTO whatsapp_inbound (message_id, wa_id, phone, kind, sent_at, "
             "received_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -114,7 +113,7 @@ class WhatsAppPart(StoreBase):
             )
         return int(inserted)
 
-    def _record_status(self, db: sqlite3.Connection, update: StatusUpdate, now: datetime) -> None:
+    def _record_status(self, db: Connection, update: StatusUpdate, now: datetime) -> None:
         row = db.execute(
             "SELECT session_id, event, form, payload, status FROM whatsapp_messages "
             "WHERE wamid = ?",

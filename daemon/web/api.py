@@ -322,6 +322,7 @@ class Api:
         calendars' servers and paths, for the admin token only."""
         now = self.service.clock.now()
         admin = self._is_admin(request)
+        leadership = self.service.leadership
         stale_after = self.service.config.sync.stale_after
         calendars = []
         healthy = True
@@ -345,6 +346,10 @@ class Api:
             "calendars": calendars,
             "outbox_depth": self.service.store.outbox_depth(),
             "sessions_needing_attention": len(self.service.store.flagged_sessions()),
+            # Several instances on one PostgreSQL store: which one runs the background work.
+            "instance": leadership.instance,
+            "leading": leadership.is_leader(),
+            "leader": leadership.leader(),
         }
         if self.service.config.whatsapp is not None:
             document["whatsapp"] = self._whatsapp_health(admin)

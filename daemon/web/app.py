@@ -13,7 +13,7 @@ from daemon.web.csrf import OriginGuard
 from daemon.web.feeds import Feeds
 from daemon.web.http import App, Request, Response, Router
 from daemon.web.pages import Pages
-from daemon.web.ratelimit import RateLimiter
+from daemon.web.ratelimit import limiter_for
 from daemon.web.whatsapp import WhatsAppWebhook
 
 
@@ -21,7 +21,9 @@ def build_app(service: Service, signer: Signer, metrics: Metrics) -> App:
     router = Router()
     booking = service.config.booking
     # One budget per client address, whichever door it books through.
-    limiter = RateLimiter(booking.rate_limit, booking.rate_window, booking.refusal_limit)
+    limiter = limiter_for(
+        service.store, booking.rate_limit, booking.rate_window, booking.refusal_limit
+    )
     Api(service, signer, limiter=limiter).routes(router)
     pages = Pages(service, signer, limiter=limiter)
     pages.routes(router)

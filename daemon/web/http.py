@@ -1,8 +1,9 @@
 """A small WSGI toolkit: request, response, router. Enough for a JSON API and a few pages.
 
 No framework: the surface is tiny, and owning it keeps the hot path (slot listing) short
-and every failure mode explicit. Bad input becomes a 4xx with a JSON error body; only a
-bug is a 500, and it is logged with its traceback.
+and every failure mode explicit. Bad input becomes a 4xx with a JSON error body; a
+database that cannot be reached a 503 with ``Retry-After``; only a bug is a 500, and it is
+logged with its traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, quote
+
+from daemon.store.base import StoreUnavailable
 
 log = logging.getLogger("expediente.web")
 
@@ -243,6 +246,22 @@ def route_path(pattern: str, params: Mapping[str, str]) -> str:
     return _PARAM.sub(lambda match: quote(params[match.group(1)], safe=""), pattern)
 
 
+UNAVAILABLE = "unavailable"
+RETRY_UNAVAILABLE_S = 5  # the store's pool reconnects in the background meanwhile
+
+
+def unavailable(error: StoreUnavailable) -> HTTPError:
+    """The answer while the database cannot be reached: try again shortly. Nothing the
+    request sent was stored (its transaction did not commit), so a retry is safe."""
+    log.warning("answering 503: %s", error)
+    return HTTPError(
+        503,
+        UNAVAILABLE,
+        f"the database cannot be reached right now; try again in {RETRY_UNAVAILABLE_S} s",
+        headers={"Retry-After": str(RETRY_UNAVAILABLE_S)},
+    )
+
+
 ErrorPage = Callable[[Request, HTTPError], Response]
 Guard = Callable[[Request], None]  # raises HTTPError to refuse a request before routing
 
@@ -281,7 +300,8 @@ class App:
             if self.guard is not None:
                 self.guard(request)
             response = self.router.dispatch(request)
-        except HTTPError as error:
+        except (HTTPError, StoreUnavailable) as raised:
+            error = raised if isinstance(raised, HTTPError) else unavailable(raised)
             if self.error_page is not None and self._wants_page(request):
                 response = self.error_page(request, error)
             else:

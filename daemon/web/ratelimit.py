@@ -11,6 +11,9 @@ reads the clock. A booking is reserved before booking and given back when it is 
 accepted: concurrent submissions from one client cannot slip past the limit between the
 check and the write. A client is its address; an IPv6 client is its /64, the block one
 subscriber gets, so walking through its own addresses does not reset the count.
+
+Several instances on one PostgreSQL store share the counts (:class:`SharedRateLimiter`):
+a client spreading its attempts over the instances behind a proxy is counted once.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import math
 import threading
 from collections import deque
 from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
 
 
 def client_key(address: str) -> str:
@@ -101,3 +105,57 @@ class RateLimiter:
                     stamps.popleft()
                 if not stamps:
                     del table[key]
+
+
+@runtime_checkable
+class RateBook(Protocol):
+    """A store that keeps the windows for every instance (the PostgreSQL store)."""
+
+    def rate_acquire(
+        self,
+        client: str,
+        now: datetime,
+        window: timedelta,
+        limit: int | None,
+        refusal_limit: int | None,
+    ) -> float | None: ...
+
+    def rate_release(self, client: str, now: datetime, *, refused: bool) -> None: ...
+
+
+class SharedRateLimiter(RateLimiter):
+    """:class:`RateLimiter`'s windows kept in the store, so every instance counts them."""
+
+    def __init__(
+        self,
+        book: RateBook,
+        limit: int | None,
+        window: timedelta,
+        refusal_limit: int | None = None,
+    ) -> None:
+        super().__init__(limit, window, refusal_limit)
+        self.book = book
+
+    def acquire(self, address: str, now: datetime) -> float | None:
+        if self.limit is None and self.refusal_limit is None:
+            return None
+        return self.book.rate_acquire(
+            client_key(address), now, self.window, self.limit, self.refusal_limit
+        )
+
+    def release(self, address: str, now: datetime, *, refused: bool = False) -> None:
+        if self.limit is None and self.refusal_limit is None:
+            return
+        self.book.rate_release(
+            client_key(address), now, refused=refused and self.refusal_limit is not None
+        )
+
+
+def limiter_for(
+    store: object, limit: int | None, window: timedelta, refusal_limit: int | None
+) -> RateLimiter:
+    """The limiter for ``store``: shared through it when it can keep the windows (several
+    instances on PostgreSQL), in memory otherwise (one instance on SQLite)."""
+    if isinstance(store, RateBook):
+        return SharedRateLimiter(store, limit, window, refusal_limit)
+    return RateLimiter(limit, window, refusal_limit)

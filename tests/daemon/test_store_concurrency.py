@@ -1,4 +1,5 @@
-"""No double booking, ever: concurrent writers on one store, as threads and as processes.
+"""No double booking, ever: concurrent writers on one store, as threads and as processes,
+on each backend (the ``store_at`` fixture: an SQLite file, a PostgreSQL database).
 
 Every worker waits at a barrier and then books at once, so the inserts really contend for
 the write lock; the outcome must be exactly one winner whatever the interleaving.
@@ -24,41 +25,20 @@ import daemon.store.base
 from daemon.store import Conflict, Inserted, Store, StoreError
 from rules.intervals import Interval
 from rules.model import Status
-from tests.daemon.store_helpers import NOW, START, open_store
+from tests.daemon.store_helpers import NOW, START, open_store, run_together
+from tests.daemon.store_helpers import store_at as handle_at
 from tests.factories import new_session
 
 PROCESSES = 8
 WINDOW = Interval(START - timedelta(hours=2), START + timedelta(hours=3))
 
 
-def run_together(count: int, work: Callable[[int], object]) -> list[object]:
-    """Run ``work(n)`` in ``count`` threads released at the same instant; return results
-    (an exception raised in a thread is returned as its result, never lost)."""
-    barrier = threading.Barrier(count)
-    results: list[object] = [None] * count
-
-    def run(n: int) -> None:
-        barrier.wait(timeout=30)
-        try:
-            results[n] = work(n)
-        except Exception as error:
-            results[n] = error
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    return results
-
-
 def active_sessions(store: Store, technician: str = "ana") -> list[Interval]:
     return store.active_session_intervals(technician, WINDOW)
 
 
-def test_twenty_threads_booking_overlapping_times_yield_exactly_one(tmp_path: Path) -> None:
-    with open_store(tmp_path / "t.db") as store:
+def test_twenty_threads_booking_overlapping_times_yield_exactly_one(store_at: str | Path) -> None:
+    with open_store(store_at) as store:
         # Starts 0..19 minutes after START, 30 minutes long: every pair overlaps.
         results = run_together(
             20,
@@ -105,36 +85,39 @@ def test_threads_queue_for_the_write_lock_instead_of_sqlites_busy_handler(
             assert all(a.end <= b.start for a, b in pairwise(times))
 
 
-def test_a_write_inside_a_write_is_refused_at_once(tmp_path: Path) -> None:
+def test_a_write_inside_a_write_is_refused_at_once(store_at: str | Path) -> None:
     with (
-        open_store(tmp_path / "n.db") as store,
+        open_store(store_at) as store,
         store._write(),
         pytest.raises(StoreError, match="inside another one"),
     ):
         store.insert_booking(new_session(), buffer=timedelta(0), now=NOW)
 
 
-def test_the_buffer_holds_under_concurrency(tmp_path: Path) -> None:
+def test_the_buffer_holds_under_concurrency(store_at: str | Path) -> None:
     """Half the threads book 12:00-12:30, half 12:30-13:00: back to back they both fit;
-    with a 5-minute buffer only one of the two can."""
-    for buffer, expected in ((timedelta(0), 2), (timedelta(minutes=5), 1)):
-        with open_store(tmp_path / f"b{expected}.db") as store:
+    with a 5-minute buffer only one of the two can (one technician each)."""
+    with open_store(store_at) as store:
+        for tech, buffer, expected in (
+            ("ana", timedelta(0), 2),
+            ("bruno", timedelta(minutes=5), 1),
+        ):
 
-            def book(n: int, store: Store = store, buffer: timedelta = buffer) -> object:
+            def book(n: int, tech: str = tech, buffer: timedelta = buffer) -> object:
                 start = START + timedelta(minutes=30 * (n % 2))
-                return store.insert_booking(new_session(start), buffer=buffer, now=NOW)
+                return store.insert_booking(new_session(start, tech=tech), buffer=buffer, now=NOW)
 
             results = run_together(12, book)
             assert sum(isinstance(r, Inserted) for r in results) == expected
             assert all(isinstance(r, Inserted | Conflict) for r in results), results
-            assert len(active_sessions(store)) == expected
+            assert len(active_sessions(store, tech)) == expected
 
 
 def book_in_spawned_process(path: str, offset_minutes: int, barrier: Any, results: Any) -> None:
     """A spawned process: open its own Store, wait for the others, book, report one line."""
     outcome = "nothing"
     try:
-        with Store(path) as store:
+        with handle_at(path) as store:
             session = new_session(START + timedelta(minutes=offset_minutes))
             barrier.wait(timeout=60)
             outcome = type(store.insert_booking(session, buffer=timedelta(0), now=NOW)).__name__
@@ -145,8 +128,8 @@ def book_in_spawned_process(path: str, offset_minutes: int, barrier: Any, result
         results.put(outcome)
 
 
-def test_separate_processes_booking_the_same_time_yield_exactly_one(tmp_path: Path) -> None:
-    path = tmp_path / "p.db"
+def test_separate_processes_booking_the_same_time_yield_exactly_one(store_at: str | Path) -> None:
+    path = store_at
     open_store(path).close()
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(PROCESSES)
@@ -169,14 +152,13 @@ def test_separate_processes_booking_the_same_time_yield_exactly_one(tmp_path: Pa
     results.join_thread()
     assert sorted(outcomes) == ["Conflict"] * (PROCESSES - 1) + ["Inserted"], outcomes
     assert [p.exitcode for p in processes] == [0] * PROCESSES
-    with Store(path) as store:
+    with open_store(path) as store:
         assert len(active_sessions(store)) == 1
         assert len(store.list_sessions()) == 1
 
 
-def test_processes_opening_a_fresh_file_at_once_migrate_it_once(tmp_path: Path) -> None:
-    path = tmp_path / "fresh.db"
-    stores = run_together(8, lambda _: Store(path))
+def test_processes_opening_a_fresh_file_at_once_migrate_it_once(store_at: str | Path) -> None:
+    stores = run_together(8, lambda _: handle_at(store_at))
     try:
         assert all(isinstance(s, Store) for s in stores), stores
         versions = {s.schema_version for s in stores if isinstance(s, Store)}
@@ -187,9 +169,9 @@ def test_processes_opening_a_fresh_file_at_once_migrate_it_once(tmp_path: Path) 
                 opened.close()
 
 
-def test_check_in_and_no_show_race_has_one_winner(tmp_path: Path) -> None:
+def test_check_in_and_no_show_race_has_one_winner(store_at: str | Path) -> None:
     contenders = ((Status.IN_PROGRESS, "admin"), (Status.RESCHEDULED, "system"))
-    with open_store(tmp_path / "r.db") as store:
+    with open_store(store_at) as store:
         for round_ in range(10):
             inserted = store.insert_booking(
                 new_session(START + timedelta(hours=round_)), buffer=timedelta(0), now=NOW
@@ -211,8 +193,8 @@ def test_check_in_and_no_show_race_has_one_winner(tmp_path: Path) -> None:
             assert len(changes) == 1 and changes[0].details["to"] == str(stored.status)
 
 
-def test_a_store_used_by_many_threads_closes_from_another(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "c.db")
+def test_a_store_used_by_many_threads_closes_from_another(store_at: str | Path) -> None:
+    store = open_store(store_at)
     results = run_together(4, lambda n: store.list_sessions())
     assert results == [[]] * 4
     store.close()  # the worker threads' connections are closed here, not leaked

@@ -14,6 +14,7 @@ from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from connectors.base import ObjectChange
@@ -21,6 +22,7 @@ from daemon.store import Inserted, SessionRecord, Store
 from rules.intervals import Interval
 from rules.model import Status
 from tests.daemon.store_helpers import NOW, START, open_store
+from tests.daemon.store_helpers import store_at as handle_at
 from tests.factories import new_session
 
 ANA_BUSY = "ana:busy:1"
@@ -29,23 +31,24 @@ BRUNO_SESSIONS = "bruno:sessions:1"
 
 
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    path = tmp_path / "v.db"
-    open_store(path).close()
-    return path
+def path(store_at: str | Path) -> str | Path:
+    """The test desk's store, on each backend (``store_at`` in tests/conftest.py)."""
+    open_store(store_at).close()
+    return store_at
 
 
 @pytest.fixture
-def reader(path: Path) -> Iterator[Store]:
+def reader(path: str | Path) -> Iterator[Store]:
     """The daemon's handle: it only reads the versions."""
-    with Store(path) as store:
+    with handle_at(path) as store:
         yield store
 
 
 @pytest.fixture
-def writer(path: Path) -> Iterator[Store]:
-    """Another handle on the same file, as the CLI in another process has."""
-    with Store(path) as store:
+def writer(path: str | Path) -> Iterator[Store]:
+    """Another handle on the same database, as the CLI in another process (or another
+    daemon instance) has."""
+    with handle_at(path) as store:
         yield store
 
 
@@ -177,10 +180,23 @@ def test_a_new_technician_gets_versions(reader: Store, writer: Store) -> None:
     assert reader.technician_versions()["caio"] == (0, 0)
 
 
-def test_writes_by_another_program_move_them_too(path: Path, reader: Store) -> None:
-    """A bare connection (sqlite3 at a shell, a restore script) cannot forget either."""
+def test_writes_by_another_program_move_them_too(path: str | Path, reader: Store) -> None:
+    """A bare connection (sqlite3 or psql at a shell, a restore script) cannot forget either."""
 
     def insert_block() -> None:
+        if isinstance(path, str):
+            with psycopg.connect(path) as pg:
+                pg.execute(
+                    "INSERT INTO calendar_objects (calendar_id, href, uid) "
+                    "VALUES (%s, 'z.ics', 'z')",
+                    (ANA_BUSY,),
+                )
+                pg.execute(
+                    "INSERT INTO busy_intervals (calendar_id, href, start_ts, end_ts) "
+                    "VALUES (%s, 'z.ics', 0, 60)",
+                    (ANA_BUSY,),
+                )
+            return
         with closing(sqlite3.connect(path)) as db, db:
             db.execute(
                 "INSERT INTO calendar_objects (calendar_id, href, uid) VALUES (?, 'z.ics', 'z')",

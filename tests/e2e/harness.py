@@ -195,3 +195,9 @@ def assert_only_cancelled(desk: Desk, reports: Sequence[SyncReport], gone: str, 
     _, body = desk.get(f"/api/v1/sessions/{kept}", ADMIN)
     assert body["status"] == "booked"
     assert cancel_notices(desk.daemon.store, desk.clock.now()) == [gone]
+
+
+def session_objects(calendar: CalendarHandle) -> list[str]:
+    """Names of the session events in the calendar (to count duplicates)."""
+    objects = calendar.client.calendar(url=calendar.url).objects()  # type: ignore[no-untyped-call]
+    return [str(o.url).rsplit("/", 1)[-1] for o in objects if "expediente-" in str(o.url)]

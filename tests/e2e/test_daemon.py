@@ -23,6 +23,7 @@ from tests.e2e.harness import (
     Process,
     assert_only_cancelled,
     http,
+    session_objects,
 )
 from tests.factories import booking, private_event
 from tests.servers import CalendarHandle
@@ -34,12 +35,6 @@ pytestmark = pytest.mark.slow
 def local(text: bytes | None) -> icalendar.Event:
     assert text is not None
     return icalendar.Calendar.from_ical(text).events[0]
-
-
-def session_objects(calendar: CalendarHandle) -> list[str]:
-    """Names of the session events in the calendar (to count duplicates)."""
-    objects = calendar.client.calendar(url=calendar.url).objects()  # type: ignore[no-untyped-call]
-    return [str(o.url).rsplit("/", 1)[-1] for o in objects if "expediente-" in str(o.url)]
 
 
 def test_a_booking_over_http_lands_in_the_technicians_calendar(desk: Desk) -> None:

@@ -1,16 +1,64 @@
-"""The booking rate limiter: a sliding window on a clock passed in."""
+"""The booking rate limiter: a sliding window on a clock passed in; kept in memory (one
+instance) or in the PostgreSQL store (every instance counting together), the same way."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from daemon.web.ratelimit import RateLimiter, client_key
+import pytest
+
+from daemon.store.postgres import PostgresStore
+from daemon.web.ratelimit import RateLimiter, SharedRateLimiter, client_key
+from tests.servers.postgres import PostgresServer
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 
+Make = Callable[..., RateLimiter]
 
-def test_a_sliding_window_per_key() -> None:
-    limiter = RateLimiter(2, timedelta(hours=1))
+
+@pytest.fixture(params=["memory", "postgresql"])
+def make(request: pytest.FixtureRequest) -> Iterator[Make]:
+    """Builds a limiter like ``RateLimiter(limit, window, refusal_limit)``, on each kind;
+    the shared ones are two instances' limiters on one store, used in turn."""
+    if request.param == "memory":
+        yield RateLimiter
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    dsn = server.create_database()
+    stores = [PostgresStore(dsn, pool_size=2), PostgresStore(dsn, pool_size=2)]
+
+    def shared(limit: int | None, window: timedelta, refusal_limit: int | None = None) -> Any:
+        instances = [SharedRateLimiter(s, limit, window, refusal_limit) for s in stores]
+        return Alternating(instances)
+
+    yield shared
+    for store in stores:
+        store.close()
+
+
+class Alternating(RateLimiter):
+    """Each call goes to the next instance's limiter, as a proxy spreads requests."""
+
+    def __init__(self, instances: list[SharedRateLimiter]) -> None:
+        super().__init__(instances[0].limit, instances[0].window, instances[0].refusal_limit)
+        self.instances = instances
+        self.calls = 0
+
+    def _next(self) -> SharedRateLimiter:
+        self.calls += 1
+        return self.instances[self.calls % len(self.instances)]
+
+    def acquire(self, address: str, now: datetime) -> float | None:
+        return self._next().acquire(address, now)
+
+    def release(self, address: str, now: datetime, *, refused: bool = False) -> None:
+        self._next().release(address, now, refused=refused)
+
+
+def test_a_sliding_window_per_key(make: Make) -> None:
+    limiter = make(2, timedelta(hours=1))
     assert limiter.acquire("a", T0) is None
     assert limiter.acquire("a", T0 + timedelta(minutes=20)) is None
     assert limiter.acquire("a", T0 + timedelta(minutes=30)) == 30 * 60
@@ -20,16 +68,16 @@ def test_a_sliding_window_per_key() -> None:
     assert limiter.acquire("a", T0 + timedelta(hours=1, minutes=1)) == 19 * 60
 
 
-def test_a_released_grant_is_given_back() -> None:
-    limiter = RateLimiter(1, timedelta(hours=1))
+def test_a_released_grant_is_given_back(make: Make) -> None:
+    limiter = make(1, timedelta(hours=1))
     assert limiter.acquire("a", T0) is None
     limiter.release("a", T0)
     assert limiter.acquire("a", T0 + timedelta(seconds=1)) is None
     assert limiter.acquire("a", T0 + timedelta(seconds=2)) is not None
 
 
-def test_no_limit_grants_everything() -> None:
-    limiter = RateLimiter(None, timedelta(hours=1))
+def test_no_limit_grants_everything(make: Make) -> None:
+    limiter = make(None, timedelta(hours=1))
     assert all(limiter.acquire("a", T0) is None for _ in range(1000))
 
 
@@ -41,8 +89,8 @@ def test_old_addresses_are_forgotten() -> None:
     assert set(limiter._granted) == {"a"}
 
 
-def test_refusals_have_a_budget_of_their_own() -> None:
-    limiter = RateLimiter(2, timedelta(hours=1), refusal_limit=3)
+def test_refusals_have_a_budget_of_their_own(make: Make) -> None:
+    limiter = make(2, timedelta(hours=1), refusal_limit=3)
     for minute in range(3):
         at = T0 + timedelta(minutes=minute)
         assert limiter.acquire("a", at) is None
@@ -54,22 +102,22 @@ def test_refusals_have_a_budget_of_their_own() -> None:
     assert limiter.acquire("a", T0 + timedelta(hours=1)) is None
 
 
-def test_a_replay_given_back_is_not_a_refusal() -> None:
-    limiter = RateLimiter(5, timedelta(hours=1), refusal_limit=1)
+def test_a_replay_given_back_is_not_a_refusal(make: Make) -> None:
+    limiter = make(5, timedelta(hours=1), refusal_limit=1)
     assert limiter.acquire("a", T0) is None
     limiter.release("a", T0)
     assert limiter.acquire("a", T0 + timedelta(seconds=1)) is None
 
 
-def test_refusals_are_limited_even_when_bookings_are_not() -> None:
-    limiter = RateLimiter(None, timedelta(hours=1), refusal_limit=1)
+def test_refusals_are_limited_even_when_bookings_are_not(make: Make) -> None:
+    limiter = make(None, timedelta(hours=1), refusal_limit=1)
     assert limiter.acquire("a", T0) is None
     limiter.release("a", T0, refused=True)
     assert limiter.acquire("a", T0 + timedelta(seconds=1)) is not None
 
 
-def test_an_ipv6_client_is_counted_by_its_64() -> None:
-    limiter = RateLimiter(1, timedelta(hours=1))
+def test_an_ipv6_client_is_counted_by_its_64(make: Make) -> None:
+    limiter = make(1, timedelta(hours=1))
     assert limiter.acquire("2001:db8:1:2::1", T0) is None
     assert limiter.acquire("2001:db8:1:2:ffff::9", T0) is not None  # the same subscriber
     assert limiter.acquire("2001:db8:1:3::1", T0) is None  # the next /64 is someone else

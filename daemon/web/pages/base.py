@@ -34,7 +34,7 @@ from daemon.store import SessionRecord
 from daemon.web import csrf
 from daemon.web.api import request_language
 from daemon.web.csrf import CsrfGuard
-from daemon.web.http import HTTPError, Request, Response, route_path
+from daemon.web.http import UNAVAILABLE, HTTPError, Request, Response, route_path
 from daemon.web.ratelimit import RateLimiter
 from rules.contact import format_phone
 from rules.lifecycle import noshow_deadline
@@ -95,6 +95,7 @@ PAGE_ERRORS: Mapping[str, str] = {
     ),
     "error_rebook_state": N_("This session is {status} and cannot be rebooked."),
     "error_desk_login": N_("Log in to the desk console first."),
+    "error_unavailable": N_("Scheduling is briefly unavailable. Please try again in a minute."),
 }
 
 
@@ -247,6 +248,8 @@ class PageBase:
             error = PageError(404, "error_not_found")
         elif error.code == csrf.CROSS_SITE:  # a form another site made a browser send
             error = PageError(403, "error_csrf")
+        elif error.code == UNAVAILABLE:  # the database is restarting or cut off
+            error = PageError(503, "error_unavailable", headers=error.headers)
         return self._error(self._visit(request, "/"), error)
 
     def _error(self, visit: Visit, error: HTTPError) -> Response:

@@ -1,0 +1,191 @@
+"""What only the PostgreSQL store does: the database's own refusal of overlapping sessions,
+idempotency across instances, outbox claims, its schema history, and riding out a server
+restart. Everything both backends share runs in test_store.py and its neighbours, on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from daemon.config import ConfigError, load_config
+from daemon.store import Conflict, Inserted, KeyReused, Replayed, StoreError, StoreUnavailable
+from daemon.store import open_store as open_configured
+from daemon.store.postgres import PostgresStore, packaged_pg_migrations, translate
+from tests.daemon.desk import write_config
+from tests.daemon.store_helpers import NOW, START, open_store, run_together
+from tests.factories import new_session
+from tests.servers.postgres import PostgresServer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def dsn(postgres_server: PostgresServer) -> str:
+    return postgres_server.create_database()
+
+
+@pytest.fixture
+def store(dsn: str) -> Iterator[PostgresStore]:
+    opened = open_store(dsn)
+    assert isinstance(opened, PostgresStore)
+    yield opened
+    opened.close()
+
+
+def test_statements_are_translated_from_sqlites_dialect() -> None:
+    assert translate("SELECT 1 FROM t WHERE a = ? AND b IN (SELECT value FROM json_each(?))") == (
+        "SELECT 1 FROM t WHERE a = %s AND b IN "
+        "(SELECT value FROM json_array_elements_text(%s::json))"
+    )
+    assert translate("WHERE s.id IS :own OR id IS NOT :own AND t < :hi") == (
+        "WHERE s.id IS NOT DISTINCT FROM %(own)s OR id IS DISTINCT FROM %(own)s AND t < %(hi)s"
+    )
+    assert translate("UPDATE o SET x = 1 WHERE id = last_insert_rowid() AND y LIKE '5%'") == (
+        "UPDATE o SET x = 1 WHERE id = lastval() AND y LIKE '5%%'"
+    )
+
+
+def test_the_configuration_names_the_database_by_a_dsn_file(tmp_path: Path, dsn: str) -> None:
+    path = write_config(tmp_path, settings={"store": {"kind": "postgresql"}})
+    with pytest.raises(ConfigError, match="dsn_file"):
+        load_config(path)
+    (tmp_path / "secrets" / "postgres-dsn").write_text(dsn + "\n")
+    path = write_config(
+        tmp_path, settings={"store": {"kind": "postgresql", "dsn_file": "secrets/postgres-dsn"}}
+    )
+    store = open_configured(load_config(path).store)
+    try:
+        assert isinstance(store, PostgresStore)
+        assert store.schema_version == len(packaged_pg_migrations())
+    finally:
+        store.close()
+
+
+def test_the_database_itself_refuses_overlapping_active_sessions(dsn: str) -> None:
+    """Without the write lock every writer's re-check passes at once; the exclusion
+    constraint still lets exactly one booking in, and the others get a Conflict."""
+    open_store(dsn).close()
+    unlocked = PostgresStore(dsn, serialize_writes=False)
+    try:
+        results = run_together(
+            8,
+            lambda n: unlocked.insert_booking(
+                new_session(START + timedelta(minutes=n)), buffer=timedelta(0), now=NOW
+            ),
+        )
+        assert sum(isinstance(r, Inserted) for r in results) == 1, results
+        assert all(isinstance(r, Inserted | Conflict) for r in results), results
+        assert len(unlocked.list_sessions()) == 1
+        assert [e.action for e in unlocked.audit_log()] == ["booking_accepted"]
+        assert unlocked.outbox_depth() == 1
+    finally:
+        unlocked.close()
+    with psycopg.connect(dsn) as db, pytest.raises(psycopg.errors.ExclusionViolation):
+        db.execute(
+            "INSERT INTO sessions SELECT 'x' || id, type, start_ts + 60, end_ts + 60, "
+            "technician_id, status, company, responsible_name, phone, email, remote_tool, "
+            "remote_id, description, language, rules_accepted_at, rules_version, created_at, "
+            "updated_at, NULL, NULL, NULL, NULL, NULL, 'uid-x' FROM sessions"
+        )
+        db.commit()
+
+
+def test_one_idempotency_key_on_two_instances_books_once(dsn: str) -> None:
+    open_store(dsn).close()
+    first, second = PostgresStore(dsn, serialize_writes=False), PostgresStore(dsn)
+    try:
+        # A client's retry reaches another instance, which gives it a session id of its own.
+        attempts = [new_session(), new_session()]
+        results = run_together(
+            2,
+            lambda n: (first, second)[n].insert_booking(
+                attempts[n], buffer=timedelta(0), now=NOW, idempotency_key="k1", request_hash="h"
+            ),
+        )
+        assert sorted(type(r).__name__ for r in results) == ["Inserted", "Replayed"], results
+        session = next(r.session for r in results if isinstance(r, Inserted))
+        assert [r.session for r in results if isinstance(r, Replayed)] == [session]
+        again = second.insert_booking(
+            new_session(START + timedelta(hours=2)), buffer=timedelta(0), now=NOW,
+            idempotency_key="k1", request_hash="other",
+        )  # fmt: skip
+        assert isinstance(again, KeyReused) and again.session_id == session.id
+        replay = first.insert_booking(
+            new_session(), buffer=timedelta(0), now=NOW, idempotency_key="k1", request_hash="h"
+        )
+        assert isinstance(replay, Replayed)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_an_outbox_item_is_delivered_by_one_instance_at_a_time(store: PostgresStore) -> None:
+    booked = store.insert_booking(new_session(), buffer=timedelta(0), now=NOW)
+    assert isinstance(booked, Inserted)
+    lease = timedelta(minutes=5)
+    taken = store.claim_outbox(NOW, "instance-a", lease)
+    assert [item.session_id for item in taken] == [booked.session.id]
+    assert store.claim_outbox(NOW + timedelta(minutes=1), "instance-b", lease) == []
+    # The holder may take it again (its own retry); another only once the claim ran out.
+    assert len(store.claim_outbox(NOW + timedelta(minutes=1), "instance-a", lease)) == 1
+    later = NOW + timedelta(minutes=7)
+    assert [item.id for item in store.claim_outbox(later, "instance-b", lease)] == [taken[0].id]
+    store.outbox_done(taken[0].id, later)
+    assert store.claim_outbox(later + lease, "instance-a", lease) == []
+
+
+def test_a_database_of_a_newer_schema_is_refused(store: PostgresStore, dsn: str) -> None:
+    with psycopg.connect(dsn) as db:
+        db.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(StoreError, match="schema version 99, newer"):
+        PostgresStore(dsn)
+
+
+def test_migrations_apply_once_and_a_broken_one_changes_nothing(dsn: str) -> None:
+    base = packaged_pg_migrations()
+    with PostgresStore(dsn) as store:
+        assert store.schema_version == len(base)
+    broken = "CREATE TABLE extra (x INTEGER); SELECT * FROM missing_table;"
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        PostgresStore(dsn, migrations=[*base, (len(base) + 1, broken)])
+    extra = "CREATE TABLE extra (x INTEGER);"
+    with PostgresStore(dsn, migrations=[*base, (len(base) + 1, extra)]) as store:
+        assert store.schema_version == len(base) + 1
+
+
+def test_a_server_restart_fails_only_whats_in_flight_and_the_store_reconnects() -> None:
+    server = PostgresServer()
+    try:
+        server.start()
+        dsn = server.create_database()
+        open_store(dsn).close()
+        store = PostgresStore(dsn, timeout=1)
+        assert isinstance(
+            store.insert_booking(new_session(), buffer=timedelta(0), now=NOW), Inserted
+        )
+        server.stop()
+        with pytest.raises(StoreUnavailable):
+            store.list_sessions()
+        server.start()
+        # No reopening by hand: the pool replaces the dead connections by itself.
+        assert len(store.list_sessions()) == 1
+        later = new_session(START + timedelta(hours=1))
+        assert isinstance(store.insert_booking(later, buffer=timedelta(0), now=NOW), Inserted)
+        store.close()
+    finally:
+        server.close()
+
+
+def test_an_unreachable_server_at_start_is_a_clear_error(postgres_server: PostgresServer) -> None:
+    with pytest.raises(StoreError, match="check dsn_file"):
+        PostgresStore("host=127.0.0.1 port=1 dbname=nothing user=nobody", timeout=1)
+
+
+def test_a_literal_percent_survives_the_translation(store: PostgresStore) -> None:
+    row = store._read("SELECT '5%' AS x, 'a%b' LIKE ? AS y", ("a%",))[0]
+    assert (row["x"], row["y"]) == ("5%", True)
