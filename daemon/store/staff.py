@@ -124,8 +124,9 @@ class StaffPart(StoreBase):
         """Move the idle expiry on: the attendant did something."""
         with self._write() as db:
             db.execute(
-                "UPDATE staff_logins SET last_seen_at = MAX(last_seen_at, ?) WHERE token_hash = ?",
-                (ts(now), token_hash),
+                "UPDATE staff_logins SET last_seen_at = :now WHERE token_hash = :token "
+                "AND last_seen_at < :now",
+                {"now": ts(now), "token": token_hash},
             )
 
     def end_staff_login(

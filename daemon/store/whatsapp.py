@@ -97,8 +97,8 @@ class WhatsAppPart(StoreBase):
 
     def _record_message(self, db: Connection, message: InboundMessage) -> int:
         inserted = db.execute(
-            "INSERT OR IGNORE INTO whatsapp_inbound (message_id, wa_id, phone, kind, sent_at, "
-            "received_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO whatsapp_inbound (message_id, wa_id, phone, kind, sent_at, "
+            "received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 message.message_id, message.wa_id, message.phone, message.kind,
                 ts(message.sent_at), ts(message.received_at),
@@ -108,7 +108,9 @@ class WhatsAppPart(StoreBase):
             db.execute(
                 "INSERT INTO whatsapp_contacts (phone, wa_id, last_inbound_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (phone) DO UPDATE SET wa_id = excluded.wa_id, "
-                "last_inbound_at = max(last_inbound_at, excluded.last_inbound_at)",
+                "last_inbound_at = CASE WHEN excluded.last_inbound_at > "
+                "whatsapp_contacts.last_inbound_at THEN excluded.last_inbound_at "
+                "ELSE whatsapp_contacts.last_inbound_at END",
                 (message.phone, message.wa_id, ts(message.sent_at)),
             )
         return int(inserted)
@@ -229,8 +231,8 @@ class WhatsAppPart(StoreBase):
         """A message the API accepted, and that the Cloud API works (health)."""
         with self._write() as db:
             db.execute(
-                "INSERT OR IGNORE INTO whatsapp_messages (wamid, session_id, event, form, "
-                "payload, status_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO whatsapp_messages (wamid, session_id, event, form, payload, "
+                "status_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (wamid, session_id, event, form, json.dumps(payload), ts(now), ts(now)),
             )
             db.execute(

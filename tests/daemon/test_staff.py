@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import io
-import sqlite3
-from contextlib import closing
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from daemon.errors import UserError
 from daemon.staff import hash_password, needs_rehash, valid_name, verify_password
 from daemon.store import Store
 from tests.daemon.desk import monday, write_config
+from tests.daemon.store_helpers import open_store as open_test_store
 
 PASSWORD = "correct horse battery"
 
@@ -138,45 +138,83 @@ def test_names_are_normalised_or_refused() -> None:
             valid_name(bad)
 
 
-def test_logins_and_failures_in_the_store(tmp_path: Path) -> None:
-    config_path = write_config(tmp_path)
-    now = monday(8)
-    with open_store(config_path) as store:
-        assert store.add_staff("carla", hash_password(PASSWORD), now=now, actor="admin-cli")
-        store.record_login_failure("10.0.0.1", "carla", now=now, forget_before=now)
-        store.record_login_failure("10.0.0.2", "carla", now=now, forget_before=now)
-        by_address, by_name = store.login_failures("10.0.0.1", "carla", now - timedelta(1))
-        assert len(by_address) == 1 and len(by_name) == 2
-        later = now + timedelta(minutes=5)
-        store.start_staff_login("h" * 64, "carla", now=later, address="10.0.0.1")
-        assert store.login_failures("10.0.0.9", "carla", now)[1] == []  # a login forgives
-        login = store.staff_login("h" * 64)
-        assert login is not None and login.staff_name == "carla" and login.created_at == later
-        store.touch_staff_login("h" * 64, later + timedelta(minutes=1))
-        login = store.staff_login("h" * 64)
-        assert login is not None and login.last_seen_at == later + timedelta(minutes=1)
-        account = store.staff_account("carla")
-        assert account is not None and account.last_login_at == later
-        assert store.end_staff_login("h" * 64, now=later) == "carla"
-        assert store.staff_login("h" * 64) is None
-        actions = [(e.actor, e.action) for e in store.audit_log()]
-        assert ("staff:carla", "staff_logout") in actions
-        assert ("staff:carla", "staff_login") in actions
-        with closing(sqlite3.connect(store.path)) as db:
-            assert db.execute("SELECT COUNT(*) FROM staff_login_failures").fetchone()[0] == 0
+@pytest.fixture
+def store(store_at: str | Path) -> Iterator[Store]:
+    """A store on each backend (``store_at`` in tests/conftest.py)."""
+    opened = open_test_store(store_at)
+    yield opened
+    opened.close()
 
 
-def test_logins_past_either_expiry_are_pruned(tmp_path: Path) -> None:
-    config_path = write_config(tmp_path)
+def test_logins_and_failures_in_the_store(store: Store) -> None:
     now = monday(8)
-    with open_store(config_path) as store:
-        store.add_staff("carla", hash_password(PASSWORD), now=now, actor="admin-cli")
-        store.start_staff_login("a" * 64, "carla", now=now - timedelta(hours=13), address="x")
-        store.touch_staff_login("a" * 64, now)  # active, but past the absolute expiry
-        store.start_staff_login("b" * 64, "carla", now=now - timedelta(minutes=31), address="x")
-        store.start_staff_login("c" * 64, "carla", now=now - timedelta(minutes=5), address="x")
-        removed = store.prune_staff_logins(
-            idle_before=now - timedelta(minutes=30), created_before=now - timedelta(hours=12)
+    assert store.add_staff("carla", hash_password(PASSWORD), now=now, actor="admin-cli")
+    store.record_login_failure("10.0.0.1", "carla", now=now, forget_before=now)
+    store.record_login_failure("10.0.0.2", "carla", now=now, forget_before=now)
+    by_address, by_name = store.login_failures("10.0.0.1", "carla", now - timedelta(1))
+    assert len(by_address) == 1 and len(by_name) == 2
+    later = now + timedelta(minutes=5)
+    store.start_staff_login("h" * 64, "carla", now=later, address="10.0.0.1")
+    assert store.login_failures("10.0.0.9", "carla", now)[1] == []  # a login forgives
+    login = store.staff_login("h" * 64)
+    assert login is not None and login.staff_name == "carla" and login.created_at == later
+    store.touch_staff_login("h" * 64, later + timedelta(minutes=1))
+    login = store.staff_login("h" * 64)
+    assert login is not None and login.last_seen_at == later + timedelta(minutes=1)
+    account = store.staff_account("carla")
+    assert account is not None and account.last_login_at == later
+    assert store.end_staff_login("h" * 64, now=later) == "carla"
+    assert store.staff_login("h" * 64) is None
+    actions = [(e.actor, e.action) for e in store.audit_log()]
+    assert ("staff:carla", "staff_logout") in actions
+    assert ("staff:carla", "staff_login") in actions
+    assert store.login_failures("10.0.0.1", "carla", now - timedelta(1)) == ([], [])
+
+
+def test_logins_past_either_expiry_are_pruned(store: Store) -> None:
+    now = monday(8)
+    store.add_staff("carla", hash_password(PASSWORD), now=now, actor="admin-cli")
+    store.start_staff_login("a" * 64, "carla", now=now - timedelta(hours=13), address="x")
+    store.touch_staff_login("a" * 64, now)  # active, but past the absolute expiry
+    store.start_staff_login("b" * 64, "carla", now=now - timedelta(minutes=31), address="x")
+    store.start_staff_login("c" * 64, "carla", now=now - timedelta(minutes=5), address="x")
+    removed = store.prune_staff_logins(
+        idle_before=now - timedelta(minutes=30), created_before=now - timedelta(hours=12)
+    )
+    assert removed == 2
+    assert [store.staff_login(t * 64) is not None for t in "abc"] == [False, False, True]
+
+
+def test_a_login_is_never_moved_back_and_ends_with_its_account(store: Store) -> None:
+    now = monday(8)
+    store.add_staff("carla", hash_password(PASSWORD), now=now, actor="admin-cli")
+    store.add_staff("ana", hash_password(PASSWORD), now=now, actor="admin-cli")
+    store.start_staff_login("a" * 64, "carla", now=now, address="x")
+    store.touch_staff_login("a" * 64, now - timedelta(minutes=1))  # a slow request's late word
+    login = store.staff_login("a" * 64)
+    assert login is not None and login.last_seen_at == now
+    store.set_staff_hash("carla", "$argon2id$rehashed")
+    assert store.staff_login("a" * 64) is not None, "a re-hash logs nobody out"
+    assert [a.name for a in store.staff_accounts()] == ["ana", "carla"]
+    assert not store.add_staff("carla", "$argon2id$other", now=now, actor="admin-cli")
+    assert store.remove_staff("carla", now=now, actor="admin-cli")
+    assert store.staff_login("a" * 64) is None and store.staff_account("carla") is None
+    assert not store.remove_staff("carla", now=now, actor="admin-cli")
+    assert store.end_staff_login("a" * 64, now=now) is None
+
+
+def test_failures_older_than_the_window_are_forgotten_as_new_ones_come(store: Store) -> None:
+    now = monday(8)
+    for minutes in (30, 20, 10):
+        store.record_login_failure(
+            "10.0.0.1",
+            "nobody",
+            now=now - timedelta(minutes=minutes),
+            forget_before=now - timedelta(hours=1),
         )
-        assert removed == 2
-        assert [store.staff_login(t * 64) is not None for t in "abc"] == [False, False, True]
+    store.record_login_failure(
+        "10.0.0.1", "nobody", now=now, forget_before=now - timedelta(minutes=15)
+    )
+    by_address, by_name = store.login_failures("10.0.0.1", "nobody", now - timedelta(days=1))
+    assert by_address == by_name == [now - timedelta(minutes=10), now]
+    assert [e.action for e in store.audit_log()].count("staff_login_failed") == 4

@@ -5,7 +5,9 @@ restart. Everything both backends share runs in test_store.py and its neighbours
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +15,16 @@ import psycopg
 import pytest
 
 from daemon.config import ConfigError, load_config
-from daemon.store import Conflict, Inserted, KeyReused, Replayed, StoreError, StoreUnavailable
+from daemon.store import (
+    Conflict,
+    Inserted,
+    KeyReused,
+    Replayed,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    packaged_migrations,
+)
 from daemon.store import open_store as open_configured
 from daemon.store.postgres import PostgresStore, packaged_pg_migrations, translate
 from tests.daemon.desk import write_config
@@ -189,3 +200,56 @@ def test_an_unreachable_server_at_start_is_a_clear_error(postgres_server: Postgr
 def test_a_literal_percent_survives_the_translation(store: PostgresStore) -> None:
     row = store._read("SELECT '5%' AS x, 'a%b' LIKE ? AS y", ("a%",))[0]
     assert (row["x"], row["y"]) == ("5%", True)
+
+
+# What PostgreSQL has that SQLite does not: its migration record (SQLite's is a pragma),
+# the shared rate limit, the outbox claims of several instances, and SQLite's implicit
+# rowid made a column where the shared queries order by it.
+PG_ONLY_TABLES = {"schema_version", "rate_limit_events"}
+PG_ONLY_COLUMNS = {
+    ("outbox", "claimed_by"), ("outbox", "claimed_until"),
+    ("whatsapp_inbound", "rowid"), ("whatsapp_messages", "rowid"),
+}  # fmt: skip
+
+
+def test_postgresql_has_every_table_column_and_index_of_the_sqlite_store(
+    store: PostgresStore, dsn: str, tmp_path: Path
+) -> None:
+    """A migration added to SQLite alone fails here, not on a desk that runs PostgreSQL."""
+    with Store(tmp_path / "s.db") as sqlite, closing(sqlite3.connect(tmp_path / "s.db")) as db:
+        assert sqlite.schema_version == len(packaged_migrations())
+        lite_tables = {
+            name
+            for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        lite_columns = {
+            (table, column)
+            for table in lite_tables
+            for (column,) in db.execute("SELECT name FROM pragma_table_info(?)", (table,))
+        }
+        lite_indexes = {
+            name
+            for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            )
+        }
+    with psycopg.connect(dsn) as pg:
+        pg_columns = set(
+            pg.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = 'public'"
+            ).fetchall()
+        )
+        pg_indexes = {
+            name
+            for (name,) in pg.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'"
+            )
+        }
+    pg_tables = {table for table, _ in pg_columns}
+    assert "whatsapp_inbound" in lite_tables and "staff" in lite_tables  # the check reads both
+    assert pg_tables == lite_tables | PG_ONLY_TABLES
+    assert {c for c in pg_columns if c[0] in lite_tables} == lite_columns | PG_ONLY_COLUMNS
+    assert lite_indexes <= pg_indexes, f"indexes only on SQLite: {lite_indexes - pg_indexes}"
