@@ -2,8 +2,10 @@
 
 Everything the file holds is copied, in one transaction on the target: technicians,
 calendars with their sync states and busy cache, sessions, the outbox (delivered items,
-pending ones with their attempts and next times) and the audit log, with their ids, so a
-pending delivery or an audit entry reads the same afterwards. The per-technician versions
+pending ones with their attempts and next times), the audit log, the WhatsApp
+conversation's facts and the desk console's accounts, logins and failed logins, with their
+ids, so a pending delivery, an audit entry or a logged-in attendant reads the same
+afterwards. The per-technician versions
 start over (the target's triggers keep them; only a running daemon's cache reads them).
 
 The target must be empty: copying onto a desk already there would mix two desks' sessions.
@@ -25,7 +27,11 @@ from daemon.store.postgres import PostgresStore
 
 # In an order that satisfies the foreign keys (sessions among themselves are deferred).
 TABLES = ("technicians", "calendars", "calendar_objects", "busy_intervals", "sessions",
-          "outbox", "audit")  # fmt: skip
+          "outbox", "audit", "whatsapp_inbound", "whatsapp_contacts", "whatsapp_messages",
+          "whatsapp_health", "staff", "staff_logins", "staff_login_failures")  # fmt: skip
+# Tables whose queries break ties by SQLite's rowid: read in that order, so the target's
+# explicit ``rowid`` column (pg_migrations/0004) numbers them the same way.
+ROWID_ORDERED = ("whatsapp_inbound", "whatsapp_messages")
 
 
 class CopyRefused(UserError):
@@ -68,7 +74,8 @@ def copy_sqlite_to_postgres(source: Path, target: PostgresStore) -> Copied:
         tables = []
         for table in TABLES:
             columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
-            rows = db.execute(f"SELECT {', '.join(columns)} FROM {table}")  # noqa: S608
+            order = " ORDER BY rowid" if table in ROWID_ORDERED else ""
+            rows = db.execute(f"SELECT {', '.join(columns)} FROM {table}{order}")  # noqa: S608
             tables.append((table, columns, rows))
         counts = target.load_tables(tables)
     return Copied(counts)

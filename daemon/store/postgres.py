@@ -61,6 +61,14 @@ from daemon.store.records import (
 WRITE_LOCK = 0x6578_7065_0001  # every deciding write, like SQLite's BEGIN IMMEDIATE
 MIGRATE_LOCK = 0x6578_7065_0002  # applying migrations
 LEADER_LOCK = 0x6578_7065_0003  # held by the instance that runs the background work
+# What a desk writes, checked empty before ``store copy``; the tables a migration fills with
+# a row of their own, which a copy replaces; those whose ids an identity column hands out.
+_DESK_TABLES = (
+    "technicians", "calendars", "sessions", "outbox", "audit", "whatsapp_inbound",
+    "whatsapp_contacts", "whatsapp_messages", "staff", "staff_login_failures",
+)  # fmt: skip
+_SEEDED = ("whatsapp_health",)
+_NUMBERED = ("outbox", "audit", "staff_login_failures")
 POOL_TIMEOUT_S = 5.0  # waiting for a connection before answering "unavailable"
 CONNECT_TIMEOUT_S = 5
 
@@ -281,12 +289,11 @@ class PostgresBase(StoreBase):
         return int(rows[0][0] or 0)
 
     def is_empty(self) -> bool:
-        """No session, audit entry, outbox item or calendar: a target ``store copy`` takes."""
-        rows = self._read(
-            "SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM audit) "
-            "+ (SELECT count(*) FROM outbox) + (SELECT count(*) FROM calendars) "
-            "+ (SELECT count(*) FROM technicians)"
-        )
+        """No row in any table a desk fills (the one-row ``whatsapp_health`` aside): a
+        target ``store copy`` takes."""
+        # Fixed table names, nothing from outside.
+        counts = " + ".join(f"(SELECT count(*) FROM {table})" for table in _DESK_TABLES)  # noqa: S608
+        rows = self._read(f"SELECT {counts}")
         return int(rows[0][0]) == 0
 
     def load_tables(
@@ -300,6 +307,8 @@ class PostgresBase(StoreBase):
             db: psycopg.Connection[Any] = within.db  # type: ignore[attr-defined]
             db.execute("SET CONSTRAINTS ALL DEFERRED")
             for name, columns, rows in tables:
+                if name in _SEEDED:
+                    db.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(name)))
                 statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
                     sql.Identifier(name), sql.SQL(", ").join(map(sql.Identifier, columns))
                 )
@@ -309,7 +318,7 @@ class PostgresBase(StoreBase):
                         copy.write_row(row)
                         count += 1
                 counts[name] = count
-            for name in ("outbox", "audit"):
+            for name in _NUMBERED:
                 db.execute(
                     sql.SQL(
                         "SELECT setval(pg_get_serial_sequence({table}, 'id'), "

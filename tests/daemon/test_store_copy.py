@@ -12,6 +12,7 @@ from connectors.base import ObjectChange
 from daemon.cli import main
 from daemon.store import Inserted, Store
 from daemon.store.postgres import PostgresStore
+from daemon.store.whatsapp import InboundMessage, StatusUpdate
 from rules.intervals import Interval
 from rules.model import Status
 from tests.daemon.desk import write_config
@@ -21,6 +22,7 @@ from tests.servers.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
 
+PHONE = "+5511987654321"
 WINDOW = Interval(START - timedelta(days=2), START + timedelta(days=2))
 
 
@@ -45,6 +47,19 @@ def a_desk(path: Path) -> Store:
     store.apply_sync("ana:busy:1", [change], full=True, state="token-1", now=NOW)
     store.outbox_done(store.due_outbox(NOW)[0].id, NOW)
     store.audit("client", "booking_rejected", now=NOW, reason="closed day", details={"x": 1})
+    # The WhatsApp conversation: two messages of one second (ids against their order), one
+    # settled, a sent message's status, a refused token; the console's people.
+    inbound = [InboundMessage(i, PHONE[1:], PHONE, "text", NOW, NOW) for i in ("w.b", "w.a", "w.c")]
+    store.record_webhook(inbound[:2], [], now=NOW)
+    store.record_webhook(inbound[2:], [], now=NOW)
+    store.settle_inbound("w.a", "answered", now=NOW)
+    store.record_sent("wamid.1", session_id=second.session.id, event="booked", form="template",
+                      payload={"event": "booked"}, now=NOW)  # fmt: skip
+    store.record_webhook([], [StatusUpdate("wamid.1", "delivered", NOW)], now=NOW)
+    store.whatsapp_problem("token refused", now=NOW, token_refused=True)
+    store.add_staff("carla", "$argon2id$hash", now=NOW, actor="admin-cli")
+    store.start_staff_login("t" * 64, "carla", now=NOW, address="10.0.0.1")
+    store.record_login_failure("10.0.0.9", "ana", now=NOW, forget_before=NOW)
     return store
 
 
@@ -61,6 +76,14 @@ def snapshot(store: Store) -> dict[str, object]:
         "outbox": store.due_outbox(NOW + timedelta(days=1)),
         "depth": store.outbox_depth(),
         "audit": store.audit_log(limit=1000),
+        "pending": store.pending_inbound(),
+        "outcomes": store.inbound_outcomes(),
+        "window": store.window_open(PHONE, NOW),
+        "sent": [store.whatsapp_messages(s.id) for s in store.list_sessions()],
+        "whatsapp": store.whatsapp_health(),
+        "staff": store.staff_accounts(),
+        "login": store.staff_login("t" * 64),
+        "failures": store.login_failures("10.0.0.9", "ana", NOW - timedelta(days=1)),
     }
 
 
@@ -91,6 +114,10 @@ def test_a_desk_is_copied_whole_and_a_second_copy_is_refused(
         copied.enqueue(None, "webhook", {}, now=NOW)
         newest = copied.due_outbox(NOW + timedelta(days=1))[-1]
         assert newest.id > highest, "new items continue after the copied ids"
+        copied.record_login_failure("10.0.0.9", "ana", now=NOW, forget_before=NOW)
+        assert len(copied.login_failures("10.0.0.9", "ana", NOW)[0]) == 2
+        copied.record_webhook([InboundMessage("w.0", "1", None, "text", NOW, NOW)], [], now=NOW)
+        assert [m.message_id for m in copied.pending_inbound()] == ["w.b", "w.c", "w.0"]
     assert main(["store", "copy", "--from", str(source), "--config", str(config)]) == 2
     assert "already holds a desk" in capsys.readouterr().err
 
