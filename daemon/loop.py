@@ -342,6 +342,7 @@ class Daemon:
         else:
             log.info("standing by: %s leads the background work", self.leadership.leader())
         self._took_over = False
+        self.parts.service.warm()
         self._submit("outbox", self.flush)
         self._submit("audit retention", self.prune_audit)  # a daemon restarted daily prunes too
         self._schedule_jobs()
@@ -433,6 +434,8 @@ class Daemon:
             return False
         if new.server.listen != self.config.server.listen:
             log.warning("[server] listen changed: it takes effect at the next restart")
+        # The old set answers while the new one's busy cache is built.
+        parts.service.warm()
         # Jobs of the old set may still be running: its adapters are left to finish and go
         # with the garbage rather than be closed under them.
         self.parts = parts

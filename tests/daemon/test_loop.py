@@ -395,6 +395,27 @@ def test_reload_applies_a_valid_change(desk: Desk) -> None:
     assert "beyond_horizon" in [v["code"] for v in body["error"]["violations"]]
 
 
+def test_a_reload_builds_the_busy_cache_before_the_new_service_answers(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    store_type = type(desk.daemon.store)
+    real = store_type.busy_pairs
+
+    def counting(store: Any, technician: str, window: Any) -> Any:
+        reads.append(technician)
+        return real(store, technician, window)
+
+    monkeypatch.setattr(store_type, "busy_pairs", counting)
+    desk.path.write_text(desk.path.read_text().replace('horizon = "30d"', 'horizon = "20d"'))
+    assert desk.daemon.reload() is True
+    assert sorted(reads) == sorted(t.id for t in desk.daemon.config.technicians)
+    reads.clear()
+    status, _, _ = call(desk, "GET", "/api/v1/slots")
+    assert status == 200
+    assert reads == [], "the first request after the reload read busy time itself"
+
+
 def test_a_failing_job_is_logged_and_the_loop_goes_on(
     desk: Desk, caplog: pytest.LogCaptureFixture
 ) -> None:
