@@ -251,8 +251,10 @@ RETRY_UNAVAILABLE_S = 5  # the store's pool reconnects in the background meanwhi
 
 
 def unavailable(error: StoreUnavailable) -> HTTPError:
-    """The answer while the database cannot be reached: try again shortly. Nothing the
-    request sent was stored (its transaction did not commit), so a retry is safe."""
+    """The answer while the database cannot be reached: try again shortly. A request
+    cut off before its commit stored nothing; one cut off during it may have been stored,
+    which is why bookings take an ``Idempotency-Key``: a retry with the same key gets the
+    first answer either way."""
     log.warning("answering 503: %s", error)
     return HTTPError(
         503,
