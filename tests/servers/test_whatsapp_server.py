@@ -7,19 +7,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from daemon.clock import FixedClock
 from tests.daemon.desk import monday
+from tests.servers.local import LocalHttp, QuietHandler
 from tests.servers.whatsapp import CloudApi, hub_signature
 
 TOKEN = "EAAG-test-token-0123456789"
@@ -27,7 +26,7 @@ SECRET = "app-secret-0123456789"
 CLIENT = "5511987654321"
 
 
-class Callback:
+class Callback(LocalHttp):
     """A webhook endpoint that checks the signature as a receiver must."""
 
     def __init__(self) -> None:
@@ -35,7 +34,7 @@ class Callback:
         self.status = 200
         callback = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 body = query["hub.challenge"][0].encode()
@@ -55,14 +54,8 @@ class Callback:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/whatsapp"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
+        self._serve(Handler)
+        self.url = f"http://127.0.0.1:{self.port}/webhooks/whatsapp"
 
     def values(self) -> list[dict[str, Any]]:
         return [c["value"] for doc in self.received for e in doc["entry"] for c in e["changes"]]
@@ -75,8 +68,6 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def api(clock: FixedClock) -> Iterator[tuple[CloudApi, Callback]]:
-    callback = Callback()
-    callback.thread.start()
     server = CloudApi(
         phone_number_id="123456789012345",
         token=TOKEN,
@@ -85,11 +76,9 @@ def api(clock: FixedClock) -> Iterator[tuple[CloudApi, Callback]]:
         now=clock.now,
         accounts=(CLIENT,),
     )
-    with server:
+    with Callback() as callback, server:
         assert server.subscribe(callback.url, "right")
         yield server, callback
-    callback.server.shutdown()
-    callback.server.server_close()
 
 
 def send(api: CloudApi, body: dict[str, Any], token: str = TOKEN) -> tuple[int, dict[str, Any]]:

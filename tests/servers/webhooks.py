@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import re
 import subprocess
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.servers.local import LocalHttp, QuietHandler
 
 DEPLOY_GUIDE = Path(__file__).resolve().parents[2] / "deploy" / "README.md"
 
 
-class Receiver:
+class Receiver(LocalHttp):
     """A webhook receiver: records each request, answers ``status`` (and headers)."""
 
     def __init__(self) -> None:
@@ -27,7 +27,7 @@ class Receiver:
         self.headers: dict[str, str] = {}
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
@@ -38,24 +38,8 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self._serve(Handler)
+        self.url = f"http://127.0.0.1:{self.port}/hook"
 
 
 def deploy_guide_webhooks(secrets: Path) -> Callable[..., bool]:

@@ -47,9 +47,10 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.servers.local import LocalHttp, QuietHandler
 
 WINDOW = timedelta(hours=24)
 VERSION = "v21.0"
@@ -123,7 +124,7 @@ class Sent:
         return text.get("body") if isinstance(text, dict) else None
 
 
-class CloudApi:
+class CloudApi(LocalHttp):
     """The server (see the module docstring); ``with CloudApi(...) as api`` runs it.
 
     ``templates`` maps each approved template name to ``(language code, number of body
@@ -159,7 +160,7 @@ class CloudApi:
         self._lock = threading.Lock()
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
@@ -171,24 +172,8 @@ class CloudApi:
                 self.end_headers()
                 self.wfile.write(raw)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}/{VERSION}/"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-
-    def __enter__(self) -> CloudApi:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self._serve(Handler)
+        self.endpoint = f"http://127.0.0.1:{self.port}/{VERSION}/"
 
     # ------------------------------------------------------------ test controls
 
