@@ -15,10 +15,12 @@ Both versions are kept by triggers in the store (migration 0004), so every write
 them, the CLI in another process too. They are re-read (one small query) only when the
 store's ``data_version`` moved, which it does on any commit by any connection.
 
-A rebuild happens once per change, in the request that finds it first. Requests that
-arrive meanwhile get the previous timeline rather than waiting or rebuilding again; only a
-request with no previous timeline for its window (a cold start, a new day), or one that
-asks for a ``fresh`` view, waits for the rebuild in progress. A stale view can only offer
+A rebuild happens once per change. With a :class:`daemon.refresh.Refresher` (the daemon
+gives it one) it runs there, and every request, the one that found the change included,
+gets the previous timeline meanwhile; without one, the request that finds the change
+first rebuilds, and the others get the previous timeline. Only a request with no previous
+timeline for its window (a cold start, a new day), or one that asks for a ``fresh`` view
+(a booking's retry after a conflict), waits for the rebuild or does it. A stale view can only offer
 a slot taken a moment ago or hide one freed a moment ago, never cause a double booking:
 the booking insert re-checks inside its own transaction.
 """
@@ -29,6 +31,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from daemon.refresh import Refresher
 from rules.intervals import BusyTimeline, Interval
 
 Loader = Callable[[str, Interval], Sequence[tuple[float, float]]]
@@ -71,8 +74,10 @@ class BusyCache:
         *,
         versions: Callable[[], Versions],
         data_version: Callable[[], int],
+        refresher: Refresher | None = None,
     ) -> None:
         self._calendar_loader = calendar_loader
+        self._refresher = refresher
         self._session_loader = session_loader
         self._versions = versions
         self._data_version = data_version
@@ -154,12 +159,46 @@ class BusyCache:
             return found
         if isinstance(found, _Calendar):
             return found.timeline.with_pairs(self._session_loader(tech, window, without))
+        # Ours to rebuild, with a previous view to answer with meanwhile. Only sessions
+        # moved (a booking): laying them over the calendar timeline is a small read, done
+        # here, so a client sees its booking at once. A calendar change is a rebuild of
+        # thousands of intervals: the refresher does it.
+        if (
+            isinstance(found, _Combined)
+            and not self._sessions_only(tech, versions, window)
+            and self._in_background(tech, window)
+        ):
+            return found.timeline
         try:
             return self._build(tech, window, versions, without)
         finally:
-            with self._lock:
-                self._building.discard(tech)
-                self._built.notify_all()
+            self._built_one(tech)
+
+    def _sessions_only(self, tech: str, versions: tuple[int, int], window: Interval) -> bool:
+        with self._lock:
+            calendar = self._calendar.get(tech)
+        return calendar is not None and self._current(calendar, versions, window)
+
+    def _in_background(self, tech: str, window: Interval) -> bool:
+        """Hand the rebuild ``_claim`` gave this thread to the refresher (True), or leave it
+        to the caller (False: no refresher)."""
+        if self._refresher is None:
+            return False
+
+        def rebuild() -> None:
+            try:
+                # The versions current when it runs, not when it was asked for: a change
+                # that landed meanwhile is built in the same pass.
+                self._build(tech, window, self.versions().get(tech, _NONE), None)
+            finally:
+                self._built_one(tech)
+
+        return self._refresher.submit(("busy", id(self), tech), rebuild)
+
+    def _built_one(self, tech: str) -> None:
+        with self._lock:
+            self._building.discard(tech)
+            self._built.notify_all()
 
     def _claim(
         self,
@@ -169,10 +208,12 @@ class BusyCache:
         without: str | None,
         *,
         fresh: bool,
-    ) -> BusyTimeline | _Calendar | None:
+    ) -> BusyTimeline | _Calendar | _Combined | None:
         """What serves this request: a timeline as it is; for a rebooking, a current
-        calendar timeline to lay its sessions over; or None: the caller rebuilds, the
-        only thread doing so for the technician until it leaves ``_building``."""
+        calendar timeline to lay its sessions over; or the caller rebuilds, the only
+        thread doing so for the technician until it leaves ``_building``: a
+        :class:`_Combined` when a previous view covers the window and the request may
+        have it (it may then rebuild in the background), else None."""
         with self._lock:
             while True:
                 combined = self._combined.get(tech)
@@ -187,6 +228,13 @@ class BusyCache:
                     return calendar
                 if tech not in self._building:
                     self._building.add(tech)
+                    if (
+                        not fresh
+                        and without is None
+                        and combined is not None
+                        and combined.window.contains(window)
+                    ):
+                        return combined
                     return None
                 if (
                     not fresh

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import timedelta
 from types import FrameType
 from typing import Any
 
@@ -34,6 +35,7 @@ from daemon.leader import leadership_for
 from daemon.log import queue_summary
 from daemon.metrics import Metrics
 from daemon.outbox import FlushReport, Notifications, OutboxWorker
+from daemon.refresh import Refresher
 from daemon.service import Service
 from daemon.signing import Signer
 from daemon.store import SessionRecord, StoreUnavailable, open_store
@@ -117,6 +119,8 @@ class Daemon:
         self._opener = opener
         self._notifications = notifications
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        # Cache rebuilds after a change, off the request threads (shared across reloads).
+        self.refresher = Refresher()
         self.parts = self._build(config)
         self.web = SwitchableApp(self.parts.app)
         self.scheduler = schedule.Scheduler()
@@ -135,7 +139,7 @@ class Daemon:
 
     def _build(self, config: Config) -> Parts:
         signer = Signer(config.server.signing_key.reveal().encode())
-        service = Service(config, self.store, self.clock)
+        service = Service(config, self.store, self.clock, refresher=self.refresher)
         service.on_booking = self._booked
         service.wake = lambda: self._wake.set()  # (the event is made after the first build)
         service.leadership = self.leadership
@@ -272,12 +276,17 @@ class Daemon:
         self.scheduler.clear()
         config = self.config
         interval = max(1, int(config.sync.interval.total_seconds()))
-        latest = max(interval + 1, int(interval * 1.2))
-        for calendar in config.calendars:
-            # Jittered: calendars on one server are not all asked at the same second.
-            self.scheduler.every(interval).to(latest).seconds.do(
+        count = len(config.calendars)
+        for n, calendar in enumerate(config.calendars):
+            job = self.scheduler.every(interval).seconds.do(
                 self._submit, f"sync:{calendar.id}", self._sync_job(calendar.id)
             )
+            # Spread over the interval, each calendar at a random point of a slot of its
+            # own: 50 calendars every 2 s are a sync every 40 ms, not bursts of dozens in
+            # the same instant (schedule keeps whole-second periods from when a job ran,
+            # so jobs made together stay together) that hold up the requests meanwhile.
+            # The first run comes earlier than a period from now, never later.
+            job.next_run -= timedelta(seconds=interval * (1 - (n + self._rng.random()) / count))
         self.scheduler.every(OUTBOX_EVERY).seconds.do(self._submit, "outbox", self.flush)
         self.scheduler.every(SWEEP_EVERY).seconds.do(
             self._guarded("sweep", self._leading(self.sweep))
@@ -386,6 +395,7 @@ class Daemon:
         self.scheduler.clear()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.delivery_pool.shutdown(wait=True, cancel_futures=True)
+        self.refresher.close()  # before the store: its jobs read it
         self.parts.calendars.close()
         self.leadership.close()  # after the work in flight: another instance takes over now
         self.store.close()

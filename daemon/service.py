@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from daemon.clock import Clock
 from daemon.config import Config
 from daemon.events import calendar_uid
 from daemon.leader import Leadership, SoleLeader
+from daemon.refresh import Refresher
 from daemon.slotcache import SlotCache
 from daemon.store import (
     InProgress,
@@ -115,7 +116,12 @@ class _Stale:
 
 
 class Service:
-    def __init__(self, config: Config, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, config: Config, store: Store, clock: Clock, *, refresher: Refresher | None = None
+    ) -> None:
+        """``refresher``: where the caches rebuild what a change made out of date while
+        requests keep the previous view (the daemon's; see ``daemon/refresh.py``). Without
+        one (admin commands, most tests) the request that notices a change does the work."""
         self.config = config
         self.store = store
         self.clock = clock
@@ -124,8 +130,9 @@ class Service:
             store.session_pairs,
             versions=store.technician_versions,
             data_version=store.data_version,
+            refresher=refresher,
         )
-        self.slot_cache = SlotCache()
+        self.slot_cache = SlotCache(refresher=refresher)
         self._stale: _Stale | None = None
         # Called with each booking's outcome name (booked, replayed, rejected, slot_taken).
         self.on_booking: Callable[[str], None] = lambda outcome: None
@@ -172,6 +179,16 @@ class Service:
             fresh=fresh,
         )
 
+    def refresh_busy(self, technicians: Iterable[str]) -> None:
+        """Rebuild these technicians' busy time now, in the calling thread.
+
+        Called by a sync that changed their calendars, right after it landed: the sync's
+        thread does the rebuild, instead of the next request finding the change (which
+        would answer from the previous view while the refresher rebuilds). So a request
+        after a sync sees it, and none pays for it.
+        """
+        self.cache.timelines(list(technicians), self.cache_window(self.clock.now()), fresh=True)
+
     def warm(self) -> None:
         """Build every technician's timeline now.
 
@@ -199,18 +216,10 @@ class Service:
             return set(known.technicians)
         after = self.config.sync.stale_after
         limit = now - after
-        calendars = self.store.calendars()
-        stale = frozenset(
-            c.technician_id
-            for c in calendars
-            if c.last_sync_ok_at is None or c.last_sync_ok_at < limit
-        )
+        synced = self.store.last_syncs()
+        stale = frozenset(tech for tech, ok_at in synced if ok_at is None or ok_at < limit)
         until = min(
-            (
-                c.last_sync_ok_at + after
-                for c in calendars
-                if c.last_sync_ok_at is not None and c.last_sync_ok_at >= limit
-            ),
+            (ok_at + after for _, ok_at in synced if ok_at is not None and ok_at >= limit),
             default=_FOREVER,
         )
         self._stale = _Stale(version, now, until, stale)

@@ -9,11 +9,14 @@ the busy cache returned: it hands out the same objects while nothing changed and
 when something did. An entry holds references to what its key and inputs name by identity,
 so no id in a live entry can be reused by another object.
 
-When the inputs change (a booking, a calendar change), one request computes the new answer;
-requests for the same key that arrive meanwhile get the previous answer, as the busy cache
-gives them the previous timeline, rather than each computing it again and queueing for the
-same core. A cached or previous answer can at most offer a slot booked a moment ago or hide
-one freed a moment ago: the booking transaction re-checks.
+When the inputs change (a booking, a calendar change), the new answer is computed once:
+on the cache's :class:`daemon.refresh.Refresher` when it has one (the daemon's), while every
+request, the one that noticed included, gets the previous answer; without one, by the
+request that noticed, while the others get the previous answer. Either way no two requests
+compute the same answer and queue for the same core. A cached or previous answer can at
+most offer a slot booked a moment ago or hide one freed a moment ago: the booking
+transaction re-checks. A request with no answer for its key, or whose answer's time no
+longer holds, computes it (or waits for the one computing it).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
+
+from daemon.refresh import Refresher
 
 SIZE = 256  # answers kept: the type × range combinations clients ask for, with room
 
@@ -46,8 +51,9 @@ class SlotCache:
     """A bounded (least recently used) map from a key to an answer, recomputed by one
     request at a time when its inputs change."""
 
-    def __init__(self, size: int = SIZE) -> None:
+    def __init__(self, size: int = SIZE, *, refresher: Refresher | None = None) -> None:
         self._size = size
+        self._refresher = refresher
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._computing: set[Hashable] = set()
         self._lock = threading.Lock()
@@ -62,8 +68,8 @@ class SlotCache:
         held: tuple[object, ...],
     ) -> bytes:
         """The answer for ``key`` at ``now`` from ``inputs``: the one stored when it still
-        holds, else computed here (``held`` are the objects whose ids ``key`` and
-        ``inputs`` contain), or the previous one while another request computes it."""
+        holds, else computed (``held`` are the objects whose ids ``key`` and ``inputs``
+        contain), or the previous one while it is computed elsewhere."""
         with self._lock:
             while True:
                 entry = self._entries.get(key)
@@ -77,6 +83,25 @@ class SlotCache:
                 if entry is not None and current:
                     return entry.body  # the previous answer while the new one is computed
                 self._computed.wait()
+        if entry is not None and current and self._refresher is not None:
+
+            def refresh() -> None:
+                self._compute(key, inputs, now, compute, held)
+
+            if self._refresher.submit(("slots", id(self), key), refresh):
+                return entry.body
+        return self._compute(key, inputs, now, compute, held)
+
+    def _compute(
+        self,
+        key: Hashable,
+        inputs: Hashable,
+        now: datetime,
+        compute: Compute,
+        held: tuple[object, ...],
+    ) -> bytes:
+        """Compute and keep the answer; called by the one caller that put ``key`` in
+        ``_computing``, which it leaves however this ends."""
         try:
             body, valid_until = compute()
             with self._lock:

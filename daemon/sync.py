@@ -32,7 +32,7 @@ from daemon.errors import ExpedienteError
 from daemon.events import is_session_uid
 from daemon.metrics import Metrics
 from daemon.service import Service
-from daemon.store import Conflict, SessionRecord
+from daemon.store import Conflict, SessionRecord, StoreError
 from rules.lifecycle import CancelReason, Event, IllegalTransition, transition
 from rules.model import Code, Status
 
@@ -170,11 +170,22 @@ class Syncer:
         report = SyncReport(calendar_id, ok=True, full=result.full, changes=len(result.changes))
         if config.role == "sessions":
             self._reconcile(calendar_id, adapter, result, before, unlisted, report)
+        if result.changes or result.full:
+            self._refresh(config.technician)
         log.debug(
             "%s: synced (%s, %d changes)",
             calendar_id, "full" if result.full else "incremental", len(result.changes),
         )  # fmt: skip
         return report
+
+    def _refresh(self, technician: str) -> None:
+        """The technician's busy time rebuilt here, off the request threads; what has
+        landed stays landed if the rebuild cannot read the store (the next request
+        rebuilds then)."""
+        try:
+            self.service.refresh_busy([technician])
+        except StoreError as error:
+            log.warning("%s: could not rebuild the busy-time cache: %s", technician, error)
 
     def _state(self, calendar_id: str) -> str | None:
         found = self.service.store.calendar(calendar_id)

@@ -96,7 +96,9 @@ class BusyPart(StoreBase):
         first moves whenever the calendar busy time :meth:`busy_pairs` gives could have
         changed; the second whenever :meth:`session_pairs` could. A technician not listed
         has had neither."""
-        rows = self._read("SELECT technician_id, calendar, sessions FROM technician_versions")
+        rows = self._read_packed(
+            "SELECT technician_id, calendar, sessions FROM technician_versions", 3
+        )
         return {row[0]: (row[1], row[2]) for row in rows}
 
     def busy_pairs(self, technician_id: str, window: Interval) -> list[tuple[int, int]]:
@@ -145,10 +147,11 @@ class BusyPart(StoreBase):
         """Sessions (booked, in progress, completed) per technician overlapping ``window``;
         technicians with none are absent."""
         lo, hi = span(window)
-        rows = self._read(
+        rows = self._read_packed(
             "SELECT technician_id, count(*) FROM sessions "
             "WHERE status IN ('booked', 'in_progress', 'completed') "
             "AND start_ts < ? AND end_ts > ? GROUP BY technician_id",
+            2,
             (hi, lo),
         )
         return {row[0]: row[1] for row in rows}

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from connectors.base import ObjectChange
 from daemon.store.base import Connection, StoreBase, StoreError
-from daemon.store.records import CALENDAR_SELECT, CalendarState, as_calendar, ts, ts_ceil
+from daemon.store.records import CALENDAR_SELECT, CalendarState, as_calendar, dt, ts, ts_ceil
 
 
 class CalendarsPart(StoreBase):
@@ -103,6 +103,13 @@ class CalendarsPart(StoreBase):
     def calendars(self) -> list[CalendarState]:
         rows = self._read(f"{CALENDAR_SELECT} ORDER BY id")
         return [as_calendar(r) for r in rows]
+
+    def last_syncs(self) -> list[tuple[str, datetime | None]]:
+        """``(technician, last successful sync)`` of every calendar: what staleness is
+        decided by, read on every availability request after a commit, so in one step
+        (see :meth:`_read_packed`) and without the rest of :meth:`calendars`."""
+        rows = self._read_packed("SELECT technician_id, last_sync_ok_at FROM calendars", 2)
+        return [(row[0], dt(row[1])) for row in rows]
 
     def calendar(self, calendar_id: str) -> CalendarState | None:
         rows = self._read(f"{CALENDAR_SELECT} WHERE id = ?", (calendar_id,))

@@ -249,6 +249,13 @@ class PostgresBase(StoreBase):
             )
             return rows
 
+    def _read_packed(
+        self, sql: str, width: int, args: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """:meth:`_read_tuples`: psycopg fetches a result whole, with no hand-over per row
+        to avoid."""
+        return self._read_tuples(sql, args)
+
     def data_version(self) -> int:
         """Always a new number: PostgreSQL has no cheap "anything committed?" counter that
         every instance sees, so caches re-read the (small) per-technician versions."""

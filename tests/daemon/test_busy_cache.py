@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from connectors.base import ObjectChange
 from daemon.busy import BusyCache
 from daemon.cli import main
+from daemon.refresh import Refresher
 from rules.intervals import BusyTimeline, Interval
 from tests.daemon.desk import Desk, call, make_desk, monday
 from tests.factories import booking, booking_request
@@ -142,6 +143,7 @@ class FakeStore:
         self.versions = {"ana": (1, 1)}
         self.data_version = 1
         self.busy: list[tuple[float, float]] = [(0.0, 60.0)]
+        self.booked: list[tuple[float, float]] = []
         self.calendar_reads = 0
         self.session_reads = 0
         self.started = threading.Event()
@@ -158,7 +160,14 @@ class FakeStore:
 
     def sessions(self, tech: str, window: Interval, without: str | None) -> list[Any]:
         self.session_reads += 1
-        return []
+        return list(self.booked)
+
+    def book(self, pair: tuple[float, float]) -> None:
+        """A booking: Ana's sessions version and the data version move."""
+        self.booked.append(pair)
+        calendar, sessions = self.versions["ana"]
+        self.versions["ana"] = (calendar, sessions + 1)
+        self.data_version += 1
 
     def change(self, busy: list[tuple[float, float]]) -> None:
         """A sync: new calendar busy time, Ana's calendar version and the data version move."""
@@ -190,16 +199,21 @@ def fake() -> FakeStore:
     return FakeStore()
 
 
-@pytest.fixture
-def cache(fake: FakeStore) -> BusyCache:
+def watched_cache(fake: FakeStore, refresher: Refresher | None = None) -> BusyCache:
     made = BusyCache(
         fake.calendar,
         fake.sessions,
         versions=lambda: dict(fake.versions),
         data_version=lambda: fake.data_version,
+        refresher=refresher,
     )
     made._built = WatchedCondition(made._lock)
     return made
+
+
+@pytest.fixture
+def cache(fake: FakeStore) -> BusyCache:
+    return watched_cache(fake)
 
 
 def starts(timeline: BusyTimeline) -> list[float]:
@@ -319,3 +333,109 @@ def test_lower_versions_mean_another_file_and_drop_everything(
     fake.versions["ana"] = (0, 0)  # a restored backup
     fake.data_version += 1
     assert starts(cache.timeline("ana", WINDOW)) == [300.0]
+
+
+# ------------------------------------------------------------ in the background
+
+
+@pytest.fixture
+def refresher() -> Iterator[Refresher]:
+    made = Refresher(name="test-refresh")
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def background(fake: FakeStore, refresher: Refresher) -> BusyCache:
+    return watched_cache(fake, refresher)
+
+
+def test_with_a_refresher_even_the_request_that_finds_a_change_gets_the_previous_view(
+    fake: FakeStore, background: BusyCache, refresher: Refresher
+) -> None:
+    assert starts(background.timeline("ana", WINDOW)) == [0.0]
+    fake.change([(120.0, 180.0)])
+    gate = fake.hold()
+    # The request that finds the change answers at once, from the previous view; the
+    # rebuild runs on the refresher's thread (held here until the test releases it).
+    assert starts(background.timeline("ana", WINDOW)) == [0.0]
+    assert fake.started.wait(WAIT)
+    assert threading.current_thread().name != "test-refresh"
+    assert starts(background.timeline("ana", WINDOW)) == [0.0]
+    gate.set()
+    assert refresher.wait_idle(WAIT)
+    assert starts(background.timeline("ana", WINDOW)) == [120.0]
+    assert fake.calendar_reads == 2, "one read to warm up, one rebuild for the change"
+
+
+def test_a_background_rebuild_builds_the_versions_current_when_it_runs(
+    fake: FakeStore, background: BusyCache, refresher: Refresher
+) -> None:
+    background.timeline("ana", WINDOW)
+    fake.change([(120.0, 180.0)])
+    gate = fake.hold()
+    background.timeline("ana", WINDOW)
+    assert fake.started.wait(WAIT)
+    fake.change([(240.0, 300.0)])  # lands while the first rebuild reads
+    background.timeline("ana", WINDOW)  # a rebuild is running: nothing more is queued
+    gate.set()
+    assert refresher.wait_idle(WAIT)
+    # The rebuild read before the second change: its view does not serve the new
+    # versions, so the next request queues another rebuild and answers from this one.
+    assert starts(background.timeline("ana", WINDOW)) == [120.0]
+    assert refresher.wait_idle(WAIT)
+    assert starts(background.timeline("ana", WINDOW)) == [240.0]
+    assert fake.calendar_reads == 3
+
+
+def test_with_a_refresher_a_fresh_request_waits_for_the_background_rebuild(
+    fake: FakeStore, background: BusyCache
+) -> None:
+    watched = background._built
+    assert isinstance(watched, WatchedCondition)
+    background.timeline("ana", WINDOW)
+    fake.change([(120.0, 180.0)])
+    gate = fake.hold()
+    background.timeline("ana", WINDOW)
+    assert fake.started.wait(WAIT)
+    fresh = Request(lambda: background.timelines(["ana"], WINDOW, fresh=True)["ana"])
+    assert watched.waiting.wait(WAIT)
+    gate.set()
+    assert starts(fresh.join()) == [120.0]
+
+
+def test_a_failed_background_rebuild_leaves_the_view_and_the_next_request_retries(
+    fake: FakeStore, background: BusyCache, refresher: Refresher
+) -> None:
+    background.timeline("ana", WINDOW)
+    fake.change([(120.0, 180.0)])
+
+    def failing(tech: str, window: Interval) -> list[tuple[float, float]]:
+        raise OSError("disk")
+
+    background._calendar_loader = failing
+    assert starts(background.timeline("ana", WINDOW)) == [0.0]
+    assert refresher.wait_idle(WAIT)
+    background._calendar_loader = fake.calendar
+    assert starts(background.timeline("ana", WINDOW)) == [0.0]
+    assert refresher.wait_idle(WAIT)
+    assert starts(background.timeline("ana", WINDOW)) == [120.0]
+
+
+def test_without_a_previous_view_a_request_builds_even_with_a_refresher(
+    fake: FakeStore, background: BusyCache, refresher: Refresher
+) -> None:
+    assert starts(background.timeline("ana", WINDOW)) == [0.0]
+    assert fake.calendar_reads == 1
+
+
+def test_with_a_refresher_a_booking_is_laid_over_at_once(
+    fake: FakeStore, background: BusyCache, refresher: Refresher
+) -> None:
+    """Only sessions moved: the request lays them over the current calendar timeline
+    itself (a small read), so the client who booked sees it."""
+    background.timeline("ana", WINDOW)
+    fake.book((120.0, 180.0))
+    assert starts(background.timeline("ana", WINDOW)) == [0.0, 120.0]
+    assert refresher.wait_idle(WAIT)
+    assert fake.calendar_reads == 1 and fake.session_reads == 2

@@ -584,3 +584,27 @@ def test_a_moved_events_length_is_measured_in_real_time(desk: Desk) -> None:
     assert desk.daemon.parts.syncer._move_problem(session, stretched) == (
         "the event's length was changed"
     )
+
+
+def test_calendar_syncs_are_spread_over_the_interval(desk: Desk) -> None:
+    """Each calendar syncs in a slot of the interval of its own, not all at one instant.
+
+    ``schedule`` keeps its times on the wall clock, so this test reads it to bound when
+    the jobs were made.
+    """
+    calendars = desk.daemon.config.calendars
+    interval = desk.daemon.config.sync.interval
+    made = datetime.now()  # noqa: DTZ005 - schedule's own (naive, local) clock
+    desk.daemon._schedule_jobs()
+    runs = {}
+    for job in desk.daemon.scheduler.jobs:
+        name = job.job_func.args[0] if job.job_func is not None and job.job_func.args else ""
+        if str(name).startswith("sync:"):
+            runs[name] = job.next_run
+    assert len(runs) == len(calendars) >= 2
+    slot = interval / len(calendars)
+    for n, calendar in enumerate(calendars):
+        run = runs[f"sync:{calendar.id}"]
+        assert run is not None
+        # Its slot begins n slots after the jobs were made (give a second for the test).
+        assert made + n * slot <= run < datetime.now() + (n + 1) * slot  # noqa: DTZ005

@@ -16,6 +16,7 @@ import daemon.service
 import rules.slots
 from connectors.base import ObjectChange
 from daemon.availability import slots_document
+from daemon.refresh import Refresher
 from daemon.slotcache import SlotCache
 from daemon.web.http import json_body
 from rules.intervals import Interval
@@ -220,3 +221,38 @@ def test_a_failed_computation_lets_the_next_request_compute() -> None:
     with pytest.raises(RuntimeError):
         cache.answer("k", 1, NOW, failing, ())
     assert cache.answer("k", 1, NOW, answer_of(b"ok", HOUR), ()) == b"ok"
+
+
+def test_with_a_refresher_new_inputs_are_computed_in_the_background() -> None:
+    """The request that finds new inputs answers at once with the previous answer; the new
+    one is computed on the refresher's thread, once, and served from then on. An answer
+    whose time is over is still computed by its request: there is nothing to serve."""
+    refresher = Refresher(name="test-refresh")
+    try:
+        cache = SlotCache(refresher=refresher)
+        cache.answer("k", "old", NOW, answer_of(b"previous", HOUR), ())
+        release = threading.Event()
+        threads: list[str] = []
+
+        def held() -> tuple[bytes, datetime]:
+            threads.append(threading.current_thread().name)
+            assert release.wait(timeout=30)
+            return b"new", HOUR
+
+        assert cache.answer("k", "new", NOW, held, ()) == b"previous"
+        assert cache.answer("k", "new", NOW, held, ()) == b"previous"  # computing: not again
+        release.set()
+        assert refresher.wait_idle(30)
+        assert threads == ["test-refresh"]
+        assert cache.answer("k", "new", NOW, answer_of(b"unused", HOUR), ()) == b"new"
+        assert cache.answer("k", "new", HOUR, answer_of(b"later", LATER), ()) == b"later"
+    finally:
+        refresher.close()
+
+
+def test_a_closed_refresher_leaves_the_computation_to_the_request() -> None:
+    refresher = Refresher()
+    refresher.close()
+    cache = SlotCache(refresher=refresher)
+    cache.answer("k", "old", NOW, answer_of(b"previous", HOUR), ())
+    assert cache.answer("k", "new", NOW, answer_of(b"new", HOUR), ()) == b"new"

@@ -107,9 +107,21 @@ class Desk:
         return self.calendars[self.technician(session_id)].get_raw(self.event_name(session_id))
 
     def slots(self, day: datetime) -> dict[str, int]:
-        status, body = self.get(f"/api/v1/slots?from={day.date()}&to={day.date()}")
-        assert status == 200, body
-        return {s["start"]: s["technicians"] for s in body["slots"]}
+        """The slots the API offers once it has caught up with what landed.
+
+        The daemon answers from the view it has while its refresher rebuilds what a
+        change made out of date (``daemon/refresh.py``): an answer is current when the
+        refresher was idle before the request and the request queued nothing.
+        """
+        refresher = self.daemon.refresher
+        for _ in range(5):
+            assert refresher.wait_idle(30), "the refresher never caught up"
+            queued = refresher.submitted
+            status, body = self.get(f"/api/v1/slots?from={day.date()}&to={day.date()}")
+            assert status == 200, body
+            if refresher.submitted == queued:
+                return {s["start"]: s["technicians"] for s in body["slots"]}
+        raise AssertionError("every answer was computed from an out-of-date view")
 
 
 @contextmanager
