@@ -119,8 +119,12 @@ def test_setup_puts_the_summary_on_waitress_queue_logger(monkeypatch: pytest.Mon
     queue = logging.getLogger("waitress.queue")
     monkeypatch.setattr(queue, "filters", [])
     monkeypatch.setattr(daemon.log.queue_summary, "_monotonic", lambda: 0.0)
+    for name in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, name, getattr(logging, name))  # setup() turns them off
     daemon.log.setup("INFO", journald=False)
     daemon.log.setup("INFO", journald=False)  # a reload sets logging up again
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
+    assert record.thread is None and record.process is None, "not looked up per record"
     assert queue.filters == [daemon.log.queue_summary]
     seen: list[logging.LogRecord] = []
     monkeypatch.setattr(root.handlers[0], "emit", seen.append)
