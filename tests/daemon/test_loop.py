@@ -608,3 +608,24 @@ def test_calendar_syncs_are_spread_over_the_interval(desk: Desk) -> None:
         assert run is not None
         # Its slot begins n slots after the jobs were made (give a second for the test).
         assert made + n * slot <= run < datetime.now() + (n + 1) * slot  # noqa: DTZ005
+
+
+def test_the_running_daemon_keeps_what_it_has_out_of_full_collections(desk: Desk) -> None:
+    """``run()`` freezes the objects alive after start (a full collection walked them
+    all, ~50 ms with the GIL held, a stall of every request); a reload collects what it
+    replaced and freezes again. Set here as ``run()`` sets it: run() itself needs the
+    main thread for its signal handlers."""
+    import gc
+
+    try:
+        gc.unfreeze()
+        desk.daemon._freezing = True
+        assert desk.daemon.reload()
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000
+        gc.unfreeze()
+        desk.daemon._freezing = False
+        assert desk.daemon.reload()
+        assert gc.get_freeze_count() == 0, "only the running daemon freezes"
+    finally:
+        gc.unfreeze()
