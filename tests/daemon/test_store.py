@@ -834,3 +834,15 @@ def test_data_version_moves_when_another_handle_commits(tmp_path: Path) -> None:
         assert watcher.data_version() == before
         writer.audit("system", "started", now=NOW)
         assert watcher.data_version() != before
+
+
+def test_a_packed_read_gives_the_rows_a_plain_read_gives(store: Store) -> None:
+    """Text with quotes and accents, NULLs, integers past 2**53 and negatives come back
+    as they went in, whichever way the backend hands the rows over."""
+    store.sync_technicians([('zé "o\'" 👍', "Zé")], [])
+    store.sync_technicians([("ana", "Ana"), ('zé "o\'" 👍', "Zé")], [])
+    sql = "SELECT id, name, NULL, 9007199254740993, -5 FROM technicians WHERE id != 'nobody'"
+    packed = sorted(store._read_packed(sql, 5))
+    assert packed == sorted(store._read_tuples(sql))
+    assert ('zé "o\'" 👍', "Zé", None, 9007199254740993, -5) in packed
+    assert store._read_packed(f"{sql} AND 0 = 1", 5) == []
