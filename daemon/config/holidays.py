@@ -15,8 +15,11 @@ from typing import Any
 
 import holidays as holidays_lib
 
+from daemon.config.holidays_internals import countries_on_demand, country_codes
 from daemon.config.kinds import BAD, REQUIRED, Context, Invalid, Kind, ListOf, Setting, Table, Text
 from daemon.config.problems import KeyPath, did_you_mean, show
+
+countries_on_demand()  # before any country is used: the desk's alone is loaded
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class Holidays(Kind):
 
 
 def _holiday_source(values: Mapping[str, Any], ctx: Context, path: KeyPath) -> Any:
-    supported = holidays_lib.list_supported_countries()
+    supported = country_codes()
     country = str(values["country"]).upper()
     if country not in supported:
         ctx.report(
