@@ -1,105 +1,137 @@
-"""The one door to the ``holidays`` package's internals: load the desk's country alone.
+"""The one door to the ``holidays`` package: load the desk's country and what it uses, alone.
 
-The package loads a country lazily (``holidays.BR`` is a loader that imports
-``holidays.countries.brazil`` when first used), but importing any module of the
-``holidays.countries`` package first runs that package's ``__init__``, which imports every
-one of its ~250 country modules: 7.5 MB of the daemon's memory, a tenth of it, for the one
-country a desk uses.
+Three packages of ``holidays`` import every module they hold when any one of them is
+imported: ``holidays.countries`` (~250 countries), ``holidays.calendars`` (the lunar and
+lunisolar calendars) and ``holidays.groups`` (the holiday families built on them). A desk
+in Brazil needs one country, the Gregorian calendar and two groups; the rest was 9.9 MB of
+the daemon's memory, an eighth of it.
 
-:func:`countries_on_demand` puts the ``holidays.countries`` package in ``sys.modules``
-without running its ``__init__``, so importing one country module loads that module (and
-what it imports itself) and no other. The package's ``__init__`` must then do nothing but
-import names from its own modules: before opening the door, the ``__init__`` the installed
-version ships is read and checked for exactly that; anything else (an upgrade that adds a
-registration, a side effect) keeps the package loading as usual, a larger process but the
-same holidays. So no version cap is needed for correctness, and none is set: the holiday
-data is what upgrades bring, and a desk wants this year's. Names of the package itself are
-still there for anyone who asks (``from holidays.countries import Brazil``): the first such
-lookup runs the ``__init__`` after all, as an ordinary import would have.
+Each of those ``__init__`` files only re-exports names of its own modules. Before
+``holidays`` is first imported, :func:`open_door` puts each such package in
+``sys.modules`` without running its ``__init__``, with a module ``__getattr__`` (PEP 562)
+that answers a name by importing the one module the ``__init__`` took it from. Importing a
+country module, or asking a package for a name (``from holidays.groups import
+ChristianHolidays``, as the country modules do), then loads that module and no other.
 
-:func:`country_codes` lists the codes the package knows from its registry, without
-importing any country (``holidays.list_supported_countries()`` imports all of them to
-list their subdivisions).
+That only holds while an ``__init__`` does nothing but re-export: each is read and checked
+before its door opens (:func:`only_own_imports`), and one that does anything else (an
+upgrade adding a registration, a side effect) is imported as usual, a larger process but
+the same holidays. So no version cap is needed for correctness, and none is set: holiday
+data is what upgrades bring, and a desk wants this year's. A package imported before the
+door opened (by another library in the same process) stays as it is.
 
-``tests/daemon/test_holidays_internals.py`` fails when an upgrade closes the door, so the
-memory it saves is not lost unnoticed.
+The rest of the daemon reaches the package only through :func:`country_holidays` and
+:func:`country_codes` (``holidays.list_supported_countries()`` would import every country
+to list their subdivisions). ``tests/daemon/test_holidays_internals.py`` fails when an
+upgrade closes a door, so the memory it saves is not lost unnoticed.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
+import importlib.machinery
 import importlib.util
 import sys
 import threading
-from importlib.abc import Loader
+from collections.abc import Mapping
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-PACKAGE = "holidays.countries"
+if TYPE_CHECKING:
+    from holidays import HolidayBase
+
+TOP = "holidays"
+PACKAGES = ("holidays.countries", "holidays.calendars", "holidays.groups")
 
 _lock = threading.Lock()
-_deferred: ModuleType | None = None  # the package as this module put it in sys.modules
-_ran = threading.Event()  # set once the deferred package's __init__ has run after all
+_deferred: dict[str, ModuleType] = {}  # the packages this module put in sys.modules
+
+
+def country_holidays(country: str, **options: Any) -> HolidayBase:
+    """``holidays.country_holidays``, with the door open first."""
+    open_door()
+    import holidays
+
+    found: HolidayBase = holidays.country_holidays(country, **options)
+    return found
 
 
 def country_codes() -> frozenset[str]:
     """Every country code the package accepts, aliases included (``BR``, ``BRA``, ``UK``)."""
+    open_door()
     from holidays.registry import EntityLoader
 
     return frozenset(EntityLoader.get_country_codes(include_aliases=True))
 
 
-def countries_on_demand() -> bool:
-    """Make importing a country module load only that country, if the installed package
-    allows it; whether that is now the case (False: the package is loaded, or will load,
-    whole; see the module docstring). Call it before any country is used."""
-    global _deferred
+def open_door() -> tuple[str, ...]:
+    """Defer every package of :data:`PACKAGES` that allows it (see the module docstring);
+    the packages deferred, now or by an earlier call, whose ``__init__`` has not run."""
     with _lock:
-        loaded = sys.modules.get(PACKAGE)
-        if loaded is not None:
-            return loaded is _deferred and not _ran.is_set()
-        spec = importlib.util.find_spec(PACKAGE)
-        if spec is None or spec.loader is None or spec.submodule_search_locations is None:
-            return False
-        get_source = getattr(spec.loader, "get_source", None)
-        source = get_source(PACKAGE) if callable(get_source) else None
-        if not isinstance(source, str) or not only_own_imports(source, PACKAGE):
-            return False
-        package = importlib.util.module_from_spec(spec)  # made, not run
-        package.__dict__["__getattr__"] = _run_on_first_lookup(package, spec.loader)
-        sys.modules[PACKAGE] = package
-        parent, _, name = PACKAGE.rpartition(".")
-        if parent in sys.modules:
-            setattr(sys.modules[parent], name, package)
-        _deferred = package
-        return True
+        for name in PACKAGES:
+            if name not in sys.modules:
+                _defer(name)
+        # A package found in sys.modules is not made an attribute of its parent by the
+        # import system, as one it loads is: done here, once the parent is imported.
+        top = importlib.import_module(TOP)
+        for name, package in _deferred.items():
+            child = name.rpartition(".")[2]
+            if sys.modules.get(name) is package and getattr(top, child, None) is not package:
+                setattr(top, child, package)
+        return tuple(
+            name for name, package in _deferred.items() if sys.modules.get(name) is package
+        )
 
 
-def _run_on_first_lookup(package: ModuleType, loader: Loader) -> Any:
-    """A module ``__getattr__``: the first name asked for that the package does not have
-    (a country module imported on demand is an attribute already) runs its ``__init__``,
-    which then answers. ``__all__`` counts (``import *`` asks for it); other dunders are
-    what tools probe modules for, and answer as missing without loading anything."""
-    loading = threading.RLock()
+def _defer(name: str) -> None:
+    spec = _spec_without_importing_parent(name)
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        return
+    get_source = getattr(spec.loader, "get_source", None)
+    source = get_source(name) if callable(get_source) else None
+    if not isinstance(source, str) or not only_own_imports(source, name):
+        return
+    package = importlib.util.module_from_spec(spec)  # made, not run
+    package.__dict__["__getattr__"] = _lookup(package, reexports(source))
+    sys.modules[name] = package
+    _deferred[name] = package
+
+
+def _spec_without_importing_parent(name: str) -> importlib.machinery.ModuleSpec | None:
+    """The spec of ``holidays.<name>``: ``importlib.util.find_spec`` would import
+    ``holidays`` first, whose own imports reach the packages to defer."""
+    parent = sys.modules.get(TOP)
+    if parent is not None:
+        locations = list(getattr(parent, "__path__", []))
+    else:
+        top = importlib.util.find_spec(TOP)
+        if top is None or top.submodule_search_locations is None:
+            return None
+        locations = list(top.submodule_search_locations)
+    return importlib.machinery.PathFinder.find_spec(name, locations)
+
+
+def _lookup(package: ModuleType, names: Mapping[str, str]) -> Any:
+    """The deferred package's ``__getattr__``: a re-exported name imports the module it
+    comes from; ``__all__`` (asked by ``import *``) lists the public ones."""
 
     def lookup(name: str) -> Any:
-        if name.startswith("__") and name != "__all__":
-            raise AttributeError(f"module {PACKAGE!r} has no attribute {name!r}")
-        with loading:
-            if not _ran.is_set():
-                _ran.set()
-                loader.exec_module(package)
-        try:
-            return package.__dict__[name]
-        except KeyError:
-            raise AttributeError(f"module {PACKAGE!r} has no attribute {name!r}") from None
+        if name == "__all__":
+            return [n for n in names if not n.startswith("_")]
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package.__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        package.__dict__[name] = value
+        return value
 
     return lookup
 
 
 def only_own_imports(source: str, package: str) -> bool:
     """Whether ``source`` (a package's ``__init__``) is nothing but a docstring and
-    absolute ``from <package>.<module> import <names>`` statements."""
+    ``from <package>.<module> import <names>`` statements."""
     try:
         body = ast.parse(source).body
     except SyntaxError:
@@ -118,3 +150,13 @@ def only_own_imports(source: str, package: str) -> bool:
         ):
             return False
     return True
+
+
+def reexports(source: str) -> dict[str, str]:
+    """``name -> module`` for each name a re-exporting ``__init__`` imports."""
+    return {
+        alias.asname or alias.name: statement.module or ""
+        for statement in ast.parse(source).body
+        if isinstance(statement, ast.ImportFrom)
+        for alias in statement.names
+    }
