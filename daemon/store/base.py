@@ -45,7 +45,7 @@ GROUP_CHECK_S = 0.05
 # touches the store keeps a connection, and its cache fills up to the limit and stays:
 # about twenty of them in a running daemon (web workers, syncs, the outbox, the loop).
 # Reading one technician's 5,000 busy rows takes as long with 1 MiB as with 2 MiB (16-18
-# ms at 50 technicians x 5,000 intervals); with 512 KiB it takes 30 % longer.
+# ms at 50 technicians x 5,000, bench/memory.py --reads); with 512 KiB, 30 % longer.
 CACHE_KIB = 1024
 
 
