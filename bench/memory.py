@@ -36,13 +36,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-# tests.servers is not an installed package: it is found from the checkout, and api is
-# bench/api.py, next to this file.
+# tests.servers is not an installed package: it is found from the checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import api
-
+from bench import api
 from daemon.store import Store
 from daemon.store.base import CACHE_KIB
 from rules.intervals import Interval
