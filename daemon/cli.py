@@ -366,7 +366,9 @@ def cmd_run(args: argparse.Namespace, clock: Clock | None) -> int:
     from daemon import log as logs
     from daemon.clock import ShiftedClock
     from daemon.loop import Daemon
+    from daemon.malloc import cap_arenas
 
+    cap_arenas()  # before any thread starts (daemon/malloc.py)
     config = _load(args.config)
     logs.setup(config.log.level)
     # Requests are short and many threads share the GIL with syncs and cache rebuilds that

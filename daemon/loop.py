@@ -150,6 +150,8 @@ class Daemon:
         self._signals: list[int] = []
         self._stopping = False
         self._freezing = False  # run() keeps start-up objects out of full collections
+        # Calendars a reload replaced, each with the jobs that were running at the time.
+        self._replaced: list[tuple[list[Future[Any]], Calendars]] = []
 
     # ------------------------------------------------------------- wiring
 
@@ -383,6 +385,7 @@ class Daemon:
             self._handle_signals()
             if self._stopping:
                 break
+            self.close_replaced()
             self.scheduler.run_pending()
             idle = self.scheduler.idle_seconds
             timeout = 1.0 if idle is None else min(max(idle, 0.0), 1.0)
@@ -414,6 +417,7 @@ class Daemon:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.delivery_pool.shutdown(wait=True, cancel_futures=True)
         self.refresher.close()  # before the store: its jobs read it
+        self.close_replaced()
         self.parts.calendars.close()
         self.leadership.close()  # after the work in flight: another instance takes over now
         self.store.close()
@@ -433,6 +437,19 @@ class Daemon:
     def request_stop(self) -> None:
         self._signals.append(signal.SIGTERM)
         self._wake.set()
+
+    def close_replaced(self) -> None:
+        """Close the calendars of the configurations reloads replaced, once the jobs that
+        were running at each reload are done (on every turn of the loop). Left open, each
+        adapter's HTTP pool keeps a thread of its own, and the adapter with it, alive for
+        good: every SIGHUP of a 50-technician desk left 50 threads behind."""
+        keep: list[tuple[list[Future[Any]], Calendars]] = []
+        for running, calendars in self._replaced:
+            if all(job.done() for job in running):
+                calendars.close()
+            else:
+                keep.append((running, calendars))
+        self._replaced = keep
 
     def _handle_signals(self) -> None:
         while self._signals:
@@ -464,10 +481,14 @@ class Daemon:
             log.warning("[server] listen changed: it takes effect at the next restart")
         # The old set answers while the new one's busy cache is built.
         parts.service.warm()
-        # Jobs of the old set may still be running: its adapters are left to finish and go
-        # with the garbage rather than be closed under them.
+        # Jobs of the old set may still be running: its adapters are closed once those
+        # are done (close_replaced), not under them.
+        replaced = self.parts.calendars
         self.parts = parts
         self.web.current = parts.app
+        with self._jobs_lock:
+            running = [job for job in self._jobs.values() if not job.done()]
+        self._replaced.append((running, replaced))
         self._schedule_jobs()
         if self._freezing:
             _leave_out_of_full_collections()

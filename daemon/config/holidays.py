@@ -2,7 +2,8 @@
 
 ``[desk] holidays`` names a country, optionally a subdivision and categories; each is checked
 against what the package knows, with a suggestion for a misspelt code. The loaded
-configuration hands the rules a :class:`HolidayCalendar` in the desk's language.
+configuration hands the rules a :class:`HolidayCalendar` in the desk's language. The package
+is reached only through ``holidays_internals``, which loads the desk's country alone.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import holidays as holidays_lib
-
+from daemon.config.holidays_internals import country_codes, country_holidays, open_door
 from daemon.config.kinds import BAD, REQUIRED, Context, Invalid, Kind, ListOf, Setting, Table, Text
 from daemon.config.problems import KeyPath, did_you_mean, show
+
+open_door()  # as early as can be: once any module imports holidays, its packages load whole
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class Holidays(Kind):
 
 
 def _holiday_source(values: Mapping[str, Any], ctx: Context, path: KeyPath) -> Any:
-    supported = holidays_lib.list_supported_countries()
+    supported = country_codes()
     country = str(values["country"]).upper()
     if country not in supported:
         ctx.report(
@@ -70,7 +72,7 @@ def _holiday_source(values: Mapping[str, Any], ctx: Context, path: KeyPath) -> A
             did_you_mean(country, sorted(supported)) or 'e.g. "BR", "PT", "US"',
         )
         return BAD
-    base = holidays_lib.country_holidays(country)
+    base = country_holidays(country)
     subdivision = values.get("subdivision")
     if subdivision is not None:
         codes = {str(code).lower(): str(code) for code in getattr(base, "subdivisions", ())}
@@ -120,7 +122,7 @@ class HolidayCalendar:
         self.subdivision = subdivision
         self.categories = tuple(categories)
         self._lock = threading.Lock()
-        self._holidays = holidays_lib.country_holidays(
+        self._holidays = country_holidays(
             country, subdiv=subdivision, categories=self.categories or None, language=language
         )
 
@@ -138,7 +140,7 @@ def holiday_language(source: HolidaySource, language: str) -> str | None:
     same language (``es``, ``pt_PT``, ``en_US``), else the country's own (the names people
     there use: ``pt_BR`` for an ``es`` desk in Brazil). Never ``None`` when the package
     knows the country's language: without one it would pick by the process's locale."""
-    base = holidays_lib.country_holidays(source.country)
+    base = country_holidays(source.country)
     supported = tuple(getattr(base, "supported_languages", ()))
     wanted = language.replace("-", "_")
     if wanted in supported:

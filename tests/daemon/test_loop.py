@@ -5,6 +5,7 @@ calendars and a fixed clock. The same flows run against a real Radicale over rea
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -393,6 +394,51 @@ def test_reload_applies_a_valid_change(desk: Desk) -> None:
     )
     assert status == 422
     assert "beyond_horizon" in [v["code"] for v in body["error"]["violations"]]
+
+
+class ClosingCalendar(MemoryCalendar):
+    """An adapter that says when it was closed."""
+
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_reload_closes_the_replaced_calendars_once_their_running_jobs_are_done(
+    tmp_path: Path,
+) -> None:
+    opened: list[ClosingCalendar] = []
+
+    def open_calendar(config: CalendarConfig) -> ClosingCalendar:
+        opened.append(ClosingCalendar(SAO_PAULO, config.id))
+        return opened[-1]
+
+    path = write_config(tmp_path)
+    daemon = Daemon(
+        load_config(path), clock=FixedClock(monday(7, 0)), opener=open_calendar,
+        systemd=Notifier({}),
+    )  # fmt: skip
+    release = threading.Event()
+    try:
+        daemon.sync_all()
+        replaced = list(opened)
+        assert replaced
+        daemon._submit("a job of the old set", release.wait)  # still running at the reload
+        path.write_text(path.read_text().replace('horizon = "30d"', 'horizon = "20d"'))
+        assert daemon.reload() is True
+        daemon.sync_all()  # the new set opens its own adapters
+        daemon.close_replaced()
+        assert not any(c.closed for c in replaced), "closed under a job still running"
+        release.set()
+        for job in list(daemon._jobs.values()):
+            job.result(timeout=10)
+        daemon.close_replaced()
+        assert all(c.closed for c in replaced)
+        assert len(opened) > len(replaced) and not any(c.closed for c in opened[len(replaced) :])
+    finally:
+        release.set()
+        daemon.shutdown()
 
 
 def test_a_reload_builds_the_busy_cache_before_the_new_service_answers(

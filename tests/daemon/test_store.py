@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from daemon.store import (
     StoreError,
     packaged_migrations,
 )
+from daemon.store.base import CACHE_KIB
 from daemon.store.postgres import PostgresStore
 from rules.intervals import Interval
 from rules.model import Status
@@ -109,6 +111,24 @@ def test_migrations_apply_on_a_fresh_file_and_not_again_on_reopen(tmp_path: Path
         assert reopened.schema_version == len(packaged_migrations())
         assert len(reopened.list_sessions()) == 1
         assert reopened._connection().execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_every_threads_connection_has_a_bounded_page_cache(tmp_path: Path) -> None:
+    """Each thread that touches the store keeps a connection whose cache only grows: the
+    bound holds in every one of them, not just the first."""
+    found: list[int] = []
+    with open_store(tmp_path / "x.db") as store:
+
+        def read() -> None:
+            store.list_sessions()
+            found.append(store._connection().execute("PRAGMA cache_size").fetchone()[0])
+
+        read()
+        worker = threading.Thread(target=read)
+        worker.start()
+        worker.join()
+    assert found == [-CACHE_KIB, -CACHE_KIB]
+    assert 0 < CACHE_KIB < 2000  # below SQLite's default, or this bounds nothing
 
 
 def test_sessions_booked_before_the_href_column_keep_working(tmp_path: Path) -> None:
