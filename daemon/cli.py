@@ -33,9 +33,6 @@ if TYPE_CHECKING:
     from daemon.config import Config
     from daemon.service import Service
 
-# Seconds a thread may hold the GIL while another waits for it (see cmd_run).
-SWITCH_INTERVAL = 0.0005
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -371,12 +368,6 @@ def cmd_run(args: argparse.Namespace, clock: Clock | None) -> int:
     cap_arenas()  # before any thread starts (daemon/malloc.py)
     config = _load(args.config)
     logs.setup(config.log.level)
-    # Requests are short and many threads share the GIL with syncs and cache rebuilds that
-    # run for milliseconds at a time. A request thread waiting for the GIL (after each
-    # read of a row, each socket call) gets it when the holder is made to drop it, after
-    # the switch interval: 5 ms by default, paid again and again by one request. A
-    # shorter interval bounds those waits; CPU-bound work pays a few more switches.
-    sys.setswitchinterval(SWITCH_INTERVAL)
     if args.clock_start is not None:
         start = args.clock_start
         if start.tzinfo is None:
