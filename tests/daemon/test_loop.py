@@ -19,7 +19,7 @@ from connectors.base import ObjectChange, Unavailable
 from connectors.memory import MemoryCalendar
 from daemon.clock import FixedClock
 from daemon.config import CalendarConfig, load_config
-from daemon.loop import Daemon
+from daemon.loop import OUTBOX_EVERY, Daemon
 from daemon.store import AUDIT_TEXT_MAX
 from daemon.systemd import Notifier
 from rules.lifecycle import CancelReason
@@ -635,25 +635,28 @@ def test_a_moved_events_length_is_measured_in_real_time(desk: Desk) -> None:
 def test_calendar_syncs_are_spread_over_the_interval(desk: Desk) -> None:
     """Each calendar syncs in a slot of the interval of its own, not all at one instant.
 
-    ``schedule`` keeps its times on the wall clock, so this test reads it to bound when
-    the jobs were made.
+    ``schedule`` keeps its times on its own (wall) clock; the outbox job, made just after
+    the syncs' with a period of ``OUTBOX_EVERY``, tells when they were made.
     """
     calendars = desk.daemon.config.calendars
     interval = desk.daemon.config.sync.interval
-    made = datetime.now()  # noqa: DTZ005 - schedule's own (naive, local) clock
     desk.daemon._schedule_jobs()
     runs = {}
+    made = None
     for job in desk.daemon.scheduler.jobs:
         name = job.job_func.args[0] if job.job_func is not None and job.job_func.args else ""
         if str(name).startswith("sync:"):
             runs[name] = job.next_run
+        elif name == "outbox" and job.next_run is not None:
+            made = job.next_run - timedelta(seconds=OUTBOX_EVERY)
+    assert made is not None
     assert len(runs) == len(calendars) >= 2
     slot = interval / len(calendars)
     for n, calendar in enumerate(calendars):
         run = runs[f"sync:{calendar.id}"]
         assert run is not None
-        # Its slot begins n slots after the jobs were made (give a second for the test).
-        assert made + n * slot <= run < datetime.now() + (n + 1) * slot  # noqa: DTZ005
+        # Its slot begins n slots after the jobs were made (a second's room for making them).
+        assert made - timedelta(seconds=1) + n * slot <= run < made + (n + 1) * slot
 
 
 def test_the_running_daemon_keeps_what_it_has_out_of_full_collections(desk: Desk) -> None:
