@@ -20,9 +20,9 @@ gives it one) it runs there, and every request, the one that found the change in
 gets the previous timeline meanwhile; without one, the request that finds the change
 first rebuilds, and the others get the previous timeline. Only a request with no previous
 timeline for its window (a cold start, a new day), or one that asks for a ``fresh`` view
-(a booking's retry after a conflict), waits for the rebuild or does it. A stale view can only offer
-a slot taken a moment ago or hide one freed a moment ago, never cause a double booking:
-the booking insert re-checks inside its own transaction.
+(a booking's retry after a conflict), waits for the rebuild or does it. A stale view can
+only offer a slot taken a moment ago or hide one freed a moment ago, never cause a double
+booking: the booking insert re-checks inside its own transaction.
 """
 
 from __future__ import annotations
