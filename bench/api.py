@@ -605,8 +605,13 @@ class CalendarChanges:
             "END:VCALENDAR", "",
         ])  # fmt: skip
 
-    def _landed(self, db: sqlite3.Connection, href: str, etag: str) -> bool:
-        row = db.execute("SELECT etag FROM calendar_objects WHERE href = ?", (href,)).fetchone()
+    def _landed(self, db: sqlite3.Connection, uid: str, href: str, etag: str) -> bool:
+        # By UID, which is indexed: by href alone SQLite scans every stored object, 13 ms
+        # at 50 x 5,000, twenty times a second, a quarter of a core taken from the
+        # machine the daemon is measured on.
+        row = db.execute(
+            "SELECT etag FROM calendar_objects WHERE uid = ? AND href = ?", (uid, href)
+        ).fetchone()
         return row is not None and row[0] == etag
 
     def _run(self) -> None:
@@ -614,12 +619,13 @@ class CalendarChanges:
         try:
             while not self._stop.is_set():
                 tick = time.perf_counter()
-                name = f"change-{self.puts % self.EVENTS}.ics"
-                etag = self.handle.put_raw(name, self.event(f"change-{self.puts % self.EVENTS}"))
+                uid = f"change-{self.puts % self.EVENTS}"
+                name = f"{uid}.ics"
+                etag = self.handle.put_raw(name, self.event(uid))
                 self.puts += 1
                 href = self.handle.href(name)
                 deadline = tick + 5 * CHANGES_INTERVAL
-                while not self._landed(db, href, etag):
+                while not self._landed(db, uid, href, etag):
                     if self._stop.is_set():  # the run ended first: neither landed nor missed
                         break
                     if time.perf_counter() > deadline:
