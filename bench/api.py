@@ -44,7 +44,10 @@ process of its own:
 * bookings: ``POST /api/v1/bookings`` from 1, 8 and 32 closed-loop clients, back at the
   default interval and last, since they add sessions. Each request is for a distinct free
   start past the 14 days queried (a start is booked again only once every other start has
-  had its turn, so concurrent requests never compete for one technician);
+  had its turn, so concurrent requests never compete for one technician). Each phase
+  starts with the outbox empty and is measured until every session it booked is written
+  to its technician's calendar on Radicale ("written after": how long past the phase's
+  end the last write landed), so its CPU per booking includes the calendar write;
 * from the daemon: CPU per request (``/proc/<pid>/stat`` utime + stime over the phase and
   until the server has worked off what it queued; every thread, the syncs' share too),
   RSS idle (after start) and peak (``VmHWM`` at the end), and the lines it logged in each
@@ -525,23 +528,49 @@ def open_loop(
 
 
 def closed_loop(
-    server: Server, clients: int, duration: float, starts: list[str], *, repeat: bool = False
+    server: Server,
+    clients: int,
+    duration: float,
+    starts: list[str],
+    *,
+    repeat: bool = False,
+    written: bool = False,
 ) -> dict[str, Any]:
     """``clients`` booking one start after the other, each start of ``starts`` once (or,
-    with ``repeat``, over and over)."""
+    with ``repeat``, over and over).
+
+    ``written`` (the daemon): the phase starts with nothing left in the outbox and its
+    window lasts until every session it booked is written to its calendar, so its CPU
+    per booking includes that write and no phase pays for the one before it (the outbox
+    of a 1-client phase was still writing its 1,200 sessions into the 8-client one)."""
     plan = {"port": server.port, "mode": "closed", "duration": duration, "timeout": TIMEOUT,
             "connections": clients,
             "streams": [{"name": "bookings", "method": "POST", "path": "/api/v1/bookings",
                          "bodies": [booking(s) for s in starts], "repeat": repeat}]}  # fmt: skip
+    if written:
+        outbox_empty(server.port)
     with server.watch() as window:
         report = generate(plan)
+        written_after = outbox_empty(server.port) if written else math.nan
     found = summary(report["streams"]["bookings"], report["elapsed"], 201)
     found.update(
         clients=clients,
         server=window[0].as_dict(),
         cpu_ms_per_request=per_request(window[0], found["requests"]),
+        written_after_s=written_after,
     )
     return found
+
+
+def outbox_empty(port: int) -> float:
+    """Wait until the daemon's outbox is empty (every booked session written to its
+    calendar); the seconds it took, or infinity past ``SETTLE_LIMIT``."""
+    started = time.perf_counter()
+    while get_json(port, "/healthz")["outbox_depth"]:
+        if time.perf_counter() - started > SETTLE_LIMIT:
+            return math.inf
+        time.sleep(0.02)
+    return time.perf_counter() - started
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -743,7 +772,7 @@ def measure_daemon(
         reload(daemon, desk, CALM_INTERVAL)
         for clients in CLIENTS:
             found[f"bookings_{clients}"] = phase = closed_loop(
-                daemon, clients, timing.bookings, later
+                daemon, clients, timing.bookings, later, written=True
             )
             later = later[phase["requests"] :]
         log(f"{desk.scale}: daemon, bookings measured")
@@ -871,7 +900,7 @@ def table(result: dict[str, Any]) -> str:
         f"after, which differ by {ratio(abs(before['per_second'] - after['per_second']), mean):.0%})",
         "",
         f"{'POST /api/v1/bookings, closed loop':<36}accepted/s   p50 ms   p99 ms  ceiling req/s  "
-        "×ceiling  CPU ms/req  not 201  queue warn",
+        "×ceiling  CPU ms/req  not 201  queue warn  written after s",
     ]
     for clients in CLIENTS:
         phase, base = daemon[f"bookings_{clients}"], ceiling[f"bookings_{clients}"]
@@ -881,7 +910,7 @@ def table(result: dict[str, Any]) -> str:
             f"{num(phase['p99_ms'], 7)}  {num(base['per_second'], 13, 0)}  "
             f"{ratio(phase['per_second'], base['per_second']):>8.2%}  "
             f"{num(phase['cpu_ms_per_request'], 10, 2)}  {phase['requests'] - phase['ok']:>7}  "
-            f"{phase['server']['queue_warnings']:>10,}"
+            f"{phase['server']['queue_warnings']:>10,}  {num(phase['written_after_s'], 15)}"
         )
     loggers = ", ".join(
         f"{name} {count:,}" for name, count in daemon["log_lines_by_logger"].items()
