@@ -35,7 +35,7 @@ from daemon.errors import ExpedienteError
 from daemon.leader import leadership_for
 from daemon.log import queue_summary
 from daemon.metrics import Metrics
-from daemon.outbox import FlushReport, Notifications, OutboxWorker
+from daemon.outbox import LANES, FlushReport, Notifications, OutboxWorker
 from daemon.refresh import Refresher
 from daemon.service import Service
 from daemon.signing import Signer
@@ -136,6 +136,8 @@ class Daemon:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         # Cache rebuilds after a change, off the request threads (shared across reloads).
         self.refresher = Refresher()
+        # The outbox's technician lanes (daemon/outbox.py), shared across reloads.
+        self.lane_pool = ThreadPoolExecutor(max_workers=LANES, thread_name_prefix="outbox-lane")
         self.parts = self._build(config)
         self.web = SwitchableApp(self.parts.app)
         self.scheduler = schedule.Scheduler()
@@ -172,6 +174,7 @@ class Daemon:
             rng=self._rng,
             whatsapp=WhatsApp(service, signer) if config.whatsapp else None,
             owner=self.leadership.instance,
+            lanes=self.lane_pool,
         )
         app = build_app(service, signer, self.metrics)
         return Parts(config, signer, service, calendars, syncer, outbox, app)
@@ -416,6 +419,7 @@ class Daemon:
         self.scheduler.clear()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.delivery_pool.shutdown(wait=True, cancel_futures=True)
+        self.lane_pool.shutdown(wait=True)  # the flush above waited for its lanes
         self.refresher.close()  # before the store: its jobs read it
         self.close_replaced()
         self.parts.calendars.close()

@@ -19,6 +19,7 @@ from connectors.base import ObjectChange, Unavailable
 from connectors.memory import MemoryCalendar
 from daemon.clock import FixedClock
 from daemon.config import CalendarConfig, load_config
+from daemon.events import calendar_uid
 from daemon.loop import OUTBOX_EVERY, Daemon
 from daemon.store import AUDIT_TEXT_MAX
 from daemon.systemd import Notifier
@@ -124,6 +125,65 @@ def test_one_dead_calendar_does_not_hold_up_another_technicians_writes(desk: Des
     desk.daemon.flush()
     assert desk.session_event(b, second["id"]) is not None
     assert desk.session_event(a, first["id"]) is None
+
+
+class Watched:
+    """Records the calendar writes in flight (per calendar and in all) around the real
+    in-memory write; ``barrier`` makes each write wait for another one to be in flight."""
+
+    def __init__(self, desk: Desk, barrier: threading.Barrier | None = None) -> None:
+        self.lock = threading.Lock()
+        self.in_flight: dict[str, int] = {}
+        self.most: dict[str, int] = {}
+        self.most_at_once = 0
+        self.order: dict[str, list[str]] = {}
+        for tech in ("ana", "bruno"):
+            calendar = desk.calendar(tech)
+            calendar.put_session = self.wrap(tech, calendar.put_session, barrier)  # type: ignore[method-assign]
+
+    def wrap(self, tech: str, put: Any, barrier: threading.Barrier | None) -> Any:
+        def watched(event: Any, etag: str | None = None) -> str:
+            with self.lock:
+                self.in_flight[tech] = self.in_flight.get(tech, 0) + 1
+                self.most[tech] = max(self.most.get(tech, 0), self.in_flight[tech])
+                self.most_at_once = max(self.most_at_once, sum(self.in_flight.values()))
+                self.order.setdefault(tech, []).append(event.uid)
+            try:
+                if barrier is not None:
+                    barrier.wait()
+                return str(put(event, etag))
+            finally:
+                with self.lock:
+                    self.in_flight[tech] -= 1
+
+        return watched
+
+
+def test_two_technicians_sessions_are_written_side_by_side(desk: Desk) -> None:
+    first = desk.book(monday(9).isoformat())
+    second = desk.book(monday(9).isoformat())  # the other technician
+    assert technician_of(desk, first["id"]) != technician_of(desk, second["id"])
+    # Each write waits until the other one is in flight: one after the other, the first
+    # would give up after the timeout and fail.
+    watched = Watched(desk, threading.Barrier(2, timeout=10))
+    report = desk.daemon.flush()
+    assert report.failed == 0, report.errors
+    assert watched.most_at_once == 2
+    assert desk.session_event(technician_of(desk, first["id"]), first["id"]) is not None
+    assert desk.session_event(technician_of(desk, second["id"]), second["id"]) is not None
+    assert desk.daemon.store.outbox_depth() == 0
+
+
+def test_each_technicians_writes_stay_one_at_a_time_and_in_order(desk: Desk) -> None:
+    booked = [desk.book(monday(hour).isoformat()) for hour in (8, 8, 9, 9, 10, 10, 11, 11)]
+    watched = Watched(desk)
+    report = desk.daemon.flush()
+    assert report.failed == 0, report.errors
+    assert watched.most == {"ana": 1, "bruno": 1}
+    for tech in ("ana", "bruno"):
+        mine = [calendar_uid(b["id"]) for b in booked if technician_of(desk, b["id"]) == tech]
+        assert watched.order[tech] == mine
+    assert desk.daemon.store.outbox_depth() == 0
 
 
 def test_no_show_marks_rescheduled_and_frees_the_time_in_the_calendar(desk: Desk) -> None:
