@@ -44,10 +44,14 @@ GROUP_MAX = 32
 GROUP_CHECK_S = 0.05
 # Each connection's page cache, in KiB (SQLite's default is 2,000). Every thread that
 # touches the store keeps a connection, and its cache fills up to the limit and stays:
-# about twenty of them in a running daemon (web workers, syncs, the outbox, the loop).
-# Reading one technician's 5,000 busy rows takes as long with 1 MiB as with 2 MiB (16-18
-# ms at 50 technicians x 5,000, bench/memory.py --reads); with 512 KiB, 30 % longer.
-CACHE_KIB = 1024
+# some twenty-five of them in a running daemon (web workers, syncs, the outbox and its
+# lanes, the loop), 14 MB more at 1 MiB each after a few thousand bookings. Most only
+# read and write a few rows; the threads that read a technician's busy time in bulk get
+# BULK_CACHE_KIB (see _read_bulk): reading 5,000 busy rows takes as long with 1 MiB as
+# with 2 MiB (16-18 ms at 50 technicians x 5,000, bench/memory.py --reads), and with
+# 512 KiB 30 % longer.
+CACHE_KIB = 256
+BULK_CACHE_KIB = 1024
 
 
 class StoreError(ExpedienteError):
@@ -436,6 +440,19 @@ class StoreBase:
         cursor.row_factory = None
         rows: list[tuple[Any, ...]] = cursor.execute(sql, args).fetchall()
         return rows
+
+    def _read_bulk(
+        self, sql: str, args: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """:meth:`_read_tuples` for the thousands of rows of a busy timeline, on a
+        connection whose page cache is raised to ``BULK_CACHE_KIB`` the first time (only
+        the threads that rebuild timelines keep the larger cache)."""
+        if getattr(self._local, "writing", None) is None and not getattr(
+            self._local, "bulk", False
+        ):
+            self._connection().execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+            self._local.bulk = True
+        return self._read_tuples(sql, args)
 
     def _read_packed(
         self, sql: str, width: int, args: Sequence[Any] | dict[str, Any] = ()

@@ -111,7 +111,7 @@ class BusyPart(StoreBase):
         status in the store, so a rescheduled session frees its time at once.
         """
         lo, hi = span(window)
-        return self._read_tuples(
+        return self._read_bulk(
             f"SELECT b.start_ts, b.end_ts {_CALENDAR_BUSY}",
             {"tech": technician_id, "lo": lo, "hi": hi, "own": None},
         )

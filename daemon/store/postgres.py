@@ -256,6 +256,12 @@ class PostgresBase(StoreBase):
         to avoid."""
         return self._read_tuples(sql, args)
 
+    def _read_bulk(
+        self, sql: str, args: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """:meth:`_read_tuples`: the server keeps the pages, not the connection."""
+        return self._read_tuples(sql, args)
+
     def data_version(self) -> int:
         """Always a new number: PostgreSQL has no cheap "anything committed?" counter that
         every instance sees, so caches re-read the (small) per-technician versions."""

@@ -26,7 +26,7 @@ from daemon.store import (
     StoreError,
     packaged_migrations,
 )
-from daemon.store.base import CACHE_KIB
+from daemon.store.base import BULK_CACHE_KIB, CACHE_KIB
 from daemon.store.postgres import PostgresStore
 from rules.intervals import Interval
 from rules.model import Status
@@ -129,6 +129,29 @@ def test_every_threads_connection_has_a_bounded_page_cache(tmp_path: Path) -> No
         worker.join()
     assert found == [-CACHE_KIB, -CACHE_KIB]
     assert 0 < CACHE_KIB < 2000  # below SQLite's default, or this bounds nothing
+
+
+def test_only_the_threads_reading_busy_time_in_bulk_keep_the_larger_cache(
+    tmp_path: Path,
+) -> None:
+    found: dict[str, int] = {}
+    window = Interval(datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 6, tzinfo=UTC))
+    with open_store(tmp_path / "x.db") as store:
+
+        def size() -> int:
+            return int(store._connection().execute("PRAGMA cache_size").fetchone()[0])
+
+        def rebuild() -> None:
+            store.busy_pairs("ana", window)
+            found["rebuilding thread"] = size()
+
+        store.list_sessions()
+        worker = threading.Thread(target=rebuild)
+        worker.start()
+        worker.join()
+        found["other thread"] = size()
+    assert found == {"rebuilding thread": -BULK_CACHE_KIB, "other thread": -CACHE_KIB}
+    assert CACHE_KIB < BULK_CACHE_KIB
 
 
 def test_sessions_booked_before_the_href_column_keep_working(tmp_path: Path) -> None:
