@@ -169,10 +169,45 @@ class BusyCache:
             and self._in_background(tech, window)
         ):
             return found.timeline
+        if without is None and self._refresher is not None:
+            built = self._on_refresher(tech, window, versions)
+            if built is not None:
+                return built
         try:
             return self._build(tech, window, versions, without)
         finally:
             self._built_one(tech)
+
+    def _on_refresher(
+        self, tech: str, window: Interval, versions: tuple[int, int]
+    ) -> BusyTimeline | None:
+        """The rebuild ``_claim`` gave this thread, done on the refresher while this thread
+        waits (None: the caller builds, the refresher being closed or this very thread).
+
+        Reading thousands of busy rows wants a large page cache on the reading connection
+        (``daemon/store/base.py``); done by every sync and request thread that met a
+        change, each of their connections kept one, megabytes of memory for nothing."""
+        refresher = self._refresher
+        if refresher is None or refresher.is_own_thread():
+            return None
+        done = threading.Event()
+        outcome: list[BusyTimeline | BaseException] = []
+
+        def rebuild() -> None:
+            try:
+                outcome.append(self._build(tech, window, versions, None))
+            except BaseException as error:  # raised again in the waiting thread
+                outcome.append(error)
+            finally:
+                self._built_one(tech)
+                done.set()
+
+        if not refresher.submit(("busy-now", id(self), tech), rebuild):
+            return None
+        done.wait()
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
 
     def _sessions_only(self, tech: str, versions: tuple[int, int], window: Interval) -> bool:
         with self._lock:

@@ -56,6 +56,10 @@ class Refresher:
                 self._thread.start()
         return True
 
+    def is_own_thread(self) -> bool:
+        """Whether the caller is the refresher's thread (which must not wait for itself)."""
+        return self._thread is not None and self._thread is threading.current_thread()
+
     def _drain(self) -> None:
         while True:
             with self._lock:

@@ -422,11 +422,42 @@ def test_a_failed_background_rebuild_leaves_the_view_and_the_next_request_retrie
     assert starts(background.timeline("ana", WINDOW)) == [120.0]
 
 
-def test_without_a_previous_view_a_request_builds_even_with_a_refresher(
+def test_without_a_previous_view_a_request_waits_for_the_build_even_with_a_refresher(
     fake: FakeStore, background: BusyCache, refresher: Refresher
 ) -> None:
     assert starts(background.timeline("ana", WINDOW)) == [0.0]
     assert fake.calendar_reads == 1
+
+
+def test_the_rebuilds_a_caller_waits_for_read_on_the_refresher_thread(
+    fake: FakeStore, background: BusyCache, refresher: Refresher
+) -> None:
+    """A cold build and a sync's fresh rebuild run on the refresher while the caller
+    waits: only its connection reads busy time in bulk (and keeps the large cache)."""
+    readers: list[str] = []
+
+    def loader(tech: str, window: Interval) -> list[tuple[float, float]]:
+        readers.append(threading.current_thread().name)
+        return fake.calendar(tech, window)
+
+    background._calendar_loader = loader
+    assert starts(background.timeline("ana", WINDOW)) == [0.0]
+    fake.change([(120.0, 180.0)])
+    assert starts(background.timelines(["ana"], WINDOW, fresh=True)["ana"]) == [120.0]
+    assert readers == ["test-refresh", "test-refresh"]
+
+
+def test_a_rebuild_that_fails_on_the_refresher_fails_the_caller_waiting_for_it(
+    fake: FakeStore, background: BusyCache, refresher: Refresher
+) -> None:
+    def failing(tech: str, window: Interval) -> list[tuple[float, float]]:
+        raise OSError("disk")
+
+    background._calendar_loader = failing
+    with pytest.raises(OSError, match="disk"):
+        background.timeline("ana", WINDOW)
+    background._calendar_loader = fake.calendar  # nothing was left claimed
+    assert starts(background.timeline("ana", WINDOW)) == [0.0]
 
 
 def test_with_a_refresher_a_booking_is_laid_over_at_once(
