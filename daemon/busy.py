@@ -20,7 +20,8 @@ gives it one) it runs there, and every request, the one that found the change in
 gets the previous timeline meanwhile; without one, the request that finds the change
 first rebuilds, and the others get the previous timeline. Only a request with no previous
 timeline for its window (a cold start, a new day), or one that asks for a ``fresh`` view
-(a booking's retry after a conflict), waits for the rebuild or does it. A stale view can
+(a sync that just landed a change, a booking's retry after a conflict), waits for the
+rebuild, which the refresher does then too (without one, the request does it). A stale view can
 only offer a slot taken a moment ago or hide one freed a moment ago, never cause a double
 booking: the booking insert re-checks inside its own transaction.
 """
@@ -185,8 +186,9 @@ class BusyCache:
         waits (None: the caller builds, the refresher being closed or this very thread).
 
         Reading thousands of busy rows wants a large page cache on the reading connection
-        (``daemon/store/base.py``); done by every sync and request thread that met a
-        change, each of their connections kept one, megabytes of memory for nothing."""
+        (``daemon/store/base.py``). When every sync and request thread that met a change
+        read them itself, each of their connections kept such a cache: megabytes for
+        nothing. On the refresher, one connection does."""
         refresher = self._refresher
         if refresher is None or refresher.is_own_thread():
             return None

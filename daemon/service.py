@@ -180,12 +180,13 @@ class Service:
         )
 
     def refresh_busy(self, technicians: Iterable[str]) -> None:
-        """Rebuild these technicians' busy time now, in the calling thread.
+        """Rebuild these technicians' busy time now; return once it is rebuilt.
 
         Called by a sync that changed their calendars, right after it landed: the sync's
-        thread does the rebuild, instead of the next request finding the change (which
-        would answer from the previous view while the refresher rebuilds). So a request
-        after a sync sees it, and none pays for it.
+        thread waits for the rebuild (done on the refresher when there is one, so that one
+        connection reads busy time in bulk), instead of the next request finding the
+        change and answering from the previous view meanwhile. So a request after a sync
+        sees it, and none pays for it.
         """
         self.cache.timelines(list(technicians), self.cache_window(self.clock.now()), fresh=True)
 

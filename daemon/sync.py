@@ -179,9 +179,9 @@ class Syncer:
         return report
 
     def _refresh(self, technician: str) -> None:
-        """The technician's busy time rebuilt here, off the request threads; what has
-        landed stays landed if the rebuild cannot read the store (the next request
-        rebuilds then)."""
+        """The technician's busy time rebuilt before this sync ends, off the request
+        threads (on the refresher, while this thread waits); what has landed stays
+        landed if the rebuild cannot read the store (the next request rebuilds then)."""
         try:
             self.service.refresh_busy([technician])
         except StoreError as error:
