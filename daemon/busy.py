@@ -13,7 +13,8 @@ two parts that change at very different rates, and each technician's change alon
 
 Both versions are kept by triggers in the store (migration 0004), so every writer moves
 them, the CLI in another process too. They are re-read (one small query) only when the
-store's ``data_version`` moved, which it does on any commit by any connection.
+store's ``data_version`` moved, which it does on any commit by any connection but one that
+only noted a sync that found nothing new (see ``StoreBase._write``).
 
 A rebuild happens once per change. With a :class:`daemon.refresh.Refresher` (the daemon
 gives it one) it runs there, and every request, the one that found the change included,

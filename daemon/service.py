@@ -107,9 +107,11 @@ _FOREVER = datetime.max.replace(tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class _Stale:
-    """Who was stale at ``since``, true until ``until`` while the store is at ``version``."""
+    """Who was stale at ``since``, true until ``until`` while the store is at ``version``
+    (and, while anyone is stale, at ``quiet``)."""
 
     version: int
+    quiet: int
     since: datetime
     until: datetime
     technicians: frozenset[str]
@@ -209,11 +211,20 @@ class Service:
 
         Asked on every availability request, so the answer is kept while it holds: until
         the store changes (a sync landing is a commit) or the next instant a calendar that
-        is fresh now turns stale, whichever comes first.
+        is fresh now turns stale, whichever comes first. A sync that found nothing new
+        only moves the store's quiet version: it can make a stale calendar fresh, so it
+        counts while anyone is stale; otherwise it only makes a calendar fresh for longer,
+        and the answer kept is still right until its ``until`` (then read again).
         """
         version = self.store.data_version()
+        quiet = self.store.quiet_version()
         known = self._stale
-        if known is not None and known.version == version and known.since <= now <= known.until:
+        if (
+            known is not None
+            and known.version == version
+            and (known.quiet == quiet or not known.technicians)
+            and known.since <= now <= known.until
+        ):
             return set(known.technicians)
         after = self.config.sync.stale_after
         limit = now - after
@@ -223,7 +234,7 @@ class Service:
             (ok_at + after for _, ok_at in synced if ok_at is not None and ok_at >= limit),
             default=_FOREVER,
         )
-        self._stale = _Stale(version, now, until, stale)
+        self._stale = _Stale(version, quiet, now, until, stale)
         return set(stale)
 
     def eligible(self, now: datetime) -> set[str]:

@@ -161,9 +161,20 @@ class Syncer:
         now = self.service.clock.now()
         # The adapter has logged result.problems, each naming its calendar and UID.
         try:
-            store.apply_sync(
-                calendar_id, result.changes, full=result.full, state=result.state, now=now
+            # Nothing new (most syncs): only the time is noted, quietly, so the caches of
+            # busy time and slots are not sent to re-read what has not changed.
+            quiet = (
+                not result.full
+                and not result.changes
+                and state is not None
+                and store.record_sync_unchanged(
+                    calendar_id, since=state, state=result.state, now=now
+                )
             )
+            if not quiet:
+                store.apply_sync(
+                    calendar_id, result.changes, full=result.full, state=result.state, now=now
+                )
         except ValueError as error:  # data the store refuses (a naive time): keep the old
             return self._failed(calendar_id, error)
         self.metrics.inc("expediente_syncs_total", calendar=calendar_id, outcome="ok")

@@ -178,6 +178,27 @@ class CalendarsPart(StoreBase):
                 (state, ts(now), ts(now), calendar_id),
             )
 
+    def record_sync_unchanged(
+        self, calendar_id: str, *, since: str, state: str | None, now: datetime
+    ) -> bool:
+        """Note a good incremental sync from ``since`` that found no change: its new
+        ``state`` and ``now`` as the last good sync, in a quiet write (see
+        :meth:`StoreBase._write`). Nothing that caches of busy time and slots depend on
+        has changed, so they are not sent to re-read it.
+
+        Returns False, having written nothing, when the calendar is not as the sync
+        found it (its sync state is no longer ``since``, or a failure is on record): the
+        caller stores the sync with :meth:`apply_sync` then, which clears the failure.
+        """
+        with self._write(quiet=True) as db:
+            updated = db.execute(
+                "UPDATE calendars SET sync_state = ?, last_sync_ok_at = ?, last_attempt_at = ? "
+                "WHERE id = ? AND sync_state = ? AND last_error IS NULL "
+                "AND consecutive_failures = 0",
+                (state, ts(now), ts(now), calendar_id, since),
+            ).rowcount
+        return updated == 1
+
     def record_sync_failure(self, calendar_id: str, error: str, now: datetime) -> None:
         """Note a failed sync; the cached busy data and sync state stay as they were (the
         age of ``last_sync_ok_at`` tells how much to trust them)."""

@@ -218,8 +218,9 @@ class PostgresBase(StoreBase):
             raise StoreUnavailable(f"the database {self.path} is unavailable: {error}") from None
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """One transaction, after every earlier writer of every instance (see the module)."""
+    def _write(self, *, quiet: bool = False) -> Iterator[Connection]:
+        """One transaction, after every earlier writer of every instance (see the module).
+        ``quiet`` changes nothing here: :meth:`data_version` moves on every call anyway."""
         if getattr(self._local, "write", None) is not None:
             raise StoreError(f"a write to {self.path} began inside another one")
         with self._connected() as db, db.transaction():
@@ -265,6 +266,10 @@ class PostgresBase(StoreBase):
     def data_version(self) -> int:
         """Always a new number: PostgreSQL has no cheap "anything committed?" counter that
         every instance sees, so caches re-read the (small) per-technician versions."""
+        return next(self._versions)
+
+    def quiet_version(self) -> int:
+        """As :meth:`data_version`, always new."""
         return next(self._versions)
 
     def close(self) -> None:

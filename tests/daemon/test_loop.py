@@ -329,6 +329,54 @@ def test_a_failed_check_of_an_unlisted_event_is_not_taken_for_a_deletion(tmp_pat
         desk.daemon.shutdown()
 
 
+def test_a_sync_that_finds_nothing_new_leaves_the_caches_alone(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Most syncs find nothing new. They note the time, which staleness is decided by, but
+    give the busy-time and slot caches nothing to re-read: with 50 calendars syncing every
+    2 s, every other request re-read the store, the syncs' CPU and its own, for nothing."""
+    service, store = desk.daemon.service, desk.daemon.store
+    service.eligible(desk.clock.now())
+    service.timelines(desk.clock.now())
+    reads: list[str] = []
+    for name in ("last_syncs", "technician_versions", "busy_pairs", "session_pairs"):
+        monkeypatch.setattr(store, name, _counted(reads, name, getattr(store, name)))
+    desk.clock.advance(timedelta(minutes=1))
+    reports = desk.daemon.sync_all()
+    assert reports and all(r.ok and not r.changes and not r.full for r in reports)
+    assert all(c.last_sync_ok_at == desk.clock.now() for c in store.calendars())
+    service.eligible(desk.clock.now())
+    service.timelines(desk.clock.now())
+    assert reads == []
+    # A sync that brings a change is seen by the next request, as before.
+    desk.calendar("ana").put_raw(
+        "private.ics", private_event("p1", "20261130T140000Z", "20261130T150000Z")
+    )
+    desk.daemon.sync_all()
+    busy = service.timelines(desk.clock.now())["ana"]
+    assert not busy.is_free(monday(11), monday(11, 30))
+
+
+def test_a_stale_calendar_is_fresh_again_after_a_sync_that_found_nothing_new(
+    desk: Desk,
+) -> None:
+    everyone = {t.id for t in desk.daemon.config.technicians}
+    assert desk.daemon.service.eligible(desk.clock.now()) == everyone
+    desk.clock.set(monday(7, 6))  # stale_after: 5 minutes
+    assert desk.daemon.service.eligible(desk.clock.now()) == set()
+    reports = desk.daemon.sync_all()
+    assert reports and all(r.ok and not r.changes and not r.full for r in reports)
+    assert desk.daemon.service.eligible(desk.clock.now()) == everyone
+
+
+def _counted(reads: list[str], name: str, read: Any) -> Any:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        reads.append(name)
+        return read(*args, **kwargs)
+
+    return counted
+
+
 def test_a_failed_fetch_is_never_taken_for_a_deletion(desk: Desk) -> None:
     session = desk.book(monday(9).isoformat())
     tech = technician_of(desk, session["id"])

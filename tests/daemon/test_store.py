@@ -344,6 +344,67 @@ def test_a_failed_sync_keeps_the_last_good_data(store: Store) -> None:
     assert store.busy_intervals("ana", WINDOW) == [block(0, 60)]  # an empty delta drops nothing
 
 
+def test_a_sync_that_found_nothing_new_notes_only_its_time(store: Store) -> None:
+    store.apply_sync(
+        BUSY,
+        [ObjectChange("a.ics", "a", "e", blocks=(block(0, 60),))],
+        full=True,
+        state="t1",
+        now=NOW,
+    )
+    later = NOW + timedelta(minutes=1)
+    assert store.record_sync_unchanged(BUSY, since="t1", state="t2", now=later)
+    state = store.calendar(BUSY)
+    assert state is not None
+    assert (state.last_sync_ok_at, state.last_attempt_at, state.sync_state) == (later, later, "t2")
+    assert store.busy_intervals("ana", WINDOW) == [block(0, 60)]
+    # Not as the sync found it: nothing is written, the caller stores the sync whole.
+    assert not store.record_sync_unchanged(
+        BUSY, since="t1", state="t3", now=later + timedelta(minutes=1)
+    )
+    store.record_sync_failure(BUSY, "timed out", later + timedelta(minutes=2))
+    assert not store.record_sync_unchanged(
+        BUSY, since="t2", state="t3", now=later + timedelta(minutes=3)
+    )
+    state = store.calendar(BUSY)
+    assert state is not None
+    assert (state.last_sync_ok_at, state.last_error, state.sync_state) == (
+        later, "timed out", "t2",
+    )  # fmt: skip
+
+
+def test_a_quiet_write_moves_the_quiet_version_not_the_data_version(tmp_path: Path) -> None:
+    """What caches of busy time and slots compare stays put for a sync that found nothing
+    new; what staleness depends on moves; any other write in the same commit moves both."""
+    with open_store(tmp_path / "q.db") as store:
+        store.OUTSIDE_POLL_S = 3600.0  # this process's commits only
+        store.apply_sync(BUSY, [], full=True, state="t1", now=NOW)
+        data, quiet = store.data_version(), store.quiet_version()
+        assert store.record_sync_unchanged(
+            BUSY, since="t1", state="t1", now=NOW + timedelta(minutes=1)
+        )
+        assert store.data_version() == data and store.quiet_version() != quiet
+        quiet = store.quiet_version()
+        store.apply_sync(BUSY, [], full=False, state="t2", now=NOW + timedelta(minutes=2))
+        assert store.data_version() != data and store.quiet_version() == quiet
+        # A commit shared with another writer (group commit) is only as quiet as both:
+        # here the quiet one, queued behind the other, commits for both.
+        data = store.data_version()
+        quiet_one = threading.Thread(
+            target=store.record_sync_unchanged,
+            args=(BUSY,),
+            kwargs={"since": "t2", "state": "t2", "now": NOW + timedelta(minutes=3)},
+        )
+        with store._write() as db:
+            db.execute("UPDATE technicians SET name = 'Ana Maria' WHERE id = 'ana'")
+            quiet_one.start()
+            while store._file.queued == 0:  # it waits for the lock: it joins this group
+                threading.Event().wait(0.001)
+        quiet_one.join()
+        assert store.data_version() != data
+        assert store.calendar(BUSY).last_sync_ok_at == NOW + timedelta(minutes=3)  # type: ignore[union-attr]
+
+
 def test_busy_blocks_are_rounded_outwards_to_whole_seconds(store: Store) -> None:
     half = timedelta(milliseconds=500)
     store.apply_sync(

@@ -164,7 +164,8 @@ class DeskPages(DeskAuthPages):
     def _etag(self, query: DayQuery, visit: Visit, staff: Staff) -> str:
         minute = self.now().replace(second=0, microsecond=0).isoformat()
         parts = (
-            self.service.store.data_version(), query.day, query.text, visit.language, minute,
+            self.service.store.data_version(), self.service.store.quiet_version(), query.day,
+            query.text, visit.language, minute,
             staff.name, visit.csrf_cookie,
         )  # fmt: skip
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
