@@ -57,6 +57,8 @@ class _Combined:
     versions: tuple[int, int]
     window: Interval
     timeline: BusyTimeline
+    base: BusyTimeline  # the calendar timeline it was laid over
+    sessions: Sequence[tuple[float, float]]  # what was laid over it
 
     def serves(self, versions: tuple[int, int], window: Interval) -> bool:
         # Versions only grow: a timeline built at newer versions than a request read (a
@@ -291,16 +293,41 @@ class BusyCache:
         self, tech: str, window: Interval, versions: tuple[int, int], without: str | None
     ) -> BusyTimeline:
         """Rebuild what moved: the calendar timeline if its version did (or the window
-        grew), then the sessions laid over it. Called by one thread per technician."""
+        grew), then the sessions laid over it. Called by one thread per technician.
+
+        A rebuild that finds the busy time as it was hands out the previous objects
+        again: the slot cache names busy time by identity, so the answers built on them
+        still hold. Many changes move nothing: a booking's own event coming back from the
+        technician's calendar (its session already counts), an event edited in its title.
+        """
         with self._lock:
             calendar = self._calendar.get(tech)
+            previous = self._combined.get(tech)
         if calendar is None or not self._current(calendar, versions, window):
-            pairs = self._calendar_loader(tech, window)
-            calendar = _Calendar(versions[0], window, BusyTimeline.from_timestamps(pairs))
+            built = BusyTimeline.from_timestamps(self._calendar_loader(tech, window))
+            if (
+                calendar is not None
+                and calendar.window == window
+                and calendar.timeline.same_as(built)
+            ):
+                built = calendar.timeline
+            calendar = _Calendar(versions[0], window, built)
             with self._lock:
                 self._calendar[tech] = calendar
-        timeline = calendar.timeline.with_pairs(self._session_loader(tech, window, without))
-        if without is None:
-            with self._lock:
-                self._combined[tech] = _Combined(versions, window, timeline)
+        sessions = self._session_loader(tech, window, without)
+        if without is not None:
+            return calendar.timeline.with_pairs(sessions)
+        if (
+            previous is not None
+            and previous.window == window
+            and previous.base is calendar.timeline
+            and previous.sessions == sessions
+        ):
+            timeline = previous.timeline
+        else:
+            timeline = calendar.timeline.with_pairs(sessions)
+        with self._lock:
+            self._combined[tech] = _Combined(
+                versions, window, timeline, calendar.timeline, sessions
+            )
         return timeline

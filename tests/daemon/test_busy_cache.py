@@ -102,6 +102,44 @@ def test_a_calendar_change_rebuilds_that_technician_only(desk: Desk) -> None:
     assert reads.calendar == reads.sessions == ["ana"]
 
 
+def test_a_change_that_moves_no_busy_time_keeps_the_timeline_and_the_slots_answers(
+    desk: Desk,
+) -> None:
+    """A booking's own event coming back from the calendar, or an event edited in its
+    title, is re-read, but leaves the busy time as it was: the same timeline object is
+    handed out again, so the slot answers cached on it (named by identity) still hold
+    and are not computed again."""
+    ana = next(c for c in desk.config.calendars if c.technician == "ana")
+    block = Interval(monday(11), monday(11, 30))
+
+    def store(etag: str, *blocks: Interval) -> None:
+        change = ObjectChange(href="x.ics", uid="x", etag=etag, blocks=blocks)
+        desk.store.apply_sync(ana.id, [change], full=False, state=None, now=monday(7))
+
+    computed: list[str] = []
+
+    def render(policy: Any, type_name: str, slots: Any) -> bytes:
+        computed.append(type_name)
+        return repr(slots).encode()
+
+    def answer() -> bytes:
+        return desk.service.rendered_slots("standard", monday(0).date(), monday(0).date(), render)
+
+    store('"1"', block)
+    before = desk.service.timelines(desk.clock.now())["ana"]
+    first = answer()
+    reads = Reads(desk)
+    store('"2"', block)  # the same time, another ETag
+    assert desk.service.timelines(desk.clock.now())["ana"] is before
+    assert reads.calendar == ["ana"], "re-read all the same"
+    assert answer() == first and computed == ["standard"], "not computed again"
+    store('"3"', Interval(monday(14), monday(14, 30)))  # another time: a new timeline
+    after = desk.service.timelines(desk.clock.now())["ana"]
+    assert after is not before
+    assert after.is_free(monday(11), monday(11, 30))
+    assert not after.is_free(monday(14), monday(14, 30))
+
+
 def test_a_booking_re_reads_its_technicians_sessions_only(desk: Desk) -> None:
     reads = Reads(desk)
     assert free_at(desk, 9) == 2
