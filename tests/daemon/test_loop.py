@@ -22,6 +22,7 @@ from daemon.config import CalendarConfig, load_config
 from daemon.events import calendar_uid
 from daemon.loop import OUTBOX_EVERY, Daemon
 from daemon.store import AUDIT_TEXT_MAX
+from daemon.sync import NOTE_EVERY
 from daemon.systemd import Notifier
 from rules.lifecycle import CancelReason
 from rules.model import Status
@@ -367,6 +368,28 @@ def test_a_stale_calendar_is_fresh_again_after_a_sync_that_found_nothing_new(
     reports = desk.daemon.sync_all()
     assert reports and all(r.ok and not r.changes and not r.full for r in reports)
     assert desk.daemon.service.eligible(desk.clock.now()) == everyone
+
+
+def test_an_idle_sync_is_noted_now_and_then_and_no_calendar_goes_stale(desk: Desk) -> None:
+    """A sync that finds nothing new writes nothing while the last one noted is recent
+    (idle syncs were most of the daemon's commits), yet no calendar that keeps syncing is
+    ever taken for stale."""
+    store, sync = desk.daemon.store, desk.daemon.config.sync
+    everyone = {t.id for t in desk.daemon.config.technicians}
+    noted = {c.id: c.last_sync_ok_at for c in store.calendars()}
+    versions = (store.data_version(), store.quiet_version())
+    desk.clock.advance(NOTE_EVERY / 2)
+    reports = desk.daemon.sync_all()
+    assert reports and all(r.ok and not r.changes for r in reports)
+    assert {c.id: c.last_sync_ok_at for c in store.calendars()} == noted
+    assert (store.data_version(), store.quiet_version()) == versions
+    desk.clock.advance(NOTE_EVERY / 2)
+    desk.daemon.sync_all()
+    assert all(c.last_sync_ok_at == desk.clock.now() for c in store.calendars())
+    for _ in range(3 * int(sync.stale_after / sync.interval)):
+        desk.clock.advance(sync.interval)
+        desk.daemon.sync_all()
+        assert desk.daemon.service.eligible(desk.clock.now()) == everyone
 
 
 def _counted(reads: list[str], name: str, read: Any) -> Any:
