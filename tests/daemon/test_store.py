@@ -321,7 +321,8 @@ def test_a_sync_is_stored_whole_or_not_at_all(store: Store) -> None:
         store.apply_sync("nobody:busy:1", [], full=True, state="x", now=NOW)
 
 
-def test_a_failed_sync_keeps_the_last_good_data(store: Store) -> None:
+def _synced_once(store: Store) -> None:
+    """BUSY holds one event, 0-60 min, after a full sync at NOW that left state "t1"."""
     store.apply_sync(
         BUSY,
         [ObjectChange("a.ics", "a", "e", blocks=(block(0, 60),))],
@@ -329,6 +330,10 @@ def test_a_failed_sync_keeps_the_last_good_data(store: Store) -> None:
         state="t1",
         now=NOW,
     )
+
+
+def test_a_failed_sync_keeps_the_last_good_data(store: Store) -> None:
+    _synced_once(store)
     later = NOW + timedelta(minutes=5)
     store.record_sync_failure(BUSY, "connection refused", later)
     store.record_sync_failure(BUSY, "timed out", later + timedelta(minutes=1))
@@ -345,13 +350,7 @@ def test_a_failed_sync_keeps_the_last_good_data(store: Store) -> None:
 
 
 def test_a_sync_that_found_nothing_new_notes_only_its_time(store: Store) -> None:
-    store.apply_sync(
-        BUSY,
-        [ObjectChange("a.ics", "a", "e", blocks=(block(0, 60),))],
-        full=True,
-        state="t1",
-        now=NOW,
-    )
+    _synced_once(store)
     later = NOW + timedelta(minutes=1)
     assert store.record_sync_unchanged(BUSY, since="t1", state="t2", now=later)
     state = store.calendar(BUSY)
