@@ -156,8 +156,8 @@ class _Group:
 
 class _File:
     """What every handle on one database file shares in this process: the writers' queue,
-    the transaction a burst of them shares, and a count of the commits made (those that
-    only recorded syncs that found nothing new apart)."""
+    the transaction a burst of them shares, and counts of the commits made: those of
+    quiet writes alone (see :meth:`StoreBase._write`) apart from the others."""
 
     def __init__(self) -> None:
         self.write_lock = threading.Lock()

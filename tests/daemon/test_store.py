@@ -397,8 +397,12 @@ def test_a_quiet_write_moves_the_quiet_version_not_the_data_version(tmp_path: Pa
         with store._write() as db:
             db.execute("UPDATE technicians SET name = 'Ana Maria' WHERE id = 'ana'")
             quiet_one.start()
-            while store._file.queued == 0:  # it waits for the lock: it joins this group
-                threading.Event().wait(0.001)
+            waited = threading.Event()
+            for _ in range(30_000):  # it waits for the lock: it joins this group
+                if store._file.queued:
+                    break
+                waited.wait(0.001)
+            assert store._file.queued, "the quiet writer never queued for the lock"
         quiet_one.join()
         assert store.data_version() != data
         assert store.calendar(BUSY).last_sync_ok_at == NOW + timedelta(minutes=3)  # type: ignore[union-attr]
