@@ -105,7 +105,7 @@ class BusyTimeline:
     every comparison, which dominated slot listing.
     """
 
-    __slots__ = ("_ends", "_starts")
+    __slots__ = ("_ends", "_masks", "_starts")
 
     def __init__(self, intervals: Iterable[Interval] = ()) -> None:
         self._merge((i.start.timestamp(), i.end.timestamp()) for i in intervals)
@@ -119,6 +119,7 @@ class BusyTimeline:
         return timeline
 
     def _merge(self, raw: Iterable[tuple[float, float]]) -> None:
+        self._masks: dict[bytes, bytes] = {}
         # Built from C-level iterators (sorted, accumulate, map, compress) rather than a
         # Python loop: a cold start builds 20 technicians x 2,000 intervals at once.
         pairs = sorted(raw)
@@ -175,6 +176,7 @@ class BusyTimeline:
         out_ends.extend(ends[done:])
         timeline = BusyTimeline.__new__(BusyTimeline)
         timeline._starts, timeline._ends = out_starts, out_ends
+        timeline._masks = {}
         return timeline
 
     def same_as(self, other: BusyTimeline) -> bool:
@@ -218,6 +220,24 @@ class BusyTimeline:
             mask.append(index >= count or starts[index] >= end)
         return mask
 
+    def free_mask_kept(self, queries: Sequence[tuple[float, float]], key: bytes) -> bytes:
+        """:meth:`free_mask` as bytes (1 free, 0 busy), kept on the timeline for ``key``,
+        which names ``queries`` exactly (see :func:`query_key`).
+
+        After a booking or a calendar change only one technician's timeline is new; the
+        others are the same objects, so the slot answer computed again asks only the new
+        one (at 50 technicians, most of that computation). A timeline never changes, so
+        an answer kept is never wrong; the few query sets asked (types, ranges, and the
+        notice moving the first start) are kept, and all dropped when more are asked.
+        """
+        found = self._masks.get(key)
+        if found is None:
+            found = bytes(self.free_mask(queries))
+            if len(self._masks) >= MASKS_KEPT:
+                self._masks.clear()  # one C call: safe against another thread's insert
+            self._masks[key] = found
+        return found
+
     def conflicts(self, start: datetime, end: datetime) -> list[Interval]:
         """The busy intervals overlapping ``[start, end)``, in order."""
         lo, hi = start.timestamp(), end.timestamp()
@@ -227,6 +247,15 @@ class BusyTimeline:
             found.append(Interval(_instant(self._starts[index]), _instant(self._ends[index])))
             index += 1
         return found
+
+
+MASKS_KEPT = 16  # query sets each timeline keeps the answer to
+
+
+def query_key(queries: Sequence[tuple[float, float]]) -> bytes:
+    """A key naming ``queries`` exactly, for :meth:`BusyTimeline.free_mask_kept`: bytes
+    hash once and compare as memory, where a tuple of tuples rehashes every pair."""
+    return array("d", [t for pair in queries for t in pair]).tobytes()
 
 
 def _instant(timestamp: float) -> datetime:

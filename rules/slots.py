@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import compress
 
 from rules.hours import DayHours, day_hours, days, local_date, windows
-from rules.intervals import BusyTimeline, Interval, require_aware
+from rules.intervals import BusyTimeline, Interval, query_key, require_aware
 from rules.model import Code, Policy, SessionType, Violation
 
 
@@ -197,20 +198,27 @@ def free_slots(
     after = (session_type.duration + policy.buffer).total_seconds()
     queries = [(start.timestamp() - before, start.timestamp() + after) for start in starts]
     # The same question free_technicians() asks, answered for all candidates per technician
-    # in one pass (BusyTimeline.free_mask agrees with is_free_at; property-tested).
-    masks = []
+    # in one pass (BusyTimeline.free_mask agrees with is_free_at; property-tested), and
+    # kept on the timeline: a timeline that did not change answers from what it kept.
+    key = query_key(queries)
+    everyone_free = b"\x01" * len(queries)
+    ids: list[str] = []
+    masks: list[bytes] = []
     for tech in policy.technicians:
         if eligible is not None and tech.id not in eligible:
             continue
         timeline = busy.get(tech.id)
-        masks.append((tech.id, timeline.free_mask(queries) if timeline else None))
+        ids.append(tech.id)
+        masks.append(timeline.free_mask_kept(queries, key) if timeline else everyone_free)
     slots: list[Slot] = []
     tz = policy.timezone
-    for n, start in enumerate(starts):
-        free = tuple(tech for tech, mask in masks if mask is None or mask[n])
+    duration = session_type.duration
+    # zip(*masks) turns the masks into one row per candidate (none when no technician is
+    # eligible); compress picks its free technicians, both in C.
+    for start, row in zip(starts, zip(*masks, strict=True), strict=False):
+        free = tuple(compress(ids, row))
         if free:
-            end = start + session_type.duration
-            slots.append(Slot(start.astimezone(tz), end.astimezone(tz), free))
+            slots.append(Slot(start.astimezone(tz), (start + duration).astimezone(tz), free))
     return slots
 
 

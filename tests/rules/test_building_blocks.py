@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import example, given
@@ -14,7 +15,8 @@ from rules.durations import DurationError, format_duration, parse_duration
 from rules.intervals import BusyTimeline, Interval, NaiveDatetimeError, merge
 from rules.lifecycle import TRANSITIONS, Event, IllegalTransition, check_in, transition
 from rules.model import Code, Status, TimeRange, Violation, remote_tool
-from tests.rules.factories import at, seed_policy
+from rules.slots import free_slots
+from tests.rules.factories import SAO_PAULO, at, seed_policy
 
 
 @pytest.mark.parametrize(
@@ -87,6 +89,49 @@ def test_timeline_agrees_with_brute_force(
     query = Interval(base + timedelta(minutes=start), base + timedelta(minutes=start + length))
     expected = not any(query.overlaps(i) for i in intervals)
     assert BusyTimeline(intervals).is_free(query.start, query.end) == expected
+
+
+def test_slot_answers_ask_only_timelines_that_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a booking only its technician's timeline is new: the others answer from what
+    they kept, so the slots are computed again at the cost of one technician."""
+    policy = seed_policy(technicians=3)
+    now = datetime(2026, 11, 30, 8, tzinfo=UTC)
+    first, last = date(2026, 12, 1), date(2026, 12, 4)
+    busy = {
+        "t0": BusyTimeline([Interval(utc(12), utc(13))]),
+        "t1": BusyTimeline([Interval(utc(14), utc(16))]),
+        "t2": BusyTimeline(),
+    }
+    before = free_slots(policy, "standard", first, last, now, busy)
+    asked: list[BusyTimeline] = []
+    real = BusyTimeline.free_mask
+
+    def counting(self: BusyTimeline, queries: Sequence[tuple[float, float]]) -> list[bool]:
+        asked.append(self)
+        return real(self, queries)
+
+    monkeypatch.setattr(BusyTimeline, "free_mask", counting)
+    assert free_slots(policy, "standard", first, last, now, busy) == before
+    assert asked == []
+    booked = Interval(
+        datetime(2026, 12, 2, 10, tzinfo=SAO_PAULO), datetime(2026, 12, 2, 10, 30, tzinfo=SAO_PAULO)
+    )
+    busy["t2"] = busy["t2"].with_pairs([(booked.start.timestamp(), booked.end.timestamp())])
+    after = free_slots(policy, "standard", first, last, now, busy)
+    assert asked == [busy["t2"]]
+    taken = {s.start: s.technicians for s in after}
+    assert all(
+        "t2" not in taken.get(s.start, ())
+        for s in before
+        if booked.overlaps(Interval(s.start, s.end))
+    )
+    assert any("t2" in s.technicians and booked.overlaps(Interval(s.start, s.end)) for s in before)
+    # Another question (a later clock moves the first start) is asked anew, and right.
+    later = now + timedelta(days=2)
+    asked.clear()
+    moved = free_slots(policy, "standard", first, last, later, busy)
+    assert len(asked) == 3
+    assert all(s.start >= later for s in moved)
 
 
 @given(

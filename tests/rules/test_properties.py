@@ -130,3 +130,18 @@ def test_cleaned_client_text_is_all_shown_and_stays_put(name: str, text: str) ->
     kept = "\n\t" if name == "description" else ""
     assert all(shown(c) or c in kept for c in cleaned)
     assert clean_text(name, cleaned) == cleaned
+
+
+@given(
+    st.lists(st.tuples(policies, type_names, nows), min_size=1, max_size=24),
+    busy_map,
+)
+def test_timelines_asked_again_answer_as_new_ones(
+    asks: list[tuple[Policy, str, datetime]], busy: Busy
+) -> None:
+    """The same timeline objects, asked one question after another (answers kept on them,
+    more query sets than they keep), give the slots that fresh timelines give."""
+    kept = {k: BusyTimeline(v) for k, v in busy.items()}
+    for policy, type_name, now in asks:
+        again = free_slots(policy, type_name, FIRST, LAST, now, kept)
+        assert again == list(offered(policy, type_name, now, busy).values())
