@@ -297,8 +297,9 @@ class BusyCache:
 
         A rebuild that finds the busy time as it was hands out the previous objects
         again: the slot cache names busy time by identity, so the answers built on them
-        still hold. Many changes move nothing: a booking's own event coming back from the
-        technician's calendar (its session already counts), an event edited in its title.
+        still hold. Many changes move nothing: an event edited in its title, moved and
+        moved back. (A booking's own event coming back from the technician's calendar
+        does not even move the version: store migration 0008.)
         """
         with self._lock:
             calendar = self._calendar.get(tech)

@@ -340,8 +340,12 @@ def test_a_sync_that_finds_nothing_new_leaves_the_caches_alone(
     service.eligible(desk.clock.now())
     service.timelines(desk.clock.now())
     reads: list[str] = []
-    for name in ("last_syncs", "technician_versions", "busy_pairs", "session_pairs"):
-        monkeypatch.setattr(store, name, _counted(reads, name, getattr(store, name)))
+    monkeypatch.setattr(store, "last_syncs", _counted(reads, "last_syncs", store.last_syncs))
+    # The busy cache holds the store's readers it was given.
+    for name in ("_versions", "_calendar_loader", "_session_loader"):
+        monkeypatch.setattr(
+            service.cache, name, _counted(reads, name, getattr(service.cache, name))
+        )
     desk.clock.advance(timedelta(minutes=1))
     reports = desk.daemon.sync_all()
     assert reports and all(r.ok and not r.changes and not r.full for r in reports)
@@ -390,6 +394,39 @@ def test_an_idle_sync_is_noted_now_and_then_and_no_calendar_goes_stale(desk: Des
         desk.clock.advance(sync.interval)
         desk.daemon.sync_all()
         assert desk.daemon.service.eligible(desk.clock.now()) == everyone
+
+
+def test_a_bookings_own_event_coming_back_reads_no_busy_time_again(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync after the outbox wrote a session brings its event back. It repeats the
+    session, so the technician's calendar busy time is not read again for it (5,000 rows
+    at the benchmark's scale, after every booking); the session still blocks its time."""
+    service = desk.daemon.service
+    session = desk.book(monday(9).isoformat())
+    tech = technician_of(desk, session["id"])
+    desk.daemon.flush()
+    assert desk.session_event(tech, session["id"]) is not None
+    service.timelines(desk.clock.now())
+    reads: list[str] = []
+    cache = service.cache
+    monkeypatch.setattr(
+        cache, "_calendar_loader", _counted(reads, "busy_pairs", cache._calendar_loader)
+    )
+    reports = desk.daemon.sync_all()
+    assert any(r.changes for r in reports)  # the event came back
+    busy = service.timelines(desk.clock.now())[tech]
+    assert reads == []
+    assert not busy.is_free(monday(9), monday(9, 30))
+    # The technician drags it elsewhere: that is busy time to read.
+    event = desk.calendar(tech).get_raw(f"expediente-{session['id']}.ics")
+    assert event is not None
+    moved = event.replace(b"T120000Z", b"T170000Z").replace(b"T123000Z", b"T173000Z")
+    assert moved != event
+    desk.calendar(tech).put_raw(f"expediente-{session['id']}.ics", moved)
+    desk.daemon.sync_all()
+    service.timelines(desk.clock.now())
+    assert "busy_pairs" in reads
 
 
 def _counted(reads: list[str], name: str, read: Any) -> Any:

@@ -8,6 +8,7 @@ is a wasted rebuild.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -209,3 +210,46 @@ def test_writes_by_another_program_move_them_too(path: str | Path, reader: Store
             )
 
     assert moved(reader, insert_block) == {("ana", "calendar")}
+
+
+def test_our_own_event_where_it_repeats_its_session_moves_nothing(
+    reader: Store, writer: Store
+) -> None:
+    """A booking's event comes back in the next sync; it adds no busy time (the session
+    counts by itself), so no timeline is read again for it. Where it says something the
+    session does not (another time), it moves the calendar version as any event does."""
+    session = book(writer, "ana")
+    assert moved(reader, lambda: sync(writer, ANA_SESSIONS, own_event(session))) == set()
+    edited = dataclasses.replace(own_event(session), etag='"e2"')  # a new title, say
+    assert moved(reader, lambda: sync(writer, ANA_SESSIONS, edited)) == set()
+    shifted = own_event(session, timedelta(hours=1))  # the technician dragged it
+    assert moved(reader, lambda: sync(writer, ANA_SESSIONS, shifted)) == {("ana", "calendar")}
+    back = own_event(session)
+    assert moved(reader, lambda: sync(writer, ANA_SESSIONS, back)) == {("ana", "calendar")}
+    gone = ObjectChange("own.ics", None, None, deleted=True)
+    assert moved(reader, lambda: sync(writer, ANA_SESSIONS, gone)) == set()
+    # A full resync drops and stores it again: still nothing.
+    sync(writer, ANA_SESSIONS, own_event(session))
+    assert moved(reader, lambda: sync(writer, ANA_SESSIONS, own_event(session), full=True)) == set()
+    # Once the session is cancelled its event is free time wherever it lies.
+    writer.transition(session.id, Status.CANCELLED, now=NOW, actor="admin")
+    assert moved(reader, lambda: sync(writer, ANA_SESSIONS, shifted)) == set()
+    # Another object in the same sync still moves it.
+    other = ObjectChange("x.ics", "x", '"1"', blocks=(block(300),))
+    assert moved(reader, lambda: sync(writer, ANA_SESSIONS, back, other)) == {("ana", "calendar")}
+
+
+def test_busy_time_read_again_after_own_events_is_what_was_cached(
+    reader: Store, writer: Store
+) -> None:
+    """What the versions promise: while they stand still, busy_pairs reads the same."""
+    window = Interval(START - timedelta(days=1), START + timedelta(days=2))
+    sync(writer, ANA_SESSIONS, ObjectChange("x.ics", "x", '"1"', blocks=(block(300),)))
+    session = book(writer, "ana")
+    before, pairs = reader.technician_versions()["ana"], sorted(reader.busy_pairs("ana", window))
+    sync(writer, ANA_SESSIONS, own_event(session))
+    assert reader.technician_versions()["ana"] == before
+    assert sorted(reader.busy_pairs("ana", window)) == pairs
+    sync(writer, ANA_SESSIONS, own_event(session, timedelta(hours=1)))
+    assert reader.technician_versions()["ana"] != before
+    assert sorted(reader.busy_pairs("ana", window)) != pairs
