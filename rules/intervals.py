@@ -96,6 +96,9 @@ def _merged_pairs(intervals: Iterable[Interval]) -> list[tuple[datetime, datetim
     return merged
 
 
+MASKS_KEPT = 16  # query sets each timeline keeps the answer to (BusyTimeline.free_mask_kept)
+
+
 class BusyTimeline:
     """A technician's merged busy intervals, queried by bisection.
 
@@ -247,9 +250,6 @@ class BusyTimeline:
             found.append(Interval(_instant(self._starts[index]), _instant(self._ends[index])))
             index += 1
         return found
-
-
-MASKS_KEPT = 16  # query sets each timeline keeps the answer to
 
 
 def query_key(queries: Sequence[tuple[float, float]]) -> bytes:
