@@ -3,6 +3,8 @@
 * :mod:`~connectors.caldav.adapter`: :class:`CalDAVCalendar`, the parts below in one class;
 * :mod:`~connectors.caldav.transport`: HTTP, traffic counting, multistatus answers, errors;
 * :mod:`~connectors.caldav.sync`: reading: sync-collection or CTag/ETag, multiget, free/busy;
+* :mod:`~connectors.caldav.poll`: the sync-collection REPORT each incremental sync repeats,
+  over a kept stdlib connection;
 * :mod:`~connectors.caldav.sessions`: writing session events and reading one back.
 
 Note: this package is ``connectors.caldav``; the ``caldav`` imports in its modules are the

@@ -18,6 +18,7 @@ from caldav.collection import Calendar as DAVCalendar
 from caldav.davclient import DAVClient
 
 from connectors.base import BadConfiguration
+from connectors.caldav.poll import SyncPoller
 from connectors.caldav.sessions import _Sessions
 from connectors.caldav.sync import SyncMethod, _Sync
 from connectors.caldav.transport import TransferStats, _redact
@@ -94,6 +95,14 @@ class CalDAVCalendar(_Sync, _Sessions):
         )
         self._client.session.hooks["response"].append(self._count)
         self._calendar = DAVCalendar(client=self._client, url=self._url)
+        self._poller = SyncPoller(
+            self._url,
+            username,
+            password,
+            ca_file=ca_file,
+            timeout=timeout,
+            count=self._count_exchange,
+        )
 
     def __enter__(self) -> CalDAVCalendar:
         return self

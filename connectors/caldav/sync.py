@@ -208,6 +208,10 @@ class _Sync(_Transport):
         self, token: str | None
     ) -> tuple[str, dict[str, str | None], list[str], bool]:
         """(new token, changed href → listed ETag, deleted hrefs, truncated) since ``token``."""
+        if token is not None:
+            quick = self._poller.report(token)
+            if quick is not None:
+                return quick.token, quick.changed, quick.deleted, False
 
         def report() -> Any:
             try:

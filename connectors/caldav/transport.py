@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
@@ -29,6 +29,9 @@ from connectors.base import (
     brief,
 )
 from connectors.retry import RetryPolicy, http_date, retry_after_seconds
+
+if TYPE_CHECKING:
+    from connectors.caldav.poll import SyncPoller
 
 log = logging.getLogger("connectors.caldav")  # the package's name: what logs are filtered on
 
@@ -69,6 +72,7 @@ class _Transport:
     _path: str
     _client: DAVClient
     _calendar: DAVCalendar
+    _poller: SyncPoller
     _clock: Callable[[], datetime] | None
 
     @property
@@ -78,6 +82,7 @@ class _Transport:
 
     def close(self) -> None:
         self._client.close()
+        self._poller.close()
 
     def _count(self, response: Any, **_: Any) -> Any:
         """niquests response hook: count every HTTP exchange (auth retries included)."""
@@ -89,6 +94,12 @@ class _Transport:
         if content:
             self.transfer.bytes_received += len(content)
         return response
+
+    def _count_exchange(self, sent: int, received: int) -> None:
+        """Count one exchange sent outside niquests (:mod:`~connectors.caldav.poll`)."""
+        self.transfer.requests += 1
+        self.transfer.bytes_sent += sent
+        self.transfer.bytes_received += received
 
     @contextmanager
     def _measure(self) -> Iterator[TransferStats]:

@@ -5,6 +5,8 @@ shows it."""
 from __future__ import annotations
 
 import random
+import socket
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +23,7 @@ from connectors.base import (
     Unavailable,
 )
 from connectors.caldav import CalDAVCalendar, SyncMethod, object_name
+from connectors.caldav.poll import FALLBACKS_BEFORE_PAUSE, SYNCS_PAUSED, Listing, SyncPoller
 from connectors.memory import MemoryCalendar
 from connectors.retry import RetryPolicy, backoff_delay, retry
 from rules.intervals import Interval
@@ -159,14 +162,11 @@ def test_idle_sync_is_one_request_without_bodies(
     full_bytes = adapter.last_transfer.bytes_received
     assert full_bytes > 25_000
 
-    recorder = BodyRecorder(adapter)
     idle = adapter.sync(first.state, WINDOW)
     assert idle.changes == []
     assert idle.requests == 1
     assert adapter.last_transfer.requests == 1
-    assert len(recorder.bodies) == 1
-    assert b"BEGIN:VCALENDAR" not in recorder.bodies[0]
-    assert adapter.last_transfer.bytes_received < 1_000
+    assert 0 < adapter.last_transfer.bytes_received < 1_000  # no event body among them
 
 
 def test_one_change_fetches_only_that_object(
@@ -204,6 +204,143 @@ def test_each_sync_method_costs_one_request_when_idle(
             ("a.ics", True),
             ("b.ics", False),
         ]
+
+
+# ---------------------------------------------------------------------- the repeated REPORT
+
+
+def _listing(cal: CalDAVCalendar, token: str) -> tuple[str, dict[str, str | None], list[str]]:
+    new_token, changed, deleted, truncated = cal._list_changes(token)
+    assert not truncated
+    return new_token, changed, sorted(deleted)
+
+
+def test_the_repeated_report_lists_what_caldav_lists_without_caldav(
+    adapter: CalDAVCalendar, calendar_handle: CalendarHandle
+) -> None:
+    for name in ("a", "b", "c"):
+        calendar_handle.put_raw(
+            f"{name}.ics", simple_event(name, "20260302T130000Z", "20260302T140000Z")
+        )
+    token = _token_of(adapter.sync(None, WINDOW).state or "")
+    calendar_handle.put_raw("b.ics", simple_event("b", "20260303T130000Z", "20260303T140000Z"))
+    calendar_handle.delete_raw("c.ics")
+    calendar_handle.put_raw("d.ics", simple_event("d", "20260304T130000Z", "20260304T140000Z"))
+    adapter.put_session(session())
+    adapter.delete_session("sess-0001")  # Radicale lists it as a bare 404 too
+
+    recorder = BodyRecorder(adapter)
+    quick = _listing(adapter, token)
+    assert recorder.bodies == []  # sent over the kept connection, not through caldav
+    adapter._poller.enabled = False
+    through_caldav = _listing(adapter, token)
+    assert len(recorder.bodies) == 1
+    assert quick == through_caldav
+    assert {href.rsplit("/", 1)[1] for href in quick[1]} == {"b.ics", "d.ics"}
+    assert "c.ics" in {href.rsplit("/", 1)[1] for href in quick[2]}
+
+
+def test_a_kept_connection_the_server_closed_is_opened_again(own_server: CalDAVServer) -> None:
+    handle = own_server.new_calendar()
+    handle.put_raw("a.ics", simple_event("a", "20260302T130000Z", "20260302T140000Z"))
+    with adapter_for(handle) as cal:
+        recorder = BodyRecorder(cal)
+        state = cal.sync(None, WINDOW).state
+        state = cal.sync(state, WINDOW).state
+        sent_by_caldav = len(recorder.bodies)
+        own_server.stop()
+        own_server.start(same_port=True)
+        handle.put_raw("b.ics", simple_event("b", "20260303T130000Z", "20260303T140000Z"))
+        result = cal.sync(state, WINDOW)
+        assert set(by_uid(result.changes)) == {"b"}
+        assert result.requests == 2  # the listing, then the multiget for b
+        assert len(recorder.bodies) == sent_by_caldav + 1  # caldav sent only the multiget
+
+
+def test_answers_the_repeated_report_cannot_take_go_through_caldav(
+    adapter: CalDAVCalendar, calendar_handle: CalendarHandle
+) -> None:
+    # A refused token is a 403 or 412: the poller leaves it to caldav, which says "resync".
+    calendar_handle.put_raw("a.ics", simple_event("a", "20260302T130000Z", "20260302T140000Z"))
+    state = adapter.sync(None, WINDOW).state or ""
+    recorder = BodyRecorder(adapter)
+    forged = state.replace(_token_of(state), "http://radicale.org/ns/sync/" + "0" * 64)
+    result = adapter.sync(forged, WINDOW)
+    assert result.full
+    assert set(by_uid(result.changes)) == {"a"}
+    assert result.requests == 4  # refused twice (poller, caldav), then listing and multiget
+    assert len(recorder.bodies) == 3
+
+
+class ClosingListener:
+    """A TCP port that accepts each connection and closes it at once, counting them."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_server_the_poller_cannot_talk_to_is_left_to_caldav_for_a_while() -> None:
+    listener = ClosingListener()
+    counted: list[tuple[int, int]] = []
+    poller = SyncPoller(
+        f"http://127.0.0.1:{listener.port}/ana/cal/",
+        "ana",
+        "x",
+        ca_file=None,
+        timeout=5,
+        count=lambda sent, received: counted.append((sent, received)),
+    )
+    try:
+        for _ in range(FALLBACKS_BEFORE_PAUSE):
+            assert poller.report("t") is None
+        assert listener.accepted == FALLBACKS_BEFORE_PAUSE
+        for _ in range(SYNCS_PAUSED):
+            assert poller.report("t") is None
+        assert listener.accepted == FALLBACKS_BEFORE_PAUSE  # stood aside, sent nothing
+        assert poller.report("t") is None
+        assert listener.accepted == FALLBACKS_BEFORE_PAUSE + 1  # and then tried again
+        assert counted == []  # no answer, nothing counted
+    finally:
+        poller.close()
+        listener.close()
+
+
+@pytest.mark.parametrize(
+    ("environment", "enabled"),
+    [
+        ({}, True),
+        ({"http_proxy": "http://127.0.0.1:9"}, False),
+        ({"all_proxy": "http://127.0.0.1:9"}, False),
+        ({"http_proxy": "http://127.0.0.1:9", "no_proxy": "127.0.0.1"}, True),
+        ({"https_proxy": "http://127.0.0.1:9"}, True),  # the calendar is plain http
+    ],
+)
+def test_a_proxy_in_the_environment_leaves_the_report_to_caldav(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], enabled: bool
+) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with CalDAVCalendar("http://127.0.0.1:1/ana/cal/", "ana", "x", SP) as cal:
+        assert cal._poller.enabled is enabled
 
 
 def test_a_state_of_the_other_method_is_not_misread(calendar_handle: CalendarHandle) -> None:
@@ -326,15 +463,24 @@ def test_https_with_a_private_ca_file(tls_radicale: RadicaleServer) -> None:
     handle.put_raw("a.ics", simple_event("a", "20260302T130000Z", "20260302T140000Z"))
     ca = tls_radicale.ca_file
     with CalDAVCalendar(handle.url, handle.username, handle.password, SP, ca_file=ca) as cal:
-        assert set(by_uid(cal.sync(None, WINDOW).changes)) == {"a"}
+        first = cal.sync(None, WINDOW)
+        assert set(by_uid(first.changes)) == {"a"}
+        recorder = BodyRecorder(cal)
+        handle.put_raw("b.ics", simple_event("b", "20260303T130000Z", "20260303T140000Z"))
+        assert set(by_uid(cal.sync(first.state, WINDOW).changes)) == {"b"}
+        assert len(recorder.bodies) == 1  # the listing went over TLS outside caldav
     # Without the CA, the system's CAs do not know this server: a person must fix that.
     cal = CalDAVCalendar(handle.url, handle.username, handle.password, SP, timeout=10)
     with cal, pytest.raises(BadConfiguration, match="TLS"):
         cal.sync(None, WINDOW)
 
 
+@pytest.mark.parametrize("listed_by", ["poller", "caldav"])
 def test_object_deleted_between_listing_and_fetch_is_reported_deleted(
-    adapter: CalDAVCalendar, calendar_handle: CalendarHandle
+    adapter: CalDAVCalendar,
+    calendar_handle: CalendarHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    listed_by: str,
 ) -> None:
     # quirk caldav-multiget-missing-object
     calendar_handle.put_raw("a.ics", simple_event("a", "20260302T130000Z", "20260302T140000Z"))
@@ -348,7 +494,19 @@ def test_object_deleted_between_listing_and_fetch_is_reported_deleted(
             calendar_handle.delete_raw("a.ics")
         return response
 
-    adapter._client.session.hooks["response"].append(delete_after_listing)
+    poller_report = adapter._poller.report
+
+    def report_then_delete(token: str) -> Listing | None:
+        listing = poller_report(token)
+        assert listing is not None
+        calendar_handle.delete_raw("a.ics")
+        return listing
+
+    if listed_by == "poller":
+        monkeypatch.setattr(adapter._poller, "report", report_then_delete)
+    else:
+        adapter._poller.enabled = False
+        adapter._client.session.hooks["response"].append(delete_after_listing)
     result = adapter.sync(first.state, WINDOW)
     assert [(name_of(c), c.deleted) for c in result.changes] == [("a.ics", True)]
     # The deletion is also what the next sync sees; nothing is lost or doubled.
