@@ -96,7 +96,7 @@ class CalDAVCalendar(_Sync, _Sessions):
         self._client.session.hooks["response"].append(self._count)
         self._calendar = DAVCalendar(client=self._client, url=self._url)
         self._poller = SyncPoller(
-            self._url,
+            self._href_url(self._path),
             username,
             password,
             ca_file=ca_file,

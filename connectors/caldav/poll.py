@@ -54,7 +54,7 @@ class Listing:
 class SyncPoller:
     """Sends the sync-collection REPORT for one calendar; see the module docs.
 
-    ``url`` is the calendar's URL as the adapter spells it (no credentials); ``count`` is
+    ``url`` is the calendar's URL, its path percent-encoded, no credentials; ``count`` is
     told the body bytes sent and received for each exchange, so the adapter's traffic
     figures include these requests.
     """
@@ -165,8 +165,10 @@ class SyncPoller:
                 if fresh:
                     return None
                 continue
-            except (OSError, http.client.HTTPException):
-                self._drop()  # a timeout, TLS, a refused connection: caldav will say which
+            except (OSError, http.client.HTTPException, ValueError):
+                # A timeout, TLS, a refused connection, a header http.client will not send:
+                # caldav will say which.
+                self._drop()
                 return None
             if response.will_close:
                 self._drop()

@@ -257,6 +257,20 @@ def test_a_kept_connection_the_server_closed_is_opened_again(own_server: CalDAVS
         assert len(recorder.bodies) == sent_by_caldav + 1  # caldav sent only the multiget
 
 
+def test_a_calendar_whose_name_is_quoted_in_its_url_is_listed_by_the_poller_too(
+    caldav_server: CalDAVServer,
+) -> None:
+    handle = caldav_server.new_calendar("agenda%20t%C3%A9cnica%40desk")
+    handle.put_raw("a.ics", simple_event("a", "20260302T130000Z", "20260302T140000Z"))
+    with adapter_for(handle) as cal:
+        state = cal.sync(None, WINDOW).state
+        recorder = BodyRecorder(cal)
+        handle.put_raw("b.ics", simple_event("b", "20260303T130000Z", "20260303T140000Z"))
+        result = cal.sync(state, WINDOW)
+        assert set(by_uid(result.changes)) == {"b"}
+        assert len(recorder.bodies) == 1  # caldav sent only the multiget
+
+
 def test_answers_the_repeated_report_cannot_take_go_through_caldav(
     adapter: CalDAVCalendar, calendar_handle: CalendarHandle
 ) -> None:
