@@ -73,9 +73,17 @@ class Calendars:
         self._opener = opener
         self._open: dict[str, SessionCalendar] = {}
         self._lock = threading.Lock()
+        self._configs: tuple[object, dict[str, CalendarConfig]] = (None, {})
 
     def configs(self) -> dict[str, CalendarConfig]:
-        return {c.id: c for c in self.service.config.calendars}
+        """The calendars by id, built again only when a reload replaced the configuration
+        (every sync asks, twice: 25 times a second for 50 calendars every 2 s)."""
+        config = self.service.config
+        built, by_id = self._configs
+        if built is not config:
+            by_id = {c.id: c for c in config.calendars}
+            self._configs = (config, by_id)
+        return by_id
 
     def get(self, calendar_id: str) -> SessionCalendar:
         config = self.configs().get(calendar_id)
