@@ -83,6 +83,7 @@ class SyncPoller:
             pair = f"{username}:{password}".encode()
             self._headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         self._connection: http.client.HTTPConnection | None = None
+        self._context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
         self._fallbacks = 0
         self._paused = 0
@@ -178,9 +179,10 @@ class SyncPoller:
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._https:
-            context = ssl.create_default_context(cafile=self._ca_file)
+            if self._context is None:  # loading the CAs costs more than the request itself
+                self._context = ssl.create_default_context(cafile=self._ca_file)
             return http.client.HTTPSConnection(
-                self._host, self._port, timeout=self._timeout, context=context
+                self._host, self._port, timeout=self._timeout, context=self._context
             )
         return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
 
