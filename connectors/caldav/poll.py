@@ -25,12 +25,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from connectors.caldav.transport import _DAV, _norm, _responses, _text, log
+from connectors.caldav.transport import _DAV, _norm, _status_code, _text, log
 
 FALLBACKS_BEFORE_PAUSE = 3
 """Fallbacks in a row after which the poller stands aside."""
@@ -40,6 +40,7 @@ SYNCS_PAUSED = 50
 # Entities stay unresolved and the network off; a long listing is ordinary calendar data.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
 _STALE = (http.client.RemoteDisconnected, ConnectionError)
+_PLAIN = (200, 201, 404)  # the statuses of a listing the poller reads itself
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,8 @@ class SyncPoller:
         parts = urlsplit(url)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or ""
-        self._port = parts.port
+        self._port = parts.port or (443 if self._https else 80)  # an IPv6 host has colons
+        self._url = url
         self._target = parts.path
         self._collection = _norm(url).rstrip("/")
         self._ca_file = str(ca_file) if ca_file is not None else None
@@ -91,10 +93,15 @@ class SyncPoller:
 
     def close(self) -> None:
         with self._lock:
+            self.enabled = False
             self._drop()
 
     def report(self, token: str) -> Listing | None:
-        """Changes since ``token``, or None when caldav must send this REPORT instead."""
+        """Changes since ``token``, or None when caldav must send this REPORT instead.
+
+        Never raises for what the network or the server does: the caller's caldav path
+        is where those become the connector's errors.
+        """
         if not self.enabled or not self._lock.acquire(blocking=False):
             return None
         try:
@@ -124,26 +131,47 @@ class SyncPoller:
             return None
         try:
             tree = etree.fromstring(answer[1], _PARSER)
-        except etree.XMLSyntaxError:
-            return None
+        except (etree.XMLSyntaxError, ValueError):
+            return None  # an empty body is a ValueError
         return self._listing(tree)
 
     def _listing(self, tree: etree._Element) -> Listing | None:
-        """The listing of a one-page answer, None for anything caldav should judge."""
-        token = _text(tree.find(f"{_DAV}sync-token")) if tree.tag == f"{_DAV}multistatus" else ""
+        """The listing of a plain one-page answer; None for anything caldav should judge.
+
+        Plain means: a multistatus with a sync-token whose members and property groups all
+        say 200, 201 or 404. A 507 (truncated, RFC 6578 §3.6), any other status, and an
+        href spelled with an encoded percent sign (which some servers encode twice) are
+        left to caldav, which pages, raises or decodes as it knows how.
+        """
+        if tree.tag != f"{_DAV}multistatus":
+            return None
+        element = tree.find(f"{_DAV}sync-token")
+        token = _text(element) if element is not None else ""
         if not token:
             return None
         etags: dict[str, str | None] = {}
         gone: list[str] = []
-        for href, status, props in _responses(tree):
-            path = _norm(href)
-            if status == 507:
-                return None  # truncated (RFC 6578 §3.6), or a failure caldav reports
+        for response in tree.findall(f"{_DAV}response"):
+            href = response.findtext(f"{_DAV}href") or ""
+            if not href or "%25" in href:
+                return None
+            status = _status_code(response.findtext(f"{_DAV}status"))
+            if status not in _PLAIN:
+                return None
+            etag: str | None = None
+            found = False
+            for propstat in response.findall(f"{_DAV}propstat"):
+                code = _status_code(propstat.findtext(f"{_DAV}status"))
+                if code not in _PLAIN:
+                    return None
+                element = propstat.find(f"{_DAV}prop/{_DAV}getetag")
+                if code != 404 and element is not None:
+                    etag, found = _text(element) or None, True
+            path = _norm(urljoin(self._url, href))  # a relative href is the collection's
             if path.rstrip("/") == self._collection:
                 continue
-            etag = props.get(f"{_DAV}getetag")
-            if etag is not None:
-                etags[path] = _text(etag) or None  # an ETag in any entry: changed (Cyrus)
+            if found:
+                etags[path] = etag  # an ETag in any entry: changed (Cyrus lists both)
             elif status == 404:
                 gone.append(path)
             else:
@@ -155,9 +183,9 @@ class SyncPoller:
         """(status, body) of the REPORT; a kept connection the server closed is reopened once."""
         for _ in range(2):
             fresh = self._connection is None
-            connection = self._connection or self._connect()
-            self._connection = connection
             try:
+                connection = self._connection or self._connect()
+                self._connection = connection
                 connection.request("REPORT", self._target, body, self._headers)
                 response = connection.getresponse()
                 content = response.read()
@@ -167,8 +195,8 @@ class SyncPoller:
                     return None
                 continue
             except (OSError, http.client.HTTPException, ValueError):
-                # A timeout, TLS, a refused connection, a header http.client will not send:
-                # caldav will say which.
+                # A timeout, TLS or a CA file it cannot load (ssl.SSLError is an OSError), a
+                # refused connection, a header http.client will not send: caldav will say which.
                 self._drop()
                 return None
             if response.will_close:

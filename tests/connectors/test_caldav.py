@@ -4,6 +4,7 @@ shows it."""
 
 from __future__ import annotations
 
+import http.server
 import random
 import socket
 import threading
@@ -333,6 +334,133 @@ def test_a_server_the_poller_cannot_talk_to_is_left_to_caldav_for_a_while() -> N
     finally:
         poller.close()
         listener.close()
+
+
+class CannedDAV:
+    """A local HTTP server that answers every REPORT with one canned status and body."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        canned = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_REPORT(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                canned.requests += 1
+                self.send_response(canned.status)
+                self.send_header("Content-Length", str(len(canned.body)))
+                self.end_headers()
+                self.wfile.write(canned.body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.status, self.body, self.requests = status, body, 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ana/cal/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def poller(self, **kwargs: Any) -> SyncPoller:
+        return SyncPoller(
+            self.url, "ana", "x", ca_file=None, timeout=5, count=lambda *_: None, **kwargs
+        )
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _multistatus(*members: str, tokened: bool = True) -> bytes:
+    token = "<D:sync-token>t2</D:sync-token>" if tokened else ""
+    return (
+        '<?xml version="1.0"?><D:multistatus xmlns:D="DAV:">' + "".join(members) + token
+        + "</D:multistatus>"
+    ).encode()  # fmt: skip
+
+
+def _member(href: str, status: str = "", etag: str | None = '"1"', stat: int = 200) -> str:
+    props = (
+        f"<D:propstat><D:prop><D:getetag>{etag}</D:getetag></D:prop>"
+        f"<D:status>HTTP/1.1 {stat} X</D:status></D:propstat>"
+        if etag is not None
+        else ""
+    )
+    code = f"<D:status>HTTP/1.1 {status} X</D:status>" if status else ""
+    return f"<D:response><D:href>{href}</D:href>{code}{props}</D:response>"
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (207, _multistatus(_member("/ana/cal/a.ics"), tokened=False)),
+        (207, b""),
+        (207, b"<html>not DAV</html>"),
+        (207, _multistatus(_member("/ana/cal/a.ics", status="500", etag=None))),
+        (207, _multistatus(_member("/ana/cal/a.ics", stat=500))),
+        (207, _multistatus(_member("/ana/cal/", status="507", etag=None))),  # truncated
+        (207, _multistatus(_member("/ana/cal/x%2540y.ics"))),  # encoded twice somewhere
+        (403, b"<D:error xmlns:D='DAV:'><D:valid-sync-token/></D:error>"),
+        (500, b""),
+    ],
+)
+def test_answers_that_are_not_a_plain_listing_are_left_to_caldav(status: int, body: bytes) -> None:
+    canned = CannedDAV(status, body)
+    poller = canned.poller()
+    try:
+        assert poller.report("t1") is None
+        assert canned.requests == 1
+    finally:
+        poller.close()
+        canned.close()
+
+
+def test_a_plain_listing_is_read_as_caldav_reads_it() -> None:
+    canned = CannedDAV(
+        207,
+        _multistatus(
+            _member("/ana/cal/", etag=None),  # the collection itself
+            _member("b.ics"),  # relative to the collection
+            _member("/ana/cal/c.ics", etag='"c7"', stat=201),
+            _member("/ana/cal/d.ics", status="404", etag=None),
+            _member("/ana/cal/e.ics", status="404", etag=None),
+            _member("/ana/cal/e.ics", etag='"e2"'),  # listed twice: an ETag means changed
+            _member("/ana/cal/f%20g.ics", etag=None),
+        ),
+    )
+    poller = canned.poller()
+    try:
+        listing = poller.report("t1")
+        assert listing == Listing(
+            "t2",
+            {
+                "/ana/cal/b.ics": '"1"',
+                "/ana/cal/c.ics": '"c7"',
+                "/ana/cal/e.ics": '"e2"',
+                "/ana/cal/f g.ics": None,
+            },
+            ["/ana/cal/d.ics"],
+        )
+        poller.close()
+        assert poller.report("t1") is None  # closed: nothing is sent any more
+        assert canned.requests == 1
+    finally:
+        canned.close()
+
+
+def test_a_ca_file_the_poller_cannot_load_is_left_to_caldav(tmp_path: Path) -> None:
+    broken = tmp_path / "ca.pem"
+    broken.write_text("not a certificate")
+    poller = SyncPoller(
+        "https://127.0.0.1:1/ana/cal/", "ana", "x", ca_file=broken, timeout=5,
+        count=lambda *_: None,
+    )  # fmt: skip
+    assert poller.report("t1") is None
+
+
+def test_an_ipv6_host_without_a_port_gets_the_schemes_port() -> None:
+    poller = SyncPoller(
+        "https://[::1]/ana/cal/", "ana", "x", ca_file=None, timeout=5, count=lambda *_: None
+    )
+    assert (poller._host, poller._port) == ("::1", 443)
 
 
 @pytest.mark.parametrize(
