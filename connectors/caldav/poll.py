@@ -21,6 +21,7 @@ import base64
 import http.client
 import ssl
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,10 @@ FALLBACKS_BEFORE_PAUSE = 3
 """Fallbacks in a row after which the poller stands aside."""
 SYNCS_PAUSED = 50
 """Syncs the poller leaves to caldav alone before trying again."""
+KEPT_IDLE = 20.0
+"""Seconds a connection may sit unused and still be reused. Servers close theirs sooner or
+later, and a closed one is seen at once; one a firewall dropped without a word would hold
+the sync for the whole timeout, so at the default 60 s interval each sync opens its own."""
 
 # Entities stay unresolved and the network off; a long listing is ordinary calendar data.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
@@ -69,6 +74,7 @@ class SyncPoller:
         ca_file: str | Path | None,
         timeout: float,
         count: Callable[[int, int], None],
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         parts = urlsplit(url)
         self._https = parts.scheme == "https"
@@ -86,6 +92,8 @@ class SyncPoller:
             self._headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         self._connection: http.client.HTTPConnection | None = None
         self._context: ssl.SSLContext | None = None
+        self._monotonic = monotonic
+        self._used_at = 0.0
         self._lock = threading.Lock()
         self._fallbacks = 0
         self._paused = 0
@@ -181,6 +189,8 @@ class SyncPoller:
 
     def _exchange(self, body: bytes) -> tuple[int, bytes] | None:
         """(status, body) of the REPORT; a kept connection the server closed is reopened once."""
+        if self._connection is not None and self._monotonic() - self._used_at > KEPT_IDLE:
+            self._drop()
         for _ in range(2):
             fresh = self._connection is None
             try:
@@ -201,6 +211,7 @@ class SyncPoller:
                 return None
             if response.will_close:
                 self._drop()
+            self._used_at = self._monotonic()
             self._count(len(body), len(content))
             return response.status, content
         return None

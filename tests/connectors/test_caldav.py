@@ -24,7 +24,13 @@ from connectors.base import (
     Unavailable,
 )
 from connectors.caldav import CalDAVCalendar, SyncMethod, object_name
-from connectors.caldav.poll import FALLBACKS_BEFORE_PAUSE, SYNCS_PAUSED, Listing, SyncPoller
+from connectors.caldav.poll import (
+    FALLBACKS_BEFORE_PAUSE,
+    KEPT_IDLE,
+    SYNCS_PAUSED,
+    Listing,
+    SyncPoller,
+)
 from connectors.memory import MemoryCalendar
 from connectors.retry import RetryPolicy, backoff_delay, retry
 from rules.intervals import Interval
@@ -339,10 +345,16 @@ def test_a_server_the_poller_cannot_talk_to_is_left_to_caldav_for_a_while() -> N
 class CannedDAV:
     """A local HTTP server that answers every REPORT with one canned status and body."""
 
-    def __init__(self, status: int, body: bytes) -> None:
+    def __init__(self, status: int, body: bytes, *, keep_alive: bool = False) -> None:
         canned = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
+            def setup(self) -> None:
+                canned.connections += 1
+                super().setup()
+
             def do_REPORT(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 canned.requests += 1
@@ -354,7 +366,7 @@ class CannedDAV:
             def log_message(self, *_: Any) -> None:
                 pass
 
-        self.status, self.body, self.requests = status, body, 0
+        self.status, self.body, self.requests, self.connections = status, body, 0, 0
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ana/cal/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -443,6 +455,23 @@ def test_a_plain_listing_is_read_as_caldav_reads_it() -> None:
         assert poller.report("t1") is None  # closed: nothing is sent any more
         assert canned.requests == 1
     finally:
+        canned.close()
+
+
+def test_a_connection_is_kept_between_syncs_but_not_once_it_sat_idle_too_long() -> None:
+    canned = CannedDAV(207, _multistatus(), keep_alive=True)
+    now = [100.0]
+    poller = canned.poller(monotonic=lambda: now[0])
+    try:
+        for _ in range(3):
+            assert poller.report("t1") == Listing("t2", {}, [])
+            now[0] += 2
+        assert (canned.requests, canned.connections) == (3, 1)
+        now[0] += KEPT_IDLE + 1  # a silent drop here would have cost the whole timeout
+        assert poller.report("t1") == Listing("t2", {}, [])
+        assert (canned.requests, canned.connections) == (4, 2)
+    finally:
+        poller.close()
         canned.close()
 
 
