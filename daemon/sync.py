@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -75,7 +75,7 @@ class Calendars:
         self._lock = threading.Lock()
         self._configs: tuple[object, dict[str, CalendarConfig]] = (None, {})
 
-    def configs(self) -> dict[str, CalendarConfig]:
+    def configs(self) -> Mapping[str, CalendarConfig]:
         """The calendars by id, built again only when a reload replaced the configuration
         (every sync asks, twice: 25 times a second for 50 calendars every 2 s)."""
         config = self.service.config

@@ -6,9 +6,10 @@ the session's machinery, its response wrapper); over :mod:`http.client` with one
 about 0.4 ms. The daemon's web threads wait for the GIL meanwhile, so with 50 calendars
 synced every 2 s that difference shows in the slot requests' tail latency.
 
-:class:`SyncPoller` takes only the plain answer: a 207 multistatus with a sync-token, not
-truncated. Anything else (another status, such as a refused token, a 401 or a 5xx; a
-truncated or unreadable answer; a connection that fails) returns ``None``, and the caller
+:class:`SyncPoller` takes only a plain answer: a one-page 207 multistatus with a sync-token
+whose members all say 200, 201 or 404 (see :meth:`SyncPoller._listing`). Anything else
+(another status, such as a refused token, a 401 or a 5xx; a truncated or unreadable answer;
+a connection that fails) returns ``None``, and the caller
 sends the same REPORT through caldav, whose handling of errors, retries and paging is the one
 that counts. After a few fallbacks in a row the poller stands aside for a while, so a server
 it cannot talk to costs one extra request now and then, not one per sync. A proxy in the
@@ -172,9 +173,9 @@ class SyncPoller:
                 code = _status_code(propstat.findtext(f"{_DAV}status"))
                 if code not in _PLAIN:
                     return None
-                element = propstat.find(f"{_DAV}prop/{_DAV}getetag")
-                if code != 404 and element is not None:
-                    etag, found = _text(element) or None, True
+                getetag = propstat.find(f"{_DAV}prop/{_DAV}getetag")
+                if code != 404 and getetag is not None:
+                    etag, found = _text(getetag) or None, True
             path = _norm(urljoin(self._url, href))  # a relative href is the collection's
             if path.rstrip("/") == self._collection:
                 continue

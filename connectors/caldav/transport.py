@@ -86,17 +86,13 @@ class _Transport:
 
     def _count(self, response: Any, **_: Any) -> Any:
         """niquests response hook: count every HTTP exchange (auth retries included)."""
-        self.transfer.requests += 1
         body = getattr(getattr(response, "request", None), "body", None)
-        if body:
-            self.transfer.bytes_sent += len(body)
         content = getattr(response, "content", None)
-        if content:
-            self.transfer.bytes_received += len(content)
+        self._count_exchange(len(body or b""), len(content or b""))
         return response
 
     def _count_exchange(self, sent: int, received: int) -> None:
-        """Count one exchange sent outside niquests (:mod:`~connectors.caldav.poll`)."""
+        """Count one exchange: body bytes sent and received (the poller's too)."""
         self.transfer.requests += 1
         self.transfer.bytes_sent += sent
         self.transfer.bytes_received += received
