@@ -29,11 +29,11 @@ import itertools
 import math
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg.conninfo
@@ -70,6 +70,13 @@ _DESK_TABLES = (
 _SEEDED = ("whatsapp_health",)
 _NUMBERED = ("outbox", "audit", "staff_login_failures")
 POOL_TIMEOUT_S = 5.0  # waiting for a connection before answering "unavailable"
+ROLLBACK_ATTEMPTS = 3  # a booking or move the database rolled back (a deadlock) is run again
+_ROLLED_BACK = (
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.TransactionRollback,
+)
+_T = TypeVar("_T")
 CONNECT_TIMEOUT_S = 5
 
 
@@ -458,10 +465,12 @@ class PostgresStore(PostgresBase, Store):
         # A rebooking inserts the new session before it cancels the one it replaces.
         self._local.defer_overlaps = session.rebooked_from is not None
         try:
-            return super().insert_booking(
-                session, buffer=buffer, now=now, idempotency_key=idempotency_key,
-                request_hash=request_hash, actor=actor, outbox=outbox,
-                replaced_outbox=replaced_outbox, audit=audit,
+            return _rerun_if_rolled_back(
+                lambda: super(PostgresStore, self).insert_booking(
+                    session, buffer=buffer, now=now, idempotency_key=idempotency_key,
+                    request_hash=request_hash, actor=actor, outbox=outbox,
+                    replaced_outbox=replaced_outbox, audit=audit,
+                )
             )  # fmt: skip
         except psycopg.errors.ExclusionViolation:
             return Conflict("an overlapping active session (refused by the database)")
@@ -490,8 +499,10 @@ class PostgresStore(PostgresBase, Store):
         outbox: Sequence[OutboxRequest] = (),
     ) -> SessionRecord | Conflict | None:
         try:
-            return super().move_session(
-                session_id, start, end, now=now, actor=actor, buffer=buffer, outbox=outbox
+            return _rerun_if_rolled_back(
+                lambda: super(PostgresStore, self).move_session(
+                    session_id, start, end, now=now, actor=actor, buffer=buffer, outbox=outbox
+                )
             )
         except psycopg.errors.ExclusionViolation:
             return Conflict("an overlapping active session (refused by the database)")
@@ -514,6 +525,21 @@ class PostgresStore(PostgresBase, Store):
             (OutboxItem(r[0], r[1], r[2], _json(r[3]), r[4], r[5]) for r in rows),
             key=lambda item: item.id,
         )
+
+
+def _rerun_if_rolled_back(work: Callable[[], _T]) -> _T:
+    """``work()``, run again when the database rolled its transaction back to break a
+    deadlock or a serialization failure: nothing of it was written, so running it again is
+    safe, and the second run sees what the other transaction committed (a booking under the
+    same idempotency key becomes its replay). Writers that all take the write lock never
+    deadlock each other; one that does not (an instance without it, a hand-run statement)
+    can, and its client should get the answer, not a 500."""
+    for _ in range(ROLLBACK_ATTEMPTS - 1):
+        try:
+            return work()
+        except _ROLLED_BACK:
+            continue
+    return work()
 
 
 def _json(text: str) -> dict[str, Any]:

@@ -6,7 +6,9 @@ restart. Everything both backends share runs in test_store.py and its neighbours
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +28,7 @@ from daemon.store import (
     packaged_migrations,
 )
 from daemon.store import open_store as open_configured
-from daemon.store.postgres import PostgresStore, packaged_pg_migrations, translate
+from daemon.store.postgres import WRITE_LOCK, PostgresStore, packaged_pg_migrations, translate
 from tests.daemon.desk import write_config
 from tests.daemon.store_helpers import NOW, START, open_store, run_together
 from tests.factories import new_session
@@ -133,6 +135,58 @@ def test_one_idempotency_key_on_two_instances_books_once(dsn: str) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_a_booking_the_database_rolls_back_for_a_deadlock_is_run_again(dsn: str) -> None:
+    """A real deadlock, forced: the booking's insert waits on a lock another connection
+    holds, and that connection then waits on the booking's write lock. PostgreSQL breaks
+    the cycle by rolling the booking back (its deadlock check runs first); the store runs
+    the booking again and the client gets its session, written once."""
+    store = open_store(dsn)
+    assert isinstance(store, PostgresStore)
+    gate = 0x6578_7065_0042
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("CREATE SEQUENCE insert_attempts")  # a sequence ignores rollbacks
+        admin.execute(
+            "CREATE FUNCTION wait_at_gate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"PERFORM nextval('insert_attempts'); PERFORM pg_advisory_xact_lock({gate}); "
+            "RETURN NEW; END $$"
+        )
+        admin.execute(
+            "CREATE TRIGGER gate BEFORE INSERT ON sessions "
+            "FOR EACH ROW EXECUTE FUNCTION wait_at_gate()"
+        )
+        with psycopg.connect(dsn) as other, ThreadPoolExecutor(1) as pool:
+            # This side's deadlock check comes later, so the booking is the one rolled back.
+            other.execute("SET deadlock_timeout = '60s'")
+            other.execute("SELECT pg_advisory_xact_lock(%s)", (gate,))
+            booking = pool.submit(
+                store.insert_booking, new_session(), buffer=timedelta(0), now=NOW,
+                idempotency_key="k", request_hash="h",
+            )  # fmt: skip
+            waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            for _ in range(500):
+                if admin.execute(waiting).fetchone() == (1,):
+                    break
+                time.sleep(0.01)
+            else:
+                raise AssertionError("the booking never reached the gate")
+            # Blocks until PostgreSQL rolls the booking back, then lets its second run pass.
+            other.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            other.rollback()
+            result = booking.result(timeout=30)
+        assert admin.execute("SELECT last_value FROM insert_attempts").fetchone() == (2,)
+    try:
+        assert isinstance(result, Inserted), result
+        assert [s.id for s in store.list_sessions()] == [result.session.id]
+        assert [e.action for e in store.audit_log()] == ["booking_accepted"]
+        assert store.outbox_depth() == 1
+        again = store.insert_booking(
+            new_session(), buffer=timedelta(0), now=NOW, idempotency_key="k", request_hash="h"
+        )
+        assert again == Replayed(result.session)
+    finally:
+        store.close()
 
 
 def test_an_outbox_item_is_delivered_by_one_instance_at_a_time(store: PostgresStore) -> None:
