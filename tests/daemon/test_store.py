@@ -28,6 +28,7 @@ from daemon.store import (
 )
 from daemon.store.base import BULK_CACHE_KIB, CACHE_KIB
 from daemon.store.postgres import PostgresStore
+from daemon.store.queue import enqueue_item
 from rules.intervals import Interval
 from rules.model import Status
 from tests.daemon.store_helpers import NOW, START, open_store
@@ -782,6 +783,43 @@ def test_outbox_retries_until_done(store: Store) -> None:
     other = book(store, at(60))
     store.enqueue(session.id, "put", {}, now=NOW)
     assert [p.session_id for p in store.due_outbox(NOW)] == [other.id, session.id]
+
+
+def test_superseding_a_calendar_write_does_not_walk_other_sessions_pending_items(
+    tmp_path: Path,
+) -> None:
+    """While a calendar server is down, thousands of writes wait; a booking queues its own
+    write in its transaction, with the write lock held, and must not pay for theirs."""
+    path = tmp_path / "store.db"
+    store = open_store(path)
+    session = book(store)
+    store.close()
+
+    def steps_to_queue_a_write(pending_elsewhere: int) -> int:
+        with closing(sqlite3.connect(path)) as db:
+            db.executemany(
+                "INSERT INTO outbox (session_id, action, next_attempt_at, created_at) "
+                "VALUES (?, 'put', 0, 0)",
+                [(f"other-{n}",) for n in range(pending_elsewhere)],
+            )
+            steps = [0]
+
+            def count() -> int:
+                steps[0] += 1
+                return 0
+
+            db.set_progress_handler(count, 1)  # one call per SQLite VM instruction
+            enqueue_item(db, NOW, session.id, "put", {})
+            db.set_progress_handler(None, 1)
+            rows = db.execute(
+                "SELECT count(*) FROM outbox WHERE session_id = ? AND superseded = 1",
+                (session.id,),
+            ).fetchone()
+            assert rows == (1,)  # the booking's own pending write was found and superseded
+            db.rollback()
+            return steps[0]
+
+    assert steps_to_queue_a_write(5_000) < steps_to_queue_a_write(0) + 100
 
 
 def test_a_calendar_write_is_recorded_with_its_item_done(store: Store) -> None:

@@ -189,6 +189,27 @@ def test_a_booking_the_database_rolls_back_for_a_deadlock_is_run_again(dsn: str)
         store.close()
 
 
+def test_superseding_a_calendar_write_reads_an_index_of_the_sessions_pending_items(
+    store: PostgresStore, dsn: str
+) -> None:
+    """As on SQLite (test_store.py): with thousands of writes waiting for a calendar server,
+    the booking's own write finds the session's earlier ones from an index."""
+    booked = store.insert_booking(new_session(), buffer=timedelta(0), now=NOW)
+    assert isinstance(booked, Inserted)
+    with psycopg.connect(dsn) as db:
+        db.execute(
+            "INSERT INTO outbox (session_id, action, next_attempt_at, created_at) "
+            "SELECT NULL, 'put', 0, 0 FROM generate_series(1, 5000)"
+        )
+        db.execute("ANALYZE outbox")
+        plan = db.execute(
+            "EXPLAIN UPDATE outbox SET superseded = 1 WHERE session_id = %s AND action = 'put' "
+            "AND done_at IS NULL AND superseded = 0",
+            (booked.session.id,),
+        ).fetchall()
+    assert "outbox_pending_by_session" in " ".join(row[0] for row in plan), plan
+
+
 def test_an_outbox_item_is_delivered_by_one_instance_at_a_time(store: PostgresStore) -> None:
     booked = store.insert_booking(new_session(), buffer=timedelta(0), now=NOW)
     assert isinstance(booked, Inserted)
