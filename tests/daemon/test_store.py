@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import random
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -30,11 +32,12 @@ from daemon.store.base import BULK_CACHE_KIB, CACHE_KIB
 from daemon.store.postgres import PostgresStore
 from daemon.store.queue import enqueue_item
 from rules.intervals import Interval
-from rules.model import Status
+from rules.model import ACTIVE_STATUSES, Status
 from tests.daemon.store_helpers import NOW, START, open_store
 from tests.factories import new_session
 
 WINDOW = Interval(START - timedelta(days=1), START + timedelta(days=1))
+LOAD_STATUSES = ACTIVE_STATUSES | {Status.COMPLETED}  # what counts towards a technician's load
 ZERO = timedelta(0)
 BUSY = "ana:busy:1"
 SESSIONS = "ana:sessions:1"
@@ -61,13 +64,14 @@ def book(
     start: datetime = START,
     *,
     tech: str = "ana",
+    minutes: int = 30,
     buffer: timedelta = ZERO,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
 ) -> SessionRecord:
     """Book and insist it was inserted (the setup of most tests)."""
     result = store.insert_booking(
-        new_session(start, tech=tech),
+        new_session(start, minutes, tech=tech),
         buffer=buffer,
         now=NOW,
         idempotency_key=idempotency_key,
@@ -720,6 +724,88 @@ def test_no_shows_are_due_only_after_the_grace_period(store: Store) -> None:
     assert [s.id for s in store.sessions_to_complete(at(30))] == [a.id]
     due = store.due_sessions(booked_started_before=at(61), in_progress_ended_by=at(30))
     assert [s.id for s in due] == [a.id, b.id]
+
+
+def test_busy_reads_bounded_by_the_longest_session_find_every_overlap(store: Store) -> None:
+    """The session reads stop at the technician's longest session before the window
+    (busy.py); against a count by hand over sessions of mixed lengths (one of three days)
+    and every status, they still find each session that overlaps, and only those."""
+    rng = random.Random(7)
+    made: list[tuple[str, Interval, Status]] = []
+    for tech in ("ana", "bruno"):
+        start = START - timedelta(days=10)
+        for n in range(24):
+            minutes = 3 * 24 * 60 if n == 9 else rng.choice((15, 30, 90, 240, 600))
+            start += timedelta(minutes=rng.choice((0, 30, 300, 1440)))
+            session = book(store, start, tech=tech, minutes=minutes)
+            status = rng.choice(list(Status))
+            path = {
+                Status.BOOKED: [],
+                Status.IN_PROGRESS: [Status.IN_PROGRESS],
+                Status.COMPLETED: [Status.IN_PROGRESS, Status.COMPLETED],
+                Status.CANCELLED: [Status.CANCELLED],
+                Status.RESCHEDULED: [Status.RESCHEDULED],
+            }[status]
+            for step in path:
+                assert store.transition(session.id, step, now=NOW, actor="admin") is not None
+            made.append((tech, session.interval, status))
+            start = session.interval.end
+    first, last = made[0][1].start, max(interval.end for _, interval, _ in made)
+    for _ in range(40):
+        lo = first - timedelta(days=1) + (last - first) * rng.random()
+        window = Interval(lo, lo + timedelta(minutes=rng.choice((30, 600, 3 * 1440, 20 * 1440))))
+        counted = Counter(
+            tech
+            for tech, interval, status in made
+            if interval.overlaps(window) and status in LOAD_STATUSES
+        )
+        assert store.load_by_technician(window) == dict(counted), window
+        for tech in ("ana", "bruno"):
+            active = sorted(
+                interval
+                for who, interval, status in made
+                if who == tech and interval.overlaps(window) and status in ACTIVE_STATUSES
+            )
+            assert store.active_session_intervals(tech, window) == active, (tech, window)
+
+
+def test_a_long_history_does_not_slow_the_reads_after_each_booking(tmp_path: Path) -> None:
+    """A desk's past sessions (completed, cancelled) stay in the store for years; the reads
+    after each booking (the technician's sessions, the week's load) skip them."""
+    path = tmp_path / "store.db"
+    store = open_store(path)
+    book(store, at(60))
+    window = Interval(START, START + timedelta(days=7))
+
+    def steps_to_read(past: int) -> int:
+        first = int(START.timestamp()) - 86_400
+        with closing(sqlite3.connect(path)) as db, db:
+            db.executemany(
+                "INSERT INTO sessions (id, type, start_ts, end_ts, technician_id, status, "
+                "company, responsible_name, phone, email, remote_tool, remote_id, description, "
+                "language, rules_accepted_at, rules_version, created_at, updated_at, "
+                "calendar_uid) VALUES (?, 'standard', ?, ?, 'ana', 'completed', 'C', 'R', "
+                "'+5511987654321', '', 'AnyDesk', '', '', 'pt-BR', 0, 'v1', 0, 0, ?)",
+                [
+                    (f"past-{n}", first - n * 3600, first - n * 3600 + 1800, f"past-{n}")
+                    for n in range(past)
+                ],
+            )
+        steps = [0]
+
+        def count() -> int:
+            steps[0] += 1
+            return 0
+
+        db = store._connection()
+        db.set_progress_handler(count, 1)  # one call per SQLite VM instruction
+        assert store.load_by_technician(window) == {"ana": 1}
+        assert len(store.active_session_intervals("ana", window)) == 1
+        db.set_progress_handler(None, 1)
+        return steps[0]
+
+    assert steps_to_read(0) + 200 > steps_to_read(5_000)
+    store.close()
 
 
 def test_load_counts_sessions_that_took_the_technicians_time(store: Store) -> None:
