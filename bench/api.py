@@ -21,6 +21,10 @@ For each scale (technicians × busy intervals each) a desk is built:
   leaves it (one calendar object per interval), under the sync token Radicale issued for
   the collection; the daemon's incremental syncs then see exactly what changes on the
   server during the run, as in production;
+* history: two years of past sessions per technician (four a weekday, most completed, some
+  cancelled or rescheduled), as a desk that has been in use has. They take no time in the
+  window, but every read of sessions that only bounds them by ``start_ts < end`` of the
+  window walks them all;
 * the daemon runs as ``expediente run --clock-start`` on a Sunday at noon, so no slot of the
   14-day query passes its notice during a run.
 
@@ -87,6 +91,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -118,6 +123,8 @@ HORIZON_DAYS = 90  # room for every booking of a run past the 14 days queried
 HORIZON_END = NOW.date() + timedelta(days=HORIZON_DAYS - 1)
 RANGE_DAYS = 14  # a slots request for bookable starts asks for this many days at a time
 IN_HOURS = 40  # busy intervals inside opening hours per technician, at every scale
+HISTORY_DAYS = 730  # past sessions: two years of them before NOW
+HISTORY_TIMES = ((9, 0), (10, 30), (14, 0), (16, 0))  # desk time, each weekday
 CALM_INTERVAL = 60  # seconds: [sync] interval, the default
 CHANGES_INTERVAL = 2  # seconds: short enough that each change lands before the next one
 CHANGE_EVERY = 2.0  # seconds between the technician's PUTs
@@ -239,6 +246,7 @@ class Desk:
     offered: int  # starts offered by SLOTS_PATH
     capacity: int  # technician-starts offered by SLOTS_PATH
     stored: int  # busy intervals in the store
+    past: int  # past sessions in the store
 
 
 def prepare(folder: Path, scale: Scale, radicale: CalDAVServer, port: int) -> Desk:
@@ -282,6 +290,7 @@ def prepare(folder: Path, scale: Scale, radicale: CalDAVServer, port: int) -> De
     slots = service.slots("standard", FIRST, LAST)
     body = Response.json(slots_document(config.policy, "standard", slots)).body
     store.close()
+    past = past_sessions(Path(config.store.path), [t.id for t in config.technicians])
     return Desk(
         scale=scale,
         config_path=path,
@@ -292,7 +301,49 @@ def prepare(folder: Path, scale: Scale, radicale: CalDAVServer, port: int) -> De
         offered=len(slots),
         capacity=sum(len(s.technicians) for s in slots),
         stored=stored,
+        past=past,
     )
+
+
+def past_sessions(path: Path, technicians: list[str]) -> int:
+    """Two years of sessions behind NOW for each technician, written as the store keeps
+    them once they are over (one transaction: through the store's API, each would be a
+    booking and a transition with their own commits, hours at 50 technicians)."""
+    rows = []
+    for tech in technicians:
+        day = NOW.date() - timedelta(days=HISTORY_DAYS)
+        n = 0
+        while day < NOW.date():
+            if weekday(day):
+                for hour, minute in HISTORY_TIMES:
+                    start = int(datetime.combine(day, time_of_day(hour, minute), TZ).timestamp())
+                    n += 1
+                    status = (
+                        "cancelled"
+                        if n % 10 == 0
+                        else "rescheduled"
+                        if n % 15 == 0
+                        else "completed"
+                    )
+                    ended = start + 1800 if status == "completed" else None
+                    checked = start + 120 if status == "completed" else None
+                    uid = f"past-{tech}-{n}"
+                    rows.append((
+                        uid, "standard", start, start + 1800, tech, status, "Cliente Ltda",
+                        "Maria", "+5511987654321", "remote", start - 86_400, "v1",
+                        start - 86_400, start + 1800, checked, ended, uid,
+                    ))  # fmt: skip
+            day += timedelta(days=1)
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            "INSERT INTO sessions (id, type, start_ts, end_ts, technician_id, status, company, "
+            "responsible_name, phone, remote_tool, rules_accepted_at, rules_version, "
+            "created_at, updated_at, checked_in_at, ended_at, calendar_uid) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    db.close()
+    return len(rows)
 
 
 def write_config(desk: Desk, interval: int) -> None:
@@ -767,11 +818,14 @@ def run_scale(scale: Scale, timing: Timing, log: Callable[[str], None]) -> dict[
         desk = prepare(folder, scale, radicale, port)
         result["desk"] = {
             "stored_intervals": desk.stored,
+            "past_sessions": desk.past,
             "offered_starts": desk.offered,
             "offered_places": desk.capacity,
             "setup_seconds": time.perf_counter() - started,
         }
-        log(f"{scale}: desk ready, {desk.stored:,} intervals stored")
+        log(
+            f"{scale}: desk ready, {desk.stored:,} intervals and {desk.past:,} past sessions stored"
+        )
         result["ceiling"] = ceiling = measure_ceiling(folder, desk, timing)
         log(f"{scale}: ceiling measured")
         result["daemon"] = measure_daemon(folder, desk, port, timing, log)
@@ -903,7 +957,8 @@ def table(result: dict[str, Any]) -> str:
     same = daemon["offered_starts"] == desk["offered_starts"]  # computed in-process, and served
     lines = [
         f"== {scale['technicians']} technicians × {scale['intervals']:,} busy intervals: "
-        f"{desk['stored_intervals']:,} stored; the 14-day query offers {desk['offered_starts']}"
+        f"{desk['stored_intervals']:,} stored, {desk.get('past_sessions', 0):,} past sessions; "
+        f"the 14-day query offers {desk['offered_starts']}"
         f"{'' if same else ' (the running daemon ' + str(daemon['offered_starts']) + ')'} "
         f"starts ({desk['offered_places']:,} technician-places); run {result['seconds']:.0f} s",
         f"   idle daemon ({scale['technicians']} calendars): {cpu_share(daemon['idle_calm'])} of a "
