@@ -40,6 +40,13 @@ from rules.intervals import Interval, require_aware
 from rules.lifecycle import CancelReason
 from rules.model import ACTIVE_STATUSES, Status
 
+# The longest session of any technician, each technician's read from their index
+# (migration 0005): a lower bound for the sessions that can overlap a window.
+_LONGEST = (
+    "(SELECT max((SELECT max(m.end_ts - m.start_ts) FROM sessions m "
+    "WHERE m.technician_id = t.id)) FROM technicians t)"
+)
+
 
 class SessionsPart(StoreBase):
     """Booking, transitions, moves and flags; sessions by id, UID, href, status and time."""
@@ -197,8 +204,10 @@ class SessionsPart(StoreBase):
             args.append(technician_id)
         if window is not None:
             lo, hi = span(window)
-            where.append("start_ts < ? AND end_ts > ?")
-            args += [hi, lo]
+            # Bounded from below by the longest session, as busy.py's reads: otherwise every
+            # session before the window (a desk's whole history) is visited.
+            where.append(f"start_ts < ? AND end_ts > ? AND start_ts >= ? - {_LONGEST}")
+            args += [hi, lo, lo]
         if flagged:
             where.append("needs_attention IS NOT NULL")
         if after is not None:
