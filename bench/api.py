@@ -290,7 +290,11 @@ def prepare(folder: Path, scale: Scale, radicale: CalDAVServer, port: int) -> De
     slots = service.slots("standard", FIRST, LAST)
     body = Response.json(slots_document(config.policy, "standard", slots)).body
     store.close()
-    past = past_sessions(Path(config.store.path), [t.id for t in config.technicians])
+    written = [
+        (c.technician, c.id, urlsplit(h.url).path)
+        for c, h in zip(config.calendars, handles, strict=True)
+    ]
+    past = past_sessions(Path(config.store.path), written)
     return Desk(
         scale=scale,
         config_path=path,
@@ -305,12 +309,14 @@ def prepare(folder: Path, scale: Scale, radicale: CalDAVServer, port: int) -> De
     )
 
 
-def past_sessions(path: Path, technicians: list[str]) -> int:
-    """Two years of sessions behind NOW for each technician, written as the store keeps
-    them once they are over (one transaction: through the store's API, each would be a
-    booking and a transition with their own commits, hours at 50 technicians)."""
+def past_sessions(path: Path, calendars: list[tuple[str, str, str]]) -> int:
+    """Two years of sessions behind NOW for each technician (``calendars``: technician,
+    session calendar id, its path), written as the store keeps them once they are over,
+    each with the event the outbox wrote for it (one transaction: through the store's API,
+    each would be a booking and a transition with their own commits, hours at 50
+    technicians)."""
     rows = []
-    for tech in technicians:
+    for tech, calendar_id, base in calendars:
         day = NOW.date() - timedelta(days=HISTORY_DAYS)
         n = 0
         while day < NOW.date():
@@ -331,15 +337,16 @@ def past_sessions(path: Path, technicians: list[str]) -> int:
                     rows.append((
                         uid, "standard", start, start + 1800, tech, status, "Cliente Ltda",
                         "Maria", "+5511987654321", "remote", start - 86_400, "v1",
-                        start - 86_400, start + 1800, checked, ended, uid,
+                        start - 86_400, start + 1800, checked, ended, uid, calendar_id,
+                        f"{base}{uid}.ics",
                     ))  # fmt: skip
             day += timedelta(days=1)
     with sqlite3.connect(path) as db:
         db.executemany(
             "INSERT INTO sessions (id, type, start_ts, end_ts, technician_id, status, company, "
             "responsible_name, phone, remote_tool, rules_accepted_at, rules_version, "
-            "created_at, updated_at, checked_in_at, ended_at, calendar_uid) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created_at, updated_at, checked_in_at, ended_at, calendar_uid, calendar_id, "
+            "calendar_href) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
     db.close()

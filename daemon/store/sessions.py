@@ -414,12 +414,15 @@ class SessionsPart(StoreBase):
         ``calendar_id`` but is not among the objects its last good sync holds: written
         since, or deleted before any sync listed it."""
         rows = self._read(
+            # The statuses spelled out, as migration 0012's index of active written
+            # sessions has them: every session ever written to the calendar (a desk's
+            # history) stays in the older index, and this read runs on every sync.
             "SELECT id, calendar_href FROM sessions s "
             "WHERE calendar_id = ? AND calendar_href IS NOT NULL "
-            "AND status IN (SELECT value FROM json_each(?)) AND NOT EXISTS ("
+            "AND status IN ('booked', 'in_progress') AND NOT EXISTS ("
             "SELECT 1 FROM calendar_objects o "
             "WHERE o.calendar_id = s.calendar_id AND o.href = s.calendar_href)",
-            (calendar_id, json.dumps(sorted(ACTIVE_STATUSES))),
+            (calendar_id,),
         )
         if not rows:
             return {}

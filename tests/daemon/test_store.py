@@ -780,7 +780,8 @@ def test_busy_reads_bounded_by_the_longest_session_find_every_overlap(store: Sto
 def test_a_long_history_does_not_slow_the_everyday_reads(tmp_path: Path) -> None:
     """A desk's past sessions (completed, cancelled) stay in the store for years; the reads
     after each booking (the technician's sessions, the week's load), the console's
-    listing of a day and the health probe's count of flagged sessions skip them."""
+    listing of a day, the health probe's count of flagged sessions and every sync's look
+    for the sessions it wrote skip them."""
     path = tmp_path / "store.db"
     store = open_store(path)
     book(store, at(60))
@@ -793,10 +794,18 @@ def test_a_long_history_does_not_slow_the_everyday_reads(tmp_path: Path) -> None
                 "INSERT INTO sessions (id, type, start_ts, end_ts, technician_id, status, "
                 "company, responsible_name, phone, email, remote_tool, remote_id, description, "
                 "language, rules_accepted_at, rules_version, created_at, updated_at, "
-                "calendar_uid) VALUES (?, 'standard', ?, ?, 'ana', 'completed', 'C', 'R', "
-                "'+5511987654321', '', 'AnyDesk', '', '', 'pt-BR', 0, 'v1', 0, 0, ?)",
+                "calendar_uid, calendar_id, calendar_href) VALUES (?, 'standard', ?, ?, 'ana', "
+                "'completed', 'C', 'R', '+5511987654321', '', 'AnyDesk', '', '', 'pt-BR', 0, "
+                "'v1', 0, 0, ?, ?, ?)",
                 [
-                    (f"past-{n}", first - n * 3600, first - n * 3600 + 1800, f"past-{n}")
+                    (
+                        f"past-{n}",
+                        first - n * 3600,
+                        first - n * 3600 + 1800,
+                        f"past-{n}",
+                        SESSIONS,
+                        f"/ana/past-{n}.ics",
+                    )
                     for n in range(past)
                 ],
             )
@@ -815,6 +824,7 @@ def test_a_long_history_does_not_slow_the_everyday_reads(tmp_path: Path) -> None
         assert len(store.list_sessions(window=window, technician_id="ana")) == 1
         assert len(store.list_sessions(window=window, status=LOAD_STATUSES)) == 1
         assert store.flagged_sessions() == []  # counted by every /healthz and /metrics
+        assert store.unlisted_session_writes(SESSIONS) == {}  # asked by every sync
         db.set_progress_handler(None, 1)
         return steps[0]
 
