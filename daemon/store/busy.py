@@ -66,12 +66,13 @@ _ACTIVE_SESSIONS = (
     "WHERE technician_id = :tech) "
     "AND id IS NOT :own"
 )
+# Every technician, with none for most: filtering here would count each one twice.
 _LOAD = (
-    "SELECT id, n FROM (SELECT t.id AS id, (SELECT count(*) FROM sessions s "
+    "SELECT t.id, (SELECT count(*) FROM sessions s "
     "WHERE s.technician_id = t.id AND s.status IN ('booked', 'in_progress', 'completed') "
     "AND s.start_ts < :hi AND s.end_ts > :lo "
     "AND s.start_ts >= :lo - (SELECT max(m.end_ts - m.start_ts) FROM sessions m "
-    "WHERE m.technician_id = t.id)) AS n FROM technicians t) AS loads WHERE n > 0"
+    "WHERE m.technician_id = t.id)) FROM technicians t"
 )
 
 
@@ -165,4 +166,4 @@ class BusyPart(StoreBase):
         technicians with none are absent."""
         lo, hi = span(window)
         rows = self._read_packed(_LOAD, 2, {"lo": lo, "hi": hi})
-        return {row[0]: row[1] for row in rows}
+        return {row[0]: row[1] for row in rows if row[1]}
