@@ -66,7 +66,8 @@ _ACTIVE_SESSIONS = (
     "WHERE technician_id = :tech) "
     "AND id IS NOT :own"
 )
-# Every technician, with none for most: filtering here would count each one twice.
+# One row per technician, a count of 0 included (the caller drops those): a WHERE on the
+# count here would have SQLite count each technician twice.
 _LOAD = (
     "SELECT t.id, (SELECT count(*) FROM sessions s "
     "WHERE s.technician_id = t.id AND s.status IN ('booked', 'in_progress', 'completed') "

@@ -70,6 +70,7 @@ _DESK_TABLES = (
 _SEEDED = ("whatsapp_health",)
 _NUMBERED = ("outbox", "audit", "staff_login_failures")
 POOL_TIMEOUT_S = 5.0  # waiting for a connection before answering "unavailable"
+CONNECT_TIMEOUT_S = 5
 ROLLBACK_ATTEMPTS = 3  # a booking or move the database rolled back (a deadlock) is run again
 _ROLLED_BACK = (
     psycopg.errors.DeadlockDetected,
@@ -77,7 +78,6 @@ _ROLLED_BACK = (
     psycopg.errors.TransactionRollback,
 )
 _T = TypeVar("_T")
-CONNECT_TIMEOUT_S = 5
 
 
 def packaged_pg_migrations() -> list[tuple[int, str]]:
