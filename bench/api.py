@@ -88,7 +88,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
@@ -315,7 +315,7 @@ def past_sessions(path: Path, calendars: list[tuple[str, str, str]]) -> int:
     each with the event the outbox wrote for it (one transaction: through the store's API,
     each would be a booking and a transition with their own commits, hours at 50
     technicians)."""
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for tech, calendar_id, base in calendars:
         day = NOW.date() - timedelta(days=HISTORY_DAYS)
         n = 0
@@ -324,15 +324,12 @@ def past_sessions(path: Path, calendars: list[tuple[str, str, str]]) -> int:
                 for hour, minute in HISTORY_TIMES:
                     start = int(datetime.combine(day, time_of_day(hour, minute), TZ).timestamp())
                     n += 1
-                    status = (
-                        "cancelled"
-                        if n % 10 == 0
-                        else "rescheduled"
-                        if n % 15 == 0
-                        else "completed"
-                    )
-                    ended = start + 1800 if status == "completed" else None
-                    checked = start + 120 if status == "completed" else None
+                    status = "completed"
+                    ended: int | None = start + 1800
+                    checked: int | None = start + 120
+                    if n % 10 == 0 or n % 15 == 0:
+                        status = "cancelled" if n % 10 == 0 else "rescheduled"
+                        ended = checked = None
                     uid = f"past-{tech}-{n}"
                     rows.append((
                         uid, "standard", start, start + 1800, tech, status, "Cliente Ltda",
@@ -341,7 +338,7 @@ def past_sessions(path: Path, calendars: list[tuple[str, str, str]]) -> int:
                         f"{base}{uid}.ics",
                     ))  # fmt: skip
             day += timedelta(days=1)
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         db.executemany(
             "INSERT INTO sessions (id, type, start_ts, end_ts, technician_id, status, company, "
             "responsible_name, phone, remote_tool, rules_accepted_at, rules_version, "
@@ -349,7 +346,6 @@ def past_sessions(path: Path, calendars: list[tuple[str, str, str]]) -> int:
             "calendar_href) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-    db.close()
     return len(rows)
 
 

@@ -145,7 +145,7 @@ def test_a_booking_the_database_rolls_back_for_a_deadlock_is_run_again(dsn: str)
     store = open_store(dsn)
     assert isinstance(store, PostgresStore)
     gate = 0x6578_7065_0042
-    with psycopg.connect(dsn, autocommit=True) as admin:
+    with closing(store), psycopg.connect(dsn, autocommit=True) as admin:
         admin.execute("CREATE SEQUENCE insert_attempts")  # a sequence ignores rollbacks
         admin.execute(
             "CREATE FUNCTION wait_at_gate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
@@ -176,7 +176,6 @@ def test_a_booking_the_database_rolls_back_for_a_deadlock_is_run_again(dsn: str)
             other.rollback()
             result = booking.result(timeout=30)
         assert admin.execute("SELECT last_value FROM insert_attempts").fetchone() == (2,)
-    try:
         assert isinstance(result, Inserted), result
         assert [s.id for s in store.list_sessions()] == [result.session.id]
         assert [e.action for e in store.audit_log()] == ["booking_accepted"]
@@ -185,8 +184,6 @@ def test_a_booking_the_database_rolls_back_for_a_deadlock_is_run_again(dsn: str)
             new_session(), buffer=timedelta(0), now=NOW, idempotency_key="k", request_hash="h"
         )
         assert again == Replayed(result.session)
-    finally:
-        store.close()
 
 
 def test_superseding_a_calendar_write_reads_an_index_of_the_sessions_pending_items(
