@@ -362,6 +362,10 @@ def booking(start: str) -> dict[str, Any]:
 
 
 def get_json(port: int, path: str) -> Any:
+    return json.loads(get_bytes(port, path))
+
+
+def get_bytes(port: int, path: str) -> bytes:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         conn.request("GET", path)
@@ -369,9 +373,18 @@ def get_json(port: int, path: str) -> Any:
         payload = response.read()
         if response.status != 200:
             raise RuntimeError(f"GET {path}: {response.status} {payload[:200]!r}")
-        return json.loads(payload)
+        return payload
     finally:
         conn.close()
+
+
+_THREAD_CPU = re.compile(r'^expediente_thread_cpu_seconds_total\{threads="([^"]*)"\} (\S+)$', re.M)
+
+
+def thread_cpu(port: int) -> dict[str, float]:
+    """The daemon's CPU seconds so far by thread group, from its ``/metrics``."""
+    text = get_bytes(port, "/metrics").decode()
+    return {group: float(value) for group, value in _THREAD_CPU.findall(text)}
 
 
 def free_starts(port: int, first: date, last: date) -> list[str]:
@@ -663,8 +676,10 @@ def closed_loop(
             "connections": clients,
             "streams": [{"name": "bookings", "method": "POST", "path": "/api/v1/bookings",
                          "bodies": [booking(s) for s in starts], "repeat": repeat}]}  # fmt: skip
+    threads: dict[str, float] = {}
     if written:
         outbox_empty(server.port)
+        threads = thread_cpu(server.port)
     with server.watch() as window:
         report = generate(plan)
         written_after = outbox_empty(server.port) if written else math.nan
@@ -675,6 +690,15 @@ def closed_loop(
         cpu_ms_per_request=per_request(window[0], found["requests"]),
         written_after_s=written_after,
     )
+    if written:
+        # Which part of the daemon took that CPU: the requests, the calendar writes, ...
+        used = {
+            group: (seconds - threads.get(group, 0.0)) * 1000 / max(found["requests"], 1)
+            for group, seconds in thread_cpu(server.port).items()
+        }
+        found["cpu_ms_per_request_by_threads"] = dict(
+            sorted(used.items(), key=lambda item: item[1], reverse=True)
+        )
     return found
 
 
@@ -1056,6 +1080,14 @@ def table(result: dict[str, Any]) -> str:
             f"{ratio(phase['per_second'], base['per_second']):>8.2%}  "
             f"{num(phase['cpu_ms_per_request'], 10, 2)}  {phase['requests'] - phase['ok']:>7}  "
             f"{phase['server']['queue_warnings']:>10,}  {num(phase['written_after_s'], 15)}"
+        )
+    for clients in CLIENTS:
+        by_threads = daemon[f"bookings_{clients}"].get("cpu_ms_per_request_by_threads", {})
+        lines.append(
+            f"  daemon CPU ms per booking by threads, {clients} client"
+            + ("s" if clients > 1 else "")
+            + ": "
+            + ", ".join(f"{group} {ms:.2f}" for group, ms in by_threads.items() if ms >= 0.005)
         )
     loggers = ", ".join(
         f"{name} {count:,}" for name, count in daemon["log_lines_by_logger"].items()

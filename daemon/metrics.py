@@ -9,11 +9,16 @@ instance runs the background work, and which one does (several share a PostgreSQ
 
 from __future__ import annotations
 
+import collections
+import os
+import re
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from daemon.leader import Leadership
@@ -100,6 +105,71 @@ class _LeaderGauges(Collector):
         yield leading
 
 
+_NUMBERED = re.compile(r"[-_]?\d+")
+
+
+def thread_group(name: str) -> str:
+    """What a thread does, from its name without its numbers: ``waitress-3`` → ``waitress``,
+    ``outbox-lane_1`` → ``outbox-lane``, ``Thread-7 (watch)`` → ``Thread (watch)``, so the
+    label takes a few values however many threads come and go."""
+    return _NUMBERED.sub("", name) or name
+
+
+def _thread_cpu_seconds(stat: Path, tick: int) -> float | None:
+    """User and system CPU of one thread from its ``/proc`` stat line (None: gone, or no
+    ``/proc`` here)."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+class _ThreadCpu(Collector):
+    """CPU seconds of this process's threads, by what they do: the web requests
+    (``waitress``), the outbox's calendar writes (``outbox-lane``), the syncs, the refresher
+    that rebuilds busy time, the HTTP loop.
+
+    The daemon is one Python process whose threads take turns on one core's worth of GIL.
+    When it is slow under load, this says which part took the time: the bookings
+    themselves, or their calendar writes, or the syncs. Read from ``/proc`` when scraped
+    (Linux; elsewhere the family is empty). A thread that ended still counts with what it
+    had used at the scrape before, so a group's counter never goes down.
+    """
+
+    def __init__(self, tasks: Path = Path("/proc/self/task")) -> None:
+        self._tasks = tasks
+        self._lock = threading.Lock()
+        self._alive: dict[threading.Thread, tuple[str, float]] = {}
+        self._ended: collections.defaultdict[str, float] = collections.defaultdict(float)
+
+    def collect(self) -> Iterator[Metric]:
+        tick = os.sysconf("SC_CLK_TCK")
+        with self._lock:
+            alive: dict[threading.Thread, tuple[str, float]] = {}
+            for thread in threading.enumerate():
+                if thread.native_id is None:
+                    continue
+                seconds = _thread_cpu_seconds(self._tasks / str(thread.native_id) / "stat", tick)
+                if seconds is not None:
+                    alive[thread] = (thread_group(thread.name), seconds)
+            for thread, (group, seconds) in self._alive.items():
+                if thread not in alive:
+                    self._ended[group] += seconds
+            self._alive = alive
+            totals = collections.defaultdict(float, self._ended)
+            for group, seconds in alive.values():
+                totals[group] += seconds
+        family = CounterMetricFamily(
+            "expediente_thread_cpu_seconds",
+            "CPU seconds (user and system) of the daemon's threads, by what they do.",
+            labels=["threads"],
+        )
+        for group, seconds in sorted(totals.items()):
+            family.add_metric([group], seconds)
+        yield family
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
@@ -108,6 +178,7 @@ class Metrics:
             for name, (help_, labels) in _COUNTERS.items()
         }
         self._gauges: _StoreGauges | None = None
+        self.registry.register(_ThreadCpu())
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         counter = self._counters[name]

@@ -160,6 +160,8 @@ def test_the_technician_moving_the_event_moves_or_flags_the_session(desk: Desk) 
     assert health["sessions_needing_attention"] == 1
     _, metrics = desk.get("/metrics")
     assert 'expediente_two_way_total{kind="flagged"} 1.0' in metrics
+    # Where the daemon's CPU went, by thread group: the requests just served among them.
+    assert 'expediente_thread_cpu_seconds_total{threads="waitress"}' in metrics
 
 
 def test_fifty_concurrent_posts_for_one_slot_book_it_once(desk: Desk) -> None:
