@@ -1,4 +1,5 @@
-"""The sync-collection REPORT that every incremental sync repeats, over a kept stdlib connection.
+"""The sync-collection REPORT that every incremental sync repeats, and the session writes,
+over a kept stdlib connection.
 
 An idle sync is this one request, sent for every calendar at every interval. Through caldav
 and niquests it costs about 2 ms of Python with the GIL held (the library's request objects,
@@ -14,6 +15,15 @@ sends the same REPORT through caldav, whose handling of errors, retries and pagi
 that counts. After a few fallbacks in a row the poller stands aside for a while, so a server
 it cannot talk to costs one extra request now and then, not one per sync. A proxy in the
 environment turns it off: only niquests goes through proxies.
+
+A booking's calendar write (a PUT, and the GET or DELETE around some of them) cost the
+daemon more CPU through caldav and niquests than the booking itself: 2.6 ms a request
+against 0.5 ms here. :meth:`SyncPoller.send` takes those too, with the same rule: only a
+plain answer (2xx, 404, 412) is kept, and for anything else, a redirect, a refusal, a 5xx, or
+no answer, the caller sends the request again through caldav. Sending a PUT or a DELETE
+twice is safe because each carries a precondition (``If-None-Match: *`` or ``If-Match``):
+one that landed the first time makes the second a 412, which the adapter already reads as
+"written meanwhile".
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
 from xml.sax.saxutils import escape
 
@@ -44,9 +55,23 @@ later, and a closed one is seen at once; one a firewall dropped without a word w
 the sync for the whole timeout, so at the default 60 s interval each sync opens its own."""
 
 # Entities stay unresolved and the network off; a long listing is ordinary calendar data.
+_T = TypeVar("_T")
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
 _STALE = (http.client.RemoteDisconnected, ConnectionError)
 _PLAIN = (200, 201, 404)  # the statuses of a listing the poller reads itself
+_PLAIN_ANSWERS = frozenset({200, 201, 204, 404, 412})  # what send() hands back as it is
+
+
+class Answer:
+    """An answer :meth:`SyncPoller.send` received, read as the adapter reads caldav's:
+    ``status``, ``headers`` (``get`` by any case), the body on ``_raw``."""
+
+    __slots__ = ("_raw", "headers", "status")
+
+    def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self._raw = body
 
 
 @dataclass(frozen=True)
@@ -87,10 +112,11 @@ class SyncPoller:
         self._ca_file = str(ca_file) if ca_file is not None else None
         self._timeout = timeout
         self._count = count
-        self._headers = {"Depth": "1", "Content-Type": "text/xml"}
+        self._auth: dict[str, str] = {}
         if username or password:
             pair = f"{username}:{password}".encode()
-            self._headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+            self._auth["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        self._headers = {"Depth": "1", "Content-Type": "text/xml", **self._auth}
         self._connection: http.client.HTTPConnection | None = None
         self._context: ssl.SSLContext | None = None
         self._monotonic = monotonic
@@ -111,23 +137,42 @@ class SyncPoller:
         Never raises for what the network or the server does: the caller's caldav path
         is where those become the connector's errors.
         """
+        return self._attempt(lambda: self._report(token))
+
+    def send(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Answer | None:
+        """``method`` on ``path`` (percent-encoded, on the calendar's server), or None when
+        caldav must send it instead (see the module docs): the poller is off, busy with
+        another thread's request, standing aside, or the answer is not a plain one.
+
+        Never raises for what the network or the server does, as :meth:`report`.
+        """
+        return self._attempt(lambda: self._plain(method, path, body, headers))
+
+    def _attempt(self, call: Callable[[], _T | None]) -> _T | None:
+        """``call`` on the kept connection, counting the fallbacks it ends in."""
         if not self.enabled or not self._lock.acquire(blocking=False):
             return None
         try:
             if self._paused:
                 self._paused -= 1
                 return None
-            listing = self._report(token)
-            if listing is None:
+            found = call()
+            if found is None:
                 self._fallbacks += 1
                 if self._fallbacks >= FALLBACKS_BEFORE_PAUSE:
-                    log.debug("%s: sync REPORT left to caldav for a while", self._collection)
+                    log.debug("%s: requests left to caldav for a while", self._collection)
                     self._fallbacks, self._paused = 0, SYNCS_PAUSED
             else:
                 self._fallbacks = 0
-            return listing
+            return found
         finally:
             self._lock.release()
+
+    def _plain(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Answer | None:
+        answer = self._exchange(method, path, body, {**headers, **self._auth})
+        if answer is None or answer[0] not in _PLAIN_ANSWERS:
+            return None
+        return Answer(*answer)
 
     def _report(self, token: str) -> Listing | None:
         body = (
@@ -135,11 +180,11 @@ class SyncPoller:
             f"<D:sync-token>{escape(token)}</D:sync-token><D:sync-level>1</D:sync-level>"
             "<D:prop><D:getetag/></D:prop></D:sync-collection>"
         ).encode()
-        answer = self._exchange(body)
+        answer = self._exchange("REPORT", self._target, body, self._headers)
         if answer is None or answer[0] != 207:
             return None
         try:
-            tree = etree.fromstring(answer[1], _PARSER)
+            tree = etree.fromstring(answer[2], _PARSER)
         except (etree.XMLSyntaxError, ValueError):
             return None  # an empty body is a ValueError
         return self._listing(tree)
@@ -188,8 +233,11 @@ class SyncPoller:
         deleted = list(dict.fromkeys(p for p in gone if p not in etags))
         return Listing(token, etags, deleted)
 
-    def _exchange(self, body: bytes) -> tuple[int, bytes] | None:
-        """(status, body) of the REPORT; a kept connection the server closed is reopened once."""
+    def _exchange(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, http.client.HTTPMessage, bytes] | None:
+        """(status, headers, body) of one request; a kept connection the server closed is
+        reopened once (it closed while idle: the request never reached it)."""
         if self._connection is not None and self._monotonic() - self._used_at > KEPT_IDLE:
             self._drop()
         for _ in range(2):
@@ -197,7 +245,7 @@ class SyncPoller:
             try:
                 connection = self._connection or self._connect()
                 self._connection = connection
-                connection.request("REPORT", self._target, body, self._headers)
+                connection.request(method, path, body, headers)
                 response = connection.getresponse()
                 content = response.read()
             except _STALE:
@@ -214,7 +262,7 @@ class SyncPoller:
                 self._drop()
             self._used_at = self._monotonic()
             self._count(len(body), len(content))
-            return response.status, content
+            return response.status, response.headers, content
         return None
 
     def _connect(self) -> http.client.HTTPConnection:

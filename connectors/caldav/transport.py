@@ -39,6 +39,9 @@ _DAV = "{DAV:}"
 _CALDAV = "{urn:ietf:params:xml:ns:caldav}"
 _CS = "{http://calendarserver.org/ns/}"
 _MULTISTATUS = (207, 200)  # 207 per RFC 4918; a few servers say 200 for the same body
+# Requests tried over the poller's kept connection first (connectors/caldav/poll.py): the
+# session writes, whose answers are read by status, headers and body, not as a multistatus.
+_KEPT_CONNECTION_METHODS = frozenset({"GET", "PUT", "DELETE"})
 
 
 @dataclass
@@ -125,7 +128,14 @@ class _Transport:
     def _request(
         self, method: str, url: str, body: str = "", headers: dict[str, str] | None = None
     ) -> Any:
-        """One HTTP request; transport failures and 401/403/429 become ConnectorErrors."""
+        """One HTTP request; transport failures and 401/403/429 become ConnectorErrors.
+
+        GET, PUT and DELETE go over the poller's kept connection when it can take them,
+        and through caldav when it cannot (see ``connectors/caldav/poll.py``)."""
+        if method in _KEPT_CONNECTION_METHODS:
+            answer = self._poller.send(method, urlsplit(url).path, body.encode(), headers or {})
+            if answer is not None:
+                return answer
         try:
             return self._client.request(url, method, body, headers or {})
         except Exception as exc:

@@ -111,13 +111,24 @@ class BodyRecorder:
 
 
 class TestCalDAVContract(SessionCalendarContract):
-    """The SessionCalendar contract on both servers, with each sync method."""
+    """The SessionCalendar contract on both servers, with each sync method, and with the
+    kept connection (``connectors/caldav/poll.py``) on and off: what it cannot answer is
+    sent through caldav, so both ways must keep the contract."""
 
     @pytest.fixture(params=["sync-collection", "etag"])
+    def sync_method(self, request: pytest.FixtureRequest) -> SyncMethod:
+        method: SyncMethod = request.param
+        return method
+
+    @pytest.fixture(params=["kept connection", "caldav only"])
     def calendar(
-        self, request: pytest.FixtureRequest, calendar_handle: CalendarHandle
+        self,
+        request: pytest.FixtureRequest,
+        calendar_handle: CalendarHandle,
+        sync_method: SyncMethod,
     ) -> Iterator[SessionCalendar]:
-        with adapter_for(calendar_handle, sync_method=request.param) as cal:
+        with adapter_for(calendar_handle, sync_method=sync_method) as cal:
+            cal._poller.enabled = request.param == "kept connection"
             yield cal
 
     @pytest.fixture
@@ -343,9 +354,17 @@ def test_a_server_the_poller_cannot_talk_to_is_left_to_caldav_for_a_while() -> N
 
 
 class CannedDAV:
-    """A local HTTP server that answers every REPORT with one canned status and body."""
+    """A local HTTP server that answers every request with one canned status, body and
+    headers, keeping what it was sent."""
 
-    def __init__(self, status: int, body: bytes, *, keep_alive: bool = False) -> None:
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        *,
+        keep_alive: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         canned = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -356,17 +375,25 @@ class CannedDAV:
                 super().setup()
 
             def do_REPORT(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                sent = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 canned.requests += 1
+                canned.received.append((self.command, self.path, dict(self.headers), sent))
                 self.send_response(canned.status)
                 self.send_header("Content-Length", str(len(canned.body)))
+                for name, value in canned.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(canned.body)
+                if self.command != "HEAD":
+                    self.wfile.write(canned.body)
+
+            do_PUT = do_GET = do_DELETE = do_PROPFIND = do_REPORT
 
             def log_message(self, *_: Any) -> None:
                 pass
 
         self.status, self.body, self.requests, self.connections = status, body, 0, 0
+        self.headers = headers or {}
+        self.received: list[tuple[str, str, dict[str, str], bytes]] = []
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ana/cal/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -472,6 +499,77 @@ def test_a_connection_is_kept_between_syncs_but_not_once_it_sat_idle_too_long() 
         assert (canned.requests, canned.connections) == (4, 2)
     finally:
         poller.close()
+        canned.close()
+
+
+def test_session_writes_go_over_the_kept_connection(adapter: CalDAVCalendar) -> None:
+    recorder = BodyRecorder(adapter)
+    created = adapter.put_session(session())
+    updated = adapter.put_session(session(state="in_progress"), etag=created)
+    assert updated != created
+    found = adapter.get_session("sess-0001")
+    assert found is not None
+    assert found[1] == updated
+    with pytest.raises(Conflict):  # a 412 answered over the kept connection
+        adapter.put_session(session(state="cancelled"), etag=created)
+    adapter.delete_session("sess-0001", updated)
+    assert adapter.get_session("sess-0001") is None
+    assert recorder.bodies == []  # none of them went through caldav
+
+
+@pytest.mark.parametrize("status", [200, 201, 204, 404, 412])
+def test_a_plain_answer_to_a_session_request_is_read_from_the_kept_connection(
+    status: int,
+) -> None:
+    error = b"<D:error xmlns:D='DAV:'><D:no-uid-conflict/></D:error>"
+    canned = CannedDAV(status, error, headers={"ETag": '"e1"'})
+    poller = canned.poller()
+    try:
+        answer = poller.send(
+            "PUT", "/ana/cal/s%201.ics", b"BEGIN:VCALENDAR", {"If-None-Match": "*"}
+        )
+        assert answer is not None
+        body = b"" if status == 204 else error  # a 204 has no body, whatever follows it
+        assert (answer.status, answer.headers.get("etag"), answer._raw) == (status, '"e1"', body)
+        ((method, path, headers, sent),) = canned.received
+        assert (method, path, sent) == ("PUT", "/ana/cal/s%201.ics", b"BEGIN:VCALENDAR")
+        assert headers["If-None-Match"] == "*"
+        assert headers["Authorization"].startswith("Basic ")
+    finally:
+        poller.close()
+        canned.close()
+
+
+@pytest.mark.parametrize("status", [301, 307, 400, 401, 403, 409, 429, 500, 503])
+def test_other_answers_to_a_session_request_are_left_to_caldav(status: int) -> None:
+    canned = CannedDAV(status, b"")
+    poller = canned.poller()
+    try:
+        assert poller.send("DELETE", "/ana/cal/s.ics", b"", {"If-Match": '"e1"'}) is None
+        assert canned.requests == 1
+    finally:
+        poller.close()
+        canned.close()
+
+
+def test_a_session_write_the_kept_connection_could_not_place_is_sent_again_through_caldav() -> None:
+    # Sent twice, the create is still safe: its If-None-Match makes a second one that
+    # finds the first landed a 412, which the adapter reads as its own earlier write.
+    canned = CannedDAV(503, b"", headers={"Retry-After": "7"})
+    try:
+        with (
+            CalDAVCalendar(canned.url, "ana", "x", SP, timeout=5) as cal,
+            pytest.raises(Unavailable) as raised,
+        ):
+            cal.put_session(session())
+        assert [
+            (method, headers.get("If-None-Match")) for method, _, headers, _ in canned.received
+        ] == [
+            ("PUT", "*"),  # over the kept connection
+            ("PUT", "*"),  # through caldav, whose answer counts
+        ]
+        assert raised.value.retry_after == 7
+    finally:
         canned.close()
 
 
