@@ -56,7 +56,8 @@ process of its own:
   to its technician's calendar on Radicale ("written after": how long past the phase's
   end the last write landed), so its CPU per booking includes the calendar write;
 * from the daemon: CPU per request (``/proc/<pid>/stat`` utime + stime over the phase and
-  until the server has worked off what it queued; every thread, the syncs' share too),
+  until the server has worked off what it queued; every thread, the syncs' share too;
+  for the bookings also by thread group, from ``expediente_thread_cpu_seconds_total``),
   RSS idle (after start) and peak (``VmHWM`` at the end), and the lines it logged in each
   phase, of which waitress's ``Task queue depth`` warnings (one per request queued while
   its 8 threads are busy).

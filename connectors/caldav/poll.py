@@ -48,14 +48,14 @@ from connectors.caldav.transport import _DAV, _norm, _status_code, _text, log
 FALLBACKS_BEFORE_PAUSE = 3
 """Fallbacks in a row after which the poller stands aside."""
 SYNCS_PAUSED = 50
-"""Syncs the poller leaves to caldav alone before trying again."""
+"""Requests (syncs, session writes) the poller leaves to caldav alone before trying again."""
 KEPT_IDLE = 20.0
 """Seconds a connection may sit unused and still be reused. Servers close theirs sooner or
 later, and a closed one is seen at once; one a firewall dropped without a word would hold
 the sync for the whole timeout, so at the default 60 s interval each sync opens its own."""
 
-# Entities stay unresolved and the network off; a long listing is ordinary calendar data.
 _T = TypeVar("_T")
+# Entities stay unresolved and the network off; a long listing is ordinary calendar data.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
 _STALE = (http.client.RemoteDisconnected, ConnectionError)
 _PLAIN = (200, 201, 404)  # the statuses of a listing the poller reads itself
