@@ -30,6 +30,7 @@ booking: the booking insert re-checks inside its own transaction.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -68,6 +69,20 @@ class _Combined:
             and self.versions[1] >= versions[1]
             and self.window.contains(window)
         )
+
+
+def _added(
+    before: Sequence[tuple[float, float]], now: Sequence[tuple[float, float]]
+) -> list[tuple[float, float]] | None:
+    """The session pairs ``now`` has beyond ``before``; None when one of ``before`` is
+    gone (a session cancelled, moved or over), which only a fresh lay-over undoes."""
+    if len(now) < len(before):
+        return None
+    left = Counter(now)
+    left.subtract(before)
+    if any(count < 0 for count in left.values()):
+        return None
+    return sorted(left.elements())
 
 
 class BusyCache:
@@ -318,13 +333,18 @@ class BusyCache:
         sessions = self._session_loader(tech, window, without)
         if without is not None:
             return calendar.timeline.with_pairs(sessions)
-        if (
-            previous is not None
+        added = (
+            _added(previous.sessions, sessions)
+            if previous is not None
             and previous.window == window
             and previous.base is calendar.timeline
-            and previous.sessions == sessions
-        ):
-            timeline = previous.timeline
+            else None
+        )
+        if previous is not None and added is not None:
+            # Only bookings since: laid over the previous timeline, a pair or two, where
+            # laying all of a busy technician's sessions (hundreds in the window) afresh
+            # after each booking took 0.8 ms. None added: the very same timeline.
+            timeline = previous.timeline.with_pairs(added)
         else:
             timeline = calendar.timeline.with_pairs(sessions)
         with self._lock:

@@ -207,6 +207,13 @@ class FakeStore:
         self.versions["ana"] = (calendar, sessions + 1)
         self.data_version += 1
 
+    def cancel(self, pair: tuple[float, float]) -> None:
+        """A session ended (cancelled, over): Ana's sessions version moves."""
+        self.booked.remove(pair)
+        calendar, sessions = self.versions["ana"]
+        self.versions["ana"] = (calendar, sessions + 1)
+        self.data_version += 1
+
     def change(self, busy: list[tuple[float, float]]) -> None:
         """A sync: new calendar busy time, Ana's calendar version and the data version move."""
         self.busy = busy
@@ -285,6 +292,57 @@ def watched(cache: BusyCache) -> Iterator[WatchedCondition]:
     condition = cache._built
     assert isinstance(condition, WatchedCondition)
     yield condition
+
+
+changes = st.lists(
+    st.one_of(
+        st.tuples(st.just("book"), st.integers(0, 1000), st.integers(1, 100)),
+        st.tuples(st.just("cancel"), st.integers(0, 30), st.just(0)),
+        st.tuples(st.just("sync"), st.integers(0, 1000), st.integers(1, 100)),
+    ),
+    max_size=25,
+)
+
+
+@given(changes=changes)
+def test_the_timeline_after_any_bookings_cancels_and_syncs_is_the_one_built_afresh(
+    changes: list[tuple[str, int, int]],
+) -> None:
+    fake = FakeStore()
+    cache = watched_cache(fake)
+    for kind, at, length in changes:
+        if kind == "book":
+            fake.book((float(at), float(at + length)))
+        elif kind == "cancel" and fake.booked:
+            fake.cancel(fake.booked[at % len(fake.booked)])
+        elif kind == "sync":
+            fake.change([*fake.busy, (float(at), float(at + length))])
+        expected = BusyTimeline.from_timestamps([*fake.busy, *fake.booked])
+        assert cache.timeline("ana", WINDOW).intervals == expected.intervals
+
+
+def test_a_booking_lays_only_its_own_session_over_the_previous_timeline(
+    fake: FakeStore, cache: BusyCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for hour in range(40):
+        fake.book((3600.0 * hour, 3600.0 * hour + 1800))
+        cache.timeline("ana", WINDOW)
+    laid: list[int] = []
+    with_pairs = BusyTimeline.with_pairs
+
+    def counted(self: BusyTimeline, pairs: Sequence[tuple[float, float]]) -> BusyTimeline:
+        laid.append(len(pairs))
+        return with_pairs(self, pairs)
+
+    monkeypatch.setattr(BusyTimeline, "with_pairs", counted)
+    fake.book((3600.0 * 50, 3600.0 * 50 + 1800))
+    booked = cache.timeline("ana", WINDOW)
+    fake.cancel((0.0, 1800.0))
+    cancelled = cache.timeline("ana", WINDOW)
+    assert laid == [1, 40]  # the new session alone; after a cancel, all 40 left afresh
+    assert not booked.is_free_at(100.0, 200.0)
+    assert cancelled.is_free_at(100.0, 200.0)  # the cancelled session's time, freed
+    assert not cancelled.is_free_at(3600.0 * 50, 3600.0 * 50 + 60)
 
 
 def test_while_a_rebuild_runs_requests_get_the_previous_view(
