@@ -76,7 +76,6 @@ import argparse
 import http.client
 import json
 import math
-import os
 import random
 import re
 import shutil
@@ -106,6 +105,7 @@ from daemon.availability import slots_document
 from daemon.calendars import open_calendar
 from daemon.clock import FixedClock
 from daemon.config import load_config
+from daemon.metrics import proc_cpu_seconds
 from daemon.service import Service
 from daemon.store import Store
 from daemon.web.http import Response
@@ -441,10 +441,10 @@ class Server:
             time.sleep(0.1)
 
     def cpu(self) -> float:
-        # Fields after the command name: utime and stime are the 12th and 13th (proc(5)).
-        text = Path(f"/proc/{self.process.pid}/stat").read_text()
-        fields = text.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        seconds = proc_cpu_seconds(Path(f"/proc/{self.process.pid}/stat"))
+        if seconds is None:
+            raise RuntimeError(f"no CPU figure for process {self.process.pid}: is it gone?")
+        return seconds
 
     def memory_kb(self, field: str) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():

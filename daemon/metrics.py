@@ -115,14 +115,15 @@ def thread_group(name: str) -> str:
     return _NUMBERED.sub("", name) or name
 
 
-def _thread_cpu_seconds(stat: Path, tick: int) -> float | None:
-    """User and system CPU of one thread from its ``/proc`` stat line (None: gone, or no
-    ``/proc`` here)."""
+def proc_cpu_seconds(stat: Path) -> float | None:
+    """User and system CPU of a process or thread from its ``/proc`` stat file (None: gone,
+    or no ``/proc`` here). The fields after the command name, which may hold spaces and
+    parentheses: utime and stime are the 12th and 13th (proc(5))."""
     try:
         fields = stat.read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return (int(fields[11]) + int(fields[12])) / tick
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class _ThreadCpu(Collector):
@@ -144,13 +145,12 @@ class _ThreadCpu(Collector):
         self._ended: collections.defaultdict[str, float] = collections.defaultdict(float)
 
     def collect(self) -> Iterator[Metric]:
-        tick = os.sysconf("SC_CLK_TCK")
         with self._lock:
             alive: dict[threading.Thread, tuple[str, float]] = {}
             for thread in threading.enumerate():
                 if thread.native_id is None:
                     continue
-                seconds = _thread_cpu_seconds(self._tasks / str(thread.native_id) / "stat", tick)
+                seconds = proc_cpu_seconds(self._tasks / str(thread.native_id) / "stat")
                 if seconds is not None:
                     alive[thread] = (thread_group(thread.name), seconds)
             for thread, (group, seconds) in self._alive.items():
