@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from daemon.busy import BusyCache
+from daemon.busy import BusyCache, LoadCache
 from daemon.clock import Clock
 from daemon.config import Config
 from daemon.events import calendar_uid
@@ -34,6 +34,7 @@ from daemon.store import (
     Store,
     StoreError,
 )
+from daemon.store.records import span
 from rules.booking import validate
 from rules.intervals import BusyTimeline, Interval, later
 from rules.lifecycle import (
@@ -135,6 +136,7 @@ class Service:
             refresher=refresher,
         )
         self.slot_cache = SlotCache(refresher=refresher)
+        self.load_cache = LoadCache(store.load_by_technician, self.cache.versions)
         self._stale: _Stale | None = None
         # Called with each booking's outcome name (booked, replayed, rejected, slot_taken).
         self.on_booking: Callable[[str], None] = lambda outcome: None
@@ -351,6 +353,12 @@ class Service:
             if isinstance(inserted, InProgress):
                 raise IllegalTransition(Status.IN_PROGRESS, Event.CANCEL, "it was checked in")
             if isinstance(inserted, Inserted):
+                if inserted.versions is not None:
+                    self.cache.booked(
+                        inserted.session.technician_id,
+                        span(inserted.session.interval),
+                        inserted.versions,
+                    )
                 log.info(
                     "booked %s for %s at %s",
                     inserted.session.id, inserted.session.technician_id, inserted.session.start,
@@ -382,7 +390,8 @@ class Service:
         day = request.start.astimezone(tz).date()
         monday = day - timedelta(days=day.weekday())
         start = datetime.combine(monday, time(0), tzinfo=tz)
-        return self.store.load_by_technician(Interval(start, start + timedelta(days=7)))
+        week = Interval(start, start + timedelta(days=7))
+        return self.load_cache.load(week, [t.id for t in self.policy.technicians])
 
     def _explain(
         self,

@@ -11,6 +11,8 @@ tells it whose to rebuild.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection
 from datetime import timedelta
 
 from daemon.store.base import Connection, StoreBase
@@ -75,6 +77,9 @@ _LOAD = (
     "AND s.start_ts >= :lo - (SELECT max(m.end_ts - m.start_ts) FROM sessions m "
     "WHERE m.technician_id = t.id)) FROM technicians t"
 )
+# The same for some technicians only (``:ids``, a JSON array): those whose sessions moved
+# since their count was cached (daemon/busy.py, LoadCache).
+_LOAD_OF = _LOAD + " WHERE t.id IN (SELECT value FROM json_each(:ids))"  # noqa: S608
 
 
 def clash(
@@ -162,9 +167,15 @@ class BusyPart(StoreBase):
             Interval(instant(a), instant(b)) for a, b in self.session_pairs(technician_id, window)
         ]
 
-    def load_by_technician(self, window: Interval) -> dict[str, int]:
-        """Sessions (booked, in progress, completed) per technician overlapping ``window``;
-        technicians with none are absent."""
+    def load_by_technician(
+        self, window: Interval, technicians: Collection[str] | None = None
+    ) -> dict[str, int]:
+        """Sessions (booked, in progress, completed) per technician overlapping ``window``,
+        of every technician or only of ``technicians``; those with none are absent."""
         lo, hi = span(window)
-        rows = self._read_packed(_LOAD, 2, {"lo": lo, "hi": hi})
+        if technicians is None:
+            rows = self._read_packed(_LOAD, 2, {"lo": lo, "hi": hi})
+        else:
+            ids = json.dumps(sorted(technicians))
+            rows = self._read_packed(_LOAD_OF, 2, {"lo": lo, "hi": hi, "ids": ids})
         return {row[0]: row[1] for row in rows if row[1]}

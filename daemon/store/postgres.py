@@ -98,6 +98,7 @@ def translate(sql: str) -> str:
     """A statement of the store's parts (SQLite's dialect) in PostgreSQL's, for psycopg."""
     sql = sql.replace("%", "%%")
     sql = sql.replace("json_each(?)", "json_array_elements_text(?::json)")
+    sql = re.sub(r"json_each\(:(\w+)\)", r"json_array_elements_text(:\1::json)", sql)
     sql = re.sub(r"\bIS NOT :(\w+)", r"IS DISTINCT FROM :\1", sql)
     sql = re.sub(r"\bIS :(\w+)", r"IS NOT DISTINCT FROM :\1", sql)
     sql = sql.replace("last_insert_rowid()", "lastval()")

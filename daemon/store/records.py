@@ -139,6 +139,10 @@ def as_session(row: Any) -> SessionRecord:
 @dataclass(frozen=True)
 class Inserted:
     session: SessionRecord
+    # The technician's (calendar, sessions) versions as this insert left them (migration
+    # 0004), read in its transaction: the busy cache takes the new session in from here
+    # instead of reading the technician's sessions back (daemon/busy.py, ``booked``).
+    versions: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

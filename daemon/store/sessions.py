@@ -158,7 +158,13 @@ class SessionsPart(StoreBase):
                     CancelReason.REBOOKED, replaced_outbox,
                 )  # fmt: skip
             row = db.execute(f"{SESSION_SELECT} WHERE id = ?", (session.id,)).fetchone()
-        return Inserted(as_session(row))
+            versions = db.execute(
+                "SELECT calendar, sessions FROM technician_versions WHERE technician_id = ?",
+                (session.technician_id,),
+            ).fetchone()
+        return Inserted(
+            as_session(row), None if versions is None else (int(versions[0]), int(versions[1]))
+        )
 
     def session_by_idempotency_key(self, key: str) -> tuple[SessionRecord, str | None] | None:
         """The session first booked with ``key`` and that request's hash, if any."""

@@ -19,10 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.base import ObjectChange
-from daemon.busy import BusyCache
+from daemon.busy import LOAD_WEEKS, BusyCache, LoadCache
 from daemon.cli import main
 from daemon.refresh import Refresher
 from rules.intervals import BusyTimeline, Interval
+from rules.model import Status
 from tests.daemon.desk import Desk, call, make_desk, monday
 from tests.factories import booking, booking_request
 
@@ -166,6 +167,70 @@ def test_a_cancel_by_the_cli_is_seen_and_costs_its_technician_only(desk: Desk) -
     assert free_at(desk, 9) == 2
     assert reads.calendar == []
     assert reads.sessions == [session.technician_id]
+
+
+def fresh_timelines(desk: Desk) -> dict[str, Sequence[Interval]]:
+    """Every technician's busy time as a new cache builds it from the store."""
+    store = desk.store
+    cache = BusyCache(
+        store.busy_pairs,
+        store.session_pairs,
+        versions=store.technician_versions,
+        data_version=store.data_version,
+    )
+    window = desk.service.cache_window(desk.clock.now())
+    techs = [t.id for t in desk.config.technicians]
+    return {tech: timeline.intervals for tech, timeline in cache.timelines(techs, window).items()}
+
+
+def served_timelines(desk: Desk) -> dict[str, Sequence[Interval]]:
+    timelines = desk.service.timelines(desk.clock.now())
+    return {tech: timeline.intervals for tech, timeline in timelines.items()}
+
+
+def test_bookings_hand_their_sessions_to_the_cache_instead_of_reading_them_back(
+    desk: Desk,
+) -> None:
+    reads = Reads(desk)
+    desk.service.timelines(desk.clock.now())
+    reads.clear()
+    booked = []
+    for hour in (9, 10, 11, 14):
+        outcome = desk.service.book(booking_request(monday(hour, weeks=1), only_required=True))
+        assert outcome.session is not None
+        booked.append(outcome.session.technician_id)
+    assert sorted(set(booked)) == ["ana", "bruno"]  # both technicians' views took bookings
+    assert served_timelines(desk) == fresh_timelines(desk)
+    assert reads.sessions == reads.calendar == []
+
+
+def test_bookings_from_many_threads_leave_the_cache_as_the_store_says(desk: Desk) -> None:
+    """Bookings committed together (one group commit) hand their sessions over in any
+    order; whatever the order, the views end as a fresh read of the store."""
+    first, last = monday(0, weeks=1).date(), monday(0, weeks=2).date()
+    starts = [slot.start for slot in desk.service.slots("standard", first, last)] * 2
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def client() -> None:
+        try:
+            while True:
+                with lock:
+                    if not starts:
+                        return
+                    start = starts.pop()
+                desk.service.book(booking_request(start, only_required=True))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert not errors and not any(thread.is_alive() for thread in threads)
+    assert len(desk.store.list_sessions(status=Status.BOOKED)) > 20
+    assert served_timelines(desk) == fresh_timelines(desk)
 
 
 # ------------------------------------------------------------------ single flight
@@ -319,6 +384,105 @@ def test_the_timeline_after_any_bookings_cancels_and_syncs_is_the_one_built_afre
             fake.change([*fake.busy, (float(at), float(at + length))])
         expected = BusyTimeline.from_timestamps([*fake.busy, *fake.booked])
         assert cache.timeline("ana", WINDOW).intervals == expected.intervals
+
+
+# The handed-over tests' window: the fake's pairs (seconds after 1970) fall inside it, as
+# a booking's time falls in the window the cache serves (one outside it only moves the
+# version).
+NEAR = Interval(datetime(1970, 1, 1, tzinfo=UTC), datetime(1970, 1, 2, tzinfo=UTC))
+
+handovers = st.lists(
+    st.one_of(
+        st.tuples(st.just("book"), st.integers(0, 1000), st.integers(1, 100)),
+        st.tuples(st.just("hand"), st.integers(0, 10), st.just(0)),
+        st.tuples(st.just("cancel"), st.integers(0, 30), st.just(0)),
+        st.tuples(st.just("sync"), st.integers(0, 1000), st.integers(1, 100)),
+        st.tuples(st.just("read"), st.just(0), st.just(0)),
+    ),
+    max_size=30,
+)
+
+
+@given(changes=handovers)
+def test_bookings_handed_over_in_any_order_give_the_timeline_built_afresh(
+    changes: list[tuple[str, int, int]],
+) -> None:
+    """Bookings committed together reach ``booked`` in any order, some never (a booking
+    whose thread the test never lets hand it over), among cancels, syncs and reads."""
+    fake = FakeStore()
+    cache = watched_cache(fake)
+    cache.timeline("ana", NEAR)
+    waiting: list[tuple[tuple[float, float], tuple[int, int]]] = []
+
+    def check() -> None:
+        expected = BusyTimeline.from_timestamps([*fake.busy, *fake.booked])
+        assert cache.timeline("ana", NEAR).intervals == expected.intervals
+
+    for kind, at, length in changes:
+        if kind == "book":
+            pair = (float(at), float(at + length))
+            fake.book(pair)
+            waiting.append((pair, fake.versions["ana"]))
+        elif kind == "hand" and waiting:
+            cache.booked("ana", *waiting.pop(at % len(waiting)))
+        elif kind == "cancel" and fake.booked:
+            fake.cancel(fake.booked[at % len(fake.booked)])
+        elif kind == "sync":
+            fake.change([*fake.busy, (float(at), float(at + length))])
+        elif kind == "read":
+            check()
+    check()
+
+
+def test_a_booking_handed_over_is_not_read_back(fake: FakeStore, cache: BusyCache) -> None:
+    cache.timeline("ana", NEAR)
+    reads = (fake.calendar_reads, fake.session_reads)
+    fake.book((120.0, 180.0))
+    assert cache.booked("ana", (120.0, 180.0), fake.versions["ana"])
+    assert starts(cache.timeline("ana", NEAR)) == [0.0, 120.0]
+    assert (fake.calendar_reads, fake.session_reads) == reads
+
+
+def test_bookings_handed_over_out_of_order_wait_for_the_one_between(
+    fake: FakeStore, cache: BusyCache
+) -> None:
+    cache.timeline("ana", NEAR)
+    reads = (fake.calendar_reads, fake.session_reads)
+    fake.book((120.0, 180.0))
+    first = fake.versions["ana"]
+    fake.book((300.0, 360.0))
+    assert not cache.booked("ana", (300.0, 360.0), fake.versions["ana"])  # one is missing
+    assert cache.booked("ana", (120.0, 180.0), first)
+    assert starts(cache.timeline("ana", NEAR)) == [0.0, 120.0, 300.0]
+    assert (fake.calendar_reads, fake.session_reads) == reads
+
+
+def test_a_booking_that_is_not_the_only_change_is_left_to_the_rebuild(
+    fake: FakeStore, cache: BusyCache
+) -> None:
+    cache.timeline("ana", NEAR)
+    fake.change([(0.0, 60.0), (600.0, 660.0)])  # a sync landed between
+    fake.book((120.0, 180.0))
+    assert not cache.booked("ana", (120.0, 180.0), fake.versions["ana"])
+    fake.book((300.0, 360.0))
+    fake.cancel((300.0, 360.0))  # two more changes: not one behind either
+    fake.book((400.0, 460.0))
+    assert not cache.booked("ana", (400.0, 460.0), fake.versions["ana"])
+    reads = fake.calendar_reads
+    assert starts(cache.timeline("ana", NEAR)) == [0.0, 120.0, 400.0, 600.0]
+    assert fake.calendar_reads == reads + 1
+
+
+def test_a_booking_outside_the_window_moves_the_version_only(
+    fake: FakeStore, cache: BusyCache
+) -> None:
+    before = cache.timeline("ana", NEAR)
+    later = NEAR.end.timestamp() + 3600
+    fake.book((later, later + 60))
+    assert cache.booked("ana", (later, later + 60), fake.versions["ana"])
+    reads = fake.session_reads
+    assert cache.timeline("ana", NEAR) is before
+    assert fake.session_reads == reads
 
 
 def test_a_booking_lays_only_its_own_session_over_the_previous_timeline(
@@ -566,3 +730,72 @@ def test_with_a_refresher_a_booking_is_laid_over_at_once(
     assert starts(background.timeline("ana", WINDOW)) == [0.0, 120.0]
     assert refresher.wait_idle(WAIT)
     assert fake.calendar_reads == 1 and fake.session_reads == 2
+
+
+# ------------------------------------------------------------------ the week's load
+
+
+def week_of(desk: Desk, weeks: int) -> Interval:
+    return Interval(monday(0, weeks=weeks), monday(0, weeks=weeks + 1))
+
+
+def test_the_week_load_is_counted_again_only_for_technicians_whose_sessions_moved(
+    desk: Desk,
+) -> None:
+    cache = desk.service.load_cache
+    counted: list[list[str]] = []
+    count = cache._counter
+
+    def counter(week: Interval, technicians: Any) -> Any:
+        counted.append(sorted(technicians))
+        return count(week, technicians)
+
+    cache._counter = counter
+    week = week_of(desk, 1)
+    everyone = ["ana", "bruno"]
+    assert cache.load(week, everyone) == {}
+    assert counted == [everyone]
+    for hour in (9, 10, 11):
+        counted.clear()
+        session = desk.service.book(booking_request(monday(hour, weeks=1), only_required=True))
+        assert session.session is not None
+        assert cache.load(week, everyone) == desk.store.load_by_technician(week)
+        assert counted in ([], [[session.session.technician_id]])
+    counted.clear()
+    assert cache.load(week, everyone) == desk.store.load_by_technician(week)
+    assert counted == [], "nothing moved: nothing counted"
+    # A cancel through the CLI's own handle (as from another process) is seen too.
+    gone = desk.store.list_sessions(status=Status.BOOKED)[0]
+    assert main(["cancel", gone.id, "--config", str(desk.config.path)], desk.clock) == 0
+    assert cache.load(week, everyone) == desk.store.load_by_technician(week)
+    assert counted == [[gone.technician_id]]
+
+
+def test_the_week_load_keeps_the_latest_weeks_only() -> None:
+    counted: list[Interval] = []
+
+    def counter(week: Interval, technicians: Any) -> dict[str, int]:
+        counted.append(week)
+        return {"ana": 1}
+
+    cache = LoadCache(counter, lambda: {"ana": (1, 1)})
+    weeks = [Interval(WINDOW.start + timedelta(weeks=n), WINDOW.start + timedelta(weeks=n + 1))
+             for n in range(LOAD_WEEKS + 1)]  # fmt: skip
+    for week in weeks:
+        assert cache.load(week, ["ana"]) == {"ana": 1}
+    assert cache.load(weeks[-1], ["ana"]) == {"ana": 1}
+    assert counted == weeks, "the latest weeks are kept"
+    cache.load(weeks[0], ["ana"])
+    assert counted == [*weeks, weeks[0]], "the oldest went"
+
+
+def test_lower_versions_count_the_week_again() -> None:
+    """Versions only grow: lower ones mean another file (a restored backup)."""
+    versions = {"ana": (1, 5)}
+    truth = {"ana": 3}
+    cache = LoadCache(lambda week, techs: dict(truth), lambda: dict(versions))
+    assert cache.load(WINDOW, ["ana"]) == {"ana": 3}
+    truth["ana"] = 1
+    assert cache.load(WINDOW, ["ana"]) == {"ana": 3}  # the same version: kept
+    versions["ana"] = (1, 2)
+    assert cache.load(WINDOW, ["ana"]) == {"ana": 1}

@@ -166,11 +166,21 @@ def test_sessions_booked_before_the_href_column_keep_working(tmp_path: Path) -> 
             [("ana", "Ana Souza")],
             [(SESSIONS, "ana", "sessions", "caldav", "http://127.0.0.1/ana/")],
         )
-        session = book(old)
+    # The row as a version of that schema wrote it (today's insert also reads tables that
+    # later migrations made).
+    start = int(START.timestamp())
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "INSERT INTO sessions (id, type, start_ts, end_ts, technician_id, status, company, "
+            "responsible_name, phone, remote_tool, rules_accepted_at, rules_version, "
+            "created_at, updated_at, calendar_uid) VALUES ('s1', 'standard', ?, ?, 'ana', "
+            "'booked', 'C', 'R', '+5511987654321', 'AnyDesk', 0, 'v1', 0, 0, 's1@expediente')",
+            (start, start + 3600),
+        )
     with Store(path) as store:
         assert store.schema_version == len(packaged_migrations())
-        kept = store.get_session(session.id)
-        assert kept is not None and kept.status == Status.BOOKED
+        session = store.get_session("s1")
+        assert session is not None and session.status == Status.BOOKED
         # Where its event is was never recorded: no href maps to it, nothing is checked.
         assert store.unlisted_session_writes(SESSIONS) == {}
         store.set_calendar_write(
@@ -1101,3 +1111,14 @@ def test_a_packed_read_gives_the_rows_a_plain_read_gives(store: Store) -> None:
     assert packed == sorted(store._read_tuples(sql))
     assert ('zé "o\'" 👍', "Zé", None, 9007199254740993, -5) in packed
     assert store._read_packed(f"{sql} AND 0 = 1", 5) == []
+
+
+def test_an_insert_tells_the_technicians_versions_it_left(store: Store) -> None:
+    """What the busy cache lays a booking over its view by (daemon/busy.py, ``booked``):
+    the versions right after the insert, the sessions one a step past those before."""
+    before = store.technician_versions().get("ana", (0, 0))
+    for n in range(3):
+        result = store.insert_booking(new_session(at(60 * n), 30), buffer=ZERO, now=NOW)
+        assert isinstance(result, Inserted), result
+        assert result.versions == store.technician_versions()["ana"]
+        assert result.versions == (before[0], before[1] + n + 1)
