@@ -55,6 +55,10 @@ STATUS_EVERY = 15
 DAILY_RESYNC_AT = "03:30"  # desk time: a full resync rolls the expansion window forward
 AUDIT_PRUNE_AT = "03:45"  # desk time, after the resync: the audit retention
 FIRST_SYNC_TIMEOUT = 120.0
+# How long a calendar write waits for a moment with no request being answered before it
+# goes ahead anyway (see SwitchableApp): a burst of bookings is answered first, and under
+# requests without a gap each outbox lane still writes one session a second.
+GIVE_WAY_S = 1.0
 
 NotificationsFactory = Callable[[Config, Signer], Notifications | None]
 
@@ -74,13 +78,35 @@ def _leave_out_of_full_collections() -> None:
 
 
 class SwitchableApp:
-    """The WSGI app the server holds; a reload swaps what it delegates to."""
+    """The WSGI app the server holds; a reload swaps what it delegates to.
+
+    It also counts the requests being answered, so that background work that can wait
+    gives way to them (:meth:`wait_quiet`): a calendar write is a few milliseconds of
+    CPU, and under a burst of bookings the outbox's lanes took a tenth of the daemon's
+    time from the clients waiting for an answer.
+    """
 
     def __init__(self, app: App) -> None:
         self.current = app
+        self._answering = 0
+        self._quiet = threading.Condition()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        return self.current(environ, start_response)
+        with self._quiet:
+            self._answering += 1
+        try:
+            return self.current(environ, start_response)
+        finally:
+            with self._quiet:
+                self._answering -= 1
+                if not self._answering:
+                    self._quiet.notify_all()
+
+    def wait_quiet(self, longest: float) -> bool:
+        """Return once no request is being answered (True), or after ``longest`` seconds
+        of requests without a gap (False)."""
+        with self._quiet:
+            return self._quiet.wait_for(lambda: not self._answering, longest)
 
 
 def default_notifications(config: Config, signer: Signer) -> Notifications | None:
@@ -175,6 +201,7 @@ class Daemon:
             whatsapp=WhatsApp(service, signer) if config.whatsapp else None,
             owner=self.leadership.instance,
             lanes=self.lane_pool,
+            give_way=lambda: self.web.wait_quiet(GIVE_WAY_S),
         )
         app = build_app(service, signer, self.metrics)
         return Parts(config, signer, service, calendars, syncer, outbox, app)

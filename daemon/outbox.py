@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -133,7 +133,12 @@ class OutboxWorker:
         whatsapp: WhatsApp | None = None,
         owner: str = "daemon",
         lanes: Executor | None = None,
+        give_way: Callable[[], object] | None = None,
     ) -> None:
+        """``give_way`` is called before each calendar write: the daemon's waits for a
+        moment when no request is being answered (``daemon/loop.py``, ``SwitchableApp``),
+        so the clients of a burst of bookings are answered before their sessions are
+        written."""
         self.service = service
         self.owner = owner  # the instance its claims name (several share a PostgreSQL store)
         self.calendars = calendars
@@ -144,6 +149,7 @@ class OutboxWorker:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._lock = threading.Lock()
         self._lanes = lanes  # None: one item after the other (admin commands, tests)
+        self._give_way = give_way
 
     def flush(self, limit: int = 200) -> FlushReport:
         """Deliver what is due; one flush at a time (the loop and ``sync --once`` share it)."""
@@ -227,6 +233,8 @@ class OutboxWorker:
         written: CalendarWrite | None = None
         try:
             if item.action == "put":
+                if self._give_way is not None:
+                    self._give_way()
                 written = self._put(session)
             elif item.action == "notify":
                 self._notify(item, session, now)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 
+import daemon.loop
 from connectors.base import ObjectChange, Unavailable
 from connectors.memory import MemoryCalendar
 from daemon.clock import FixedClock
@@ -185,6 +186,70 @@ def test_each_technicians_writes_stay_one_at_a_time_and_in_order(desk: Desk) -> 
         mine = [calendar_uid(b["id"]) for b in booked if technician_of(desk, b["id"]) == tech]
         assert watched.order[tech] == mine
     assert desk.daemon.store.outbox_depth() == 0
+
+
+class Held:
+    """A request the test holds inside the daemon's app until ``release()``."""
+
+    def __init__(self, desk: Desk) -> None:
+        self.entered = threading.Event()
+        self._release = threading.Event()
+        inner = desk.daemon.web.current
+
+        def app(environ: dict[str, Any], start_response: Any) -> Any:
+            if environ["PATH_INFO"] == "/healthz":
+                self.entered.set()
+                assert self._release.wait(30), "the test never released the request"
+            return inner(environ, start_response)
+
+        desk.daemon.web.current = app  # type: ignore[assignment]
+        self.thread = threading.Thread(target=call, args=(desk, "GET", "/healthz"))
+        self.thread.start()
+        assert self.entered.wait(30)
+
+    def release(self) -> None:
+        self._release.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+
+def test_calendar_writes_give_way_to_the_requests_being_answered(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = desk.book(monday(9).isoformat())
+    tech = technician_of(desk, session["id"])
+    monkeypatch.setattr(daemon.loop, "GIVE_WAY_S", 30.0)
+    waiting = threading.Event()
+    wait_quiet = desk.daemon.web.wait_quiet
+
+    def watched(longest: float) -> bool:
+        waiting.set()
+        return wait_quiet(longest)
+
+    monkeypatch.setattr(desk.daemon.web, "wait_quiet", watched)
+    held = Held(desk)
+    flush = threading.Thread(target=desk.daemon.flush)
+    flush.start()
+    assert waiting.wait(30)
+    assert desk.session_event(tech, session["id"]) is None, "written while a request waited"
+    held.release()
+    flush.join(30)
+    assert not flush.is_alive()
+    assert desk.session_event(tech, session["id"]) is not None
+    assert desk.daemon.store.outbox_depth() == 0
+
+
+def test_calendar_writes_go_ahead_when_requests_leave_no_gap(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = desk.book(monday(9).isoformat())
+    monkeypatch.setattr(daemon.loop, "GIVE_WAY_S", 0.0)  # no gap comes within the time
+    held = Held(desk)
+    try:
+        desk.daemon.flush()
+        assert desk.session_event(technician_of(desk, session["id"]), session["id"]) is not None
+    finally:
+        held.release()
 
 
 def test_no_show_marks_rescheduled_and_frees_the_time_in_the_calendar(desk: Desk) -> None:
