@@ -229,10 +229,12 @@ def test_calendar_writes_give_way_to_the_requests_being_answered(
     monkeypatch.setattr(desk.daemon.web, "wait_quiet", watched)
     held = Held(desk)
     flush = threading.Thread(target=desk.daemon.flush)
-    flush.start()
-    assert waiting.wait(30)
-    assert desk.session_event(tech, session["id"]) is None, "written while a request waited"
-    held.release()
+    try:  # released even when an assertion fails, so neither thread is left waiting
+        flush.start()
+        assert waiting.wait(30)
+        assert desk.session_event(tech, session["id"]) is None, "written while a request waited"
+    finally:
+        held.release()
     flush.join(30)
     assert not flush.is_alive()
     assert desk.session_event(tech, session["id"]) is not None
