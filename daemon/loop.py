@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import random
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -55,10 +57,15 @@ STATUS_EVERY = 15
 DAILY_RESYNC_AT = "03:30"  # desk time: a full resync rolls the expansion window forward
 AUDIT_PRUNE_AT = "03:45"  # desk time, after the resync: the audit retention
 FIRST_SYNC_TIMEOUT = 120.0
-# How long a calendar write waits for a moment with no request being answered before it
-# goes ahead anyway (see SwitchableApp): a burst of bookings is answered first, and under
-# requests without a gap each outbox lane still writes one session a second.
+# How long a calendar write waits for a gap in the requests before it goes ahead anyway
+# (see SwitchableApp): a burst of bookings is answered first, and under requests without
+# such a gap each outbox lane still writes one session a second.
 GIVE_WAY_S = 1.0
+# The gap: this long with no request being answered. A client booking in a loop leaves
+# well under a millisecond between its requests, and a write (a few milliseconds of CPU)
+# started in there delays its next answer; twenty idle milliseconds is a pause in the
+# traffic, and comes often even at 100 requests a second arriving at random.
+GIVE_WAY_GAP_S = 0.02
 
 NotificationsFactory = Callable[[Config, Signer], Notifications | None]
 
@@ -83,12 +90,16 @@ class SwitchableApp:
     It also counts the requests being answered, so that background work that can wait
     gives way to them (:meth:`wait_quiet`): a calendar write is a few milliseconds of
     CPU, and under a burst of bookings the outbox's lanes took a tenth of the daemon's
-    time from the clients waiting for an answer.
+    time from the clients waiting for an answer. Waiting for no request in flight was not
+    enough: clients booking in a loop leave that state for a fraction of a millisecond
+    between requests, the writes went ahead in there, and each delayed the next answer.
     """
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, clock: Callable[[], float] = time.monotonic) -> None:
         self.current = app
+        self._clock = clock  # monotonic seconds; a test's own clock in tests
         self._answering = 0
+        self._answered_at = -math.inf  # when the last request was answered
         self._quiet = threading.Condition()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -99,14 +110,26 @@ class SwitchableApp:
         finally:
             with self._quiet:
                 self._answering -= 1
+                self._answered_at = self._clock()
                 if not self._answering:
                     self._quiet.notify_all()
 
-    def wait_quiet(self, longest: float) -> bool:
-        """Return once no request is being answered (True), or after ``longest`` seconds
-        of requests without a gap (False)."""
+    def wait_quiet(self, longest: float, gap: float = 0.0) -> bool:
+        """Return once no request has been answered for ``gap`` seconds (True), or after
+        ``longest`` seconds of requests without such a gap (False)."""
+        clock = self._clock
+        end = clock() + longest
         with self._quiet:
-            return self._quiet.wait_for(lambda: not self._answering, longest)
+            while True:
+                now = clock()
+                idle = now - self._answered_at
+                if not self._answering and idle >= gap:
+                    return True
+                if now >= end:
+                    return False
+                # Woken when the last request in flight ends; else when the gap or the
+                # time runs out, to look again.
+                self._quiet.wait(end - now if self._answering else min(end - now, gap - idle))
 
 
 def default_notifications(config: Config, signer: Signer) -> Notifications | None:
@@ -201,7 +224,7 @@ class Daemon:
             whatsapp=WhatsApp(service, signer) if config.whatsapp else None,
             owner=self.leadership.instance,
             lanes=self.lane_pool,
-            give_way=lambda: self.web.wait_quiet(GIVE_WAY_S),
+            give_way=lambda: self.web.wait_quiet(GIVE_WAY_S, GIVE_WAY_GAP_S),
         )
         app = build_app(service, signer, self.metrics)
         return Parts(config, signer, service, calendars, syncer, outbox, app)

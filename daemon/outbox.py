@@ -136,8 +136,8 @@ class OutboxWorker:
         give_way: Callable[[], object] | None = None,
     ) -> None:
         """``give_way`` is called before each calendar write: the daemon's waits for a
-        moment when no request is being answered (``daemon/loop.py``, ``SwitchableApp``),
-        so the clients of a burst of bookings are answered before their sessions are
+        gap in the requests being answered (``daemon/loop.py``, ``SwitchableApp``), so
+        the clients of a burst of bookings are answered before their sessions are
         written."""
         self.service = service
         self.owner = owner  # the instance its claims name (several share a PostgreSQL store)

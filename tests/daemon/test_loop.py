@@ -21,7 +21,7 @@ from connectors.memory import MemoryCalendar
 from daemon.clock import FixedClock
 from daemon.config import CalendarConfig, load_config
 from daemon.events import calendar_uid
-from daemon.loop import OUTBOX_EVERY, Daemon
+from daemon.loop import OUTBOX_EVERY, Daemon, SwitchableApp
 from daemon.store import AUDIT_TEXT_MAX
 from daemon.sync import NOTE_EVERY
 from daemon.systemd import Notifier
@@ -222,9 +222,9 @@ def test_calendar_writes_give_way_to_the_requests_being_answered(
     waiting = threading.Event()
     wait_quiet = desk.daemon.web.wait_quiet
 
-    def watched(longest: float) -> bool:
+    def watched(longest: float, gap: float = 0.0) -> bool:
         waiting.set()
-        return wait_quiet(longest)
+        return wait_quiet(longest, gap)
 
     monkeypatch.setattr(desk.daemon.web, "wait_quiet", watched)
     held = Held(desk)
@@ -252,6 +252,75 @@ def test_calendar_writes_go_ahead_when_requests_leave_no_gap(
         assert desk.session_event(technician_of(desk, session["id"]), session["id"]) is not None
     finally:
         held.release()
+
+
+class Ticking:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def answer(app: SwitchableApp) -> None:
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        pass
+
+    app({"PATH_INFO": "/healthz"}, start_response)
+
+
+def waiting_for_quiet(app: SwitchableApp, longest: float, gap: float) -> tuple[Any, list[bool]]:
+    returned: list[bool] = []
+    thread = threading.Thread(target=lambda: returned.append(app.wait_quiet(longest, gap)))
+    thread.start()
+    return thread, returned
+
+
+def test_a_write_waits_for_a_gap_after_the_last_answer_not_only_for_none_in_flight() -> None:
+    """Clients booking in a loop leave nothing in flight for a fraction of a millisecond
+    between requests; a write that took that moment delayed the next answer."""
+    clock = Ticking()
+    app = SwitchableApp(lambda environ, start_response: [b"ok"], clock=clock)  # type: ignore[arg-type]
+    answer(app)  # answered at 100.0: nothing in flight from now on
+    clock.now = 100.01
+    thread, returned = waiting_for_quiet(app, 30.0, 0.02)
+    thread.join(0.3)  # the clock stands still: a gap of 10 ms, never 20
+    assert thread.is_alive() and returned == []
+    clock.now = 100.05
+    thread.join(30)
+    assert returned == [True]
+
+
+def test_a_request_answered_during_the_wait_starts_the_gap_again() -> None:
+    clock = Ticking()
+    app = SwitchableApp(lambda environ, start_response: [b"ok"], clock=clock)  # type: ignore[arg-type]
+    answer(app)
+    thread, returned = waiting_for_quiet(app, 30.0, 0.02)
+    clock.now = 100.015
+    answer(app)  # 15 ms into the gap
+    clock.now = 100.025  # 25 ms after the first answer, 10 ms after the second
+    thread.join(0.3)
+    assert thread.is_alive() and returned == []
+    clock.now = 100.05
+    thread.join(30)
+    assert returned == [True]
+
+
+def test_a_write_goes_ahead_when_the_requests_leave_no_gap_for_the_longest_wait() -> None:
+    clock = Ticking()
+    app = SwitchableApp(lambda environ, start_response: [b"ok"], clock=clock)  # type: ignore[arg-type]
+    answer(app)
+    thread, returned = waiting_for_quiet(app, 0.06, 0.02)
+    for now in (100.01, 100.02, 100.03, 100.04, 100.05):  # a request answered every 10 ms
+        clock.now = now
+        answer(app)
+    thread.join(0.3)
+    assert thread.is_alive() and returned == []
+    clock.now = 100.065  # the longest wait is up, 15 ms after the last answer
+    thread.join(30)
+    assert returned == [False]
 
 
 def test_no_show_marks_rescheduled_and_frees_the_time_in_the_calendar(desk: Desk) -> None:
