@@ -271,56 +271,66 @@ def answer(app: SwitchableApp) -> None:
     app({"PATH_INFO": "/healthz"}, start_response)
 
 
-def waiting_for_quiet(app: SwitchableApp, longest: float, gap: float) -> tuple[Any, list[bool]]:
-    returned: list[bool] = []
-    thread = threading.Thread(target=lambda: returned.append(app.wait_quiet(longest, gap)))
-    thread.start()
-    return thread, returned
+class QuietWait:
+    """``app.wait_quiet(longest, gap)`` on a thread of its own, watched by the test."""
+
+    def __init__(self, app: SwitchableApp, longest: float, gap: float) -> None:
+        self.returned: list[bool] = []
+        self.thread = threading.Thread(
+            target=lambda: self.returned.append(app.wait_quiet(longest, gap))
+        )
+        self.thread.start()
+
+    def assert_waiting(self) -> None:
+        self.thread.join(0.3)  # the test's clock stands still meanwhile
+        assert self.thread.is_alive() and self.returned == []
+
+    def result(self) -> list[bool]:
+        self.thread.join(30)
+        return self.returned
+
+
+def quiet_app(clock: Ticking) -> SwitchableApp:
+    return SwitchableApp(lambda environ, start_response: [b"ok"], clock=clock)  # type: ignore[arg-type]
 
 
 def test_a_write_waits_for_a_gap_after_the_last_answer_not_only_for_none_in_flight() -> None:
     """Clients booking in a loop leave nothing in flight for a fraction of a millisecond
     between requests; a write that took that moment delayed the next answer."""
     clock = Ticking()
-    app = SwitchableApp(lambda environ, start_response: [b"ok"], clock=clock)  # type: ignore[arg-type]
+    app = quiet_app(clock)
     answer(app)  # answered at 100.0: nothing in flight from now on
     clock.now = 100.01
-    thread, returned = waiting_for_quiet(app, 30.0, 0.02)
-    thread.join(0.3)  # the clock stands still: a gap of 10 ms, never 20
-    assert thread.is_alive() and returned == []
+    wait = QuietWait(app, 30.0, 0.02)
+    wait.assert_waiting()  # a gap of 10 ms, never 20
     clock.now = 100.05
-    thread.join(30)
-    assert returned == [True]
+    assert wait.result() == [True]
 
 
 def test_a_request_answered_during_the_wait_starts_the_gap_again() -> None:
     clock = Ticking()
-    app = SwitchableApp(lambda environ, start_response: [b"ok"], clock=clock)  # type: ignore[arg-type]
+    app = quiet_app(clock)
     answer(app)
-    thread, returned = waiting_for_quiet(app, 30.0, 0.02)
+    wait = QuietWait(app, 30.0, 0.02)
     clock.now = 100.015
     answer(app)  # 15 ms into the gap
     clock.now = 100.025  # 25 ms after the first answer, 10 ms after the second
-    thread.join(0.3)
-    assert thread.is_alive() and returned == []
+    wait.assert_waiting()
     clock.now = 100.05
-    thread.join(30)
-    assert returned == [True]
+    assert wait.result() == [True]
 
 
 def test_a_write_goes_ahead_when_the_requests_leave_no_gap_for_the_longest_wait() -> None:
     clock = Ticking()
-    app = SwitchableApp(lambda environ, start_response: [b"ok"], clock=clock)  # type: ignore[arg-type]
+    app = quiet_app(clock)
     answer(app)
-    thread, returned = waiting_for_quiet(app, 0.06, 0.02)
+    wait = QuietWait(app, 0.06, 0.02)
     for now in (100.01, 100.02, 100.03, 100.04, 100.05):  # a request answered every 10 ms
         clock.now = now
         answer(app)
-    thread.join(0.3)
-    assert thread.is_alive() and returned == []
+    wait.assert_waiting()
     clock.now = 100.065  # the longest wait is up, 15 ms after the last answer
-    thread.join(30)
-    assert returned == [False]
+    assert wait.result() == [False]
 
 
 def test_no_show_marks_rescheduled_and_frees_the_time_in_the_calendar(desk: Desk) -> None:
