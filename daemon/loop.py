@@ -95,9 +95,9 @@ class SwitchableApp:
     between requests, the writes went ahead in there, and each delayed the next answer.
     """
 
-    def __init__(self, app: App, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, app: App, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.current = app
-        self._clock = clock  # monotonic seconds; a test's own clock in tests
+        self._monotonic = monotonic  # a test's own clock in tests
         self._answering = 0
         self._answered_at = -math.inf  # when the last request was answered
         self._quiet = threading.Condition()
@@ -110,14 +110,14 @@ class SwitchableApp:
         finally:
             with self._quiet:
                 self._answering -= 1
-                self._answered_at = self._clock()
+                self._answered_at = self._monotonic()
                 if not self._answering:
                     self._quiet.notify_all()
 
     def wait_quiet(self, longest: float, gap: float = 0.0) -> bool:
         """Return once no request has been answered for ``gap`` seconds (True), or after
         ``longest`` seconds of requests without such a gap (False)."""
-        clock = self._clock
+        clock = self._monotonic
         end = clock() + longest
         with self._quiet:
             while True:

@@ -31,6 +31,7 @@ from tests import wsgi
 from tests.daemon.desk import ADMIN_TOKEN, SAO_PAULO, call, monday, write_config
 from tests.daemon.store_helpers import cancel_notices
 from tests.factories import booking, private_event
+from tests.ticks import Ticks
 
 
 class Desk:
@@ -254,16 +255,6 @@ def test_calendar_writes_go_ahead_when_requests_leave_no_gap(
         held.release()
 
 
-class Ticking:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def answer(app: SwitchableApp) -> None:
     def start_response(status: str, headers: list[tuple[str, str]]) -> None:
         pass
@@ -290,14 +281,14 @@ class QuietWait:
         return self.returned
 
 
-def quiet_app(clock: Ticking) -> SwitchableApp:
-    return SwitchableApp(lambda environ, start_response: [b"ok"], clock=clock)  # type: ignore[arg-type]
+def quiet_app(clock: Ticks) -> SwitchableApp:
+    return SwitchableApp(lambda environ, start_response: [b"ok"], monotonic=clock)  # type: ignore[arg-type]
 
 
 def test_a_write_waits_for_a_gap_after_the_last_answer_not_only_for_none_in_flight() -> None:
     """Clients booking in a loop leave nothing in flight for a fraction of a millisecond
     between requests; a write that took that moment delayed the next answer."""
-    clock = Ticking()
+    clock = Ticks(100.0)
     app = quiet_app(clock)
     answer(app)  # answered at 100.0: nothing in flight from now on
     clock.now = 100.01
@@ -308,7 +299,7 @@ def test_a_write_waits_for_a_gap_after_the_last_answer_not_only_for_none_in_flig
 
 
 def test_a_request_answered_during_the_wait_starts_the_gap_again() -> None:
-    clock = Ticking()
+    clock = Ticks(100.0)
     app = quiet_app(clock)
     answer(app)
     wait = QuietWait(app, 30.0, 0.02)
@@ -321,7 +312,7 @@ def test_a_request_answered_during_the_wait_starts_the_gap_again() -> None:
 
 
 def test_a_write_goes_ahead_when_the_requests_leave_no_gap_for_the_longest_wait() -> None:
-    clock = Ticking()
+    clock = Ticks(100.0)
     app = quiet_app(clock)
     answer(app)
     wait = QuietWait(app, 0.06, 0.02)

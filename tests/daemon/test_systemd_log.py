@@ -12,6 +12,7 @@ import waitress.utilities
 import daemon.log
 from daemon.log import JournalFormatter, QueueDepthSummary
 from daemon.systemd import Notifier
+from tests.ticks import Ticks
 
 
 def test_notify_sends_datagrams_to_the_socket(tmp_path: Path) -> None:
@@ -45,16 +46,6 @@ def test_journal_lines_carry_priority_and_no_timestamp() -> None:
 
 
 # ------------------------------------------------------------ waitress queue warnings
-
-
-class Ticks:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def queue_logger(name: str, summary: QueueDepthSummary) -> tuple[logging.Logger, list[str]]:
