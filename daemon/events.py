@@ -19,13 +19,13 @@ from connectors.base import SessionEvent, SessionState
 from daemon.i18n import DEFAULT_LANGUAGE, gettext
 from daemon.signing import Signer
 from daemon.store import SessionRecord
+from daemon.store.records import SESSION_UID_PREFIX
 from rules.contact import format_phone
 from rules.model import Policy
 
 CHECKIN_PURPOSE = "checkin"
 MANAGE_PURPOSE = "manage"
 
-_UID_PREFIX = "expediente-"
 QUOTE = "> "  # begins every line of client text; no line of the daemon's does
 
 
@@ -41,12 +41,12 @@ def client_text(text: str, language: str) -> list[str]:
 
 def calendar_uid(session_id: str) -> str:
     """The stable UID of a session's event: letters, digits and a dash (safe everywhere)."""
-    return f"{_UID_PREFIX}{session_id}"
+    return f"{SESSION_UID_PREFIX}{session_id}"
 
 
 def is_session_uid(uid: str) -> bool:
     """Whether ``uid`` could be one of our session events (a sync looks up only these)."""
-    return uid.startswith(_UID_PREFIX)
+    return uid.startswith(SESSION_UID_PREFIX)
 
 
 def checkin_url(public_url: str, signer: Signer, session: SessionRecord, policy: Policy) -> str:

@@ -15,7 +15,15 @@ from datetime import datetime
 
 from connectors.base import ObjectChange
 from daemon.store.base import Connection, StoreBase, StoreError
-from daemon.store.records import CALENDAR_SELECT, CalendarState, as_calendar, dt, ts, ts_ceil
+from daemon.store.records import (
+    CALENDAR_SELECT,
+    SESSION_UID_PREFIX,
+    CalendarState,
+    as_calendar,
+    dt,
+    ts,
+    ts_ceil,
+)
 
 
 class CalendarsPart(StoreBase):
@@ -163,11 +171,12 @@ class CalendarsPart(StoreBase):
                         int(change.cancelled),
                     ),
                 )
+                own = int(change.uid is not None and change.uid.startswith(SESSION_UID_PREFIX))
                 db.executemany(
-                    "INSERT INTO busy_intervals (calendar_id, href, start_ts, end_ts) "
-                    "VALUES (?, ?, ?, ?)",
+                    "INSERT INTO busy_intervals (calendar_id, href, start_ts, end_ts, own_event) "
+                    "VALUES (?, ?, ?, ?, ?)",
                     [
-                        (calendar_id, change.href, ts(b.start), ts_ceil(b.end))
+                        (calendar_id, change.href, ts(b.start), ts_ceil(b.end), own)
                         for b in change.blocks
                         if b.end > b.start
                     ],

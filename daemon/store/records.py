@@ -17,6 +17,11 @@ from rules.model import ACTIVE_STATUSES, Status
 if TYPE_CHECKING:
     from daemon.store.base import Connection
 
+# Every session's event UID starts with this (daemon/events.py); a calendar object whose
+# UID does not cannot repeat a session, and its busy blocks are read without asking
+# (migration 0013, which spells it out too).
+SESSION_UID_PREFIX = "expediente-"
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 

@@ -191,6 +191,48 @@ def test_sessions_booked_before_the_href_column_keep_working(tmp_path: Path) -> 
         )
 
 
+def test_own_events_stored_before_their_blocks_were_marked_still_repeat_their_session(
+    tmp_path: Path,
+) -> None:
+    """Migration 0013 marks the blocks of session events already in the busy cache: one
+    left unmarked would count as busy, and the technician's own session would block the
+    time it is booked at."""
+    path = tmp_path / "v12.db"
+    with Store(path, migrations=packaged_migrations()[:12]) as old:
+        old.sync_technicians(
+            [("ana", "Ana Souza")], [(SESSIONS, "ana", "sessions", "caldav", "http://127.0.0.1/")]
+        )
+    start = int(START.timestamp())
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "INSERT INTO sessions (id, type, start_ts, end_ts, technician_id, status, company, "
+            "responsible_name, phone, remote_tool, rules_accepted_at, rules_version, "
+            "created_at, updated_at, calendar_uid) VALUES ('s1', 'standard', ?, ?, 'ana', "
+            "'booked', 'C', 'R', '+5511987654321', 'AnyDesk', 0, 'v1', 0, 0, 'expediente-s1')",
+            (start, start + 1800),
+        )
+        # The session's event at its time, and a private event an hour later.
+        for href, uid, offset in (("own.ics", "expediente-s1", 0), ("private.ics", "p1", 3600)):
+            db.execute(
+                "INSERT INTO calendar_objects (calendar_id, href, uid, etag, start_ts, end_ts) "
+                "VALUES (?, ?, ?, '\"1\"', ?, ?)",
+                (SESSIONS, href, uid, start + offset, start + offset + 1800),
+            )
+            db.execute(
+                "INSERT INTO busy_intervals (calendar_id, href, start_ts, end_ts) "
+                "VALUES (?, ?, ?, ?)",
+                (SESSIONS, href, start + offset, start + offset + 1800),
+            )
+    with Store(path) as store:
+        assert store.busy_intervals("ana", WINDOW) == [block(60, 30)]
+        store.transition("s1", Status.CANCELLED, now=NOW, actor="admin", reason="gone")
+        assert store.busy_intervals("ana", WINDOW) == [block(60, 30)]
+    assert rows(path, "SELECT href, own_event FROM busy_intervals ORDER BY href") == [
+        ("own.ics", 1),
+        ("private.ics", 0),
+    ]
+
+
 def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     open_store(path).close()

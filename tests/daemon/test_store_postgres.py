@@ -29,6 +29,7 @@ from daemon.store import (
 )
 from daemon.store import open_store as open_configured
 from daemon.store.postgres import WRITE_LOCK, PostgresStore, packaged_pg_migrations, translate
+from rules.intervals import Interval
 from tests.daemon.desk import write_config
 from tests.daemon.store_helpers import NOW, START, open_store, run_together
 from tests.factories import new_session
@@ -325,3 +326,42 @@ def test_postgresql_has_every_table_column_and_index_of_the_sqlite_store(
     assert pg_tables == lite_tables | PG_ONLY_TABLES
     assert {c for c in pg_columns if c[0] in lite_tables} == lite_columns | PG_ONLY_COLUMNS
     assert lite_indexes <= pg_indexes, f"indexes only on SQLite: {lite_indexes - pg_indexes}"
+
+
+def test_own_events_stored_before_their_blocks_were_marked_still_repeat_their_session(
+    dsn: str,
+) -> None:
+    """PostgreSQL's migration 0011, as SQLite's 0013 (tests/daemon/test_store.py): the
+    blocks of session events already cached are marked, so they do not count as busy."""
+    sessions = "ana:sessions:1"
+    with PostgresStore(dsn, migrations=packaged_pg_migrations()[:10]) as old:
+        old.sync_technicians(
+            [("ana", "Ana Souza")], [(sessions, "ana", "sessions", "caldav", "http://127.0.0.1/")]
+        )
+    start = int(START.timestamp())
+    with psycopg.connect(dsn) as db:
+        db.execute(
+            "INSERT INTO sessions (id, type, start_ts, end_ts, technician_id, status, company, "
+            "responsible_name, phone, remote_tool, rules_accepted_at, rules_version, "
+            "created_at, updated_at, calendar_uid) VALUES ('s1', 'standard', %s, %s, 'ana', "
+            "'booked', 'C', 'R', '+5511987654321', 'AnyDesk', 0, 'v1', 0, 0, 'expediente-s1')",
+            (start, start + 1800),
+        )
+        for href, uid, offset in (("own.ics", "expediente-s1", 0), ("private.ics", "p1", 3600)):
+            db.execute(
+                "INSERT INTO calendar_objects (calendar_id, href, uid, etag, start_ts, end_ts) "
+                "VALUES (%s, %s, %s, '\"1\"', %s, %s)",
+                (sessions, href, uid, start + offset, start + offset + 1800),
+            )
+            db.execute(
+                "INSERT INTO busy_intervals (calendar_id, href, start_ts, end_ts) "
+                "VALUES (%s, %s, %s, %s)",
+                (sessions, href, start + offset, start + offset + 1800),
+            )
+    window = Interval(START - timedelta(days=1), START + timedelta(days=1))
+    private = Interval(START + timedelta(hours=1), START + timedelta(hours=1, minutes=30))
+    with PostgresStore(dsn) as store:
+        assert store.busy_intervals("ana", window) == [private]
+    with psycopg.connect(dsn) as db:
+        marks = db.execute("SELECT href, own_event FROM busy_intervals ORDER BY href").fetchall()
+    assert marks == [("own.ics", 1), ("private.ics", 0)]
