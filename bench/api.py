@@ -854,6 +854,7 @@ def run_scale(scale: Scale, timing: Timing, log: Callable[[str], None]) -> dict[
             "offered_places": desk.capacity,
             "setup_seconds": time.perf_counter() - started,
         }
+        result["desk"]["busy_read_ms"] = busy_read_ms(desk)
         log(
             f"{scale}: desk ready, {desk.stored:,} intervals and {desk.past:,} past sessions stored"
         )
@@ -867,6 +868,25 @@ def run_scale(scale: Scale, timing: Timing, log: Callable[[str], None]) -> dict[
             server.stop()
     result["seconds"] = time.perf_counter() - started
     return result
+
+
+def busy_read_ms(desk: Desk, runs: int = 11) -> float:
+    """The store's read of one technician's calendar busy time over the daemon's window,
+    median of ``runs`` with the file in the page cache: what a calendar change costs the
+    refresher before any timeline is built (daemon/store/busy.py, ``busy_pairs``)."""
+    config = load_config(desk.config_path)
+    store = Store(config.store.path)
+    try:
+        window = Service(config, store, FixedClock(NOW)).cache_window(NOW)
+        technician = config.policy.technicians[0].id
+        spent = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            store.busy_pairs(technician, window)
+            spent.append((time.perf_counter() - started) * 1000)
+    finally:
+        store.close()
+    return statistics.median(spent)
 
 
 def measure_ceiling(folder: Path, desk: Desk, timing: Timing) -> dict[str, Any]:
@@ -992,6 +1012,8 @@ def table(result: dict[str, Any]) -> str:
         f"the 14-day query offers {desk['offered_starts']}"
         f"{'' if same else ' (the running daemon ' + str(daemon['offered_starts']) + ')'} "
         f"starts ({desk['offered_places']:,} technician-places); run {result['seconds']:.0f} s",
+        f"   one technician's calendar busy time read from the store (a change's rebuild): "
+        f"{num(desk.get('busy_read_ms', math.nan), 0, 1)} ms",
         f"   idle daemon ({scale['technicians']} calendars): {cpu_share(daemon['idle_calm'])} of a "
         f"core with syncs every {CALM_INTERVAL} s, {cpu_share(daemon['idle_changes'])} every "
         f"{CHANGES_INTERVAL} s",
