@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
@@ -139,6 +139,10 @@ class ObjectChange:
     event is transparent, cancelled or declined). For an object that is one of our
     session events, ``start``/``end`` give its current time so the daemon can notice a
     technician moving it, and ``cancelled`` a technician cancelling it.
+
+    ``written``: listed with the very ETag the caller said it wrote there (``known`` of
+    :meth:`Calendar.sync`), so not fetched: only ``href`` and ``etag`` are set, and the
+    caller fills in the rest from what it wrote.
     """
 
     href: str
@@ -150,6 +154,7 @@ class ObjectChange:
     end: datetime | None = None
     cancelled: bool = False
     problems: tuple[Problem, ...] = ()
+    written: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,13 +176,21 @@ class Calendar(Protocol):
         """A short printable name for logs (URL or calendar id, no credentials)."""
         ...
 
-    def sync(self, state: str | None, window: Interval) -> SyncResult:
+    def sync(
+        self, state: str | None, window: Interval, known: Mapping[str, str] | None = None
+    ) -> SyncResult:
         """Changes since ``state`` with busy blocks expanded over ``window``.
 
         An invalid or expired ``state`` makes the adapter resync in full and say so with
         ``full=True``. Raises :class:`ConnectorError` subclasses; never returns a partial
         result as if it were complete. The adapter logs each of ``problems`` (a warning
         naming the calendar and UID) so that callers need not.
+
+        ``known`` maps hrefs to the ETag the server gave the caller's own write there.
+        An adapter that must fetch a changed object's body may skip one listed with that
+        same ETag and report it ``written`` (see :class:`ObjectChange`): the daemon's
+        session events come back on the next sync, and it already knows what they say.
+        An adapter that gets bodies with the listing may ignore ``known``.
         """
         ...
 

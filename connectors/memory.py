@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -66,13 +67,15 @@ class MemoryCalendar:
             self._log.append(name)
 
     # -- Calendar
-    def sync(self, state: str | None, window: Interval) -> SyncResult:
+    def sync(
+        self, state: str | None, window: Interval, known: Mapping[str, str] | None = None
+    ) -> SyncResult:
         self._check()
         problems: list[Problem] = []
         since, expand = self._decode(state, window, problems)
         full = since is None
         names = list(self._objects) if since is None else list(dict.fromkeys(self._log[since:]))
-        changes = [self._change(n, expand) for n in names]
+        changes = [self._change(n, expand, known or {}) for n in names]
         new_state = json.dumps(
             {"at": len(self._log), "window": [expand.start.isoformat(), expand.end.isoformat()]}
         )
@@ -97,11 +100,13 @@ class MemoryCalendar:
             return None, window
         return since, saved
 
-    def _change(self, name: str, window: Interval) -> ObjectChange:
+    def _change(self, name: str, window: Interval, known: Mapping[str, str]) -> ObjectChange:
         found = self._objects.get(name)
         if found is None:
             return ObjectChange(href=name, uid=None, etag=None, deleted=True)
         data, etag = found
+        if known.get(name) == etag:  # as a CalDAV server's listing would let it be skipped
+            return ObjectChange(href=name, uid=None, etag=etag, written=True)
         return describe_ics(data, window, self.desk_tz, href=name, etag=etag, calendar=self.name)
 
     # -- SessionCalendar
@@ -116,7 +121,7 @@ class MemoryCalendar:
         start = snapshot.start if snapshot and snapshot.start else None
         start = start or datetime(2000, 1, 1, tzinfo=self.desk_tz)
         window = Interval(start - timedelta(days=1), start + timedelta(days=366))
-        return self._change(_name(uid), window), etag
+        return self._change(_name(uid), window, {}), etag
 
     def session_href(self, uid: str) -> str:
         return _name(uid)

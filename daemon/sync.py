@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from connectors.base import ConnectorError, ObjectChange, SessionCalendar, SyncResult
@@ -125,6 +125,29 @@ class Calendars:
                     log.debug("closing %s failed", adapter.name, exc_info=True)
 
 
+def _as_written(result: SyncResult, unlisted: Mapping[str, SessionRecord]) -> SyncResult:
+    """``result`` with each change the adapter reported ``written`` (listed with the ETag
+    of our own write, not fetched) told in full: the session's event at the session's
+    time, as the outbox wrote it. Stored and reconciled like a fetched one, it says what
+    the store already holds, so it moves no version and no session."""
+    if not any(change.written for change in result.changes):
+        return result
+    changes = []
+    for change in result.changes:
+        session = unlisted.get(change.href) if change.written else None
+        if session is not None:
+            change = ObjectChange(
+                href=change.href,
+                uid=session.calendar_uid,
+                etag=change.etag,
+                blocks=(session.interval,),
+                start=session.start,
+                end=session.end,
+            )
+        changes.append(change)
+    return replace(result, changes=changes)
+
+
 class Syncer:
     def __init__(self, service: Service, calendars: Calendars, metrics: Metrics) -> None:
         self.service = service
@@ -160,12 +183,16 @@ class Syncer:
         # Read before listing: a write recorded by now landed before the listing, so a
         # listing that leaves it out means it is gone, not that it came too late.
         unlisted = store.unlisted_session_writes(calendar_id) if config.role == "sessions" else {}
+        # What the outbox wrote there comes back as a change on this sync: listed with the
+        # ETag the server gave our write, its body is ours, and need not be fetched.
+        known = {href: s.calendar_etag for href, s in unlisted.items() if s.calendar_etag}
         try:
             adapter = self.calendars.get(calendar_id)
-            result = adapter.sync(state, self.service.cache_window(now))
+            result = adapter.sync(state, self.service.cache_window(now), known)
         except (ConnectorError, OSError, ExpedienteError) as error:
             # ExpedienteError: a secret file that became unreadable, say.
             return self._failed(calendar_id, error)
+        result = _as_written(result, unlisted)
         before: dict[str, tuple[str | None, str | None]] = {}
         if config.role == "sessions":
             # What the sync replaces: all of it after a full listing, else what it deletes.

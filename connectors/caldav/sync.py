@@ -12,7 +12,7 @@ deleted".
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, timedelta
 from typing import Any, Literal
@@ -130,8 +130,13 @@ class _Sync(_Transport):
     expand_margin: timedelta
     multiget_batch: int
 
-    def sync(self, state: str | None, window: Interval) -> SyncResult:
+    def sync(
+        self, state: str | None, window: Interval, known: Mapping[str, str] | None = None
+    ) -> SyncResult:
         """Changes since ``state`` with busy blocks over ``window`` (see the module docs).
+
+        An object listed with the ETag ``known`` gives for its href is not fetched; it
+        comes back ``written`` (see :meth:`connectors.base.Calendar.sync`).
 
         ``SyncResult.problems`` holds every problem met, those of the objects included;
         ``SyncResult.requests`` counts HTTP requests (``last_transfer`` has the bytes too).
@@ -143,10 +148,10 @@ class _Sync(_Transport):
             method = saved.method if saved is not None else self.sync_method
             result: tuple[list[ObjectChange], _State, bool]
             if method == "etag":
-                result = self._sync_etags(saved, window)
+                result = self._sync_etags(saved, window, known)
             else:
                 try:
-                    result = self._sync_collection(saved, window, problems)
+                    result = self._sync_collection(saved, window, problems, known)
                 except _SyncCollectionUnsupported:
                     if method != "auto":
                         raise BadConfiguration(
@@ -155,7 +160,7 @@ class _Sync(_Transport):
                             calendar=self.name,
                         ) from None
                     log.info("%s: no sync-collection support; comparing ETags", self.name)
-                    result = self._sync_etags(None, window)
+                    result = self._sync_etags(None, window, known)
             changes, new_state, full = result
         return SyncResult(
             changes=changes,
@@ -181,7 +186,11 @@ class _Sync(_Transport):
     # -- RFC 6578
 
     def _sync_collection(
-        self, saved: _State | None, window: Interval, problems: list[Problem]
+        self,
+        saved: _State | None,
+        window: Interval,
+        problems: list[Problem],
+        known: Mapping[str, str] | None,
     ) -> tuple[list[ObjectChange], _State, bool]:
         token = saved.token if saved is not None else None
         expand = self._expansion_window(saved, window)
@@ -200,7 +209,9 @@ class _Sync(_Transport):
             # A partial listing with full=True would read as "the rest was deleted".
             raise Unavailable("the server truncated the full listing", calendar=self.name)
         changes = [ObjectChange(href=h, uid=None, etag=None, deleted=True) for h in deleted]
-        changes += self._fetch_and_describe(list(changed), expand, listed=changed)
+        written, fetch = _split_written(changed, known)
+        changes += written
+        changes += self._fetch_and_describe(fetch, expand, listed=changed)
         state = _State("sync-collection", expand, token=new_token)
         return changes, state, full
 
@@ -251,7 +262,7 @@ class _Sync(_Transport):
     # -- CTag / ETag fallback
 
     def _sync_etags(
-        self, saved: _State | None, window: Interval
+        self, saved: _State | None, window: Interval, known: Mapping[str, str] | None
     ) -> tuple[list[ObjectChange], _State, bool]:
         expand = self._expansion_window(saved, window)
         if saved is not None and saved.ctag is not None:
@@ -262,11 +273,13 @@ class _Sync(_Transport):
         old = saved.etags if saved is not None else {}
         # An object listed without an ETag ("") is fetched every time: nothing else tells
         # whether it changed.
-        changed = [h for h, etag in listed.items() if not etag or old.get(h) != etag]
+        changed = {h: etag for h, etag in listed.items() if not etag or old.get(h) != etag}
         changes = [
             ObjectChange(href=h, uid=None, etag=None, deleted=True) for h in old if h not in listed
         ]
-        fetched = self._fetch_and_describe(changed, expand)
+        written, fetch = _split_written(changed, known)
+        changes += written
+        fetched = self._fetch_and_describe(fetch, expand)
         etags = dict(listed)
         for change in fetched:
             if change.deleted:
@@ -381,6 +394,26 @@ class _Sync(_Transport):
         with self._measure():
             response = self._idempotent(report)
         return busy_from_ics(_body(response), window, self.desk_tz, calendar=self.name)
+
+
+def _split_written(
+    changed: Mapping[str, str | None], known: Mapping[str, str] | None
+) -> tuple[list[ObjectChange], list[str]]:
+    """The changed objects listed with the ETag the caller wrote them with (reported
+    ``written``, not fetched), and the hrefs of the others, to fetch.
+
+    A listing without an ETag, or with another one (the technician edited the event
+    since), is fetched as before: only an exact match says the body is the caller's."""
+    if not known:
+        return [], list(changed)
+    written: list[ObjectChange] = []
+    fetch: list[str] = []
+    for href, etag in changed.items():
+        if etag and known.get(href) == etag:
+            written.append(ObjectChange(href=href, uid=None, etag=etag, written=True))
+        else:
+            fetch.append(href)
+    return written, fetch
 
 
 def _describe_fetched(

@@ -18,7 +18,7 @@ incremental listing touches a series, the whole series is fetched again (one
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -80,8 +80,13 @@ class _Sync(_Transport):
     page_size: int
     expand_margin: timedelta
 
-    def sync(self, state: str | None, window: Interval) -> SyncResult:
+    def sync(
+        self, state: str | None, window: Interval, known: Mapping[str, str] | None = None
+    ) -> SyncResult:
         """Changes since ``state`` with busy blocks over ``window`` (see the module docs).
+
+        ``known`` is not used: Google lists each changed event with its body, so there is
+        no fetch to skip.
 
         ``SyncResult.problems`` holds every problem met, those of the objects included.
         Raises :class:`Unavailable`, :class:`AuthFailed` or :class:`BadConfiguration`; a

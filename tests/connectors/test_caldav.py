@@ -207,6 +207,24 @@ def test_one_change_fetches_only_that_object(
 
 
 @pytest.mark.parametrize("method", ["sync-collection", "etag"])
+def test_our_own_write_listed_with_its_etag_costs_no_fetch(
+    calendar_handle: CalendarHandle, method: SyncMethod
+) -> None:
+    """The next sync after a session write lists it; with the ETag the write got, the
+    listing is the whole sync (no calendar-multiget, no body parsed)."""
+    with adapter_for(calendar_handle, sync_method=method) as cal:
+        state = cal.sync(None, WINDOW).state
+        etag = cal.put_session(session())
+        href = cal.session_href("sess-0001")
+        known = cal.sync(state, WINDOW, {href: etag})
+        unknown = cal.sync(state, WINDOW)
+        assert [(c.href, c.written) for c in known.changes] == [(href, True)]
+        assert [(c.href, c.written) for c in unknown.changes] == [(href, False)]
+        assert known.requests == unknown.requests - 1
+        assert known.state == unknown.state
+
+
+@pytest.mark.parametrize("method", ["sync-collection", "etag"])
 def test_each_sync_method_costs_one_request_when_idle(
     calendar_handle: CalendarHandle, method: SyncMethod
 ) -> None:

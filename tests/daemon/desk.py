@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from connectors.base import Calendar, SyncResult
 from daemon.clock import FixedClock
 from daemon.config import Config, load_config
 from daemon.service import Service
@@ -227,3 +230,17 @@ def call(
         desk.app, wsgi.environ(method, path, raw, headers=headers)
     )
     return status, dict(response_headers), json.loads(data) if data else None
+
+
+def record_syncs(monkeypatch: pytest.MonkeyPatch, adapter: Calendar) -> list[SyncResult]:
+    """Every result ``adapter``'s sync hands the daemon from now on, in order: what it
+    read and what it left unread."""
+    results: list[SyncResult] = []
+    sync = adapter.sync
+
+    def recorded(*args: Any) -> SyncResult:
+        results.append(sync(*args))
+        return results[-1]
+
+    monkeypatch.setattr(adapter, "sync", recorded)
+    return results

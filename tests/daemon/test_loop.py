@@ -28,7 +28,14 @@ from daemon.systemd import Notifier
 from rules.lifecycle import CancelReason
 from rules.model import Status
 from tests import wsgi
-from tests.daemon.desk import ADMIN_TOKEN, SAO_PAULO, call, monday, write_config
+from tests.daemon.desk import (
+    ADMIN_TOKEN,
+    SAO_PAULO,
+    call,
+    monday,
+    record_syncs,
+    write_config,
+)
 from tests.daemon.store_helpers import cancel_notices
 from tests.factories import booking, private_event
 from tests.ticks import Ticks
@@ -564,6 +571,47 @@ def test_a_bookings_own_event_coming_back_reads_no_busy_time_again(
     desk.daemon.sync_all()
     service.timelines(desk.clock.now())
     assert "busy_pairs" in reads
+
+
+def test_a_bookings_own_event_coming_back_is_stored_as_written_without_reading_it(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync after the outbox wrote a session lists its event with the ETag the write
+    got: the adapter does not read it, and the store records what the outbox wrote (the
+    session's UID and time), as it would have after reading it. A technician's edit since
+    (another ETag) is read and reconciled as ever."""
+    session = desk.book(monday(9).isoformat())
+    tech = technician_of(desk, session["id"])
+    desk.daemon.flush()
+    store = desk.daemon.store
+    stored = store.get_session(session["id"])
+    assert stored is not None and stored.calendar_etag
+    calendar_id, adapter = desk.daemon.parts.calendars.session_calendar(tech)
+    href = adapter.session_href(stored.calendar_uid)
+    calendar = desk.calendar(tech)
+    assert adapter is calendar
+    results = record_syncs(monkeypatch, calendar)
+    versions = store.technician_versions()[tech]
+    desk.daemon.sync_all()
+    assert [(c.href, c.written) for c in results[-1].changes] == [(href, True)]
+    assert store.calendar_objects(calendar_id) == {
+        href: (stored.calendar_uid, stored.calendar_etag)
+    }
+    assert store.unlisted_session_writes(calendar_id) == {}
+    assert store.technician_versions()[tech] == versions
+    busy = desk.daemon.service.timelines(desk.clock.now())[tech]
+    assert not busy.is_free(monday(9), monday(9, 30))
+    # Moved by the technician: another ETag, read, and the session follows.
+    event = calendar.get_raw(f"expediente-{session['id']}.ics")
+    assert event is not None
+    calendar.put_raw(
+        f"expediente-{session['id']}.ics",
+        event.replace(b"T120000Z", b"T170000Z").replace(b"T123000Z", b"T173000Z"),
+    )
+    desk.daemon.sync_all()
+    assert not results[-1].changes[0].written
+    moved = store.get_session(session["id"])
+    assert moved is not None and moved.start == monday(14)
 
 
 def _counted(reads: list[str], name: str, read: Any) -> Any:

@@ -14,7 +14,7 @@ from daemon.clock import FixedClock
 from daemon.config import load_config
 from daemon.loop import Daemon
 from daemon.systemd import Notifier
-from tests.daemon.desk import monday, write_config
+from tests.daemon.desk import monday, record_syncs, write_config
 from tests.daemon.forged import FORGED, assert_client_text_set_apart
 from tests.e2e.harness import (
     ADMIN,
@@ -132,6 +132,29 @@ def test_an_event_deleted_before_the_next_sync_cancels_the_session(caldav_desk: 
     desk.daemon.flush()
     assert desk.event(gone["id"]) is None, "the cancellation is not written back"
     assert desk.event(kept["id"]) is not None
+
+
+def test_a_sessions_event_coming_back_is_not_read_again(
+    caldav_desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync after the outbox wrote a session lists its event with the ETag the server
+    gave the write (on Radicale and Xandikos alike): the daemon does not fetch it, and
+    stores the session's UID under that ETag, as a read would have."""
+    desk = caldav_desk
+    session = desk.book(monday(9))
+    desk.daemon.flush()
+    tech = desk.technician(session["id"])
+    calendar_id, adapter = desk.daemon.parts.calendars.session_calendar(tech)
+    results = record_syncs(monkeypatch, adapter)
+    desk.daemon.sync_all()
+    stored = desk.daemon.store.get_session(session["id"])
+    assert stored is not None and stored.calendar_etag
+    href = adapter.session_href(stored.calendar_uid)
+    assert [(c.href, c.written) for c in results[-1].changes] == [(href, True)]
+    assert desk.daemon.store.calendar_objects(calendar_id) == {
+        href: (stored.calendar_uid, stored.calendar_etag)
+    }
+    assert desk.daemon.store.unlisted_session_writes(calendar_id) == {}
 
 
 def test_the_technician_moving_the_event_moves_or_flags_the_session(desk: Desk) -> None:
