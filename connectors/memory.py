@@ -105,7 +105,7 @@ class MemoryCalendar:
         if found is None:
             return ObjectChange(href=name, uid=None, etag=None, deleted=True)
         data, etag = found
-        if known.get(name) == etag:  # as a CalDAV server's listing would let it be skipped
+        if etag and known.get(name) == etag:  # as a CalDAV server's listing would let it be skipped
             return ObjectChange(href=name, uid=None, etag=etag, written=True)
         return describe_ics(data, window, self.desk_tz, href=name, etag=etag, calendar=self.name)
 
