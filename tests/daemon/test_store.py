@@ -159,24 +159,30 @@ def test_only_the_threads_reading_busy_time_in_bulk_keep_the_larger_cache(
     assert CACHE_KIB < BULK_CACHE_KIB
 
 
-def test_sessions_booked_before_the_href_column_keep_working(tmp_path: Path) -> None:
-    path = tmp_path / "v2.db"
-    with Store(path, migrations=packaged_migrations()[:2]) as old:
+def old_store_with_a_session(path: Path, version: int, calendar_uid: str, minutes: int) -> int:
+    """A store at schema ``version`` with Ana's session calendar and her session ``s1`` at
+    START for ``minutes``, its row as a version of that schema wrote it (today's insert
+    also reads tables that later migrations made). Returns START as the store keeps it."""
+    with Store(path, migrations=packaged_migrations()[:version]) as old:
         old.sync_technicians(
             [("ana", "Ana Souza")],
             [(SESSIONS, "ana", "sessions", "caldav", "http://127.0.0.1/ana/")],
         )
-    # The row as a version of that schema wrote it (today's insert also reads tables that
-    # later migrations made).
     start = int(START.timestamp())
     with closing(sqlite3.connect(path)) as db, db:
         db.execute(
             "INSERT INTO sessions (id, type, start_ts, end_ts, technician_id, status, company, "
             "responsible_name, phone, remote_tool, rules_accepted_at, rules_version, "
             "created_at, updated_at, calendar_uid) VALUES ('s1', 'standard', ?, ?, 'ana', "
-            "'booked', 'C', 'R', '+5511987654321', 'AnyDesk', 0, 'v1', 0, 0, 's1@expediente')",
-            (start, start + 3600),
+            "'booked', 'C', 'R', '+5511987654321', 'AnyDesk', 0, 'v1', 0, 0, ?)",
+            (start, start + minutes * 60, calendar_uid),
         )
+    return start
+
+
+def test_sessions_booked_before_the_href_column_keep_working(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    old_store_with_a_session(path, 2, "s1@expediente", 60)
     with Store(path) as store:
         assert store.schema_version == len(packaged_migrations())
         session = store.get_session("s1")
@@ -198,19 +204,8 @@ def test_own_events_stored_before_their_blocks_were_marked_still_repeat_their_se
     left unmarked would count as busy, and the technician's own session would block the
     time it is booked at."""
     path = tmp_path / "v12.db"
-    with Store(path, migrations=packaged_migrations()[:12]) as old:
-        old.sync_technicians(
-            [("ana", "Ana Souza")], [(SESSIONS, "ana", "sessions", "caldav", "http://127.0.0.1/")]
-        )
-    start = int(START.timestamp())
+    start = old_store_with_a_session(path, 12, "expediente-s1", 30)
     with closing(sqlite3.connect(path)) as db, db:
-        db.execute(
-            "INSERT INTO sessions (id, type, start_ts, end_ts, technician_id, status, company, "
-            "responsible_name, phone, remote_tool, rules_accepted_at, rules_version, "
-            "created_at, updated_at, calendar_uid) VALUES ('s1', 'standard', ?, ?, 'ana', "
-            "'booked', 'C', 'R', '+5511987654321', 'AnyDesk', 0, 'v1', 0, 0, 'expediente-s1')",
-            (start, start + 1800),
-        )
         # The session's event at its time, and a private event an hour later.
         for href, uid, offset in (("own.ics", "expediente-s1", 0), ("private.ics", "p1", 3600)):
             db.execute(
