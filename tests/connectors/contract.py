@@ -260,9 +260,10 @@ class SessionCalendarContract:
         known = {mine: calendar.put_session(session())}
         known[edited] = calendar.put_session(session("sess-0002"))
         calendar.put_session(session("sess-0003"))
+        found = calendar.get_session("sess-0002")
+        assert found is not None
         app.put_raw(
-            name_of(ObjectChange(edited, None, None)),
-            simple_event("sess-0002", "20260312T170000Z", "20260312T180000Z"),
+            name_of(found[0]), simple_event("sess-0002", "20260312T170000Z", "20260312T180000Z")
         )
         result = calendar.sync(state, WINDOW, known)
         changes = {c.href: c for c in result.changes}
