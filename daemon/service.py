@@ -211,14 +211,15 @@ class Service:
     def stale_technicians(self, now: datetime) -> set[str]:
         """Technicians whose calendar data is too old to promise their time.
 
-        Asked on every availability request, so the answer is kept while it holds: until
-        the store changes (a sync landing is a commit) or the next instant a calendar that
-        is fresh now turns stale, whichever comes first. A sync that found nothing new
-        only moves the store's quiet version: it can make a stale calendar fresh, so it
-        counts while anyone is stale; otherwise it only makes a calendar fresh for longer,
-        and the answer kept is still right until its ``until`` (then read again).
+        Asked on every availability request and every booking, so the answer is kept
+        while it holds: until the calendars change (a sync landing moves the store's
+        calendars version; a booking does not) or the next instant a calendar that is
+        fresh now turns stale, whichever comes first. A sync that found nothing new only
+        moves the store's quiet version: it can make a stale calendar fresh, so it counts
+        while anyone is stale; otherwise it only makes a calendar fresh for longer, and
+        the answer kept is still right until its ``until`` (then read again).
         """
-        version = self.store.data_version()
+        version = self.store.calendars_version()
         quiet = self.store.quiet_version()
         known = self._stale
         if (

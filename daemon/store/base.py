@@ -150,6 +150,7 @@ class _Group:
         self.db = db
         self.members = 0
         self.loud = False  # a member changed more than sync times (see StoreBase._write)
+        self.calendars = False  # a member changed the calendars (see StoreBase._write)
         self.over = threading.Event()
         self.error: StoreError | None = None
 
@@ -157,12 +158,14 @@ class _Group:
 class _File:
     """What every handle on one database file shares in this process: the writers' queue,
     the transaction a burst of them shares, and counts of the commits made: those of
-    quiet writes alone (see :meth:`StoreBase._write`) apart from the others."""
+    quiet writes alone (see :meth:`StoreBase._write`) apart from the others, and those
+    that changed the calendars."""
 
     def __init__(self) -> None:
         self.write_lock = threading.Lock()
         self.commits = 0  # moved under write_lock, read without it (an int is atomic)
         self.quiet_commits = 0  # the same, for commits of quiet writes only
+        self.calendar_commits = 0  # the same, for commits that changed the calendars
         self.group: _Group | None = None  # the open transaction, under write_lock
         self.queued = 0  # writers waiting for write_lock
         self.queued_lock = threading.Lock()
@@ -288,13 +291,31 @@ class StoreBase:
         twice per request, and under load the request threads queued on that hand-over.
         Commits in this process are counted here instead; the other processes' are polled.
         """
+        return self._outside_version() * 1_000_003 + self._file.commits
+
+    def calendars_version(self) -> int:
+        """:meth:`data_version` for the calendars alone (their sync times and states): it
+        moves with a commit in this process only when that commit changed them, in a write
+        that says so (``calendars`` of :meth:`_write`), and with any commit by another
+        process, as :meth:`data_version` does.
+
+        What is decided by when calendars last synced (which technicians are stale) is
+        kept on this: every booking is a commit, and reading every calendar's last sync
+        again after each one was a tenth of a booking's CPU.
+        """
+        return self._outside_version() * 1_000_003 + self._file.calendar_commits
+
+    def _outside_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` for this file, read at most every
+        :attr:`OUTSIDE_POLL_S`: it moves with every commit made through another connection,
+        another process's included."""
         outside = self._outside
         now = time.monotonic()
         if outside is None or not 0 <= now - outside[0] < self.OUTSIDE_POLL_S:
             with self._lock:
                 fresher = self._outside
                 if fresher is not None and fresher is not outside:
-                    return fresher[1] * 1_000_003 + self._file.commits  # another thread read it
+                    return fresher[1]  # another thread read it
                 if self._watch is None:
                     self._watch = sqlite3.connect(
                         self.path, isolation_level=None, check_same_thread=False
@@ -303,7 +324,7 @@ class StoreBase:
                     self._connections.append(self._watch)
                 outside = (now, int(self._watch.execute("PRAGMA data_version").fetchone()[0]))
                 self._outside = outside
-        return outside[1] * 1_000_003 + self._file.commits
+        return outside[1]
 
     def quiet_version(self) -> int:
         """A number that moves with each commit of quiet writes alone (see :meth:`_write`):
@@ -328,7 +349,7 @@ class StoreBase:
         self.close()
 
     @contextmanager
-    def _write(self, *, quiet: bool = False) -> Iterator[Connection]:
+    def _write(self, *, quiet: bool = False, calendars: bool = False) -> Iterator[Connection]:
         """One write, in a transaction locked up front so the checks inside it stay true,
         durable when this returns.
 
@@ -347,6 +368,11 @@ class StoreBase:
         quiet writes alone does not move :meth:`data_version`, only :meth:`quiet_version`:
         with 50 calendars syncing every 2 s, every other request found the data version
         moved and re-read what it had cached, though nothing it serves had changed.
+
+        ``calendars``: the write may change the calendars table (sync times, states,
+        which calendars there are), and its commit moves :meth:`calendars_version`. The
+        quiet write of a sync that found nothing new does not say so: it only makes a
+        calendar fresher, which :meth:`quiet_version` tells.
         """
         if getattr(self._local, "writing", None) is not None:
             # The lock is not reentrant: a write inside a write would wait for itself.
@@ -379,7 +405,7 @@ class StoreBase:
             failure = error
         finally:
             self._local.writing = None
-        self._end_member(group, failed=failure is not None, quiet=quiet)
+        self._end_member(group, failed=failure is not None, quiet=quiet, calendars=calendars)
         if failure is not None:
             raise failure
         if group.error is not None:
@@ -395,7 +421,7 @@ class StoreBase:
         group = self._file.group = _Group(db)
         return group
 
-    def _end_member(self, group: _Group, *, failed: bool, quiet: bool) -> None:
+    def _end_member(self, group: _Group, *, failed: bool, quiet: bool, calendars: bool) -> None:
         """Close this writer's savepoint, then commit the group or leave it to the next
         queued writer; return once the group's transaction is over (called holding the
         write lock, which it releases)."""
@@ -408,6 +434,7 @@ class StoreBase:
                 db.execute("RELEASE member")
                 group.members += 1
                 group.loud = group.loud or not (quiet or failed)
+                group.calendars = group.calendars or (calendars and not failed)
             else:  # an error ended the whole transaction: nobody's changes are kept
                 self._finish(group, StoreError(f"a write to {self.path} was rolled back"))
         except sqlite3.Error as error:
@@ -437,6 +464,8 @@ class StoreBase:
             self._file.commits += 1
         else:
             self._file.quiet_commits += 1
+        if group.calendars:
+            self._file.calendar_commits += 1
         self._finish(group, None)
 
     def _finish(self, group: _Group, error: StoreError | None) -> None:

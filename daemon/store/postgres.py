@@ -226,9 +226,9 @@ class PostgresBase(StoreBase):
             raise StoreUnavailable(f"the database {self.path} is unavailable: {error}") from None
 
     @contextmanager
-    def _write(self, *, quiet: bool = False) -> Iterator[Connection]:
+    def _write(self, *, quiet: bool = False, calendars: bool = False) -> Iterator[Connection]:
         """One transaction, after every earlier writer of every instance (see the module).
-        ``quiet`` changes nothing here: :meth:`data_version` moves on every call anyway."""
+        ``quiet`` and ``calendars`` change nothing here: the versions move on every call."""
         if getattr(self._local, "write", None) is not None:
             raise StoreError(f"a write to {self.path} began inside another one")
         with self._connected() as db, db.transaction():
@@ -277,6 +277,10 @@ class PostgresBase(StoreBase):
         return next(self._versions)
 
     def quiet_version(self) -> int:
+        """As :meth:`data_version`, always new."""
+        return next(self._versions)
+
+    def calendars_version(self) -> int:
         """As :meth:`data_version`, always new."""
         return next(self._versions)
 

@@ -100,6 +100,33 @@ def test_a_booking_is_served_at_once(desk: Desk) -> None:
     assert starts(after)["2026-12-02T09:00:00-03:00"] == 1
 
 
+def test_bookings_do_not_read_the_calendars_sync_times_again(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which technicians are stale is read again when a sync lands, not after each
+    booking's commit; what is served stays what a fresh computation gives."""
+    reads: list[int] = []
+    real = desk.store.last_syncs
+
+    def counting() -> list[tuple[str, datetime | None]]:
+        reads.append(1)
+        return real()
+
+    monkeypatch.setattr(desk.store, "last_syncs", counting)
+    served(desk, "standard", WEDNESDAY, THURSDAY)
+    assert len(reads) == 1
+    for start in ("2026-12-02T09:00:00-03:00", "2026-12-02T10:00:00-03:00"):
+        status, _, _ = call(desk, "POST", "/api/v1/bookings", booking(start))
+        assert status == 201
+    after = served(desk, "standard", WEDNESDAY, THURSDAY)
+    assert after == fresh(desk, "standard", WEDNESDAY, THURSDAY)
+    assert len(reads) == 1
+    ana = next(c for c in desk.config.calendars if c.technician == "ana")
+    desk.store.apply_sync(ana.id, [], full=False, state="t2", now=desk.clock.now())
+    served(desk, "standard", WEDNESDAY, THURSDAY)
+    assert len(reads) == 2
+
+
 def test_a_technician_going_stale_is_served_at_once(desk: Desk) -> None:
     """Bruno's calendar stops syncing: past ``stale_after`` only Ana is offered, though
     nothing in the store and nothing in the answer's time bounds moved."""

@@ -7,7 +7,7 @@ import random
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -458,6 +458,56 @@ def test_a_quiet_write_moves_the_quiet_version_not_the_data_version(tmp_path: Pa
         quiet_one.join()
         assert store.data_version() != data
         assert store.calendar(BUSY).last_sync_ok_at == NOW + timedelta(minutes=3)  # type: ignore[union-attr]
+
+
+def test_the_calendars_version_tells_every_change_to_the_calendars_and_no_other(
+    tmp_path: Path,
+) -> None:
+    """Which technicians are stale is kept on the calendars version: each write that
+    changes the calendars table moves it (or, for the quiet note of a sync that found
+    nothing new, the quiet version), and bookings, transitions and the audit do not."""
+    with open_store(tmp_path / "c.db") as store:
+        store.OUTSIDE_POLL_S = 3600.0  # this process's commits only
+        later = NOW + timedelta(minutes=5)
+        session = book(store)
+        writes: list[tuple[str, Callable[[], object]]] = [
+            ("full sync", lambda: store.apply_sync(BUSY, [], full=True, state="t1", now=NOW)),
+            ("unchanged", lambda: store.record_sync_unchanged(
+                BUSY, since="t1", state="t2", now=NOW + timedelta(minutes=1))),
+            ("incremental", lambda: store.apply_sync(
+                BUSY, [], full=False, state="t3", now=NOW + timedelta(minutes=2))),
+            ("failure", lambda: store.record_sync_failure(BUSY, "timed out", later)),
+            ("reset", lambda: store.reset_sync_state(BUSY)),
+            ("moved", lambda: store.upsert_calendars(
+                [(BUSY, "ana", "busy", "caldav", "http://127.0.0.1/ana-new/")], prune=False)),
+            ("configured", lambda: store.sync_technicians(
+                [("ana", "Ana Souza"), ("bruno", "Bruno Lima")],
+                [(BUSY, "ana", "busy", "caldav", "http://127.0.0.1/ana-new/")])),
+            ("booking", lambda: book(store, START + timedelta(hours=1), tech="bruno")),
+            ("transition", lambda: store.transition(
+                session.id, Status.CANCELLED, now=later, actor="client")),
+            ("audit", lambda: store.audit("system", "started", now=later)),
+            ("renamed", lambda: store.upsert_technicians([("ana", "Ana Maria")])),
+        ]  # fmt: skip
+
+        def table() -> list[tuple[object, ...]]:
+            return [tuple(r) for r in store._read("SELECT * FROM calendars ORDER BY id")]
+
+        moved: dict[str, bool] = {}
+        for name, write in writes:
+            before, version, quiet = table(), store.calendars_version(), store.quiet_version()
+            write()
+            changed = table() != before
+            moved[name] = store.calendars_version() != version
+            if name == "unchanged":
+                assert changed and not moved[name] and store.quiet_version() != quiet
+            else:
+                assert moved[name] == changed, name
+        assert moved == {
+            "full sync": True, "unchanged": False, "incremental": True, "failure": True,
+            "reset": True, "moved": True, "configured": True, "booking": False,
+            "transition": False, "audit": False, "renamed": False,
+        }  # fmt: skip
 
 
 def test_busy_blocks_are_rounded_outwards_to_whole_seconds(store: Store) -> None:
@@ -1114,7 +1164,7 @@ def test_data_version_sees_another_process_at_the_next_poll(tmp_path: Path) -> N
     path = tmp_path / "v.db"
     with open_store(path) as watcher:
         watcher.OUTSIDE_POLL_S = 3600.0  # one reading, trusted for the whole test
-        before = watcher.data_version()
+        before, calendars = watcher.data_version(), watcher.calendars_version()
         writer = multiprocessing.get_context("spawn").Process(
             target=_audit_from_another_process, args=(path,)
         )
@@ -1123,9 +1173,12 @@ def test_data_version_sees_another_process_at_the_next_poll(tmp_path: Path) -> N
         assert writer.exitcode == 0
         # The other process's commit is not polled yet: the version has not moved ...
         assert watcher.data_version() == before
-        # ... and a poll due now finds it.
+        assert watcher.calendars_version() == calendars
+        # ... and a poll due now finds it. What it changed is not known here: the
+        # calendars version moves too.
         watcher.OUTSIDE_POLL_S = 0.0
         assert watcher.data_version() != before
+        assert watcher.calendars_version() != calendars
 
 
 def test_data_version_moves_when_another_handle_commits(tmp_path: Path) -> None:
