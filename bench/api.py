@@ -66,13 +66,15 @@ A request with no answer within ``TIMEOUT`` counts as infinitely slow in the per
 (``∞`` in the table). The ceiling's throughput is measured before and after the daemon's
 phases; the spread between the two is how noisy the machine was.
 
-Run: ``.venv/bin/python bench/api.py [--quick] [--json] [--scale 10x2000 ...]``.
+Run: ``.venv/bin/python bench/api.py [--quick] [--json] [--breakdown] [--scale 10x2000 ...]``.
+``--breakdown`` also takes the changes phase apart: the slots with each of its parts alone.
 Network: 127.0.0.1 only. ``wrk`` must be installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import http.client
 import json
 import math
@@ -88,7 +90,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
@@ -159,6 +161,7 @@ class Timing:
     bookings: float  # seconds of each closed-loop booking phase
     idle: float  # seconds the idle daemon is watched
     rounds: int  # calm and changes phases of the daemon, in turns
+    breakdown: bool = False  # also the changes phase taken apart (--breakdown)
 
 
 FULL = (
@@ -946,6 +949,8 @@ def measure_daemon(
             found[f"slots_{rate}_calm"] = pooled(calm[rate])
             found[f"slots_{rate}_changes"] = pooled(changing[rate])
         found["changes"] = changes.as_dict()
+        if timing.breakdown:
+            found["breakdown"], later = breakdown(daemon, desk, timing, later, log)
 
         reload(daemon, desk, CALM_INTERVAL)
         for clients in CLIENTS:
@@ -960,6 +965,47 @@ def measure_daemon(
     finally:
         daemon.stop()
     return found
+
+
+# What runs beside the slots requests in each part of the breakdown: the sync interval,
+# whether the technician's app PUTs, whether a client books.
+PARTS = {
+    "calm": (CALM_INTERVAL, False, False),
+    "syncs": (CHANGES_INTERVAL, False, False),
+    "syncs, calendar changes": (CHANGES_INTERVAL, True, False),
+    "syncs, bookings": (CHANGES_INTERVAL, False, True),
+    "syncs, changes, bookings": (CHANGES_INTERVAL, True, True),
+}
+BREAKDOWN_RATE = RATES[-1]
+
+
+def breakdown(
+    daemon: Server, desk: Desk, timing: Timing, later: list[str], log: Callable[[str], None]
+) -> tuple[dict[str, Any], list[str]]:
+    """The changes phase taken apart: the slots at ``BREAKDOWN_RATE`` with each part of
+    it alone (the short sync interval, the calendar app's PUTs, the bookings), in turns
+    over ``timing.rounds`` rounds, pooled as the main phases are. Which part moves the
+    p99 is what the next round of work is for; the bookings it makes come off ``later``."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in PARTS}
+    changes = CalendarChanges(desk.handles[0], desk.store_path, random.Random(13))
+    for turn in range(timing.rounds):
+        for name, (interval, puts, books) in PARTS.items():
+            reload(daemon, desk, interval)
+            wanted = int(timing.phase * BOOKINGS_PER_SECOND) if books else 0
+            with changes.running() if puts else nullcontext():
+                run = open_loop(
+                    daemon,
+                    BREAKDOWN_RATE,
+                    timing.phase,
+                    later[:wanted] if books else None,
+                    keep_latencies=True,
+                )
+            if books:
+                later = later[run["bookings"]["requests"] :]
+            runs[name].append(run)
+            log(f"{desk.scale}: daemon, breakdown, {name} measured ({turn + 1})")
+    reload(daemon, desk, CALM_INTERVAL)
+    return {name: pooled(phases) for name, phases in runs.items()}, later
 
 
 def idle(server: Server, seconds: float) -> dict[str, Any]:
@@ -1072,6 +1118,19 @@ def table(result: dict[str, Any]) -> str:
         f"{num(changes['landing_max_s'], 0)} s), {changes['not_landed']} not within "
         f"{5 * CHANGES_INTERVAL} s",
     ]
+    if "breakdown" in daemon:
+        parts = daemon["breakdown"]
+        lines.append(
+            f"  the changes phase taken apart, slots at {BREAKDOWN_RATE} req/s, pooled over "
+            f"{parts['calm']['rounds']} rounds: p99 ms (× calm), daemon CPU ms/req"
+        )
+        base = parts["calm"]["slots"]["p99_ms"]
+        for name, phase in parts.items():
+            lines.append(
+                f"    {name:<26}{num(phase['slots']['p99_ms'], 7)}  "
+                f"({num(ratio(phase['slots']['p99_ms'], base), 0, 2)}×)  "
+                f"{num(phase['cpu_ms_per_request'], 8, 2)}"
+            )
     before, after, sat = (
         ceiling["saturation_before"],
         ceiling["saturation_after"],
@@ -1157,10 +1216,15 @@ def main() -> int:
     parser.add_argument(
         "--json", action="store_true", help="print one JSON document instead of tables"
     )
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also take the changes phase apart (syncs, calendar changes, bookings "
+                        "alone): about 4 more minutes per scale")  # fmt: skip
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (apt-get install wrk)")
     scales, timing = QUICK if args.quick else FULL
+    if args.breakdown:
+        timing = dataclasses.replace(timing, breakdown=True)
     started = time.perf_counter()
 
     def progress(text: str) -> None:
