@@ -301,7 +301,7 @@ class StoreBase:
 
         What is decided by when calendars last synced (which technicians are stale) is
         kept on this: every booking is a commit, and reading every calendar's last sync
-        again after each one was a tenth of a booking's CPU.
+        again after each one was near a tenth of a booking's time in a sampled profile.
         """
         return self._outside_version() * 1_000_003 + self._file.calendar_commits
 
