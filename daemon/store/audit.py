@@ -67,7 +67,7 @@ class AuditPart(StoreBase):
 
         ``actor`` is ``client``, ``admin``, ``system``, ``sync`` or ``technician:<id>``.
         """
-        with self._write() as db:
+        with self._write(calendars=False) as db:
             record_audit(db, now, actor, action, session_id, reason, details or {})
 
     def prune_audit(self, before: datetime) -> int:
@@ -79,7 +79,7 @@ class AuditPart(StoreBase):
         cutoff = ts(before)
         removed = 0
         while True:
-            with self._write() as db:
+            with self._write(calendars=False) as db:
                 count = db.execute(
                     "DELETE FROM audit WHERE id IN "
                     "(SELECT id FROM audit WHERE at < ? ORDER BY id LIMIT ?)",

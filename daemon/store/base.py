@@ -150,7 +150,7 @@ class _Group:
         self.db = db
         self.members = 0
         self.loud = False  # a member changed more than sync times (see StoreBase._write)
-        self.calendars = False  # a member changed the calendars (see StoreBase._write)
+        self.calendars = False  # a member may have changed the calendars (StoreBase._write)
         self.over = threading.Event()
         self.error: StoreError | None = None
 
@@ -159,13 +159,13 @@ class _File:
     """What every handle on one database file shares in this process: the writers' queue,
     the transaction a burst of them shares, and counts of the commits made: those of
     quiet writes alone (see :meth:`StoreBase._write`) apart from the others, and those
-    that changed the calendars."""
+    that may have changed the calendars."""
 
     def __init__(self) -> None:
         self.write_lock = threading.Lock()
         self.commits = 0  # moved under write_lock, read without it (an int is atomic)
         self.quiet_commits = 0  # the same, for commits of quiet writes only
-        self.calendar_commits = 0  # the same, for commits that changed the calendars
+        self.calendar_commits = 0  # the same, for commits that may have changed the calendars
         self.group: _Group | None = None  # the open transaction, under write_lock
         self.queued = 0  # writers waiting for write_lock
         self.queued_lock = threading.Lock()
@@ -295,9 +295,9 @@ class StoreBase:
 
     def calendars_version(self) -> int:
         """:meth:`data_version` for the calendars alone (their sync times and states): it
-        moves with a commit in this process only when that commit changed them, in a write
-        that says so (``calendars`` of :meth:`_write`), and with any commit by another
-        process, as :meth:`data_version` does.
+        moves with a commit in this process unless every write in it said it leaves them
+        as they were (``calendars=False`` of :meth:`_write`), and with any commit by
+        another process, as :meth:`data_version` does.
 
         What is decided by when calendars last synced (which technicians are stale) is
         kept on this: every booking is a commit, and reading every calendar's last sync
@@ -349,7 +349,7 @@ class StoreBase:
         self.close()
 
     @contextmanager
-    def _write(self, *, quiet: bool = False, calendars: bool = False) -> Iterator[Connection]:
+    def _write(self, *, quiet: bool = False, calendars: bool = True) -> Iterator[Connection]:
         """One write, in a transaction locked up front so the checks inside it stay true,
         durable when this returns.
 
@@ -369,10 +369,12 @@ class StoreBase:
         with 50 calendars syncing every 2 s, every other request found the data version
         moved and re-read what it had cached, though nothing it serves had changed.
 
-        ``calendars``: the write may change the calendars table (sync times, states,
-        which calendars there are), and its commit moves :meth:`calendars_version`. The
-        quiet write of a sync that found nothing new does not say so: it only makes a
-        calendar fresher, which :meth:`quiet_version` tells.
+        ``calendars=False``: the write leaves the calendars table (sync times, states,
+        which calendars there are) as it was, and its commit need not move
+        :meth:`calendars_version`. Any other write moves it: one that forgets to say so
+        costs a re-read, never an answer kept past a change. A quiet write never moves
+        it: what it records only makes a calendar fresher, which :meth:`quiet_version`
+        tells.
         """
         if getattr(self._local, "writing", None) is not None:
             # The lock is not reentrant: a write inside a write would wait for itself.
@@ -434,7 +436,7 @@ class StoreBase:
                 db.execute("RELEASE member")
                 group.members += 1
                 group.loud = group.loud or not (quiet or failed)
-                group.calendars = group.calendars or (calendars and not failed)
+                group.calendars = group.calendars or (calendars and not (quiet or failed))
             else:  # an error ended the whole transaction: nobody's changes are kept
                 self._finish(group, StoreError(f"a write to {self.path} was rolled back"))
         except sqlite3.Error as error:

@@ -33,7 +33,7 @@ class CalendarsPart(StoreBase):
         """Insert or rename technicians, given as ``(id, name)`` in configuration order
         (the order is kept as ``position``). Technicians are never deleted: sessions
         refer to them."""
-        with self._write() as db:
+        with self._write(calendars=False) as db:
             self._upsert_technicians(db, technicians)
 
     def upsert_calendars(
@@ -45,7 +45,7 @@ class CalendarsPart(StoreBase):
         starts over (sync state and cache dropped: the old token means nothing to the new
         calendar). With ``prune``, calendars not listed are removed with their cache.
         """
-        with self._write(calendars=True) as db:
+        with self._write() as db:
             self._upsert_calendars(db, calendars, prune=prune)
 
     def sync_technicians(
@@ -55,7 +55,7 @@ class CalendarsPart(StoreBase):
     ) -> None:
         """Make the stored technicians and calendars match the configuration, in one
         transaction (see :meth:`upsert_technicians` and :meth:`upsert_calendars`)."""
-        with self._write(calendars=True) as db:
+        with self._write() as db:
             self._upsert_technicians(db, technicians)
             self._upsert_calendars(db, calendars, prune=True)
 
@@ -145,7 +145,7 @@ class CalendarsPart(StoreBase):
         whole seconds. Raises :class:`StoreError` for an unknown calendar and
         ``ValueError`` for a naive datetime (nothing is stored then).
         """
-        with self._write(calendars=True) as db:
+        with self._write() as db:
             self._require_calendar(db, calendar_id)
             if full:
                 db.execute("DELETE FROM calendar_objects WHERE calendar_id = ?", (calendar_id,))
@@ -211,7 +211,7 @@ class CalendarsPart(StoreBase):
     def record_sync_failure(self, calendar_id: str, error: str, now: datetime) -> None:
         """Note a failed sync; the cached busy data and sync state stay as they were (the
         age of ``last_sync_ok_at`` tells how much to trust them)."""
-        with self._write(calendars=True) as db:
+        with self._write() as db:
             self._require_calendar(db, calendar_id)
             db.execute(
                 "UPDATE calendars SET last_attempt_at = ?, last_error = ?, "
@@ -221,7 +221,7 @@ class CalendarsPart(StoreBase):
 
     def reset_sync_state(self, calendar_id: str) -> None:
         """Forget the sync token so the next sync is full (the cache stays until then)."""
-        with self._write(calendars=True) as db:
+        with self._write() as db:
             db.execute("UPDATE calendars SET sync_state = NULL WHERE id = ?", (calendar_id,))
 
     def calendar_objects(

@@ -226,7 +226,7 @@ class PostgresBase(StoreBase):
             raise StoreUnavailable(f"the database {self.path} is unavailable: {error}") from None
 
     @contextmanager
-    def _write(self, *, quiet: bool = False, calendars: bool = False) -> Iterator[Connection]:
+    def _write(self, *, quiet: bool = False, calendars: bool = True) -> Iterator[Connection]:
         """One transaction, after every earlier writer of every instance (see the module).
         ``quiet`` and ``calendars`` change nothing here: the versions move on every call."""
         if getattr(self._local, "write", None) is not None:

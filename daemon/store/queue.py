@@ -56,7 +56,7 @@ class OutboxPart(StoreBase):
         self, session_id: str | None, action: str, payload: dict[str, Any], *, now: datetime
     ) -> None:
         """Queue work that goes with no state change (a state change passes ``outbox=``)."""
-        with self._write() as db:
+        with self._write(calendars=False) as db:
             enqueue_item(db, now, session_id, action, payload)
 
     def enqueue_audited(
@@ -71,7 +71,7 @@ class OutboxPart(StoreBase):
     ) -> None:
         """Queue work a person asked for (resend a confirmation) with its audit entry, in
         one transaction."""
-        with self._write() as db:
+        with self._write(calendars=False) as db:
             for item_action, payload in items:
                 enqueue_item(db, now, session_id, item_action, payload)
             record_audit(db, now, actor, action, session_id, reason, {})
@@ -116,7 +116,7 @@ class OutboxPart(StoreBase):
         """Replace one item by several (a notification fanned out to mail and webhooks) in
         one transaction, so a crash neither loses them nor sends any twice. Each new item
         waits until its own ``not_before`` (a reminder an hour before the start)."""
-        with self._write() as db:
+        with self._write(calendars=False) as db:
             for action, payload, not_before in items:
                 enqueue_item(db, now, session_id, action, payload)
                 if not_before is not None and not_before > now:
@@ -132,7 +132,7 @@ class OutboxPart(StoreBase):
     def outbox_give_up(self, item_id: int, error: str, now: datetime) -> None:
         """Stop retrying an item that cannot succeed (a permanent refusal); the error stays
         on the row and in the audit log."""
-        with self._write() as db:
+        with self._write(calendars=False) as db:
             row = db.execute(
                 "SELECT session_id, action FROM outbox WHERE id = ?", (item_id,)
             ).fetchone()
@@ -153,7 +153,7 @@ class OutboxPart(StoreBase):
         """Mark an item delivered and, for a calendar write, record what the calendar
         holds now in the same transaction (one commit, and no crash can leave the write
         recorded without the item done or the other way round)."""
-        with self._write() as db:
+        with self._write(calendars=False) as db:
             if written is not None:
                 record_calendar_write(db, written)
             db.execute(
@@ -163,7 +163,7 @@ class OutboxPart(StoreBase):
 
     def outbox_failed(self, item_id: int, error: str, next_attempt_at: datetime) -> None:
         """Count a failed attempt and schedule the next (the caller chooses the backoff)."""
-        with self._write() as db:
+        with self._write(calendars=False) as db:
             db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
                 "WHERE id = ?",

@@ -80,7 +80,7 @@ class SessionsPart(StoreBase):
         checked in meanwhile is :class:`InProgress` and nothing is written. ``audit`` adds
         to the audit entry's details (the desk's notice override and its reason).
         """
-        with self._write() as db:
+        with self._write(calendars=False) as db:
             if idempotency_key is not None:
                 row = db.execute(
                     "SELECT id, request_hash FROM sessions WHERE idempotency_key = ?",
@@ -276,7 +276,7 @@ class SessionsPart(StoreBase):
         skip the overlap check a booking gets. The audit entry and the ``outbox`` items are
         written in the same transaction, so a crash never leaves one without the other.
         """
-        with self._write() as db:
+        with self._write(calendars=False) as db:
             row = db.execute("SELECT status FROM sessions WHERE id = ?", (session_id,)).fetchone()
             if row is None or (expected is not None and row[0] != str(expected)):
                 return None
@@ -343,7 +343,7 @@ class SessionsPart(StoreBase):
         if require_aware(end, "end") <= require_aware(start, "start"):
             raise ValueError(f"session {session_id} would end before it starts")
         interval = Interval(start, end)
-        with self._write() as db:
+        with self._write(calendars=False) as db:
             row = db.execute(
                 "SELECT start_ts, end_ts, technician_id FROM sessions WHERE id = ? "
                 "AND status IN ('booked', 'in_progress')",
@@ -374,7 +374,7 @@ class SessionsPart(StoreBase):
     ) -> bool:
         """Mark a session for the admin's attention (kept until cleared or moved);
         False if there is no such session."""
-        with self._write() as db:
+        with self._write(calendars=False) as db:
             changed = db.execute(
                 "UPDATE sessions SET needs_attention = ?, updated_at = ? WHERE id = ?",
                 (reason, ts(now), session_id),
@@ -385,7 +385,7 @@ class SessionsPart(StoreBase):
 
     def clear_flag(self, session_id: str, *, now: datetime, actor: str, reason: str = "") -> bool:
         """The admin dealt with a flagged session; False if it was not flagged."""
-        with self._write() as db:
+        with self._write(calendars=False) as db:
             changed = db.execute(
                 "UPDATE sessions SET needs_attention = NULL, updated_at = ? "
                 "WHERE id = ? AND needs_attention IS NOT NULL",
@@ -405,7 +405,7 @@ class SessionsPart(StoreBase):
         """Record what the calendar holds for the session after a write: its UID, the
         ETag the server returned (for the next conditional update), and where it is (so a
         deletion naming only the href maps back to the session)."""
-        with self._write() as db:
+        with self._write(calendars=False) as db:
             record_calendar_write(db, CalendarWrite(session_id, uid, etag, calendar_id, href))
 
     def session_by_calendar_href(self, calendar_id: str, href: str) -> SessionRecord | None:
@@ -442,7 +442,7 @@ class SessionsPart(StoreBase):
         return {hrefs[r["id"]]: as_session(r) for r in sessions}
 
     def set_calendar_etag(self, session_id: str, etag: str | None) -> None:
-        with self._write() as db:
+        with self._write(calendars=False) as db:
             db.execute("UPDATE sessions SET calendar_etag = ? WHERE id = ?", (etag, session_id))
 
     def sessions_due_for_noshow(self, now: datetime, *, grace: timedelta) -> list[SessionRecord]:

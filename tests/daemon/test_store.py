@@ -465,7 +465,8 @@ def test_the_calendars_version_tells_every_change_to_the_calendars_and_no_other(
 ) -> None:
     """Which technicians are stale is kept on the calendars version: each write that
     changes the calendars table moves it (or, for the quiet note of a sync that found
-    nothing new, the quiet version), and bookings, transitions and the audit do not."""
+    nothing new, the quiet version), and bookings, transitions, the audit and renames,
+    which say they leave the calendars as they were, do not."""
     with open_store(tmp_path / "c.db") as store:
         store.OUTSIDE_POLL_S = 3600.0  # this process's commits only
         later = NOW + timedelta(minutes=5)
