@@ -22,6 +22,7 @@ from daemon.clock import FixedClock
 from daemon.config import CalendarConfig, load_config
 from daemon.events import calendar_uid
 from daemon.loop import OUTBOX_EVERY, Daemon, SwitchableApp
+from daemon.outbox import FlushReport
 from daemon.store import AUDIT_TEXT_MAX
 from daemon.sync import NOTE_EVERY
 from daemon.systemd import Notifier
@@ -87,6 +88,33 @@ def technician_of(desk: Desk, session_id: str) -> str:
     session = desk.daemon.store.get_session(session_id)
     assert session is not None
     return session.technician_id
+
+
+def test_a_flush_asked_for_while_one_runs_waits_and_delivers(desk: Desk) -> None:
+    """The flush the daemon submits at start (or the loop's) may still be running when
+    ``sync --once`` or a test asks for one: that flush waits for it and then delivers,
+    instead of returning an empty report with the session not yet written."""
+    session = desk.book(monday(9).isoformat())
+    tech = technician_of(desk, session["id"])
+    outbox = desk.daemon.parts.outbox
+    running, done = threading.Event(), threading.Event()
+
+    def another_flush() -> None:  # holds what a running flush holds, delivers nothing
+        with outbox._lock:
+            running.set()
+            done.wait(30)
+
+    other = threading.Thread(target=another_flush)
+    other.start()
+    assert running.wait(30)
+    reports: list[FlushReport] = []
+    asking = threading.Thread(target=lambda: reports.append(desk.daemon.flush()))
+    asking.start()
+    done.set()
+    asking.join(30)
+    other.join(30)
+    assert reports and reports[0].delivered >= 1
+    assert desk.session_event(tech, session["id"]) is not None
 
 
 def test_a_booking_is_written_to_the_technicians_calendar_by_the_outbox(desk: Desk) -> None:
