@@ -255,10 +255,7 @@ class Daemon:
         return [f.result() for f in futures if f in done and f.exception() is None]
 
     def flush(self) -> FlushReport:
-        """Deliver what is due, after the flush already running if there is one (the
-        one submitted at start, or the loop's): whoever asks for a flush, the loop's next
-        one or ``sync --once``, gets one, not an empty report because a flush was busy."""
-        return self.parts.outbox.flush(wait=True)
+        return self.parts.outbox.flush()
 
     def sweep(self) -> list[SessionRecord]:
         changed = self.service.sweep()

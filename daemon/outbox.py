@@ -151,16 +151,15 @@ class OutboxWorker:
         self._lanes = lanes  # None: one item after the other (admin commands, tests)
         self._give_way = give_way
 
-    def flush(self, limit: int = 200, *, wait: bool = False) -> FlushReport:
+    def flush(self, limit: int = 200) -> FlushReport:
         """Deliver what is due; one flush at a time (the loop and ``sync --once`` share it).
 
-        With another flush running, return at once with nothing done, or with ``wait``
-        wait for it to end and then flush: what is left after it (items it had not
-        claimed, or queued since) is delivered before this returns.
+        A flush asked for while another runs (the one the daemon submits at start, the
+        loop's) waits for it, then delivers what is left (items it had not claimed, or
+        queued since): whoever asks for a flush gets one, not an empty report.
         """
         report = FlushReport()
-        if not self._lock.acquire(blocking=wait):
-            return report
+        self._lock.acquire()
         try:
             if self.whatsapp is not None:
                 # The clients' messages first: a check-in queues its answer for this flush.
