@@ -26,6 +26,8 @@ from connectors.ical import (
     parse_session_event,
     session_to_ical,
 )
+from connectors.ical import session as ical_session
+from connectors.ical.session import DEFAULT_COLORS, DEFAULT_MARKERS
 from rules.intervals import Interval, NaiveDatetimeError
 
 ICS = Path(__file__).parent / "ics"
@@ -969,6 +971,108 @@ def test_organizer_and_attendee_do_not_trigger_server_invitations() -> None:
         "CLIENT",
         "Ana Souza",
     )
+
+
+def components_built_by_icalendar(event: SessionEvent, stamp: datetime, sequence: int) -> bytes:
+    """The session event as icalendar's components write it: what ``session_to_ical``
+    wrote before it put the lines together itself, kept as the reference it must match."""
+    clean = ical_session._clean_text
+    vevent = icalendar.Event.new(
+        uid=clean(event.uid),
+        stamp=stamp.astimezone(UTC),
+        start=event.start.astimezone(UTC),
+        end=event.end.astimezone(UTC),
+        summary=clean(DEFAULT_MARKERS[event.state] + event.summary),
+        description=clean(event.description) or None,
+        url=event.url or None,
+        status=icalendar.STATUS.CANCELLED
+        if event.state == "cancelled"
+        else icalendar.STATUS.CONFIRMED,
+        transparency=icalendar.TRANSP.OPAQUE if event.blocks_time else icalendar.TRANSP.TRANSPARENT,
+        categories=["expediente"],
+        color=DEFAULT_COLORS.get(event.state),
+        sequence=sequence,
+        organizer=ical_session._address(event.organizer_email) if event.organizer_email else None,
+        attendees=[ical_session._address(event.attendee_email, event.attendee_name)]
+        if event.attendee_email
+        else None,
+    )
+    vevent.add("X-EXPEDIENTE-STATE", icalendar.vText(event.state))
+    if event.state == "booked" and event.alarm_minutes >= 0:
+        summary = clean(event.summary)
+        trigger = -timedelta(minutes=event.alarm_minutes)
+        vevent.add_component(icalendar.Alarm.new_display(summary, trigger=trigger))
+    cal = icalendar.Calendar()
+    cal.add("PRODID", icalendar.vText("-//expediente//EN"))
+    cal.add("VERSION", "2.0")
+    cal.add_component(vevent)
+    return bytes(cal.to_ical())
+
+
+def content_by_component(data: bytes) -> list[tuple[str, list[str]]]:
+    """Each component's own content lines, unfolded and sorted (the order of properties
+    means nothing), in the order the components end."""
+    found: list[tuple[str, list[str]]] = []
+    stack: list[tuple[str, list[str]]] = []
+    for line in unfolded_lines(data):
+        if line.startswith("BEGIN:"):
+            stack.append((line, []))
+        elif line.startswith("END:"):
+            begin, lines = stack.pop()
+            found.append((begin, sorted(lines)))
+        elif line:
+            stack[-1][1].append(line)
+    return found
+
+
+# Text that puts the fold's and the escapes' edge cases everywhere: characters of 2, 3 and 4
+# octets, the escapes that must not end a folded piece, the characters TEXT and parameter
+# values escape or quote, line breaks and a control character.
+ANY_TEXT = st.text(alphabet=st.sampled_from(list('aZ09 çã€😀\\^;,:"\n\r\x07')), max_size=300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    summary=ANY_TEXT,
+    description=ANY_TEXT,
+    name=ANY_TEXT,
+    pad=st.integers(0, 80),
+    state=st.sampled_from(["booked", "in_progress", "completed", "rescheduled", "cancelled"]),
+    alarm=st.integers(-1, 90),
+    sequence=st.integers(0, 12),
+)
+def test_our_event_has_what_icalendars_components_would_write(
+    summary: str, description: str, name: str, pad: int, state: str, alarm: int, sequence: int
+) -> None:
+    """``session_to_ical`` puts its lines together itself, with icalendar's value types: the
+    same lines as icalendar's own components, folded within 75 octets as icalendar folds."""
+    session = replace(
+        SESSION,
+        uid="expediente-" + "u" * pad + "@desk.example",
+        summary="ACME " + summary,  # never empty: a display alarm needs its text
+        description=description,
+        state=state,  # type: ignore[arg-type]
+        alarm_minutes=alarm,
+        organizer_email="suporte@desk.example",
+        attendee_email="ana@desk.example",
+        attendee_name=name,
+        url="https://desk.example/checkin/" + "t" * pad,
+    )
+    ours = session_to_ical(session, stamp=STAMP, sequence=sequence)
+    reference = components_built_by_icalendar(session, STAMP, sequence)
+    assert content_by_component(ours) == content_by_component(reference)
+    assert all(len(line) <= 75 for line in ours.split(b"\r\n"))  # 74 octets, and the space
+    # Folded where icalendar folds: the same physical lines, whatever their order.
+    assert sorted(ours.split(b"\r\n")) == sorted(reference.split(b"\r\n"))
+
+
+@pytest.mark.parametrize("char", ["\\", "^", "ç", "€", "😀", "a"])
+def test_lines_fold_where_icalendar_folds_them(char: str) -> None:
+    """``char`` at every octet around the first fold, then runs of it across the next."""
+    for offset in range(55, 80):
+        line = "DESCRIPTION:" + "a" * offset + char + "b" * 100 + char * 40 + "c" * offset
+        expected = icalendar.parser.Contentline(line).to_ical()  # type: ignore[no-untyped-call]
+        assert ical_session._fold(line) == expected, offset
 
 
 EVIL = "ACME\r\nATTENDEE:mailto:evil@x\rSTATUS:CANCELLED\nX-A:1;\\,"
