@@ -104,8 +104,8 @@ def session_to_ical(
     ``vDDDTypes``, ``vDuration``); the lines are put together and folded here rather than by
     building ``Event`` and ``Calendar`` components. The outbox writes one event per booking
     and per change of state, and the components' machinery was a third of its CPU, beside
-    the request on the daemon's shared interpreter. A test checks that icalendar reads back
-    the same properties, parameters and values its components would have written.
+    the request on the daemon's shared interpreter. A test holds these lines, and their
+    folds, to what icalendar's components write for the same event.
     """
     if event.state not in _KNOWN_STATES:
         raise ValueError(f"unknown session state {event.state!r}")
