@@ -20,7 +20,7 @@ moves by a fifth from one run to the next on a shared machine; the SQL statement
 booking runs (counted with one client) do not, and say what a change removed.
 
 Run: ``.venv/bin/python bench/booking.py [--scale 50x5000] [--runs 5]``. Network: a
-Radicale on 127.0.0.1 while the desk is prepared.
+Radicale on 127.0.0.1, for the desk and the outbox's writes.
 """
 
 from __future__ import annotations

@@ -89,23 +89,26 @@ def test_date_sensitive_tests_pass_years_away_from_today(date: str) -> None:
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     out = result.stdout + result.stderr
-    report = _failures(result.stdout)
+    report = _failures(result.stdout, result.stderr)
     assert f"travelled: {date[:10]}" in out, report
     assert result.returncode == 0, report
     passed = re.search(r"(\d+) passed", out)
     assert passed is not None and int(passed.group(1)) >= 100, report
 
 
-def _failures(stdout: str) -> str:
+def _failures(stdout: str, stderr: str) -> str:
     """The child's failures and summary, not the tail of its stderr.
 
     A server thread's late log lines at the child's exit filled the last 3,000 characters
-    once and hid which test had failed.
+    once and hid which test had failed. With no failures section (the child did not get
+    to run tests), both outputs' tails: the reason is then in one of them.
     """
     start = stdout.find("= FAILURES =")
     if start < 0:
         start = stdout.find("= ERRORS =")
-    body = stdout[start:] if start >= 0 else stdout
+    if start < 0:
+        return stdout[-3000:] + "\n--- stderr ---\n" + stderr[-3000:]
+    body = stdout[start:]
     return body[:6000] + ("\n[...]\n" + body[-3000:] if len(body) > 9000 else body[6000:])
 
 
