@@ -6,8 +6,9 @@ Busy time comes from wherever the caller has it (the store's cache, live calenda
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from rules.intervals import BusyTimeline, Interval
@@ -54,15 +55,27 @@ def compute_slots(
     return free_slots(policy, type_name, first, last, now, timelines, eligible)
 
 
+@functools.lru_cache(maxsize=8192)
+def _slot_time(value: datetime, zone: tzinfo) -> str:
+    """:func:`iso` of a slot's start or end, remembered. A slots answer is computed again
+    after every booking and calendar change, in the process that answers requests, and
+    formatting its few hundred grid times was 40 % of that (py-spy): a zone conversion
+    and a format, 2.6 µs each, against 0.1 µs for a lookup. An instant and a zone always
+    give the same text. 8,192 instants: two weeks of 15-minute grids for several session
+    types."""
+    return value.astimezone(zone).isoformat(timespec="seconds")
+
+
 def slots_document(policy: Policy, type_name: str, slots: Sequence[Slot]) -> dict[str, Any]:
     """``{"timezone", "type", "slots": [{"start", "end", "technicians"}]}`` (docs/api.md)."""
+    zone = policy.timezone
     return {
-        "timezone": policy.timezone.key,
+        "timezone": zone.key,
         "type": type_name,
         "slots": [
             {
-                "start": iso(slot.start, policy),
-                "end": iso(slot.end, policy),
+                "start": _slot_time(slot.start, zone),
+                "end": _slot_time(slot.end, zone),
                 "technicians": len(slot.technicians),
             }
             for slot in slots

@@ -8,11 +8,14 @@ work in the outbox, which the loop drains.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import threading
 import uuid
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -51,6 +54,9 @@ from rules.slots import Slot, free_slots, slots_valid_until, time_violations
 log = logging.getLogger("expediente.service")
 
 BOOKING_ATTEMPTS = 3
+# Slot queries answered ahead after a booking or a calendar change (see _answer_ahead):
+# the booking page's and the API's few ranges, not every answer the cache keeps.
+AHEAD = 4
 
 # Turns the slots of one answer into what is sent: (policy, type, slots) -> bytes.
 Render = Callable[[Policy, str, Sequence[Slot]], bytes]
@@ -136,6 +142,10 @@ class Service:
             refresher=refresher,
         )
         self.slot_cache = SlotCache(refresher=refresher)
+        self._refresher = refresher
+        # The slot queries asked most recently (last is newest), to answer ahead.
+        self._asked: OrderedDict[Hashable, tuple[str, date, date, Render]] = OrderedDict()
+        self._asked_lock = threading.Lock()
         self.load_cache = LoadCache(store.load_by_technician, self.cache.versions)
         self._stale: _Stale | None = None
         # Called with each booking's outcome name (booked, replayed, rejected, slot_taken).
@@ -193,6 +203,7 @@ class Service:
         sees it, and none pays for it.
         """
         self.cache.timelines(list(technicians), self.cache_window(self.clock.now()), fresh=True)
+        self.answer_ahead()
 
     def warm(self) -> None:
         """Build every technician's timeline now.
@@ -274,6 +285,11 @@ class Service:
         timelines = self.timelines(now)
         eligible = self.eligible(now)
         key = (id(render), id(policy), type_name, first, last)
+        with self._asked_lock:
+            self._asked[key] = (type_name, first, last, render)
+            self._asked.move_to_end(key)
+            if len(self._asked) > AHEAD:
+                self._asked.popitem(last=False)
         inputs = (
             frozenset(eligible),
             tuple((tech, id(timeline)) for tech, timeline in timelines.items()),
@@ -288,6 +304,34 @@ class Service:
             key, inputs, now, compute, (render, policy, tuple(timelines.values()))
         )
         return body
+
+    def answer_ahead(self) -> None:
+        """Compute, on the refresher, the slot answers asked for most recently, from the
+        busy time as it is now: called when a booking or a calendar change has just made
+        them out of date.
+
+        Otherwise the first slots request after the change finds its answer out of date
+        and hands the computation to the refresher, which then holds the interpreter (a
+        few milliseconds at 50 technicians) while that request is still being answered:
+        one more slow request per booking, in the process that answers them all. Done
+        ahead, the computation runs while the booking that caused it is being answered,
+        and the next request finds its answer ready. Without a refresher (admin commands,
+        most tests), nothing is done ahead.
+        """
+        if self._refresher is None:
+            return
+        with self._asked_lock:
+            asked = list(self._asked.values())
+        if not asked:
+            return
+
+        def answer() -> None:
+            for type_name, first, last, render in asked:
+                # KeyError: a type a reload removed; nobody asks for it any more.
+                with contextlib.suppress(KeyError):
+                    self.rendered_slots(type_name, first, last, render)
+
+        self._refresher.submit(("answer-ahead", id(self)), answer)
 
     # ---------------------------------------------------------------- booking
 
@@ -360,6 +404,7 @@ class Service:
                         span(inserted.session.interval),
                         inserted.versions,
                     )
+                self.answer_ahead()
                 log.info(
                     "booked %s for %s at %s",
                     inserted.session.id, inserted.session.technician_id, inserted.session.start,

@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import daemon.service
 import rules.slots
 from connectors.base import ObjectChange
-from daemon.availability import slots_document
+from daemon.availability import _slot_time, slots_document
 from daemon.refresh import Refresher
+from daemon.service import Service
 from daemon.slotcache import SlotCache
-from daemon.web.http import json_body
+from daemon.web.api import Api
+from daemon.web.csrf import OriginGuard
+from daemon.web.http import App, Router, json_body
 from rules.intervals import Interval
 from tests import wsgi
 from tests.daemon.desk import Desk, call, make_desk, monday
@@ -283,3 +289,67 @@ def test_a_closed_refresher_leaves_the_computation_to_the_request() -> None:
     cache = SlotCache(refresher=refresher)
     cache.answer("k", "old", NOW, answer_of(b"previous", HOUR), ())
     assert cache.answer("k", "new", NOW, answer_of(b"new", HOUR), ()) == b"new"
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1990, 1, 1), max_value=datetime(2060, 1, 1), timezones=st.just(UTC)
+    ),
+    st.sampled_from(["America/Sao_Paulo", "America/Manaus", "Europe/Lisbon", "UTC"]),
+)
+def test_a_remembered_slot_time_is_the_one_computed_afresh(instant: datetime, zone: str) -> None:
+    # The same instant given in another zone is the same key, and gets the same text.
+    tz = ZoneInfo(zone)
+    assert _slot_time(instant, tz) == instant.astimezone(tz).isoformat(timespec="seconds")
+    shifted = instant.astimezone(ZoneInfo("Asia/Tokyo"))
+    assert _slot_time(shifted, tz) == instant.astimezone(tz).isoformat(timespec="seconds")
+
+
+@pytest.fixture
+def ahead(desk: Desk) -> Iterator[tuple[Desk, Refresher]]:
+    """The desk's service and API as the daemon builds them: with a refresher."""
+    refresher = Refresher(name="test-refresh")
+    service = Service(desk.config, desk.store, desk.clock, refresher=refresher)
+    router = Router()
+    Api(service, desk.signer).routes(router)
+    app = App(router, guard=OriginGuard(desk.config.server.public_url))
+    try:
+        yield Desk(desk.config, desk.store, desk.clock, service, app, desk.signer), refresher
+    finally:
+        refresher.close()
+
+
+def test_after_a_booking_the_next_request_finds_its_answer_computed_ahead(
+    ahead: tuple[Desk, Refresher], computed: list[str]
+) -> None:
+    desk, refresher = ahead
+    before = served(desk, "standard", WEDNESDAY, THURSDAY)
+    status, _, _ = call(desk, "POST", "/api/v1/bookings", booking("2026-12-02T09:00:00-03:00"))
+    assert status == 201
+    assert refresher.wait_idle(30)
+    computed.clear()
+    # Without the answer ahead, this request would get the previous answer (the booked
+    # slot still offered) while it handed the computation to the refresher.
+    after = served(desk, "standard", WEDNESDAY, THURSDAY)
+    assert computed == [], "served from the answer computed ahead"
+    assert after != before
+    assert after == fresh(desk, "standard", WEDNESDAY, THURSDAY)
+    assert starts(after)["2026-12-02T09:00:00-03:00"] == 1
+
+
+def test_after_a_sync_lands_the_next_request_finds_its_answer_computed_ahead(
+    ahead: tuple[Desk, Refresher], computed: list[str]
+) -> None:
+    desk, refresher = ahead
+    before = served(desk, "standard", WEDNESDAY, THURSDAY)
+    ana = next(c for c in desk.config.calendars if c.technician == "ana")
+    block = Interval(monday(11) + timedelta(days=2), monday(12) + timedelta(days=2))
+    change = ObjectChange(href="x.ics", uid="x", etag='"1"', blocks=(block,))
+    desk.store.apply_sync(ana.id, [change], full=False, state=None, now=desk.clock.now())
+    desk.service.refresh_busy(["ana"])  # as the sync that landed it does
+    assert refresher.wait_idle(30)
+    computed.clear()
+    after = served(desk, "standard", WEDNESDAY, THURSDAY)
+    assert computed == [], "served from the answer computed ahead"
+    assert after != before
+    assert starts(after)["2026-12-02T11:00:00-03:00"] == 1
