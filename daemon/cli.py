@@ -392,7 +392,7 @@ def _work(config: Config, clock: Clock | None, instance: str, end: WorkerEnd) ->
     """The background worker's life (daemon/split.py): the same daemon, without HTTP."""
     from daemon.loop import Daemon
 
-    return Daemon(config, clock=clock, instance=instance).run(worker_end=end)
+    return Daemon(config, clock=clock, instance=instance, http=False).run(worker_end=end)
 
 
 def _service(path: Path, clock: Clock) -> Service:

@@ -174,10 +174,13 @@ class Daemon:
         rng: random.Random | None = None,
         instance: str | None = None,
         worker: Worker | None = None,
+        http: bool = True,
     ) -> None:
+        """``worker``: the process that runs the background work, when it is not this one;
+        ``http=False``: this is that process, and answers no request (daemon/split.py)."""
         self.clock = clock or SystemClock()
-        # The background work's process (daemon/split.py), when it is not this one.
         self.worker = worker
+        self.http = http
         self._exit_code = 0
         self.store = open_store(config.store)
         # Every instance serves HTTP; the one leading runs the background work (leader.py).
@@ -226,7 +229,7 @@ class Daemon:
         service.wake = self._poke  # (the event is made after the first build)
         service.leadership = self.leadership
         calendars = Calendars(service, self._opener)
-        syncer = Syncer(service, calendars, self.metrics)
+        syncer = Syncer(service, calendars, self.metrics, rebuild=self.http)
         outbox = OutboxWorker(
             service,
             calendars,
@@ -511,7 +514,7 @@ class Daemon:
         self.install_signal_handlers()
         if worker_end is not None:
             worker_end.listen(self._wake.set, self.request_stop, self.metrics.samples)
-        self.start(serve=worker_end is None)
+        self.start(serve=self.http)
         if worker_end is not None:
             worker_end.ready()
         self._freezing = True

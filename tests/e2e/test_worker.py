@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.daemon.desk import monday
 from tests.e2e.harness import ADMIN, Process, http
-from tests.factories import booking
+from tests.factories import booking, private_event
 from tests.servers import CalendarHandle
 
 pytestmark = pytest.mark.slow
@@ -49,6 +49,16 @@ def the_worker(process: Process) -> int:
     return found[0]
 
 
+def book_and_see_it_written(process: Process, calendars: dict[str, CalendarHandle]) -> None:
+    """Book over HTTP, and wait for the session's event in its technician's calendar."""
+    status, written = http("POST", process.url + "/api/v1/bookings", booking(monday(9)))
+    assert status == 201
+    _, session = http("GET", process.url + f"/api/v1/sessions/{written['id']}", headers=ADMIN)
+    calendar = calendars[session["technician_id"]]
+    name = f"expediente-{written['id']}.ics"
+    process.wait_until(lambda: calendar.get_raw(name) is not None, "the session's event")
+
+
 def counters(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     status, text = http("GET", url + "/metrics")
     assert status == 200
@@ -68,12 +78,7 @@ def test_the_worker_syncs_and_writes_and_the_web_process_reports_it(
     process, calendars = process_desk
     process.start()
     worker = the_worker(process)
-    status, written = http("POST", process.url + "/api/v1/bookings", booking(monday(9)))
-    assert status == 201
-    _, session = http("GET", process.url + f"/api/v1/sessions/{written['id']}", headers=ADMIN)
-    calendar = calendars[session["technician_id"]]
-    name = f"expediente-{written['id']}.ics"
-    process.wait_until(lambda: calendar.get_raw(name) is not None, "the session's event")
+    book_and_see_it_written(process, calendars)
     # Counted in the worker, where the syncs and the calendar writes run, and scraped from
     # the web process: one scrape sees the whole daemon.
     process.wait_until(
@@ -141,10 +146,29 @@ def test_with_worker_process_false_the_daemon_is_one_process(
     process.start()
     assert process.process is not None
     assert children(process.process.pid) == []
-    status, written = http("POST", process.url + "/api/v1/bookings", booking(monday(9)))
-    assert status == 201
-    _, session = http("GET", process.url + f"/api/v1/sessions/{written['id']}", headers=ADMIN)
-    calendar = calendars[session["technician_id"]]
-    name = f"expediente-{written['id']}.ics"
-    process.wait_until(lambda: calendar.get_raw(name) is not None, "the session's event")
+    book_and_see_it_written(process, calendars)
+    assert process.stop() == 0
+
+
+def test_a_change_the_worker_syncs_reaches_the_slots_the_web_process_serves(
+    process_desk: tuple[Process, dict[str, CalendarHandle]],
+) -> None:
+    """The worker lands the change in the store; the web process sees the store's
+    versions move and rebuilds that technician's busy time (no rebuild in the worker)."""
+    process, calendars = process_desk
+    process.start()
+    day = monday(0).date()
+
+    def technicians_at_11() -> int:
+        status, body = http("GET", process.url + f"/api/v1/slots?from={day}&to={day}")
+        assert status == 200
+        offered = {s["start"]: s["technicians"] for s in body["slots"]}
+        return int(offered.get(monday(11).isoformat(), 0))
+
+    assert technicians_at_11() == 2
+    calendars["ana"].put_raw(
+        "dentist.ics", private_event("dentist", "20261130T140000Z", "20261130T150000Z")
+    )
+    process.signal(signal.SIGHUP)  # a reload syncs every calendar at once, in the worker
+    process.wait_until(lambda: technicians_at_11() == 1, "the change in the slots")
     assert process.stop() == 0
