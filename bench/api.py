@@ -55,15 +55,12 @@ process of its own:
   starts with the outbox empty and is measured until every session it booked is written
   to its technician's calendar on Radicale ("written after": how long past the phase's
   end the last write landed), so its CPU per booking includes the calendar write;
-* from the daemon, over every process of it (on SQLite the background work runs in a
-  second one, daemon/split.py): CPU per request (``/proc/<pid>/stat`` utime + stime over
-  the phase and until the server has worked off what it queued; every thread, the syncs'
-  share too; for the bookings also by thread group, from
-  ``expediente_thread_cpu_seconds_total``), memory as PSS summed over the processes (what
-  they take from the machine, shared pages counted once) idle after start and the peak
-  of samples every 0.5 s, beside RSS summed (idle, and ``VmHWM`` at the end), and the
-  lines it logged in each phase, of which waitress's ``Task queue depth`` warnings (one
-  per request queued while its 8 threads are busy).
+* from the daemon: CPU per request (``/proc/<pid>/stat`` utime + stime over the phase and
+  until the server has worked off what it queued; every thread, the syncs' share too;
+  for the bookings also by thread group, from ``expediente_thread_cpu_seconds_total``),
+  RSS idle (after start) and peak (``VmHWM`` at the end), and the lines it logged in each
+  phase, of which waitress's ``Task queue depth`` warnings (one per request queued while
+  its 8 threads are busy).
 
 A request with no answer within ``TIMEOUT`` counts as infinitely slow in the percentiles
 (``∞`` in the table). The ceiling's throughput is measured before and after the daemon's
@@ -357,15 +354,8 @@ def past_sessions(path: Path, calendars: list[tuple[str, str, str]]) -> int:
     return len(rows)
 
 
-# ``[store] worker_process``: False measures the daemon as one process (--one-process).
-WORKER_PROCESS = True
-
-
 def write_config(desk: Desk, interval: int) -> None:
-    text = desk.config_text.replace("{interval}", str(interval))
-    if not WORKER_PROCESS:
-        text = text.replace("\n[store]\n", "\n[store]\nworker_process = false\n", 1)
-    desk.config_path.write_text(text)
+    desk.config_path.write_text(desk.config_text.replace("{interval}", str(interval)))
 
 
 def booking(start: str) -> dict[str, Any]:
@@ -454,70 +444,17 @@ class Server:
                 raise RuntimeError(f"{name} did not start:\n{log.read_text(errors='replace')}")
             time.sleep(0.1)
 
-    def pids(self) -> list[int]:
-        """The server's process and its children: the daemon's background worker
-        (daemon/split.py) is one, and its work is the daemon's work."""
-        pid = self.process.pid
-        try:
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
-            children = []
-        return [pid, *(int(child) for child in children)]
-
     def cpu(self) -> float:
-        """CPU seconds of every process of the server so far."""
-        total = 0.0
-        for pid in self.pids():
-            seconds = proc_cpu_seconds(Path(f"/proc/{pid}/stat"))
-            if seconds is None:
-                raise RuntimeError(f"no CPU figure for process {pid}: is it gone?")
-            total += seconds
-        return total
+        seconds = proc_cpu_seconds(Path(f"/proc/{self.process.pid}/stat"))
+        if seconds is None:
+            raise RuntimeError(f"no CPU figure for process {self.process.pid}: is it gone?")
+        return seconds
 
     def memory_kb(self, field: str) -> int:
-        """``field`` of /proc/<pid>/status (VmRSS, VmHWM), summed over the processes: pages
-        the two share count twice, so it is an upper bound of what they take."""
-        total = 0
-        for pid in self.pids():
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith(field + ":"):
-                    total += int(line.split()[1])
-        return total
-
-    def pss_kb(self) -> int:
-        """Proportional set size summed over the processes: each page shared by n
-        processes counts 1/n in each, so the sum is what the daemon takes from the
-        machine (what systemd's MemoryCurrent counts, less the page cache)."""
-        total = 0
-        for pid in self.pids():
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        return total
-
-    def sample_pss(self, every: float = 0.5) -> Callable[[], int]:
-        """Sample :meth:`pss_kb` every ``every`` seconds from now on; the function returned
-        stops and gives the highest (the kernel keeps a peak of RSS, VmHWM, but none of
-        PSS)."""
-        peak = [self.pss_kb()]
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.wait(every):
-                try:
-                    peak[0] = max(peak[0], self.pss_kb())
-                except OSError:
-                    return  # the server is gone
-
-        sampler = threading.Thread(target=sample, name="pss", daemon=True)
-        sampler.start()
-
-        def done() -> int:
-            stop.set()
-            sampler.join()
-            return peak[0]
-
-        return done
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        return 0
 
     def log_offset(self) -> int:
         return self.log.stat().st_size
@@ -981,9 +918,6 @@ def measure_daemon(
         found["log_lines_startup"] = daemon.lines_since(0)[0]
         time.sleep(1)
         found["rss_idle_kb"] = daemon.memory_kb("VmRSS")
-        found["pss_idle_kb"] = daemon.pss_kb()
-        found["processes"] = len(daemon.pids())
-        pss_peak = daemon.sample_pss()
         found["offered_starts"] = len(get_json(port, SLOTS_PATH)["slots"])
         found["idle_calm"] = idle(daemon, timing.idle)
         # Calm and changes in turns, round after round, each pooled over its rounds: the
@@ -1026,7 +960,6 @@ def measure_daemon(
             later = later[phase["requests"] :]
         log(f"{desk.scale}: daemon, bookings measured")
         found["rss_peak_kb"] = daemon.memory_kb("VmHWM")
-        found["pss_peak_kb"] = pss_peak()
         found["log_lines_total"], found["queue_warnings_total"] = daemon.lines_since(0)
         found["log_lines_by_logger"] = daemon.lines_by_logger()
     finally:
@@ -1088,8 +1021,7 @@ def reload(daemon: Server, desk: Desk, interval: int) -> None:
     write_config(desk, interval)
     daemon.process.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 60
-    # Each process of the daemon reloads (its worker too) and says so.
-    while daemon.text_since(offset).count("configuration reloaded") < len(daemon.pids()):
+    while "configuration reloaded" not in daemon.text_since(offset):
         if time.monotonic() > deadline:
             raise RuntimeError(f"the daemon did not reload:\n{daemon.text_since(offset)}")
         time.sleep(0.1)
@@ -1247,10 +1179,7 @@ def table(result: dict[str, Any]) -> str:
     )
     lines += [
         "",
-        f"daemon memory, {daemon['processes']} process(es): PSS idle "
-        f"{daemon['pss_idle_kb'] / 1024:.0f} MB, peak {daemon['pss_peak_kb'] / 1024:.0f} MB "
-        f"(sampled every 0.5 s); RSS summed idle {daemon['rss_idle_kb'] / 1024:.0f} MB, "
-        f"peak {daemon['rss_peak_kb'] / 1024:.0f} MB",
+        f"daemon RSS: idle {daemon['rss_idle_kb'] / 1024:.0f} MB, peak {daemon['rss_peak_kb'] / 1024:.0f} MB",
         f"daemon log: {daemon['log_lines_total']:,} lines ({daemon['log_lines_startup']} by the "
         f"time it was ready), of which {daemon['queue_warnings_total']:,} '{QUEUE_WARNING}'; "
         f"by logger: {loggers}",
@@ -1290,11 +1219,7 @@ def main() -> int:
     parser.add_argument("--breakdown", action="store_true",
                         help="also take the changes phase apart (syncs, calendar changes, bookings "
                         "alone): about 4 more minutes per scale")  # fmt: skip
-    parser.add_argument("--one-process", action="store_true",
-                        help="the daemon as one process ([store] worker_process = false)")  # fmt: skip
     args = parser.parse_args()
-    global WORKER_PROCESS
-    WORKER_PROCESS = not args.one_process
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (apt-get install wrk)")
     scales, timing = QUICK if args.quick else FULL
@@ -1307,8 +1232,7 @@ def main() -> int:
 
     results = [run_scale(scale, timing, progress) for scale in args.scale or scales]
     if args.json:
-        document = {"quick": args.quick, "timing": timing.__dict__, "scales": results,
-                    "worker_process": WORKER_PROCESS}  # fmt: skip
+        document = {"quick": args.quick, "timing": timing.__dict__, "scales": results}
         print(json.dumps(finite(document), indent=1))
     else:
         print("\n\n".join(table(r) for r in results))

@@ -1,9 +1,8 @@
 """Benchmark: the daemon's memory, idle and at its peak, on bench/api.py's desk, in a minute.
 
-``bench/api.py`` measures memory in passing, at the end of a ten-minute run. This measures
-only memory, the same way (PSS and ``VmRSS`` summed over the daemon's processes one second
-after ``expediente run`` is ready, the peak of PSS sampled every 0.5 s and ``VmHWM`` at the
-end; ``--one-process`` for ``[store] worker_process = false``), on the same desk (technicians' calendars on a real Radicale, the
+``bench/api.py`` measures RSS in passing, at the end of a ten-minute run. This measures
+only memory, the same way (``VmRSS`` one second after ``expediente run`` is ready,
+``VmHWM`` at the end), on the same desk (technicians' calendars on a real Radicale, the
 store as syncs leave it), under a shortened version of api.py's load that goes through each
 of its kinds of work:
 
@@ -70,9 +69,6 @@ def one_run(folder: Path, desk: api.Desk, pristine: Path, port: int) -> dict[str
     try:
         time.sleep(1)  # as bench/api.py
         found["idle_kib"] = daemon.memory_kb("VmRSS")
-        found["idle_pss_kib"] = daemon.pss_kb()
-        found["processes"] = len(daemon.pids())
-        pss_peak = daemon.sample_pss()
         found["threads_idle"] = int(daemon.memory_kb("Threads"))
         api.saturate(daemon, SATURATION_SECONDS)
         found["after_saturation_kib"] = daemon.memory_kb("VmRSS")
@@ -91,7 +87,6 @@ def one_run(folder: Path, desk: api.Desk, pristine: Path, port: int) -> dict[str
             later = later[done["requests"] :]
             found[f"after_bookings_{clients}_kib"] = daemon.memory_kb("VmRSS")
         found["peak_kib"] = daemon.memory_kb("VmHWM")
-        found["peak_pss_kib"] = pss_peak()
         found["end_kib"] = daemon.memory_kb("VmRSS")
         found["threads_end"] = int(daemon.memory_kb("Threads"))
     finally:
@@ -141,16 +136,14 @@ def run_scale(scale: api.Scale, runs: int, with_reads: bool) -> dict[str, Any]:
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = [f"== {result['scale']}: daemon memory, MB (RSS and PSS summed over its processes)"]
+    lines = [f"== {result['scale']}: daemon RSS, MB"]
     lines.append(
-        f"  {'run':<4}{'procs':>6}{'PSS idle':>9}{'PSS peak':>9}  RSS: {'idle':>6}{'wrk':>7}"
-        f"{'changes':>9}{'8 bk':>7}{'32 bk':>7}{'end':>7}{'peak':>7}  threads idle/end"
+        f"  {'run':<4}{'idle':>7}{'wrk':>7}{'changes':>9}{'8 bk':>7}{'32 bk':>7}"
+        f"{'end':>7}{'peak':>7}  threads idle/end"
     )
     for n, run in enumerate(result["runs"], 1):
         lines.append(
-            f"  {n:<4}{run['processes']:>6}{mb(run['idle_pss_kib']):>9.1f}"
-            f"{mb(run['peak_pss_kib']):>9.1f}       {mb(run['idle_kib']):>6.1f}"
-            f"{mb(run['after_saturation_kib']):>7.1f}"
+            f"  {n:<4}{mb(run['idle_kib']):>7.1f}{mb(run['after_saturation_kib']):>7.1f}"
             f"{mb(run['after_changes_kib']):>9.1f}{mb(run['after_bookings_8_kib']):>7.1f}"
             f"{mb(run['after_bookings_32_kib']):>7.1f}{mb(run['end_kib']):>7.1f}"
             f"{mb(run['peak_kib']):>7.1f}  {run['threads_idle']}/{run['threads_end']}"
@@ -173,10 +166,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=2, help="daemon starts per scale (2)")
     parser.add_argument("--reads", action="store_true", help="time the busy read too")
     parser.add_argument("--json", action="store_true", help="one JSON document")
-    parser.add_argument("--one-process", action="store_true",
-                        help="the daemon as one process ([store] worker_process = false)")  # fmt: skip
     args = parser.parse_args()
-    api.WORKER_PROCESS = not args.one_process
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (apt-get install wrk)")
     results = [run_scale(scale, args.runs, args.reads) for scale in args.scale or SCALES]

@@ -8,7 +8,6 @@ traceback. Output meant for programs (``--json``) goes to stdout alone.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
 from collections.abc import Sequence
@@ -33,7 +32,6 @@ from rules.model import Policy, Status
 if TYPE_CHECKING:
     from daemon.config import Config
     from daemon.service import Service
-    from daemon.split import WorkerEnd
 
 
 class _Parser(argparse.ArgumentParser):
@@ -364,10 +362,8 @@ def _live_busy(
 def cmd_run(args: argparse.Namespace, clock: Clock | None) -> int:
     from daemon import log as logs
     from daemon.clock import ShiftedClock
-    from daemon.leader import instance_name
     from daemon.loop import Daemon
     from daemon.malloc import cap_arenas
-    from daemon.split import fork_worker
 
     cap_arenas()  # before any thread starts (daemon/malloc.py)
     config = _load(args.config)
@@ -377,22 +373,7 @@ def cmd_run(args: argparse.Namespace, clock: Clock | None) -> int:
         if start.tzinfo is None:
             start = start.replace(tzinfo=config.policy.timezone)
         clock = ShiftedClock(start)
-    if config.store.kind != "sqlite" or not config.store.worker_process:
-        return Daemon(config, clock=clock).run()
-    # On SQLite the background work runs in a process of its own (daemon/split.py), forked
-    # now: no thread runs and nothing is open yet. Both speak as one instance.
-    instance = instance_name()
-    gc.collect()
-    gc.freeze()  # the modules and the configuration, shared by both processes until written
-    worker = fork_worker(lambda end: _work(config, clock, instance, end))
-    return Daemon(config, clock=clock, instance=instance, worker=worker).run()
-
-
-def _work(config: Config, clock: Clock | None, instance: str, end: WorkerEnd) -> int:
-    """The background worker's life (daemon/split.py): the same daemon, without HTTP."""
-    from daemon.loop import Daemon
-
-    return Daemon(config, clock=clock, instance=instance, http=False).run(worker_end=end)
+    return Daemon(config, clock=clock).run()
 
 
 def _service(path: Path, clock: Clock) -> Service:

@@ -41,7 +41,6 @@ from daemon.outbox import LANES, FlushReport, Notifications, OutboxWorker
 from daemon.refresh import Refresher
 from daemon.service import Service
 from daemon.signing import Signer
-from daemon.split import Worker, WorkerEnd
 from daemon.store import SessionRecord, StoreUnavailable, open_store
 from daemon.sync import Calendars, Opener, Syncer, SyncReport
 from daemon.systemd import Notifier
@@ -71,7 +70,7 @@ GIVE_WAY_GAP_S = 0.02
 NotificationsFactory = Callable[[Config, Signer], Notifications | None]
 
 
-def _leave_out_of_full_collections(*, unfreeze: bool = True) -> None:
+def _leave_out_of_full_collections() -> None:
     """Collect, then leave every object alive now out of the collector's later passes.
 
     The daemon holds some 80,000 objects from its libraries, configuration and caches; a
@@ -79,14 +78,8 @@ def _leave_out_of_full_collections(*, unfreeze: bool = True) -> None:
     came every few seconds: a stall of every request in flight, the slots p99. Frozen,
     they are not walked again. Done after start and after each reload, unfrozen and
     collected first, so what a reload replaced is collected at the next one at the latest.
-
-    ``unfreeze=False`` after start: what ``expediente run`` froze before forking its
-    worker (daemon/split.py) stays frozen, or walking it would write to the pages the two
-    processes still share and copy them (8 MB more in each, measured at 50 x 5,000). A
-    reload unfreezes them, and copies them then.
     """
-    if unfreeze:
-        gc.unfreeze()
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
 
@@ -173,15 +166,8 @@ class Daemon:
         systemd: Notifier | None = None,
         rng: random.Random | None = None,
         instance: str | None = None,
-        worker: Worker | None = None,
-        http: bool = True,
     ) -> None:
-        """``worker``: the process that runs the background work, when it is not this one;
-        ``http=False``: this is that process, and answers no request (daemon/split.py)."""
         self.clock = clock or SystemClock()
-        self.worker = worker
-        self.http = http
-        self._exit_code = 0
         self.store = open_store(config.store)
         # Every instance serves HTTP; the one leading runs the background work (leader.py).
         self.leadership = leadership_for(
@@ -193,8 +179,6 @@ class Daemon:
         self.metrics = Metrics()
         self.metrics.watch_store(lambda: self.store, self.clock.now)
         self.metrics.watch_leadership(self.leadership)
-        if worker is not None:
-            self.metrics.add_counters_of(worker.samples)
         self.systemd = systemd or Notifier()
         self._opener = opener
         self._notifications = notifications
@@ -226,10 +210,10 @@ class Daemon:
         signer = Signer(config.server.signing_key.reveal().encode())
         service = Service(config, self.store, self.clock, refresher=self.refresher)
         service.on_booking = self._booked
-        service.wake = self._poke  # (the event is made after the first build)
+        service.wake = lambda: self._wake.set()  # (the event is made after the first build)
         service.leadership = self.leadership
         calendars = Calendars(service, self._opener)
-        syncer = Syncer(service, calendars, self.metrics, rebuild=self.http)
+        syncer = Syncer(service, calendars, self.metrics)
         outbox = OutboxWorker(
             service,
             calendars,
@@ -248,19 +232,7 @@ class Daemon:
     def _booked(self, outcome: str) -> None:
         self.metrics.inc("expediente_bookings_total", outcome=outcome)
         if outcome == "booked":
-            self._poke()  # write it to the calendar now, not at the next tick
-
-    def _poke(self) -> None:
-        """Have the outbox deliver now, in whichever process runs it."""
-        if self.worker is not None:
-            self.worker.wake()
-        else:
-            self._wake.set()
-
-    def _background(self) -> bool:
-        """Whether this process runs the background work now: no worker does it for us,
-        and this instance leads."""
-        return self.worker is None and self.leadership.is_leader()
+            self._wake.set()  # write it to the calendar now, not at the next tick
 
     @property
     def config(self) -> Config:
@@ -337,7 +309,7 @@ class Daemon:
         """``job``, run only while this instance leads (the background work)."""
 
         def run() -> object:
-            return job() if self._background() else None
+            return job() if self.leadership.is_leader() else None
 
         return run
 
@@ -360,7 +332,7 @@ class Daemon:
     def _submit(self, name: str, job: Callable[[], object]) -> None:
         """Run ``job`` in the pool unless its previous run is still going, and only while
         this instance leads: every job submitted here is background work."""
-        if not self._background():
+        if not self.leadership.is_leader():
             return
         with self._jobs_lock:
             running = self._jobs.get(name)
@@ -374,13 +346,6 @@ class Daemon:
     def _schedule_jobs(self) -> None:
         self.scheduler.clear()
         config = self.config
-        self.scheduler.every(STATUS_EVERY).seconds.do(self._guarded("status", self._status))
-        if self.systemd.watchdog_interval:
-            every = max(1, int(self.systemd.watchdog_interval))
-            # On the loop thread: the ping proves the loop itself is alive.
-            self.scheduler.every(every).seconds.do(self.systemd.watchdog)
-        if self.worker is not None:
-            return  # the background work is the worker's: nothing else to run here
         interval = max(1, int(config.sync.interval.total_seconds()))
         count = len(config.calendars)
         for n, calendar in enumerate(config.calendars):
@@ -397,6 +362,7 @@ class Daemon:
         self.scheduler.every(SWEEP_EVERY).seconds.do(
             self._guarded("sweep", self._leading(self.sweep))
         )
+        self.scheduler.every(STATUS_EVERY).seconds.do(self._guarded("status", self._status))
         zone = pytz.timezone(config.policy.timezone.key)
         self.scheduler.every().day.at(DAILY_RESYNC_AT, zone).do(
             self._guarded("daily resync", self._leading(self._daily_resync))
@@ -405,6 +371,10 @@ class Daemon:
         self.scheduler.every().day.at(AUDIT_PRUNE_AT, zone).do(
             self._submit, "audit retention", self.prune_audit
         )
+        if self.systemd.watchdog_interval:
+            every = max(1, int(self.systemd.watchdog_interval))
+            # On the loop thread: the ping proves the loop itself is alive.
+            self.scheduler.every(every).seconds.do(self.systemd.watchdog)
 
     def _sync_job(self, calendar_id: str, *, full: bool = False) -> Callable[[], object]:
         return lambda: self.sync_calendar(calendar_id, full=full)
@@ -426,8 +396,7 @@ class Daemon:
         queue_summary.flush()  # an overload that ended is reported without waiting for another
 
     def start(self, *, serve: bool = True, port: int | None = None) -> None:
-        """Serve HTTP, sync every calendar once (or wait for the worker to have), then tell
-        systemd we are ready.
+        """Serve HTTP, sync every calendar once, then tell systemd we are ready.
 
         ``port`` overrides the configured one (0: any free port, for tests).
         """
@@ -443,13 +412,7 @@ class Daemon:
             log.info("listening on %s (public URL %s)", self.server.url, server.public_url)
         self.leadership.start(self._leadership_changed)
         reports: list[SyncReport] = []
-        if self.worker is not None:
-            self.systemd.status("first sync")
-            if not self.worker.wait_ready(alive=self._not_stopped):
-                if not self.worker.running():
-                    self._worker_gone()
-                return  # stopping: the loop acts on the signal
-        elif self.leadership.is_leader():
+        if self.leadership.is_leader():
             self.systemd.status("first sync")
             reports = self.sync_all()
             failed = [r.calendar_id for r in reports if not r.ok]
@@ -459,35 +422,16 @@ class Daemon:
         else:
             log.info("standing by: %s leads the background work", self.leadership.leader())
         self._took_over = False
-        if serve:
-            self.parts.service.warm()
+        self.parts.service.warm()
         self._submit("outbox", self.flush)
         self._submit("audit retention", self.prune_audit)  # a daemon restarted daily prunes too
         self._schedule_jobs()
         self._status()
         self.systemd.ready()
         log.info(
-            "%s: technicians %d, calendars %d",
-            "ready" if serve else "background work running", len(self.config.technicians),
+            "ready: technicians %d, calendars %d", len(self.config.technicians),
             len(self.config.calendars),
         )  # fmt: skip
-
-    def _not_stopped(self) -> bool:
-        return not any(signum != signal.SIGHUP for signum in self._signals)
-
-    def _worker_gone(self) -> None:
-        """The worker ended while we were not stopping: stop too, with an error, so the
-        service manager restarts the whole daemon (Restart=on-failure) rather than leave
-        it answering with nobody syncing calendars or writing sessions."""
-        if self._stopping or self.worker is None:
-            return
-        self.worker.running()
-        log.error(
-            "the background worker (process %d) ended with %s; stopping",
-            self.worker.pid, self.worker.returncode,
-        )  # fmt: skip
-        self._exit_code = 1
-        self._stopping = True
 
     def loop(self) -> None:
         while not self._stopping:
@@ -495,9 +439,6 @@ class Daemon:
             if self._stopping:
                 break
             self.close_replaced()
-            if self.worker is not None and not self.worker.running():
-                self._worker_gone()
-                break
             self.scheduler.run_pending()
             idle = self.scheduler.idle_seconds
             timeout = 1.0 if idle is None else min(max(idle, 0.0), 1.0)
@@ -508,23 +449,16 @@ class Daemon:
                     self._take_over()
                 self._submit("outbox", self.flush)
 
-    def run(self, *, worker_end: WorkerEnd | None = None) -> int:
-        """Run until stopped; the exit code. ``worker_end``: this is the background worker
-        of a daemon whose other process serves HTTP (daemon/split.py)."""
+    def run(self) -> int:
         self.install_signal_handlers()
-        if worker_end is not None:
-            worker_end.listen(self._wake.set, self.request_stop, self.metrics.samples)
-        self.start(serve=self.http)
-        if worker_end is not None:
-            worker_end.ready()
+        self.start()
         self._freezing = True
-        _leave_out_of_full_collections(unfreeze=False)
+        _leave_out_of_full_collections()
         try:
-            if not self._stopping:
-                self.loop()
+            self.loop()
         finally:
             self.shutdown()
-        return self._exit_code
+        return 0
 
     def shutdown(self) -> None:
         self._stopping = True
@@ -532,9 +466,6 @@ class Daemon:
         log.info("stopping: finishing in-flight requests and writes")
         if self.server is not None:
             self.server.stop()
-        if self.worker is not None:
-            # After the requests (their bookings may wake it), before the store closes.
-            self.worker.stop()
         self.scheduler.clear()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.delivery_pool.shutdown(wait=True, cancel_futures=True)
@@ -579,8 +510,6 @@ class Daemon:
             signum = self._signals.pop(0)
             if signum == signal.SIGHUP:
                 self.reload()
-                if self.worker is not None:
-                    self.worker.signal(signal.SIGHUP)  # it reads the same file
             else:
                 log.info("received %s", signal.Signals(signum).name)
                 self._stopping = True
@@ -604,8 +533,6 @@ class Daemon:
             return False
         if new.server.listen != self.config.server.listen:
             log.warning("[server] listen changed: it takes effect at the next restart")
-        if new.store.worker_process != self.config.store.worker_process:
-            log.warning("[store] worker_process changed: it takes effect at the next restart")
         # The old set answers while the new one's busy cache is built.
         parts.service.warm()
         # Jobs of the old set may still be running: its adapters are closed once those

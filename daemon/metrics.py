@@ -20,10 +20,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Sample as PromSample
 
 from daemon.leader import Leadership
-from daemon.split import Sample, counter_samples
 from daemon.store import Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -181,7 +179,6 @@ class Metrics:
         }
         self._gauges: _StoreGauges | None = None
         self.registry.register(_ThreadCpu())
-        self._others: Callable[[], list[Sample]] | None = None
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         counter = self._counters[name]
@@ -202,49 +199,5 @@ class Metrics:
         """Say which instance leads (``expediente_leader``), read at scrape time."""
         self.registry.register(_LeaderGauges(leadership))
 
-    def samples(self) -> list[Sample]:
-        """Every counter's value by labels (the background worker sends these)."""
-        return counter_samples(self.registry.collect)
-
-    def add_counters_of(self, others: Callable[[], list[Sample]]) -> None:
-        """Add the counters ``others`` returns at each scrape to this process's own: the
-        background worker's (``daemon/split.py``), so one scrape sees the whole daemon."""
-        self._others = others
-
     def render(self) -> bytes:
-        if self._others is None:
-            return generate_latest(self.registry)
-        return generate_latest(_Summed(self.registry, self._others()))
-
-
-class _Summed:
-    """A registry's families with other counters' values added, label set by label set.
-
-    A family appears once in an exposition, so the worker's samples are added into this
-    process's families rather than listed beside them; a label set only the worker has
-    (its threads, a calendar only it syncs) is appended to the family."""
-
-    def __init__(self, registry: CollectorRegistry, others: list[Sample]) -> None:
-        self._registry = registry
-        self._others: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
-        for name, labels, value in others:
-            by_labels = self._others.setdefault(name, {})
-            key = tuple(sorted(labels.items()))
-            by_labels[key] = by_labels.get(key, 0.0) + value
-
-    def collect(self) -> Iterator[Metric]:
-        for family in self._registry.collect():
-            added = dict(self._others.get(family.name + "_total", {}))
-            if family.type != "counter" or not added:
-                yield family
-                continue
-            samples = []
-            for sample in family.samples:
-                key = tuple(sorted(sample.labels.items()))
-                if sample.name == family.name + "_total" and key in added:
-                    sample = sample._replace(value=sample.value + added.pop(key))
-                samples.append(sample)
-            for key, value in added.items():
-                samples.append(PromSample(family.name + "_total", dict(key), value))
-            family.samples = samples
-            yield family
+        return generate_latest(self.registry)

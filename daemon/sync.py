@@ -149,17 +149,10 @@ def _as_written(result: SyncResult, unlisted: Mapping[str, SessionRecord]) -> Sy
 
 
 class Syncer:
-    def __init__(
-        self, service: Service, calendars: Calendars, metrics: Metrics, *, rebuild: bool = True
-    ) -> None:
-        """``rebuild``: rebuild a changed technician's busy time before the sync ends (see
-        :meth:`_refresh`); False in a background worker (daemon/split.py), which answers
-        no request: the web process rebuilds from the store's versions, and the worker
-        would only hold a second copy of every technician's timeline."""
+    def __init__(self, service: Service, calendars: Calendars, metrics: Metrics) -> None:
         self.service = service
         self.calendars = calendars
         self.metrics = metrics
-        self._rebuild = rebuild
         # One sync per calendar at a time: a slow server must not get a second request
         # stacked on the first by the next tick.
         self._running: set[str] = set()
@@ -228,7 +221,7 @@ class Syncer:
         report = SyncReport(calendar_id, ok=True, full=result.full, changes=len(result.changes))
         if config.role == "sessions":
             self._reconcile(calendar_id, adapter, result, before, unlisted, report)
-        if (result.changes or result.full) and self._rebuild:
+        if result.changes or result.full:
             self._refresh(config.technician)
         log.debug(
             "%s: synced (%s, %d changes)",

@@ -434,13 +434,6 @@ class StoreConfig:
         "failed deliveries) are kept; older ones are deleted once a day. Sessions "
         "themselves, with their rules acceptance, are kept regardless. \"0d\" keeps "
         "the audit forever.", then=zero_is_none)
-    worker_process: bool = setting(
-        Boolean(), True,
-        "SQLite: run the background work (calendar syncs and writes, mail, no-show "
-        "marking) in a second process beside the one that answers HTTP, so that none of "
-        "it holds up a request. false keeps one process, about 15 MB smaller, whose slot "
-        "answers slow down while many calendars sync often (docs/benchmarks.md). On "
-        "PostgreSQL each instance is one process.")
     dsn: Secret | None = setting(
         SecretFile(example="secrets/postgres-dsn"), REQUIRED,
         "File holding the libpq connection string of the PostgreSQL database, e.g. "

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.metrics import Metrics, _ThreadCpu, thread_group
 
@@ -67,52 +66,3 @@ def test_a_groups_cpu_adds_up_its_threads_and_keeps_what_ended_threads_used() ->
 def test_without_proc_the_family_is_empty(tmp_path: Path) -> None:
     (family,) = _ThreadCpu(tmp_path / "no-proc").collect()
     assert family.samples == []
-
-
-def _families(text: bytes) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-    """Each family's samples by name and labels; a family named twice fails the test."""
-    found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
-    for family in text_string_to_metric_families(text.decode()):
-        assert family.name not in found, f"{family.name} appears twice in one exposition"
-        found[family.name] = {
-            ((("__name__", s.name), *tuple(sorted(s.labels.items())))): s.value
-            for s in family.samples
-        }
-    return found
-
-
-def test_the_workers_counters_are_added_into_the_families_of_this_process() -> None:
-    web, worker = Metrics(), Metrics()
-    web.inc("expediente_bookings_total", outcome="booked")
-    web.inc("expediente_syncs_total", calendar="ana", outcome="ok")
-    worker.inc("expediente_syncs_total", 4, calendar="ana", outcome="ok")
-    worker.inc("expediente_syncs_total", calendar="bruno", outcome="error")
-    worker.inc("expediente_noshows_total", 2)
-    web.add_counters_of(worker.samples)
-    families = _families(web.render())
-    syncs = families["expediente_syncs"]
-    assert (
-        syncs[("__name__", "expediente_syncs_total"), ("calendar", "ana"), ("outcome", "ok")] == 5
-    )
-    only_worker = (
-        ("__name__", "expediente_syncs_total"),
-        ("calendar", "bruno"),
-        ("outcome", "error"),
-    )
-    assert syncs[only_worker] == 1
-    assert families["expediente_noshows"][(("__name__", "expediente_noshows_total"),)] == 2
-    bookings = families["expediente_bookings"]
-    assert bookings[("__name__", "expediente_bookings_total"), ("outcome", "booked")] == 1
-    # Both processes' threads are in the one family (here both have a MainThread).
-    threads = families["expediente_thread_cpu_seconds"]
-    assert any(dict(key).get("threads") == "MainThread" for key in threads)
-
-
-def test_a_worker_that_gives_nothing_leaves_this_processs_figures_as_they_are() -> None:
-    web = Metrics()
-    web.inc("expediente_syncs_total", calendar="ana", outcome="ok")
-    alone = _families(web.render())
-    web.add_counters_of(list)
-    summed = _families(web.render())
-    key = (("__name__", "expediente_syncs_total"), ("calendar", "ana"), ("outcome", "ok"))
-    assert summed["expediente_syncs"][key] == alone["expediente_syncs"][key] == 1
