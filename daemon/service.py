@@ -54,7 +54,7 @@ from rules.slots import Slot, free_slots, slots_valid_until, time_violations
 log = logging.getLogger("expediente.service")
 
 BOOKING_ATTEMPTS = 3
-# Slot queries answered ahead after a booking or a calendar change (see _answer_ahead):
+# Slot queries answered ahead after a booking or a calendar change (see answer_ahead):
 # the booking page's and the API's few ranges, not every answer the cache keeps.
 AHEAD = 4
 
