@@ -353,3 +353,13 @@ def test_after_a_sync_lands_the_next_request_finds_its_answer_computed_ahead(
     assert computed == [], "served from the answer computed ahead"
     assert after != before
     assert starts(after)["2026-12-02T11:00:00-03:00"] == 1
+
+
+def test_the_two_half_past_ones_of_a_night_the_clocks_go_back_keep_their_own_offsets() -> None:
+    lisbon = ZoneInfo("Europe/Lisbon")  # back from 02:00 to 01:00 on 2026-10-25
+    first = datetime(2026, 10, 25, 1, 30, tzinfo=lisbon)
+    second = first.replace(fold=1)
+    assert first == second, "one zone: compared by wall time alone"
+    assert _slot_time(first, lisbon) == "2026-10-25T01:30:00+01:00"
+    assert _slot_time(second, lisbon) == "2026-10-25T01:30:00+00:00"
+    assert _slot_time(first, lisbon) == "2026-10-25T01:30:00+01:00"
