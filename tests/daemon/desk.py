@@ -19,6 +19,7 @@ import pytest
 from connectors.base import Calendar, SyncResult
 from daemon.clock import FixedClock
 from daemon.config import Config, load_config
+from daemon.refresh import Refresher
 from daemon.service import Service
 from daemon.signing import Signer
 from daemon.store import Store
@@ -189,14 +190,22 @@ def whatsapp_section(folder: Path, endpoint: str = f"{UNREACHABLE}/v21.0/") -> s
     )
 
 
-def make_desk(folder: Path, now: datetime, *, synced: bool = True, whatsapp: bool = False) -> Desk:
+def make_desk(
+    folder: Path,
+    now: datetime,
+    *,
+    synced: bool = True,
+    whatsapp: bool = False,
+    refresher: Refresher | None = None,
+) -> Desk:
+    """A desk in this process; ``refresher``: its caches rebuild on it, as the daemon's do."""
     path = write_config(folder)
     if whatsapp:
         path.write_text(path.read_text() + whatsapp_section(folder))
     config = load_config(path)
     store = Store(config.store.path)
     clock = FixedClock(now)
-    service = Service(config, store, clock)
+    service = Service(config, store, clock, refresher=refresher)
     signer = Signer(config.server.signing_key.reveal().encode())
     router = Router()
     Api(service, signer).routes(router)

@@ -20,11 +20,8 @@ import rules.slots
 from connectors.base import ObjectChange
 from daemon.availability import _slot_time, slots_document
 from daemon.refresh import Refresher
-from daemon.service import Service
 from daemon.slotcache import SlotCache
-from daemon.web.api import Api
-from daemon.web.csrf import OriginGuard
-from daemon.web.http import App, Router, json_body
+from daemon.web.http import json_body
 from rules.intervals import Interval
 from tests import wsgi
 from tests.daemon.desk import Desk, call, make_desk, monday
@@ -306,15 +303,11 @@ def test_a_remembered_slot_time_is_the_one_computed_afresh(instant: datetime, zo
 
 
 @pytest.fixture
-def ahead(desk: Desk) -> Iterator[tuple[Desk, Refresher]]:
-    """The desk's service and API as the daemon builds them: with a refresher."""
+def ahead(tmp_path: Path) -> Iterator[tuple[Desk, Refresher]]:
+    """A desk whose caches rebuild on a refresher, as the daemon's do."""
     refresher = Refresher(name="test-refresh")
-    service = Service(desk.config, desk.store, desk.clock, refresher=refresher)
-    router = Router()
-    Api(service, desk.signer).routes(router)
-    app = App(router, guard=OriginGuard(desk.config.server.public_url))
     try:
-        yield Desk(desk.config, desk.store, desk.clock, service, app, desk.signer), refresher
+        yield make_desk(tmp_path, monday(7, 0), refresher=refresher), refresher
     finally:
         refresher.close()
 
