@@ -359,6 +359,31 @@ def test_a_write_goes_ahead_when_the_requests_leave_no_gap_for_the_longest_wait(
     assert wait.result() == [False]
 
 
+def test_a_wait_for_a_gap_looks_again_when_the_gap_can_have_come() -> None:
+    """Not when a request ends: woken there, the waiting write took the interpreter at the
+    moment the server writes each answer."""
+    clock = Ticks(100.0)
+    naps: list[float] = []
+
+    def nap(seconds: float) -> None:
+        naps.append(round(seconds, 6))
+        clock.now = round(clock.now + seconds, 6)
+        if len(naps) == 1:
+            answer(app)  # answered at the end of the first pause: the gap starts again
+
+    app = SwitchableApp(
+        lambda environ, start_response: [b"ok"],  # type: ignore[arg-type]
+        monotonic=clock,
+        sleep=nap,
+    )
+    answer(app)  # at 100.0
+    clock.now = 100.005
+    assert app.wait_quiet(30.0, 0.02) is True
+    # What was left of the gap (15 ms), then a whole gap after the answer at 100.02.
+    assert naps == [0.015, 0.02]
+    assert clock.now == 100.04
+
+
 def test_no_show_marks_rescheduled_and_frees_the_time_in_the_calendar(desk: Desk) -> None:
     session = desk.book(monday(9).isoformat())
     tech = technician_of(desk, session["id"])
