@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -316,8 +317,8 @@ class QuietWait:
         return self.returned
 
 
-def quiet_app(clock: Ticks) -> SwitchableApp:
-    return SwitchableApp(lambda environ, start_response: [b"ok"], monotonic=clock)  # type: ignore[arg-type]
+def quiet_app(clock: Ticks, sleep: Callable[[float], None] = time.sleep) -> SwitchableApp:
+    return SwitchableApp(lambda environ, start_response: [b"ok"], monotonic=clock, sleep=sleep)  # type: ignore[arg-type]
 
 
 def test_a_write_waits_for_a_gap_after_the_last_answer_not_only_for_none_in_flight() -> None:
@@ -371,11 +372,7 @@ def test_a_wait_for_a_gap_looks_again_when_the_gap_can_have_come() -> None:
         if len(naps) == 1:
             answer(app)  # answered at the end of the first pause: the gap starts again
 
-    app = SwitchableApp(
-        lambda environ, start_response: [b"ok"],  # type: ignore[arg-type]
-        monotonic=clock,
-        sleep=nap,
-    )
+    app = quiet_app(clock, nap)
     answer(app)  # at 100.0
     clock.now = 100.005
     assert app.wait_quiet(30.0, 0.02) is True
