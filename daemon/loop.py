@@ -66,7 +66,8 @@ GIVE_WAY_S = 1.0
 # started in there delays its next answer; twenty idle milliseconds is a pause in the
 # traffic, and comes often even at 100 requests a second arriving at random.
 GIVE_WAY_GAP_S = 0.02
-# How often a wait for a gap looks again while a request is being answered, at least.
+# The shortest pause between two looks of a wait for a gap: with no gap asked for, a
+# request in flight would otherwise have it spin.
 QUIET_POLL_S = 0.005
 
 NotificationsFactory = Callable[[Config, Signer], Notifications | None]
