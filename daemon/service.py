@@ -49,7 +49,7 @@ from rules.lifecycle import (
     transition,
 )
 from rules.model import Accepted, BookingRequest, Code, Policy, Rejected, Status, Violation
-from rules.slots import Slot, free_slots, slots_valid_until, time_violations
+from rules.slots import Slot, free_counts, free_slots, slots_valid_until, time_violations
 
 log = logging.getLogger("expediente.service")
 
@@ -59,7 +59,7 @@ BOOKING_ATTEMPTS = 3
 AHEAD = 4
 
 # Turns the slots of one answer into what is sent: (policy, type, slots) -> bytes.
-Render = Callable[[Policy, str, Sequence[Slot]], bytes]
+Render = Callable[[Policy, str, Sequence[tuple[datetime, int]]], bytes]  # free_counts()'s
 
 # The notification (and webhook) event each new status sends.
 _NOTIFY_EVENT = {
@@ -277,7 +277,8 @@ class Service:
         )  # fmt: skip
 
     def rendered_slots(self, type_name: str, first: date, last: date, render: Render) -> bytes:
-        """``render`` of :meth:`slots`, from :attr:`slot_cache` while the inputs that decide
+        """``render`` of :meth:`slots` as :func:`rules.slots.free_counts` gives them (a
+        count of free technicians per start), from :attr:`slot_cache` while the inputs that decide
         it are the same and :func:`rules.slots.slots_valid_until` says its time holds
         (``daemon/slotcache.py``). Raises KeyError for an unknown type."""
         now = self.clock.now()
@@ -296,9 +297,9 @@ class Service:
         )
 
         def compute() -> tuple[bytes, datetime]:
-            slots = free_slots(policy, type_name, first, last, now, timelines, eligible)
+            counted = free_counts(policy, type_name, first, last, now, timelines, eligible)
             valid_until = slots_valid_until(policy, type_name, first, last, now)
-            return render(policy, type_name, slots), valid_until
+            return render(policy, type_name, counted), valid_until
 
         body = self.slot_cache.answer(
             key, inputs, now, compute, (render, policy, tuple(timelines.values()))

@@ -175,6 +175,68 @@ def free_slots(
     overrides the minimum notice. Raises KeyError naming the unknown type; a range with
     ``last < first`` is empty.
     """
+    session_type, starts, ids, masks = _grid_masks(
+        policy, type_name, first, last, now, busy, eligible, waive_notice=waive_notice
+    )
+    slots: list[Slot] = []
+    tz = policy.timezone
+    duration = session_type.duration
+    # zip(*masks) turns the masks into one row per candidate (none when no technician is
+    # eligible); compress picks its free technicians, both in C.
+    for start, row in zip(starts, zip(*masks, strict=True), strict=False):
+        free = tuple(compress(ids, row))
+        if free:
+            slots.append(Slot(start.astimezone(tz), (start + duration).astimezone(tz), free))
+    return slots
+
+
+def free_counts(
+    policy: Policy,
+    type_name: str,
+    first: date,
+    last: date,
+    now: datetime,
+    busy: Mapping[str, BusyTimeline],
+    eligible: Collection[str] | None = None,
+) -> list[tuple[datetime, int]]:
+    """:func:`free_slots` as the public answer gives it: each slot's start (UTC) and how
+    many technicians are free for it, not who.
+
+    The public slots answer is computed again after every booking and calendar change,
+    in the process that answers requests. Building a :class:`Slot` per start (a tuple of
+    ids, two zone conversions) was most of that; counting needs neither. A property test
+    holds it to :func:`free_slots`. Raises KeyError naming the unknown type.
+    """
+    _, starts, _, masks = _grid_masks(policy, type_name, first, last, now, busy, eligible)
+    counts = _counts(masks, len(starts))
+    return [(start, count) for start, count in zip(starts, counts, strict=True) if count]
+
+
+def _counts(masks: Sequence[bytes], size: int) -> list[int]:
+    """Free technicians per candidate, from masks of ``size`` bytes (1 free, 0 busy)."""
+    if len(masks) < 256:
+        # Each mask read as one big number, a byte per candidate: their sum counts each
+        # candidate in its own byte (under 256 masks, no byte carries into the next),
+        # in C, where summing column by column in Python costs a call per candidate.
+        total = sum(int.from_bytes(mask, "big") for mask in masks)
+        return list(total.to_bytes(size, "big"))
+    return [sum(row) for row in zip(*masks, strict=True)]
+
+
+def _grid_masks(
+    policy: Policy,
+    type_name: str,
+    first: date,
+    last: date,
+    now: datetime,
+    busy: Mapping[str, BusyTimeline],
+    eligible: Collection[str] | None,
+    *,
+    waive_notice: bool = False,
+) -> tuple[SessionType, list[datetime], list[str], list[bytes]]:
+    """The type, the bookable grid starts (UTC), and the eligible technicians' ids with,
+    for each, a mask over those starts (1 free, 0 busy): what :func:`free_slots` and
+    :func:`free_counts` share."""
     session_type = policy.session_types.get(type_name)
     if session_type is None:
         raise KeyError(f"unknown session type {type_name!r}")
@@ -210,16 +272,7 @@ def free_slots(
         timeline = busy.get(tech.id)
         ids.append(tech.id)
         masks.append(timeline.free_mask_kept(queries, key) if timeline else everyone_free)
-    slots: list[Slot] = []
-    tz = policy.timezone
-    duration = session_type.duration
-    # zip(*masks) turns the masks into one row per candidate (none when no technician is
-    # eligible); compress picks its free technicians, both in C.
-    for start, row in zip(starts, zip(*masks, strict=True), strict=False):
-        free = tuple(compress(ids, row))
-        if free:
-            slots.append(Slot(start.astimezone(tz), (start + duration).astimezone(tz), free))
-    return slots
+    return session_type, starts, ids, masks
 
 
 def _bounds(

@@ -12,17 +12,16 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from daemon.availability import DATE_LIMITS, iso, slots_document, supported
+from daemon.availability import DATE_LIMITS, iso, slots_body, supported
 from daemon.events import manage_url
 from daemon.i18n import LANGUAGES, language_for, language_of, message, negotiate
 from daemon.service import BookingOutcome, Service, SessionNotFound
 from daemon.signing import Signer
 from daemon.store import SessionRecord
-from daemon.web.http import HTTPError, Request, Response, Router, json_body
+from daemon.web.http import HTTPError, Request, Response, Router
 from daemon.web.ratelimit import RateLimiter
 from rules.lifecycle import CancelReason, IllegalTransition, given_reason
 from rules.model import BOOKING_FIELDS, BookingRequest, Code, Policy, Violation
-from rules.slots import Slot
 
 MAX_RANGE_DAYS = 62
 
@@ -372,9 +371,9 @@ class Api:
         return entry
 
 
-def slots_json(policy: Policy, type_name: str, slots: Sequence[Slot]) -> bytes:
+def slots_json(policy: Policy, type_name: str, counted: Sequence[tuple[datetime, int]]) -> bytes:
     """The slots answer's body (one function, so cached answers share one key)."""
-    return json_body(slots_document(policy, type_name, slots))
+    return slots_body(policy, type_name, counted)
 
 
 def _date_arg(request: Request, name: str, default: date) -> date:

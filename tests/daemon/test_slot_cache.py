@@ -3,6 +3,7 @@ byte for byte what a fresh computation gives; otherwise it is computed again."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -18,14 +19,17 @@ from hypothesis import strategies as st
 import daemon.service
 import rules.slots
 from connectors.base import ObjectChange
-from daemon.availability import _slot_time, slots_document
+from daemon.availability import _slot_time, slots_body, slots_document
 from daemon.refresh import Refresher
 from daemon.slotcache import SlotCache
 from daemon.web.http import json_body
 from rules.intervals import Interval
+from rules.model import SessionType
+from rules.slots import Slot
 from tests import wsgi
 from tests.daemon.desk import Desk, call, make_desk, monday
 from tests.factories import booking
+from tests.rules.factories import seed_policy
 
 
 @pytest.fixture
@@ -35,15 +39,15 @@ def desk(tmp_path: Path) -> Desk:
 
 @pytest.fixture
 def computed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The type of each free_slots() call the service makes."""
+    """The type of each free_counts() call the service makes (the slot answers')."""
     calls: list[str] = []
-    real: Callable[..., Any] = rules.slots.free_slots
+    real: Callable[..., Any] = rules.slots.free_counts
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(args[1])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(daemon.service, "free_slots", counting)
+    monkeypatch.setattr(daemon.service, "free_counts", counting)
     return calls
 
 
@@ -91,7 +95,7 @@ def test_a_calendar_change_is_served_at_once(desk: Desk, computed: list[str]) ->
     after = served(desk, "standard", WEDNESDAY, THURSDAY)
     assert after == fresh(desk, "standard", WEDNESDAY, THURSDAY) != before
     assert starts(after)["2026-12-02T11:00:00-03:00"] == 1
-    assert len(computed) == 3  # before, after and fresh()
+    assert len(computed) == 2  # before and after (fresh() runs the slot engine itself)
 
 
 def test_a_booking_is_served_at_once(desk: Desk) -> None:
@@ -159,7 +163,7 @@ def test_the_answer_is_computed_again_when_its_time_passes(desk: Desk, computed:
     # A clock set back (an operator fixing it) is outside what the answer was computed for.
     desk.clock.set(monday(7, 0))
     assert served(desk, "standard", MONDAY, MONDAY) == first
-    assert len(computed) == 4  # first, passed, fresh() and the clock set back
+    assert len(computed) == 3  # first, passed and the clock set back
 
 
 def test_each_type_and_range_has_its_own_answer(desk: Desk, computed: list[str]) -> None:
@@ -300,6 +304,45 @@ def test_a_remembered_slot_time_is_the_one_computed_afresh(instant: datetime, zo
     assert _slot_time(instant, tz) == instant.astimezone(tz).isoformat(timespec="seconds")
     shifted = instant.astimezone(ZoneInfo("Asia/Tokyo"))
     assert _slot_time(shifted, tz) == instant.astimezone(tz).isoformat(timespec="seconds")
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.datetimes(
+                min_value=datetime(2000, 1, 1),
+                max_value=datetime(2040, 1, 1),
+                timezones=st.just(UTC),
+            ),
+            st.integers(1, 300),
+        ),
+        max_size=20,
+    ),
+    st.sampled_from(["America/Sao_Paulo", "Europe/Lisbon", "Asia/Kolkata", "UTC"]),
+    st.text(min_size=1, max_size=12),
+    st.integers(1, 240),
+)
+def test_the_answer_made_from_counts_is_the_document_encoded(
+    counted: list[tuple[datetime, int]], zone: str, type_name: str, minutes: int
+) -> None:
+    """The body the route sends, built from free_counts() without a document, is byte
+    for byte the slots document encoded as every JSON answer is: DST nights, a type name
+    that needs escaping, counts past 255 and the empty answer included."""
+    duration = timedelta(minutes=minutes)
+    policy = dataclasses.replace(
+        seed_policy(),
+        timezone=ZoneInfo(zone),
+        session_types={type_name: SessionType(type_name, "x", duration, timedelta(0))},
+    )
+    counted.sort()
+    tz = policy.timezone
+    slots = [
+        Slot(start.astimezone(tz), (start + duration).astimezone(tz), ("t",) * count)
+        for start, count in counted
+    ]
+    assert slots_body(policy, type_name, counted) == json_body(
+        slots_document(policy, type_name, slots)
+    )
 
 
 @pytest.fixture

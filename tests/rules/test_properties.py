@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 from hypothesis import given
@@ -13,7 +13,7 @@ from rules.booking import clean_text, shown, validate
 from rules.hours import day_hours, local_date, windows
 from rules.intervals import BusyTimeline, Interval
 from rules.model import Accepted, Policy, Rejected
-from rules.slots import Slot, free_slots
+from rules.slots import Slot, free_counts, free_slots
 from tests.factories import booking_request as request
 from tests.rules.factories import SAO_PAULO, seed_policy
 from tests.rules.strategies import FIRST, LAST, Busy, busy_map, nows, quarter_hours, type_names
@@ -145,3 +145,29 @@ def test_timelines_asked_again_answer_as_new_ones(
     for policy, type_name, now in asks:
         again = free_slots(policy, type_name, FIRST, LAST, now, kept)
         assert again == list(offered(policy, type_name, now, busy).values())
+
+
+@given(policies, type_names, nows, busy_map, st.sets(st.sampled_from(["t0", "t1", "t2"])))
+def test_counted_slots_are_the_slots_with_how_many_are_free(
+    policy: Policy, type_name: str, now: datetime, busy: Busy, eligible: set[str]
+) -> None:
+    """free_counts(), which the public answer is made from, is free_slots() told as a
+    count per start: the same starts (in UTC), each with as many technicians."""
+    timelines = {k: BusyTimeline(v) for k, v in busy.items()}
+    slots = free_slots(policy, type_name, FIRST, LAST, now, timelines, eligible)
+    counted = free_counts(policy, type_name, FIRST, LAST, now, timelines, eligible)
+    assert counted == [(s.start.astimezone(UTC), len(s.technicians)) for s in slots]
+    assert all(start.tzinfo is UTC for start, _ in counted)
+
+
+def test_more_technicians_than_a_byte_counts_are_still_counted() -> None:
+    """Counts are summed a byte per start while they fit in one (under 256 technicians);
+    a larger desk is counted another way, to the same answer."""
+    policy = seed_policy(technicians=300)
+    now = datetime(2026, 12, 1, 7, tzinfo=SAO_PAULO)  # FIRST, before opening
+    morning = BusyTimeline([Interval(now, now + timedelta(hours=4))])
+    busy = {f"t{n}": morning for n in range(0, 300, 7)}
+    slots = free_slots(policy, "standard", FIRST, FIRST, now, busy)
+    counted = free_counts(policy, "standard", FIRST, FIRST, now, busy)
+    assert {n for _, n in counted} == {300 - len(busy), 300}
+    assert counted == [(s.start.astimezone(UTC), len(s.technicians)) for s in slots]
