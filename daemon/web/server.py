@@ -23,7 +23,9 @@ import time
 from typing import Any
 
 from waitress import wasyncore
+from waitress.channel import HTTPChannel
 from waitress.server import create_server
+from waitress.task import WSGITask
 
 from daemon.errors import UserError
 from daemon.web.http import MAX_BODY
@@ -59,6 +61,35 @@ LIMITS: dict[str, int] = {
     # ...checked this often (waitress's 30 s default would make it up to a minute).
     "cleanup_interval": 5,
 }
+
+
+class _Task(WSGITask):  # type: ignore[misc]  # waitress has no type hints
+    """waitress's task, sending an answer's header and the start of its body together.
+
+    waitress writes the header and then the body, and each write is a send on the
+    socket. The interpreter is released during a send, and a thread waiting for it (a
+    booking, a calendar sync) takes it: the body then waits until that thread lets go,
+    a millisecond or two under load, while the client has only the header. Sent together,
+    the answer leaves in one send once the application is done.
+    """
+
+    def write(self, data: bytes) -> None:
+        if self.wrote_header or not data:
+            super().write(data)
+            return
+        channel = self.channel
+        held: list[bytes] = []
+        channel.write_soon = held.append  # this task's thread alone writes to the channel
+        try:
+            super().write(data)
+        finally:
+            del channel.write_soon
+        if held:
+            channel.write_soon(b"".join(held))
+
+
+class _Channel(HTTPChannel):  # type: ignore[misc]
+    task_class = _Task
 
 
 class HttpServer:
@@ -102,6 +133,7 @@ class HttpServer:
             raise UserError(
                 f"cannot listen on {host}:{port} ([server] listen): {error.strerror or error}"
             ) from None
+        self._server.channel_class = _Channel
         self.host = host
         self.port = int(self._server.effective_port)
         self._stopping = threading.Event()

@@ -181,3 +181,30 @@ def test_the_nginx_example_keeps_in_step_with_the_daemon() -> None:
     # Replaced, never appended: the daemon trusts the last address of the header.
     assert text.count("proxy_set_header X-Forwarded-For $remote_addr;") == passes >= 1
     assert "$proxy_add_x_forwarded_for" not in text
+
+
+def test_an_answer_leaves_in_one_send_header_and_body_together(
+    server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """waitress sends the header and the body apart, and between the two sends another
+    thread (a booking, a sync) can take the interpreter while the client waits for the
+    body. The daemon's server sends them together."""
+    import waitress.channel
+
+    sent: list[bytes] = []
+    real = waitress.channel.HTTPChannel.send
+
+    def send(self: object, data: bytes, do_close: bool = True) -> int:
+        sent.append(bytes(data))
+        return real(self, data, do_close)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(waitress.channel.HTTPChannel, "send", send)
+    with contextlib.closing(connect(server)) as sock:
+        for path in ("/healthz", "/api/v1/slots?from=2026-12-01&to=2026-12-02"):
+            sent.clear()
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            status, body = answer(sock)
+            assert status == 200
+            assert json.loads(body)
+            assert len(sent) == 1, f"{path}: {[len(s) for s in sent]} bytes in each send"
+            assert sent[0].startswith(b"HTTP/1.1 200") and sent[0].endswith(body)
