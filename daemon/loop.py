@@ -63,11 +63,9 @@ FIRST_SYNC_TIMEOUT = 120.0
 GIVE_WAY_S = 1.0
 # The gap: this long with no request being answered. A client booking in a loop leaves
 # well under a millisecond between its requests, and a write (a few milliseconds of CPU)
-# started in there delays its next answer. A steady stream leaves more after each answer
-# (8 ms at 100 requests a second): the write goes in there, instead of waiting its whole
-# second and falling in the instant of whatever comes once a second, as under the 20 ms
-# asked before, which such a stream never leaves (docs/benchmarks.md).
-GIVE_WAY_GAP_S = 0.004
+# started in there delays its next answer; twenty idle milliseconds is a pause in the
+# traffic, and comes often even at 100 requests a second arriving at random.
+GIVE_WAY_GAP_S = 0.02
 # The shortest pause between two looks of a wait for a gap: with no gap asked for, a
 # request in flight would otherwise have it spin.
 QUIET_POLL_S = 0.005

@@ -381,45 +381,6 @@ def test_a_wait_for_a_gap_looks_again_when_the_gap_can_have_come() -> None:
     assert clock.now == 100.04
 
 
-def give_way_under(every: float) -> tuple[bool, float]:
-    """A calendar write's wait, with the daemon's own longest wait and gap, while a
-    request is answered every ``every`` seconds (on a fake clock): whether it found its
-    gap, and after how long."""
-    clock = Ticks(100.0)
-    due = [100.0]
-
-    def nap(seconds: float) -> None:
-        end = round(clock.now + seconds, 9)
-        while due[0] <= end:  # the answers that come while the write sleeps
-            clock.now = due[0]
-            answer(app)
-            due[0] = round(due[0] + every, 9)
-        clock.now = end
-
-    app = quiet_app(clock, nap)
-    nap(0.0)  # an answer at 100.0
-    found = app.wait_quiet(daemon.loop.GIVE_WAY_S, daemon.loop.GIVE_WAY_GAP_S)
-    return found, round(clock.now - 100.0, 6)
-
-
-@pytest.mark.parametrize("every", [0.0005, 0.001])
-def test_a_write_does_not_go_between_the_requests_of_clients_booking_in_a_loop(
-    every: float,
-) -> None:
-    """Each client sends its next booking as soon as the last is answered: a write in
-    that moment delays the next answer. It waits its longest instead."""
-    assert give_way_under(every) == (False, daemon.loop.GIVE_WAY_S)
-
-
-@pytest.mark.parametrize("every", [0.01, 0.02])
-def test_a_write_goes_between_two_answers_of_a_steady_stream(every: float) -> None:
-    """Slots at 100 or 50 requests a second leave 8 or 18 ms of quiet after each answer.
-    A gap longer than that (20 ms, before) never came: every write waited its whole
-    second and fell in the instant of the next booking, a second later."""
-    found, after = give_way_under(every)
-    assert found and after < every
-
-
 def test_no_show_marks_rescheduled_and_frees_the_time_in_the_calendar(desk: Desk) -> None:
     session = desk.book(monday(9).isoformat())
     tech = technician_of(desk, session["id"])
