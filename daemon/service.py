@@ -58,8 +58,9 @@ BOOKING_ATTEMPTS = 3
 # the booking page's and the API's few ranges, not every answer the cache keeps.
 AHEAD = 4
 
-# Turns the slots of one answer into what is sent: (policy, type, slots) -> bytes.
-Render = Callable[[Policy, str, Sequence[tuple[datetime, int]]], bytes]  # free_counts()'s
+# Turns one answer's slots, as free_counts() gives them (start, technicians free), into what
+# is sent. The cache keys answers on it by identity: pass one function, not a new lambda.
+Render = Callable[[Policy, str, Sequence[tuple[datetime, int]]], bytes]
 
 # The notification (and webhook) event each new status sends.
 _NOTIFY_EVENT = {
@@ -278,9 +279,9 @@ class Service:
 
     def rendered_slots(self, type_name: str, first: date, last: date, render: Render) -> bytes:
         """``render`` of :meth:`slots` as :func:`rules.slots.free_counts` gives them (a
-        count of free technicians per start), from :attr:`slot_cache` while the inputs that decide
-        it are the same and :func:`rules.slots.slots_valid_until` says its time holds
-        (``daemon/slotcache.py``). Raises KeyError for an unknown type."""
+        count of free technicians per start), from :attr:`slot_cache` while the inputs
+        that decide it are the same and :func:`rules.slots.slots_valid_until` says its
+        time holds (``daemon/slotcache.py``). Raises KeyError for an unknown type."""
         now = self.clock.now()
         policy = self.policy
         timelines = self.timelines(now)

@@ -8,7 +8,6 @@ produce a 5xx.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,7 @@ from daemon.store import SessionRecord
 from daemon.web.http import HTTPError, Request, Response, Router
 from daemon.web.ratelimit import RateLimiter
 from rules.lifecycle import CancelReason, IllegalTransition, given_reason
-from rules.model import BOOKING_FIELDS, BookingRequest, Code, Policy, Violation
+from rules.model import BOOKING_FIELDS, BookingRequest, Code, Violation
 
 MAX_RANGE_DAYS = 62
 
@@ -182,7 +181,7 @@ class Api:
         if (last - first).days >= MAX_RANGE_DAYS:
             raise HTTPError(400, "bad_range", f"ask for at most {MAX_RANGE_DAYS} days at once")
         return Response.encoded_json(
-            self.service.rendered_slots(type_name, first, last, slots_json)
+            self.service.rendered_slots(type_name, first, last, slots_body)
         )
 
     def create_booking(self, request: Request) -> Response:
@@ -369,11 +368,6 @@ class Api:
         if admin:
             entry["last_error"] = health.last_error
         return entry
-
-
-def slots_json(policy: Policy, type_name: str, counted: Sequence[tuple[datetime, int]]) -> bytes:
-    """The slots answer's body (one function, so cached answers share one key)."""
-    return slots_body(policy, type_name, counted)
 
 
 def _date_arg(request: Request, name: str, default: date) -> date:
