@@ -163,6 +163,18 @@ class BusyCache:
             for tech in technicians
         }
 
+    def ready(self, technicians: Iterable[str], window: Interval) -> bool:
+        """Whether :meth:`timelines` would hand out every one of these technicians' views
+        for ``window`` as they are: each built, at the store's current versions. A request
+        then neither rebuilds nor waits for a rebuild."""
+        versions = self.versions()
+        with self._lock:
+            for tech in technicians:
+                combined = self._combined.get(tech)
+                if combined is None or not combined.serves(versions.get(tech, _NONE), window):
+                    return False
+        return True
+
     def timeline(
         self, technician_id: str, window: Interval, without: str | None = None
     ) -> BusyTimeline:

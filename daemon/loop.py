@@ -122,6 +122,10 @@ class SwitchableApp:
                 self._answering -= 1
                 self._answered_at = self._monotonic()
 
+    def answers_at_once(self, method: str, path: str) -> bool:
+        """The current app's :meth:`App.answers_at_once`, for the HTTP server."""
+        return self.current.answers_at_once(method, path)
+
     def wait_quiet(self, longest: float, gap: float = 0.0) -> bool:
         """Return once no request has been answered for ``gap`` seconds (True), or after
         ``longest`` seconds of requests without such a gap (False).
@@ -422,6 +426,7 @@ class Daemon:
                 server.host,
                 server.port if port is None else port,
                 behind_proxy=server.behind_proxy,
+                at_once=self.web.answers_at_once,
             )
             self.server.start()
             log.info("listening on %s (public URL %s)", self.server.url, server.public_url)

@@ -307,6 +307,18 @@ class Service:
         )
         return body
 
+    def answers_at_once(self) -> bool:
+        """Whether a slot listing would be answered now from what is in memory, without
+        waiting on anything: the store is a local file and every technician's busy time is
+        built and current. At most the answer itself is computed (under a millisecond at
+        50 technicians x 5,000 intervals); the HTTP loop's own thread may then answer it
+        (``daemon/web/server.py``). Otherwise a worker thread does, which may wait for a
+        rebuild or a database server."""
+        if not self.store.local:
+            return False
+        technicians = (t.id for t in self.policy.technicians)
+        return self.cache.ready(technicians, self.cache_window(self.clock.now()))
+
     def answer_ahead(self) -> None:
         """Compute, on the refresher, the slot answers asked for most recently, from the
         busy time as it is now: called when a booking or a calendar change has just made

@@ -189,6 +189,11 @@ def _file(path: Path) -> _File:
 class StoreBase:
     """A handle's connections and schema; the parts of ``Store`` add the queries."""
 
+    # Reads are of a file on this machine (SQLite in WAL mode: a reader never waits for a
+    # writer), not of a server that may be slow or gone: the HTTP loop's own thread may
+    # answer a slot listing (``daemon/web/server.py``), which reads a version or two.
+    local = True
+
     def __init__(
         self, path: str | Path, *, migrations: Sequence[tuple[int, str]] | None = None
     ) -> None:

@@ -157,6 +157,8 @@ class _Translating:
 class PostgresBase(StoreBase):
     """Connections, transactions and the schema on PostgreSQL; overrides :class:`StoreBase`."""
 
+    local = False  # every read is a round trip to a server, which may not answer
+
     def __init__(
         self,
         dsn: str,

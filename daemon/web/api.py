@@ -23,6 +23,7 @@ from rules.lifecycle import CancelReason, IllegalTransition, given_reason
 from rules.model import BOOKING_FIELDS, BookingRequest, Code, Violation
 
 MAX_RANGE_DAYS = 62
+SLOTS_PATH = "/api/v1/slots"
 
 
 def request_language(request: Request, default: str) -> str:
@@ -155,7 +156,7 @@ class Api:
         return self.service.config.desk.language
 
     def routes(self, router: Router) -> None:
-        router.add("GET", "/api/v1/slots", self.slots)
+        router.add("GET", SLOTS_PATH, self.slots)
         router.add("POST", "/api/v1/bookings", self.create_booking)
         router.add("GET", "/api/v1/sessions/{id}", self.get_session)
         router.add("POST", "/api/v1/sessions/{id}/check-in", self.check_in)

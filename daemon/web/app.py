@@ -8,7 +8,7 @@ from daemon.metrics import CONTENT_TYPE, Metrics
 from daemon.service import Service
 from daemon.signing import Signer
 from daemon.web import openapi
-from daemon.web.api import Api
+from daemon.web.api import SLOTS_PATH, Api
 from daemon.web.csrf import OriginGuard
 from daemon.web.feeds import Feeds
 from daemon.web.http import App, Request, Response, Router
@@ -44,4 +44,15 @@ def build_app(service: Service, signer: Signer, metrics: Metrics) -> App:
     def count(request: Request, status: int) -> None:
         metrics.inc("expediente_http_requests_total", status=f"{status // 100}xx")
 
-    return App(router, on_request=count, error_page=pages.error_page, guard=OriginGuard(public_url))
+    def at_once(method: str, path: str) -> bool:
+        # The slot listing, the request the booking page and the API repeat most, when its
+        # answer needs no rebuild and no database server (see Service.answers_at_once).
+        return method == "GET" and path == SLOTS_PATH and service.answers_at_once()
+
+    return App(
+        router,
+        on_request=count,
+        error_page=pages.error_page,
+        guard=OriginGuard(public_url),
+        at_once=at_once,
+    )

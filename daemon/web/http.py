@@ -266,6 +266,7 @@ def unavailable(error: StoreUnavailable) -> HTTPError:
 
 ErrorPage = Callable[[Request, HTTPError], Response]
 Guard = Callable[[Request], None]  # raises HTTPError to refuse a request before routing
+AtOnce = Callable[[str, str], bool]  # (method, path): answered without waiting on anything
 
 
 class App:
@@ -284,11 +285,19 @@ class App:
         on_request: Callable[[Request, int], None] | None = None,
         error_page: ErrorPage | None = None,
         guard: Guard | None = None,
+        at_once: AtOnce | None = None,
     ):
         self.router = router
         self.on_request = on_request
         self.error_page = error_page
         self.guard = guard
+        self._at_once = at_once
+
+    def answers_at_once(self, method: str, path: str) -> bool:
+        """Whether a request would be answered now, from memory, without waiting on a
+        lock, a rebuild or a database server: the server may answer it on its event loop's
+        own thread (``daemon/web/server.py``). False unless ``at_once`` says so."""
+        return self._at_once is not None and self._at_once(method, path)
 
     @staticmethod
     def _wants_page(request: Request) -> bool:

@@ -20,12 +20,13 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import create_server
-from waitress.task import WSGITask
+from waitress.task import ThreadedTaskDispatcher, WSGITask
 
 from daemon.errors import UserError
 from daemon.web.http import MAX_BODY
@@ -92,6 +93,68 @@ class _Channel(HTTPChannel):  # type: ignore[misc]
     task_class = _Task
 
 
+# Whether a request (its method and path) may be answered on the event loop's own thread:
+# the application says so of what it answers from memory, without waiting on anything.
+AtOnce = Callable[[str, str], bool]
+
+
+class _Dispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
+    """waitress's hand-over of requests to the worker threads, except for those the loop
+    answers itself.
+
+    A request queued for a worker is answered once that thread holds the interpreter, and
+    under load another thread has it: a booking, a calendar sync, a rebuild, each of them
+    letting go and taking it back at every database call or socket operation, which a
+    thread woken to wait for it rarely catches. The loop's thread already holds it when a
+    request arrives, so a request that costs a fraction of a millisecond and waits on
+    nothing (a slot listing answered from the cache) is answered there, without a second
+    thread to schedule. The loop answers it once it is done reading (:meth:`answer_held`):
+    waitress asks for the hand-over while it holds the connection's request lock, which
+    answering takes too.
+    """
+
+    def __init__(self, at_once: AtOnce) -> None:
+        super().__init__()
+        self._at_once = at_once
+        self._loop: int | None = None  # the loop thread's ident, once it runs
+        self._held: list[HTTPChannel] = []
+
+    def add_task(self, channel: HTTPChannel) -> None:
+        if threading.get_ident() == self._loop and self._answers_at_once(channel):
+            self._held.append(channel)
+        else:
+            super().add_task(channel)
+
+    def _answers_at_once(self, channel: HTTPChannel) -> bool:
+        # One request on the connection and nothing of an earlier answer unsent: writing
+        # the answer then never waits for the client to read (waitress waits past its
+        # high-water mark, for a flush only this thread would do).
+        if len(channel.requests) != 1 or channel.total_outbufs_len:
+            return False
+        request = channel.requests[0]
+        if request.error:
+            return False
+        try:
+            return bool(self._at_once(request.command, request.path))
+        except Exception:
+            log.exception("deciding where to answer %s %s", request.command, request.path)
+            return False
+
+    def run_here(self) -> None:
+        """Called by the loop's thread before it serves: the thread that answers at once."""
+        self._loop = threading.get_ident()
+
+    def answer_held(self) -> None:
+        """Answer, on the loop's thread, the requests it kept (and any request that came
+        in right behind one on its connection and can be answered at once too)."""
+        while self._held:
+            channel = self._held.pop(0)
+            try:
+                channel.service()
+            except Exception:  # waitress's workers log and go on; so does the loop
+                log.exception("answering on %r", channel)
+
+
 class HttpServer:
     """waitress, with its event loop driven here so that stopping is done by the loop's own
     thread: closing sockets from another thread while it polls them races (EBADF)."""
@@ -105,7 +168,10 @@ class HttpServer:
         threads: int = 8,
         behind_proxy: bool = False,
         request_deadline: float = REQUEST_DEADLINE,
+        at_once: AtOnce | None = None,
     ) -> None:
+        """``at_once``: which requests the loop's thread answers itself (see
+        :class:`_Dispatcher`); none without it. It must answer without I/O."""
         # Behind a reverse proxy on this machine, the client's address (what the rate limit
         # counts) is the one the proxy puts in X-Forwarded-For; without one, such headers
         # from the network are dropped so no client can pick its own address.
@@ -118,18 +184,22 @@ class HttpServer:
             if behind_proxy
             else {}
         )
+        self._dispatcher = _Dispatcher(at_once or (lambda method, path: False))
+        self._dispatcher.set_thread_count(threads)
         try:
             self._server: Any = create_server(
                 app,
                 host=host,
                 port=port,
                 threads=threads,
+                _dispatcher=self._dispatcher,
                 ident="expediente",
                 clear_untrusted_proxy_headers=True,
                 **LIMITS,
                 **proxy,
             )
         except OSError as error:  # in use, or an address this machine does not have
+            self._dispatcher.shutdown(timeout=1)
             raise UserError(
                 f"cannot listen on {host}:{port} ([server] listen): {error.strerror or error}"
             ) from None
@@ -165,9 +235,12 @@ class HttpServer:
     def _run(self) -> None:
         server = self._server
         socket_map = server._map
+        dispatcher = self._dispatcher
+        dispatcher.run_here()
         next_check = time.monotonic()
         while not self._stopping.is_set():
             wasyncore.loop(timeout=0.2, map=socket_map, use_poll=True, count=1)
+            dispatcher.answer_held()
             now = time.monotonic()
             if now >= next_check:
                 self._close_overdue(now)
@@ -179,6 +252,7 @@ class HttpServer:
         deadline = time.monotonic() + self._grace
         while time.monotonic() < deadline and self._busy():
             wasyncore.loop(timeout=0.05, map=socket_map, use_poll=True, count=1)
+            dispatcher.answer_held()
         server.task_dispatcher.shutdown(cancel_pending=False, timeout=1)
         wasyncore.close_all(socket_map)
 

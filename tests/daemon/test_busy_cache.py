@@ -799,3 +799,36 @@ def test_lower_versions_count_the_week_again() -> None:
     assert cache.load(WINDOW, ["ana"]) == {"ana": 3}  # the same version: kept
     versions["ana"] = (1, 2)
     assert cache.load(WINDOW, ["ana"]) == {"ana": 1}
+
+
+def test_a_slot_listing_is_answered_at_once_only_from_views_built_and_current(
+    desk: Desk,
+) -> None:
+    """The HTTP loop's own thread answers a slot listing only when nothing has to be read
+    again or waited for (``daemon/web/server.py``): every other thread's requests wait
+    while it works."""
+    service = desk.service
+    assert not service.answers_at_once(), "nothing built yet: the first listing builds"
+    assert free_at(desk, 9) == 2
+    assert service.answers_at_once()
+    session = service.book(booking_request(monday(9), only_required=True)).session
+    assert session is not None
+    assert service.answers_at_once(), "this process's booking is laid over the view"
+    assert main(["cancel", session.id, "--config", str(desk.config.path)], desk.clock) == 0
+    assert not service.answers_at_once(), "another handle's change is read again first"
+    assert free_at(desk, 9) == 2
+    assert service.answers_at_once()
+    desk.clock.advance(timedelta(days=1))
+    assert not service.answers_at_once(), "a new day's window is built first"
+    free_at(desk, 9)  # Monday is past now; any listing builds the window
+    assert service.answers_at_once()
+
+
+def test_a_store_on_a_database_server_is_never_read_on_the_loop_thread(desk: Desk) -> None:
+    from daemon.store.postgres import PostgresStore
+
+    assert free_at(desk, 9) == 2
+    assert desk.service.answers_at_once()
+    assert desk.store.local and not PostgresStore.local
+    desk.store.local = False  # as PostgresStore: a read may wait on the network
+    assert not desk.service.answers_at_once()

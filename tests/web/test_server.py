@@ -208,3 +208,103 @@ def test_an_answer_leaves_in_one_send_header_and_body_together(
             assert json.loads(body)
             assert len(sent) == 1, f"{path}: {[len(s) for s in sent]} bytes in each send"
             assert sent[0].startswith(b"HTTP/1.1 200") and sent[0].endswith(body)
+
+
+def threads_app(seen: list[tuple[str, str]]) -> App:
+    """A WSGI app that answers every path with its name, noting which thread answered."""
+
+    def app(environ: dict[str, object], start_response: object) -> list[bytes]:
+        path = str(environ["PATH_INFO"])
+        seen.append((path, threading.current_thread().name))
+        body = path.encode()
+        start_response("200 OK", [("Content-Length", str(len(body)))])  # type: ignore[operator]
+        return [body]
+
+    return app  # type: ignore[return-value]
+
+
+def get_all(sock: socket.socket, paths: list[str]) -> list[bytes]:
+    """Send a GET of each path at once (pipelined), then read the answers in order."""
+    sock.sendall(b"".join(f"GET {p} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() for p in paths))
+    bodies = []
+    buffered = b""
+    for _ in paths:
+        while True:
+            head, sep, rest = buffered.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length: *(\d+)", head)
+            if sep and length and len(rest) >= int(length.group(1)):
+                size = int(length.group(1))
+                assert head.startswith(b"HTTP/1.1 200")
+                bodies.append(rest[:size])
+                buffered = rest[size:]
+                break
+            piece = sock.recv(65536)
+            assert piece, "the server closed the connection"
+            buffered += piece
+    return bodies
+
+
+def test_what_the_app_answers_at_once_is_answered_by_the_loop_thread() -> None:
+    """No worker thread to wake for a request the app answers from memory: the loop's
+    thread, which read it, answers it. Everything else goes to the workers."""
+    seen: list[tuple[str, str]] = []
+    server = HttpServer(
+        threads_app(seen), "127.0.0.1", 0, at_once=lambda method, path: path == "/quick"
+    )
+    server.start()
+    try:
+        with contextlib.closing(connect(server)) as sock:
+            for path in ("/quick", "/other", "/quick"):
+                assert get_all(sock, [path]) == [path.encode()]
+            # Pipelined: answered in order, each by the thread its kind goes to.
+            paths = ["/quick", "/quick", "/other", "/quick"]
+            assert get_all(sock, paths) == [p.encode() for p in paths]
+    finally:
+        server.stop()
+    by_loop = [path for path, thread in seen if thread == "http"]
+    by_workers = [path for path, thread in seen if thread != "http"]
+    assert by_loop[:2] == ["/quick", "/quick"]
+    assert "/other" not in by_loop
+    assert by_workers.count("/other") == 2
+
+
+def test_a_failing_at_once_decision_leaves_the_request_to_a_worker(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def broken(method: str, path: str) -> bool:
+        raise RuntimeError("a bug in deciding")
+
+    server = HttpServer(threads_app(seen), "127.0.0.1", 0, at_once=broken)
+    server.start()
+    try:
+        with contextlib.closing(connect(server)) as sock:
+            assert get_all(sock, ["/a", "/b"]) == [b"/a", b"/b"]
+    finally:
+        server.stop()
+    assert [thread != "http" for _, thread in seen] == [True, True]
+    assert "a bug in deciding" in caplog.text
+
+
+def test_the_daemon_answers_a_slot_listing_on_the_loop_thread(app: App) -> None:
+    """Once the busy time is built, the slot listing (the request the booking page repeats)
+    is answered at once; the first one, which builds it, and the health check are not."""
+    seen: list[str] = []
+
+    def watched(environ: dict[str, object], start_response: object) -> object:
+        seen.append(threading.current_thread().name)
+        return app(environ, start_response)  # type: ignore[arg-type]
+
+    server = HttpServer(watched, "127.0.0.1", 0, at_once=app.answers_at_once)
+    server.start()
+    slots = "/api/v1/slots?from=2026-12-01&to=2026-12-02"
+    try:
+        with contextlib.closing(connect(server)) as sock:
+            for path in (slots, slots, "/healthz", slots):
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+                status, body = answer(sock)
+                assert status == 200 and json.loads(body)
+    finally:
+        server.stop()
+    assert [name == "http" for name in seen] == [False, True, False, True]
