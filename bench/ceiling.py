@@ -3,7 +3,8 @@
 ``daemon.web.server.HttpServer`` with its ``LIMITS`` and the daemon's 8 worker threads,
 serving an app that does nothing but answer: a GET gets the bytes of ``--body`` (the
 daemon's own slots document, so the same bytes cross the socket), a POST has its body
-read and gets them with 201. What the daemon achieves divided by what this achieves, on
+read and gets them with 201. Its GETs are answered by the server's loop thread, as the
+daemon answers a slot listing from memory; its POSTs by a worker, as a booking is. What the daemon achieves divided by what this achieves, on
 the same machine in the same run, is the figure that survives a noisy machine.
 
 Run by bench/api.py: ``python bench/ceiling.py --port N --body FILE``; it prints
@@ -45,7 +46,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--body", type=Path, required=True)
     args = parser.parse_args()
-    server = HttpServer(minimal_app(args.body.read_bytes()), "127.0.0.1", args.port)
+    server = HttpServer(
+        minimal_app(args.body.read_bytes()),
+        "127.0.0.1",
+        args.port,
+        at_once=lambda method, path: method == "GET",
+    )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

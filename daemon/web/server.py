@@ -108,9 +108,9 @@ class _Dispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
     thread woken to wait for it rarely catches. The loop's thread already holds it when a
     request arrives, so a request that costs a fraction of a millisecond and waits on
     nothing (a slot listing answered from the cache) is answered there, without a second
-    thread to schedule. The loop answers it once it is done reading (:meth:`answer_held`):
-    waitress asks for the hand-over while it holds the connection's request lock, which
-    answering takes too.
+    thread to schedule. The loop answers it at the end of its pass over the sockets
+    (:meth:`answer_held`): waitress asks for the hand-over while it holds the connection's
+    request lock, which answering takes too.
     """
 
     def __init__(self, at_once: AtOnce) -> None:
@@ -171,7 +171,9 @@ class HttpServer:
         at_once: AtOnce | None = None,
     ) -> None:
         """``at_once``: which requests the loop's thread answers itself (see
-        :class:`_Dispatcher`); none without it. It must answer without I/O."""
+        :class:`_Dispatcher`); none without it. Only requests whose answer waits on
+        nothing (no lock another thread holds, no network): every other connection waits
+        while the loop answers."""
         # Behind a reverse proxy on this machine, the client's address (what the rate limit
         # counts) is the one the proxy puts in X-Forwarded-For; without one, such headers
         # from the network are dropped so no client can pick its own address.
