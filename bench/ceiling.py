@@ -4,8 +4,9 @@
 serving an app that does nothing but answer: a GET gets the bytes of ``--body`` (the
 daemon's own slots document, so the same bytes cross the socket), a POST has its body
 read and gets them with 201. Its GETs are answered by the server's loop thread, as the
-daemon answers a slot listing from memory; its POSTs by a worker, as a booking is. What the daemon achieves divided by what this achieves, on
-the same machine in the same run, is the figure that survives a noisy machine.
+daemon answers a slot listing from memory; its POSTs by a worker, as a booking is. What
+the daemon achieves divided by what this achieves, on the same machine in the same run,
+is the figure that survives a noisy machine.
 
 Run by bench/api.py: ``python bench/ceiling.py --port N --body FILE``; it prints
 ``ready`` once listening and stops on SIGTERM.
