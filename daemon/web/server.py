@@ -20,7 +20,6 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from waitress import wasyncore
@@ -29,7 +28,7 @@ from waitress.server import create_server
 from waitress.task import ThreadedTaskDispatcher, WSGITask
 
 from daemon.errors import UserError
-from daemon.web.http import MAX_BODY
+from daemon.web.http import MAX_BODY, AtOnce
 
 log = logging.getLogger("expediente.http")
 
@@ -91,11 +90,6 @@ class _Task(WSGITask):  # type: ignore[misc]  # waitress has no type hints
 
 class _Channel(HTTPChannel):  # type: ignore[misc]
     task_class = _Task
-
-
-# Whether a request (its method and path) may be answered on the event loop's own thread:
-# the application says so of what it answers from memory, without waiting on anything.
-AtOnce = Callable[[str, str], bool]
 
 
 class _Dispatcher(ThreadedTaskDispatcher):  # type: ignore[misc]
