@@ -156,6 +156,59 @@ def test_a_booking_re_reads_its_technicians_sessions_only(desk: Desk) -> None:
     assert reads.sessions in ([], [booked]), "and once"
 
 
+def test_views_are_handed_out_again_without_a_claim_until_their_technician_moves(
+    desk: Desk,
+) -> None:
+    """Every slot listing asks for every technician's view. While nothing moved it gets
+    the same objects without claiming each one again; after a booking, only the booked
+    technician's view is claimed, and it is the one with the booking in it."""
+    service, cache = desk.service, desk.service.cache
+    claimed: list[str] = []
+    claim = cache._claim
+
+    def counted(tech: str, *args: Any, **kwargs: Any) -> Any:
+        claimed.append(tech)
+        return claim(tech, *args, **kwargs)
+
+    cache._claim = counted  # type: ignore[method-assign]
+    service.timelines(desk.clock.now())  # builds both; a build counts as a move
+    first = service.timelines(desk.clock.now())
+    assert sorted(claimed) == ["ana", "ana", "bruno", "bruno"]
+    claimed.clear()
+    again = service.timelines(desk.clock.now())
+    assert claimed == [], "nothing moved: nothing claimed"
+    assert again == first and again is not first, "the same views, in a dict of its own"
+    again.clear()  # a caller's dict is its own
+    assert service.timelines(desk.clock.now()) == first
+
+    session = service.book(booking_request(monday(9), only_required=True)).session
+    assert session is not None
+    booked, other = session.technician_id, ({"ana", "bruno"} - {session.technician_id}).pop()
+    claimed.clear()
+    after = service.timelines(desk.clock.now())
+    assert claimed == [booked], "the booked technician's view alone is claimed again"
+    assert after[other] is first[other]
+    assert not after[booked].is_free(monday(9), monday(9, 30))
+    assert first[booked].is_free(monday(9), monday(9, 30))
+
+
+def test_a_view_built_while_the_versions_stand_still_is_handed_out(
+    fake: FakeStore, background: BusyCache, refresher: Refresher
+) -> None:
+    """A rebuild that lands moves no version in the store (the change that caused it did,
+    before): the request after it must still get the new view, not the one handed out
+    while it was built."""
+    background.timelines(["ana"], WINDOW)
+    fake.change([(120.0, 180.0)])
+    gate = fake.hold()
+    assert starts(background.timelines(["ana"], WINDOW)["ana"]) == [0.0]
+    assert fake.started.wait(WAIT)
+    assert starts(background.timelines(["ana"], WINDOW)["ana"]) == [0.0], "still building"
+    gate.set()
+    assert refresher.wait_idle(WAIT)
+    assert starts(background.timelines(["ana"], WINDOW)["ana"]) == [120.0]
+
+
 def test_a_cancel_by_the_cli_is_seen_and_costs_its_technician_only(desk: Desk) -> None:
     """The CLI writes through its own store handle, as it does from another process."""
     session = desk.service.book(booking_request(monday(9), only_required=True)).session
