@@ -32,9 +32,12 @@ def enqueue_item(
     session_id: str | None,
     action: str,
     payload: dict[str, Any],
+    *,
+    new_session: bool = False,
 ) -> None:
-    """Queue ``action`` inside the caller's transaction, due at once."""
-    if action == "put" and session_id is not None:
+    """Queue ``action`` inside the caller's transaction, due at once. ``new_session``:
+    the session was inserted in this very transaction, so nothing of it is pending."""
+    if action == "put" and session_id is not None and not new_session:
         # A calendar write sends the session as it is when the write runs, so a newer
         # one makes older pending ones moot.
         db.execute(

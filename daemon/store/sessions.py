@@ -151,7 +151,7 @@ class SessionsPart(StoreBase):
             details.update(audit or {})
             record_audit(db, now, actor, "booking_accepted", session.id, "", details)
             for action, payload in outbox:
-                enqueue_item(db, now, session.id, action, payload)
+                enqueue_item(db, now, session.id, action, payload, new_session=True)
             if replaced is not None:
                 self._set_status(
                     db, replaced, Status.BOOKED, Status.CANCELLED, now, actor,
