@@ -149,6 +149,10 @@ class Service:
         self._asked_lock = threading.Lock()
         self.load_cache = LoadCache(store.load_by_technician, self.cache.versions)
         self._stale: _Stale | None = None
+        # Asked on every slot listing and booking, and fixed for a policy (and a day):
+        # the policy's technicians' ids, and the day's cache window (see cache_window).
+        self._ids: tuple[Policy, tuple[str, ...]] | None = None
+        self._window: tuple[Policy, date, date, Interval] | None = None
         # Called with each booking's outcome name (booked, replayed, rejected, slot_taken).
         self.on_booking: Callable[[str], None] = lambda outcome: None
         # Called when there is outbox work to do now (a WhatsApp message to act on).
@@ -164,22 +168,34 @@ class Service:
     def policy(self) -> Policy:
         return self.config.policy
 
+    def technician_ids(self) -> tuple[str, ...]:
+        """The policy's technicians' ids, in its order."""
+        policy = self.policy
+        known = self._ids
+        if known is None or known[0] is not policy:
+            known = self._ids = (policy, tuple(t.id for t in policy.technicians))
+        return known[1]
+
     # ------------------------------------------------------------ busy time
 
     def cache_window(self, now: datetime) -> Interval:
         """The span every availability question falls in: yesterday to past the horizon.
 
-        Fixed for a whole day, so cached timelines serve every request of the day.
+        Fixed for a whole day, so cached timelines serve every request of the day; the
+        same object is handed out while its days are the same.
         """
-        tz = self.policy.timezone
+        policy = self.policy
+        tz = policy.timezone
         today = now.astimezone(tz).date()
+        last = (now + policy.horizon).astimezone(tz).date()
+        known = self._window
+        if known is not None and known[0] is policy and known[1] == today and known[2] == last:
+            return known[3]
         start = datetime.combine(today - timedelta(days=1), time(0), tzinfo=tz)
-        end = datetime.combine(
-            (now + self.policy.horizon).astimezone(tz).date() + timedelta(days=2),
-            time(0),
-            tzinfo=tz,
-        )
-        return Interval(start, end)
+        end = datetime.combine(last + timedelta(days=2), time(0), tzinfo=tz)
+        window = Interval(start, end)
+        self._window = (policy, today, last, window)
+        return window
 
     def timelines(
         self, now: datetime, without: SessionRecord | None = None, *, fresh: bool = False
@@ -188,7 +204,7 @@ class Service:
         a rebooking replaces); ``fresh`` waits for a rebuild in progress rather than take
         the previous timeline (see ``daemon/busy.py``)."""
         return self.cache.timelines(
-            [t.id for t in self.policy.technicians],
+            self.technician_ids(),
             self.cache_window(now),
             without=None if without is None else (without.technician_id, without.id),
             fresh=fresh,
@@ -253,7 +269,7 @@ class Service:
         return set(stale)
 
     def eligible(self, now: datetime) -> set[str]:
-        return {t.id for t in self.policy.technicians} - self.stale_technicians(now)
+        return set(self.technician_ids()) - self.stale_technicians(now)
 
     # ------------------------------------------------------------------ slots
 
@@ -292,10 +308,9 @@ class Service:
             self._asked.move_to_end(key)
             if len(self._asked) > AHEAD:
                 self._asked.popitem(last=False)
-        inputs = (
-            frozenset(eligible),
-            tuple((tech, id(timeline)) for tech, timeline in timelines.items()),
-        )
+        # The timelines come in the policy's order of technicians (the key names the
+        # policy): their identities alone say whose busy time is which.
+        inputs = (frozenset(eligible), tuple(map(id, timelines.values())))
 
         def compute() -> tuple[bytes, datetime]:
             counted = free_counts(policy, type_name, first, last, now, timelines, eligible)
@@ -316,7 +331,7 @@ class Service:
         rebuild or a database server."""
         if not self.store.local:
             return False
-        technicians = (t.id for t in self.policy.technicians)
+        technicians = self.technician_ids()
         return self.cache.ready(technicians, self.cache_window(self.clock.now()))
 
     def answer_ahead(self) -> None:
@@ -451,7 +466,7 @@ class Service:
         monday = day - timedelta(days=day.weekday())
         start = datetime.combine(monday, time(0), tzinfo=tz)
         week = Interval(start, start + timedelta(days=7))
-        return self.load_cache.load(week, [t.id for t in self.policy.technicians])
+        return self.load_cache.load(week, self.technician_ids())
 
     def _explain(
         self,

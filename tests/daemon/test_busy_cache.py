@@ -8,11 +8,13 @@ when there is none. Threads are held with events, never timed.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -207,6 +209,41 @@ def test_a_view_built_while_the_versions_stand_still_is_handed_out(
     gate.set()
     assert refresher.wait_idle(WAIT)
     assert starts(background.timelines(["ana"], WINDOW)["ana"]) == [120.0]
+
+
+@pytest.mark.parametrize(
+    ("zone", "horizon"),
+    [("America/Sao_Paulo", None), ("Europe/Lisbon", None), ("Asia/Kolkata", timedelta(hours=30))],
+)
+def test_the_cache_window_kept_is_the_one_computed_afresh(
+    desk: Desk, zone: str, horizon: timedelta | None
+) -> None:
+    """The window is kept while its days are the same: at every instant, in any order,
+    over a year of midnights, DST changes (Lisbon's) and a horizon that is not whole days,
+    it is the one computed from nothing, and the same object while it is."""
+    policy = desk.config.policy
+    policy = dataclasses.replace(policy, timezone=ZoneInfo(zone), horizon=horizon or policy.horizon)
+    desk.service.config = dataclasses.replace(desk.config, policy=policy)
+    service = desk.service
+    origin = datetime(2026, 1, 1, tzinfo=UTC)
+
+    @given(
+        steps=st.lists(
+            st.integers(0, 400 * 24 * 60).map(lambda minutes: timedelta(minutes=minutes)),
+            min_size=1,
+            max_size=40,
+        )
+    )
+    def check(steps: list[timedelta]) -> None:
+        for step in steps:
+            now = origin + step
+            kept = service.cache_window(now)
+            service._window = None
+            afresh = service.cache_window(now)
+            assert kept == afresh
+            assert service.cache_window(now) is afresh
+
+    check()
 
 
 def test_a_cancel_by_the_cli_is_seen_and_costs_its_technician_only(desk: Desk) -> None:
