@@ -149,9 +149,8 @@ class Service:
         self._asked_lock = threading.Lock()
         self.load_cache = LoadCache(store.load_by_technician, self.cache.versions)
         self._stale: _Stale | None = None
-        # Asked on every slot listing and booking, and fixed for a policy (and a day):
-        # the policy's technicians' ids, and the day's cache window (see cache_window).
-        self._ids: tuple[Policy, tuple[str, ...]] | None = None
+        # The day's cache window, asked for on every slot listing and booking (see
+        # cache_window).
         self._window: tuple[Policy, date, date, Interval] | None = None
         # Called with each booking's outcome name (booked, replayed, rejected, slot_taken).
         self.on_booking: Callable[[str], None] = lambda outcome: None
@@ -167,14 +166,6 @@ class Service:
     @property
     def policy(self) -> Policy:
         return self.config.policy
-
-    def technician_ids(self) -> tuple[str, ...]:
-        """The policy's technicians' ids, in its order."""
-        policy = self.policy
-        known = self._ids
-        if known is None or known[0] is not policy:
-            known = self._ids = (policy, tuple(t.id for t in policy.technicians))
-        return known[1]
 
     # ------------------------------------------------------------ busy time
 
@@ -204,7 +195,7 @@ class Service:
         a rebooking replaces); ``fresh`` waits for a rebuild in progress rather than take
         the previous timeline (see ``daemon/busy.py``)."""
         return self.cache.timelines(
-            self.technician_ids(),
+            self.policy.technician_ids,
             self.cache_window(now),
             without=None if without is None else (without.technician_id, without.id),
             fresh=fresh,
@@ -269,7 +260,7 @@ class Service:
         return set(stale)
 
     def eligible(self, now: datetime) -> set[str]:
-        return set(self.technician_ids()) - self.stale_technicians(now)
+        return set(self.policy.technician_ids) - self.stale_technicians(now)
 
     # ------------------------------------------------------------------ slots
 
@@ -331,7 +322,7 @@ class Service:
         rebuild or a database server."""
         if not self.store.local:
             return False
-        technicians = self.technician_ids()
+        technicians = self.policy.technician_ids
         return self.cache.ready(technicians, self.cache_window(self.clock.now()))
 
     def answer_ahead(self) -> None:
@@ -466,7 +457,7 @@ class Service:
         monday = day - timedelta(days=day.weekday())
         start = datetime.combine(monday, time(0), tzinfo=tz)
         week = Interval(start, start + timedelta(days=7))
-        return self.load_cache.load(week, self.technician_ids())
+        return self.load_cache.load(week, self.policy.technician_ids)
 
     def _explain(
         self,

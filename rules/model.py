@@ -156,12 +156,15 @@ class Policy:
     remote_tools: tuple[RemoteTool, ...] = (KNOWN_TOOLS["anydesk"],)
     required_fields: frozenset[str] = DEFAULT_REQUIRED_FIELDS
     rules_version: str = "1"
+    # The technicians' ids in their order: asked for on every slot listing and booking.
+    technician_ids: tuple[str, ...] = _field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.slot_step <= timedelta(0):
             raise ValueError("slot_step must be positive")
         if not self.session_types:
             raise ValueError("at least one session type is needed")
+        object.__setattr__(self, "technician_ids", tuple(t.id for t in self.technicians))
 
     def tool(self, name: str) -> RemoteTool | None:
         wanted = name.strip().lower()
