@@ -367,7 +367,7 @@ def cmd_run(args: argparse.Namespace, clock: Clock | None) -> int:
 
     cap_arenas()  # before any thread starts (daemon/malloc.py)
     config = _load(args.config)
-    logs.setup(config.log.level)
+    logs.setup(config.log.level, background=True)
     if args.clock_start is not None:
         start = args.clock_start
         if start.tzinfo is None:

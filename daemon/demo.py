@@ -302,7 +302,7 @@ def run_demo(
         )
     fresh = not (state / "radicale").exists()
     password = (state / PASSWORD_FILE).read_text().strip()
-    logs.setup("INFO")
+    logs.setup("INFO", background=True)
     radicale = start_radicale(state, caldav_port, password)
     try:
         if fresh:

@@ -9,12 +9,22 @@ Log volume stays bounded under overload: waitress warns "Task queue depth is N" 
 request that finds all its threads busy (24,000 lines in a minute of overload, each
 written while waitress holds its task queue's lock). :class:`QueueDepthSummary` lets the
 first of a burst through and folds the rest into one line per minute.
+
+The daemon's lines are written by a thread of their own (:func:`setup` with
+``background``): a thread that logs only queues its record. Written by the thread that
+logged, a line held the handler's lock across the write to stderr and across taking the
+interpreter back after it; with eight clients booking (a line per booking), a write
+took up to 60 ms at times and booking threads waited up to 70 ms for that lock
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
 import os
+import queue
 import sys
 import threading
 import time
@@ -117,8 +127,100 @@ class QueueDepthSummary(logging.Filter):
 # The one summary of this process's waitress, wired by setup().
 queue_summary = QueueDepthSummary()
 
+# Records waiting for the writer thread, at most: at a line per booking, minutes of a
+# stderr that does not take them (journald stalled), a few MB. Past it, lines are
+# counted and dropped rather than held in memory or waited for.
+QUEUE_MAX = 10_000
 
-def setup(level: str = "INFO", *, journald: bool | None = None) -> None:
+
+class Background(logging.handlers.QueueHandler):
+    """The handler the daemon's threads log through: each record goes on a queue for
+    the writer thread (:class:`_Writer`), which writes it.
+
+    The queue is bounded by ``limit``. A record that finds it full is dropped and
+    counted, and the writer says how many were lost after the next line it writes: a
+    log that falls behind loses lines, never a request's time.
+    """
+
+    def __init__(self, records: queue.SimpleQueue[logging.LogRecord | None], limit: int) -> None:
+        super().__init__(records)
+        self._records = records
+        self.limit = limit
+        self._dropped_lock = threading.Lock()
+        self._dropped = 0
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        if self._records.qsize() >= self.limit:
+            with self._dropped_lock:
+                self._dropped += 1
+            return
+        self.queue.put_nowait(record)
+
+    def take_dropped(self) -> int:
+        """How many records were dropped since the last call."""
+        with self._dropped_lock:
+            dropped, self._dropped = self._dropped, 0
+        return dropped
+
+
+class _Writer(logging.handlers.QueueListener):
+    """The thread that writes what :class:`Background` queued (named "log", for the
+    daemon's CPU by thread in /metrics), and says when lines were dropped."""
+
+    def __init__(self, background: Background, handler: logging.Handler) -> None:
+        super().__init__(background.queue, handler)
+        self._background = background
+
+    def start(self) -> None:
+        # QueueListener.start() with a name for the thread; _monitor is its loop.
+        monitor = self._monitor  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=monitor, name="log", daemon=True)
+        self._thread.start()
+
+    def handle(self, record: logging.LogRecord) -> None:
+        super().handle(record)
+        dropped = self._background.take_dropped()
+        if dropped:
+            message = "%d log lines dropped: stderr did not take them as fast as they came"
+            warning = logging.LogRecord(
+                "expediente.log", logging.WARNING, __file__, 0, message, (dropped,), None
+            )
+            super().handle(warning)
+
+
+# The writer thread of setup(background=True), while one runs.
+_listener: _Writer | None = None
+
+
+def stop() -> None:
+    """Write what the writer thread still holds and end it (at exit, and before
+    :func:`setup` sets logging up again); with no writer thread, nothing."""
+    global _listener
+    listener, _listener = _listener, None
+    if listener is not None:
+        listener.stop()
+        # Handlers of the root logger still pointing at the queue write directly again.
+        root = logging.getLogger()
+        root.handlers[:] = [
+            listener.handlers[0] if isinstance(h, Background) else h for h in root.handlers
+        ]
+
+
+atexit.register(stop)
+
+
+def setup(
+    level: str = "INFO",
+    *,
+    journald: bool | None = None,
+    background: bool = False,
+    limit: int = QUEUE_MAX,
+) -> None:
+    """Log to stderr at ``level``; with ``background`` (the daemon), through a writer
+    thread of its own (:class:`Background`) that :func:`stop` ends, at exit at the latest.
+    A command that runs and ends writes its lines itself."""
+    global _listener
+    stop()
     # The formats above name no caller, thread or process: do not look them up for every
     # record (the logging module's documented optimisations). A booking logs a line, and
     # finding the caller's frame was a tenth of the logging it paid for.
@@ -132,6 +234,12 @@ def setup(level: str = "INFO", *, journald: bool | None = None) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    if background:
+        queued = Background(queue.SimpleQueue(), limit)
+        _listener = _Writer(queued, handler)
+        _listener.start()
+        root.handlers[:] = [queued]
+    else:
+        root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("waitress.queue").addFilter(queue_summary)  # added once however often

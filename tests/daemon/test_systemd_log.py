@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import socket
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -122,3 +126,115 @@ def test_setup_puts_the_summary_on_waitress_queue_logger(monkeypatch: pytest.Mon
     for depth in range(1, 501):
         waitress.utilities.queue_logger.warning("Task queue depth is %d", depth)
     assert [r.getMessage() for r in seen] == ["Task queue depth is 1"]
+
+
+# ------------------------------------------------------------ the daemon's writer thread
+
+
+class Gate(io.StringIO):
+    """A stderr that takes nothing until it is opened: a journald that stalls. Each write
+    waits for the gate (at most ``WAIT`` s, so a broken test fails instead of hanging)."""
+
+    WAIT = 10.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = threading.Event()
+        self.entered = threading.Event()  # a write is waiting at the gate
+
+    def write(self, text: str) -> int:
+        self.entered.set()
+        self.opened.wait(self.WAIT)
+        return super().write(text)
+
+
+@pytest.fixture
+def stderr(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
+    """A closed gate for sys.stderr (see :func:`set_up`), and the root logger as it was
+    once the test ends."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    for name in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, name, getattr(logging, name))
+    gate = Gate()
+    try:
+        yield gate
+    finally:
+        gate.opened.set()
+        daemon.log.stop()
+
+
+def set_up(gate: Gate, monkeypatch: pytest.MonkeyPatch, limit: int = daemon.log.QUEUE_MAX) -> None:
+    """The daemon's logging with ``gate`` as stderr. Done in the test itself: pytest puts
+    its own sys.stderr back between a fixture's setup and the test."""
+    monkeypatch.setattr(sys, "stderr", gate)
+    daemon.log.setup("INFO", journald=False, background=True, limit=limit)
+
+
+def messages(gate: Gate) -> list[str]:
+    """The lines written, without their timestamps."""
+    return [line.split(" ", 2)[2] for line in gate.getvalue().splitlines() if line[:1].isdigit()]
+
+
+def test_the_daemon_logs_without_waiting_for_stderr(
+    stderr: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_up(stderr, monkeypatch)
+    log = logging.getLogger("test.background")
+    # Written by the thread that logs, the first line would wait at the gate for 10 s
+    # and the assertion below would find it written.
+    log.info("booked %s", "s-1")
+    try:
+        raise ValueError("the calendar answered nonsense")
+    except ValueError:
+        log.exception("sync failed")
+    log.warning("still here")
+    assert stderr.getvalue() == "", "nothing written by the threads that logged"
+    stderr.opened.set()
+    daemon.log.stop()  # writes what is left, as the daemon's exit does
+    assert messages(stderr) == [
+        "INFO test.background: booked s-1",
+        "ERROR test.background: sync failed",
+        "WARNING test.background: still here",
+    ]
+    assert "ValueError: the calendar answered nonsense" in stderr.getvalue()
+    log.info("after the writer stopped")  # written directly again, not lost
+    assert messages(stderr)[-1] == "INFO test.background: after the writer stopped"
+
+
+def test_lines_past_the_queue_limit_are_dropped_and_counted(
+    stderr: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_up(stderr, monkeypatch, limit=2)
+    log = logging.getLogger("test.background.limit")
+    log.info("line 0")
+    assert stderr.entered.wait(Gate.WAIT), "the writer took line 0 and waits at the gate"
+    for n in range(1, 11):
+        log.info("line %d", n)  # two fit in the queue; eight are dropped
+    stderr.opened.set()
+    daemon.log.stop()
+    assert messages(stderr) == [
+        "INFO test.background.limit: line 0",
+        "WARNING expediente.log: 8 log lines dropped: stderr did not take them as fast "
+        "as they came",
+        "INFO test.background.limit: line 1",
+        "INFO test.background.limit: line 2",
+    ]
+
+
+def test_setting_up_again_ends_the_previous_writer(
+    stderr: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stderr.opened.set()
+    set_up(stderr, monkeypatch)
+    first = [t for t in threading.enumerate() if t.name == "log"]
+    logging.getLogger("test.background.again").info("before")
+    set_up(stderr, monkeypatch)  # set up again, as a second setup() call does
+    logging.getLogger("test.background.again").info("after")
+    daemon.log.stop()
+    assert len(first) == 1 and not first[0].is_alive()
+    assert messages(stderr) == [
+        "INFO test.background.again: before",
+        "INFO test.background.again: after",
+    ]
