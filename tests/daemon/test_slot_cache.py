@@ -373,6 +373,33 @@ def test_after_a_booking_the_next_request_finds_its_answer_computed_ahead(
     assert starts(after)["2026-12-02T09:00:00-03:00"] == 1
 
 
+def test_a_burst_of_bookings_with_nobody_listing_computes_one_answer_ahead(
+    ahead: tuple[Desk, Refresher], computed: list[str]
+) -> None:
+    """Answers are computed ahead only when someone asked for them since the last time:
+    after every booking of a burst, they took the interpreter from the bookings."""
+    desk, refresher = ahead
+    before = served(desk, "standard", WEDNESDAY, THURSDAY)
+    computed.clear()
+    for start in ("09:00", "10:00", "11:00"):
+        status, _, _ = call(
+            desk, "POST", "/api/v1/bookings", booking(f"2026-12-02T{start}:00-03:00")
+        )
+        assert status == 201
+        assert refresher.wait_idle(30)
+    assert computed == ["standard"], "computed after the first booking, not after each"
+    # The first listing after the burst: the answer from after the first booking while
+    # the refresher computes the current one, which the next listing gets.
+    assert served(desk, "standard", WEDNESDAY, THURSDAY) not in (
+        before,
+        fresh(desk, "standard", WEDNESDAY, THURSDAY),
+    )
+    assert refresher.wait_idle(30)
+    after = served(desk, "standard", WEDNESDAY, THURSDAY)
+    assert after == fresh(desk, "standard", WEDNESDAY, THURSDAY)
+    assert [starts(after)[f"2026-12-02T{h}:00:00-03:00"] for h in ("09", "10", "11")] == [1, 1, 1]
+
+
 def test_after_a_sync_lands_the_next_request_finds_its_answer_computed_ahead(
     ahead: tuple[Desk, Refresher], computed: list[str]
 ) -> None:
