@@ -144,7 +144,7 @@ class Background(logging.handlers.QueueHandler):
 
     def __init__(self, records: queue.SimpleQueue[logging.LogRecord | None], limit: int) -> None:
         super().__init__(records)
-        self._records = records
+        self._records = records  # self.queue, typed as the queue it is
         self.limit = limit
         self._dropped_lock = threading.Lock()
         self._dropped = 0
@@ -154,7 +154,7 @@ class Background(logging.handlers.QueueHandler):
             with self._dropped_lock:
                 self._dropped += 1
             return
-        self.queue.put_nowait(record)
+        self._records.put_nowait(record)
 
     def take_dropped(self) -> int:
         """How many records were dropped since the last call."""
