@@ -32,10 +32,16 @@ Phases, for the ceiling and the daemon alike, with the load from ``bench/load.py
 process of its own:
 
 * slots, open loop: ``GET /api/v1/slots`` for 14 days at a fixed rate (50 and 100 req/s),
-  latency from the scheduled send time. For the daemon in turns, three rounds (one with
-  ``--quick``) of calm then changes, each kind's percentiles taken over all its rounds'
-  requests together (each round's p99 printed beside): a p99 of one phase rests on its
-  few slowest requests, and identical phases on a shared machine differ by up to 2× in it:
+  latency from the scheduled send time. The requests arrive at random times (a Poisson
+  process of that rate), the same times in every phase: evenly spaced ones beat in step
+  with the daemon's periodic syncs, and the p99 of identical runs then depended on where
+  the syncs happened to fall. For the daemon in turns, six rounds of 7.5 s (one of 3 s
+  with ``--quick``) of calm then changes, each kind's percentiles taken over all its
+  rounds' requests together (each round's p99 printed beside): a p99 of one phase rests
+  on its few slowest requests, and identical phases on a shared machine differ by up to
+  2× in it. Beside them, how late the load generator was to send (a generator short of
+  CPU is a machine short of CPU) and the CPU steal (/proc/stat: time the hypervisor gave
+  other guests):
 
   - calm: the default sync interval (60 s), nothing changing;
   - changes: the sync interval set to 2 s (the file edited, then SIGHUP, as an admin
@@ -136,6 +142,9 @@ RATES = (50, 100)  # requests/s offered, open loop
 CLIENTS = (1, 8, 32)  # concurrent booking clients, closed loop
 CONNECTIONS = 32  # the open-loop generator's keep-alive connections
 WRK_CONNECTIONS = 16
+# Open-loop requests arrive at random times (bench/load.py), the same times in every phase:
+# calm and changes differ only in what the daemon does meanwhile.
+ARRIVALS_SEED = 7
 TIMEOUT = 10.0  # seconds a client waits for an answer before counting it a failure
 GRACE = 5.0  # seconds past an open-loop phase a request still waiting may be sent
 SETTLE_LIMIT = 120.0  # seconds a server may take to drain what a phase queued
@@ -166,7 +175,7 @@ class Timing:
 
 FULL = (
     (Scale(10, 2000), Scale(50, 5000)),
-    Timing(phase=15, saturation=8, bookings=6, idle=6, rounds=3),
+    Timing(phase=7.5, saturation=8, bookings=6, idle=6, rounds=6),
 )
 QUICK = (
     (Scale(4, 500), Scale(10, 1000)),
@@ -575,6 +584,7 @@ def summary(stream: dict[str, Any], elapsed: float, ok: int) -> dict[str, Any]:
         "p50_ms": percentile(found, 0.50),
         "p99_ms": percentile(found, 0.99),
         "lag_ms": stream["lag_ms"],
+        "lag_p99_ms": stream["lag_p99_ms"],
     }
 
 
@@ -588,7 +598,7 @@ def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Open-loop phases run in turns with others, as one: the percentiles of all their
     requests together, counts and CPU summed, each round's p99 kept beside.
 
-    A p99 of one 15 s phase at 100 req/s is decided by its 15 slowest requests; on a
+    A p99 of one 7.5 s phase at 100 req/s is decided by its 8 slowest requests; on a
     shared machine two identical phases differ by up to 2× in it. Pooled over rounds
     taken in turns with the phases they are compared with, the noise falls on both.
     """
@@ -611,6 +621,7 @@ def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "p50_ms": percentile(every, 0.50),
             "p99_ms": percentile(every, 0.99),
             "lag_ms": max(stream["lag_ms"] for stream in streams),
+            "lag_p99_ms": max(stream["lag_p99_ms"] for stream in streams),
             "round_p99_ms": [stream["p99_ms"] for stream in streams],
         }
     servers = [run["server"] for run in runs]
@@ -619,6 +630,8 @@ def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
                and "requests" in found[name])  # fmt: skip
     found["cpu_ms_per_request"] = found["server"]["cpu_seconds"] * 1000 / sent if sent else math.nan
     found["rate"] = runs[0]["rate"]
+    steals = [steal for run in runs if not math.isnan(steal := run.get("steal", math.nan))]
+    found["steal"] = max(steals, default=math.nan)
     return found
 
 
@@ -645,7 +658,9 @@ def open_loop(
              "rate": BOOKINGS_PER_SECOND, "bodies": [booking(s) for s in bookings]}
         )  # fmt: skip
     plan = {"port": server.port, "mode": "open", "duration": duration, "timeout": TIMEOUT,
-            "grace": GRACE, "connections": CONNECTIONS, "streams": streams}  # fmt: skip
+            "grace": GRACE, "connections": CONNECTIONS, "streams": streams,
+            "arrivals": "random", "seed": ARRIVALS_SEED}  # fmt: skip
+    stolen = steal_meter()
     with server.watch() as window:
         report = generate(plan)
     found: dict[str, Any] = {}
@@ -656,9 +671,37 @@ def open_loop(
             found[name]["latencies_ms"] = latencies(stream, ok)
     sent = sum(stream["requests"] for stream in found.values())
     found.update(
-        rate=rate, server=window[0].as_dict(), cpu_ms_per_request=per_request(window[0], sent)
+        rate=rate,
+        server=window[0].as_dict(),
+        cpu_ms_per_request=per_request(window[0], sent),
+        steal=stolen(),
     )
     return found
+
+
+def steal_meter() -> Callable[[], float]:
+    """A meter of the machine's CPU time taken by its hypervisor for other guests, as a
+    share of all CPU time from now until it is read: what no change to the daemon moves,
+    and the likeliest cause when identical phases differ. NaN where /proc/stat has none."""
+
+    def read() -> list[int]:
+        with open("/proc/stat", encoding="ascii") as stat:
+            return [int(field) for field in stat.readline().split()[1:]]
+
+    try:
+        before = read()
+    except (OSError, ValueError):
+        return lambda: math.nan
+
+    def stolen() -> float:
+        try:
+            spent = [b - a for a, b in zip(before, read(), strict=False)]
+        except (OSError, ValueError):
+            return math.nan
+        total = math.fsum(spent)
+        return spent[7] / total if len(spent) > 7 and total else math.nan
+
+    return stolen
 
 
 def closed_loop(
@@ -1097,7 +1140,7 @@ def table(result: dict[str, Any]) -> str:
             f"p50 {num(booked['p50_ms'], 0, 0)} ms, p99 {num(booked['p99_ms'], 0, 0)} ms"
         )
     changes = daemon["changes"]
-    rounds, ratios = [], []
+    rounds, ratios, machine = [], [], []
     for rate in RATES:
         calm, changed = daemon[f"slots_{rate}_calm"], daemon[f"slots_{rate}_changes"]
         rounds.append(
@@ -1108,10 +1151,16 @@ def table(result: dict[str, Any]) -> str:
         )
         ratio_p99 = ratio(changed["slots"]["p99_ms"], calm["slots"]["p99_ms"])
         ratios.append(f"{num(ratio_p99, 0, 2)}× at {rate} req/s")
+        machine.append(
+            f"at {rate} req/s generator late to send p99 {num(calm['slots']['lag_p99_ms'], 0, 2)}"
+            f" | {num(changed['slots']['lag_p99_ms'], 0, 2)} ms, CPU steal up to "
+            f"{num(100 * calm['steal'], 0)} | {num(100 * changed['steal'], 0)} %"
+        )
     lines += [
         f"  daemon phases: {daemon[f'slots_{RATES[0]}_calm']['rounds']} rounds of calm then "
         f"changes, pooled; p99 ms by round (calm | changes): " + "; ".join(rounds),
         "  slots p99 with changes / calm (pooled): " + ", ".join(ratios),
+        "  the machine in those phases (calm | changes): " + "; ".join(machine),
         f"  bookings meanwhile, {BOOKINGS_PER_SECOND:g}/s: " + "; ".join(during),
         f"  calendar changes: {changes['puts']} PUTs on Radicale, {changes['landed']} seen in the "
         f"store (after p50 {num(changes['landing_p50_s'], 0)} s, max "

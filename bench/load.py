@@ -3,8 +3,15 @@
 bench/api.py starts it with a JSON plan on stdin and reads a JSON report from stdout, so
 the client never shares a GIL with the server it measures or with the orchestrator.
 
-* ``open``: requests go out on a fixed schedule (request *k* of a stream at *k* / rate
-  seconds), whatever the server does. Latency is measured from the *scheduled* send time,
+* ``open``: requests go out on a schedule fixed before the run, whatever the server does:
+  evenly (request *k* of a stream at *k* / rate seconds), or with ``"arrivals": "random"``
+  at random times, as independent users arrive (the stream's ``duration`` × ``rate``
+  requests at uniformly drawn times, which is a Poisson process of that rate given its
+  count), drawn from ``seed`` so that phases run with the same seed get the very same
+  times. Even arrivals beat in step with the server's own periodic work (syncs every
+  2 s, one every 40 ms): the same requests meet it round after round, and which ones
+  depends on where each run's syncs happen to fall, so the p99 of identical runs
+  differed by 1.5×. Latency is measured from the *scheduled* send time,
   so a request that waited for a free connection because the server was slow counts that
   wait (no coordinated omission: a stalled server shows as the whole queue of late
   requests, not as one slow one). ``connections`` keep-alive connections carry the
@@ -15,19 +22,22 @@ the client never shares a GIL with the server it measures or with the orchestrat
 
 The plan: ``{"port", "mode", "duration", "connections", "timeout" (seconds to wait for
 an answer), "grace" (open loop: seconds past ``duration`` a late request may still be
-sent), "streams": [{"name", "method",
+sent), "arrivals" and "seed" (open loop, optional: see above), "streams": [{"name", "method",
 "path", "rate" (open only), "bodies" (JSON documents, one per request, each used once;
 optional in an open plan), "repeat" (closed only: use the bodies over and over)}]}``.
 A closed plan has one stream, with bodies (wrk does closed-loop GETs). The report: per stream, each request's
 ``[scheduled_s, latency_ms, status]`` (status 0: no answer in time), plus ``unsent``
-(scheduled but still waiting for a connection at the end of the grace) and the largest
-``lag_ms`` between a request's scheduled and actual send.
+(scheduled but still waiting for a connection at the end of the grace), and the largest
+``lag_ms`` and the p99 ``lag_p99_ms`` between a request's scheduled and actual send: a
+generator late to send was itself short of CPU, and says so.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import math
+import random
 import socket
 import sys
 import threading
@@ -49,7 +59,7 @@ class Request:
 class Stream:
     results: list[tuple[float, float, int]] = field(default_factory=list)
     unsent: int = 0
-    lag_ms: float = 0.0
+    lags_ms: list[float] = field(default_factory=list)
 
 
 class Connection:
@@ -84,14 +94,22 @@ class Connection:
 def schedule(plan: dict[str, Any]) -> list[Request]:
     """Every request of an open-loop plan, in the order they are due."""
     found: list[Request] = []
+    duration = plan["duration"]
+    arrivals = plan.get("arrivals", "even")
+    if arrivals not in ("even", "random"):
+        raise ValueError(f"arrivals: {arrivals!r} is neither 'even' nor 'random'")
+    rng = random.Random(plan.get("seed", 0))
     for stream in plan["streams"]:
         bodies = stream.get("bodies")
-        count = int(plan["duration"] * stream["rate"])
+        count = int(duration * stream["rate"])
         if bodies is not None:
             count = min(count, len(bodies))
-        for k in range(count):
+        if arrivals == "random":
+            times = sorted(rng.uniform(0.0, duration) for _ in range(count))
+        else:
+            times = [k / stream["rate"] for k in range(count)]
+        for k, at in enumerate(times):
             body = None if bodies is None else json.dumps(bodies[k]).encode()
-            at = k / stream["rate"]
             found.append(Request(stream["name"], stream["method"], stream["path"], body, at))
     found.sort(key=lambda r: r.at)
     return found
@@ -145,7 +163,7 @@ def run(plan: dict[str, Any]) -> dict[str, Any]:
             record = streams[request.stream]
             with lock:
                 record.results.append((request.at, (done - origin) * 1000, status))
-                record.lag_ms = max(record.lag_ms, (sent - due) * 1000 if open_loop else 0.0)
+                record.lags_ms.append((sent - due) * 1000 if open_loop else 0.0)
         if connection.conn is not None:
             connection.conn.close()
 
@@ -161,10 +179,23 @@ def run(plan: dict[str, Any]) -> dict[str, Any]:
     return {
         "elapsed": elapsed,
         "streams": {
-            name: {"results": s.results, "unsent": s.unsent, "lag_ms": s.lag_ms}
+            name: {
+                "results": s.results,
+                "unsent": s.unsent,
+                "lag_ms": max(s.lags_ms, default=0.0),
+                "lag_p99_ms": _p99(s.lags_ms),
+            }
             for name, s in streams.items()
         },
     }
+
+
+def _p99(values: list[float]) -> float:
+    """Nearest rank, as bench/api.py's percentiles; 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
 
 
 def main() -> None:

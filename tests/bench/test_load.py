@@ -10,6 +10,7 @@ asserted, which a slow machine can only make truer.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -93,3 +94,60 @@ def test_closed_loop_sends_each_body_once_then_stops(stalling_server: HttpServer
     }
     results = generate(plan)["streams"]["post"]["results"]
     assert [status for _, _, status in results] == [200] * len(bodies)
+
+
+def random_plan(port: int, seed: int) -> dict[str, Any]:
+    return {
+        "port": port,
+        "mode": "open",
+        "duration": 1.0,
+        "timeout": 20,
+        "grace": 10,
+        "connections": 4,
+        "arrivals": "random",
+        "seed": seed,
+        "streams": [
+            {"name": "get", "method": "GET", "path": "/", "rate": 40},
+            {"name": "post", "method": "POST", "path": "/", "rate": 5, "bodies": [{}] * 3},
+        ],
+    }
+
+
+def test_random_arrivals_are_the_same_for_a_seed_and_not_evenly_spaced() -> None:
+    from bench.load import schedule
+
+    first = schedule(random_plan(1, seed=3))
+    again = schedule(random_plan(1, seed=3))
+    other = schedule(random_plan(1, seed=4))
+    assert [(r.stream, r.at) for r in first] == [(r.stream, r.at) for r in again]
+    assert [r.at for r in first] != [r.at for r in other]
+    gets = [r.at for r in first if r.stream == "get"]
+    assert len(gets) == 40 and all(0.0 <= at < 1.0 for at in gets)
+    assert [r.stream for r in first].count("post") == 3  # no more than the bodies
+    gaps = [b - a for a, b in itertools.pairwise(gets)]
+    # Evenly spaced, every gap would be 1/40 s.
+    assert min(gaps) < 0.5 / 40 and max(gaps) > 1.5 / 40
+
+
+def test_arrivals_other_than_even_or_random_are_refused() -> None:
+    from bench.load import schedule
+
+    with pytest.raises(ValueError, match="arrivals"):
+        schedule({**random_plan(1, seed=0), "arrivals": "bursty"})
+
+
+def test_an_open_loop_run_sends_at_the_drawn_times_and_reports_how_late(
+    stalling_server: HttpServer,
+) -> None:
+    from bench.load import schedule
+
+    plan = random_plan(stalling_server.port, seed=5)
+    plan["streams"] = plan["streams"][:1]
+    report = generate(plan)
+    drawn = [r.at for r in schedule(plan)]
+    stream = report["streams"]["get"]
+    assert sorted(at for at, _, _ in stream["results"]) == drawn
+    # The server answers nothing before the first request's stall ends, so the fifth
+    # request waits for one of the four connections until then at least: late to send.
+    assert stream["lag_ms"] >= (drawn[0] + STALL - drawn[4]) * 1000 > 0
+    assert 0.0 <= stream["lag_p99_ms"] <= stream["lag_ms"]
