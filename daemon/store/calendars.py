@@ -25,6 +25,27 @@ from daemon.store.records import (
     ts_ceil,
 )
 
+# A sync's objects and busy blocks, each table in one statement over a JSON array of rows.
+# The writer holds the store's write lock meanwhile, and Python's sqlite3 lets go of the
+# GIL at every step of a statement: a statement per object (three per change) gave the
+# other threads a few hundred chances to keep the GIL for a switch interval each. With a
+# busy thread beside it, storing 60 changes took a second instead of 5 ms; in the daemon,
+# eight booking clients waited 20-30 ms behind a sync that brought in their own sessions.
+_INSERT_OBJECTS = (
+    "INSERT INTO calendar_objects "
+    "(calendar_id, href, uid, etag, start_ts, end_ts, cancelled) "
+    "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+    "json_extract(value, '$[2]'), CAST(json_extract(value, '$[3]') AS BIGINT), "
+    "CAST(json_extract(value, '$[4]') AS BIGINT), CAST(json_extract(value, '$[5]') AS INTEGER) "
+    "FROM json_each(?)"
+)
+_INSERT_BLOCKS = (
+    "INSERT INTO busy_intervals (calendar_id, href, start_ts, end_ts, own_event) "
+    "SELECT ?, json_extract(value, '$[0]'), CAST(json_extract(value, '$[1]') AS BIGINT), "
+    "CAST(json_extract(value, '$[2]') AS BIGINT), CAST(json_extract(value, '$[3]') AS INTEGER) "
+    "FROM json_each(?)"
+)
+
 
 class CalendarsPart(StoreBase):
     """Technicians and calendars from the configuration; sync states and calendar health."""
@@ -145,42 +166,47 @@ class CalendarsPart(StoreBase):
         whole seconds. Raises :class:`StoreError` for an unknown calendar and
         ``ValueError`` for a naive datetime (nothing is stored then).
         """
-        with self._write() as db:
+        # The last change of an object is the one that counts (as if applied in turn).
+        latest = {change.href: change for change in changes}
+        objects = [
+            [
+                c.href,
+                c.uid,
+                c.etag,
+                None if c.start is None else ts(c.start),
+                None if c.end is None else ts_ceil(c.end),
+                int(c.cancelled),
+            ]
+            for c in latest.values()
+            if not c.deleted
+        ]
+        blocks = [
+            [
+                c.href,
+                ts(b.start),
+                ts_ceil(b.end),
+                int(c.uid is not None and c.uid.startswith(SESSION_UID_PREFIX)),
+            ]
+            for c in latest.values()
+            if not c.deleted
+            for b in c.blocks
+            if b.end > b.start
+        ]
+        with self._write(alone=True) as db:
             self._require_calendar(db, calendar_id)
             if full:
                 db.execute("DELETE FROM calendar_objects WHERE calendar_id = ?", (calendar_id,))
-            for change in changes:
+            elif latest:
                 # busy_intervals rows go with their object (ON DELETE CASCADE).
                 db.execute(
-                    "DELETE FROM calendar_objects WHERE calendar_id = ? AND href = ?",
-                    (calendar_id, change.href),
+                    "DELETE FROM calendar_objects WHERE calendar_id = ? "
+                    "AND href IN (SELECT value FROM json_each(?))",
+                    (calendar_id, json.dumps(list(latest))),
                 )
-                if change.deleted:
-                    continue
-                db.execute(
-                    "INSERT INTO calendar_objects "
-                    "(calendar_id, href, uid, etag, start_ts, end_ts, cancelled) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        calendar_id,
-                        change.href,
-                        change.uid,
-                        change.etag,
-                        None if change.start is None else ts(change.start),
-                        None if change.end is None else ts_ceil(change.end),
-                        int(change.cancelled),
-                    ),
-                )
-                own = int(change.uid is not None and change.uid.startswith(SESSION_UID_PREFIX))
-                db.executemany(
-                    "INSERT INTO busy_intervals (calendar_id, href, start_ts, end_ts, own_event) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (calendar_id, change.href, ts(b.start), ts_ceil(b.end), own)
-                        for b in change.blocks
-                        if b.end > b.start
-                    ],
-                )
+            if objects:
+                db.execute(_INSERT_OBJECTS, (calendar_id, json.dumps(objects)))
+            if blocks:
+                db.execute(_INSERT_BLOCKS, (calendar_id, json.dumps(blocks)))
             db.execute(
                 "UPDATE calendars SET sync_state = ?, last_sync_ok_at = ?, last_attempt_at = ?, "
                 "last_error = NULL, consecutive_failures = 0 WHERE id = ?",

@@ -2,9 +2,10 @@
 daemon instances share.
 
 Every query of the store's parts is written once, in SQLite's dialect; a connection here
-translates it (:func:`translate`: ``?`` and ``:name`` parameters, ``json_each``, ``IS``
-between a column and a parameter, ``last_insert_rowid()``) and hands back rows that read
-like ``sqlite3.Row`` (by name and by position). So the SQLite store stays exactly as it
+translates it (:func:`translate`: ``?`` and ``:name`` parameters, ``json_each`` and
+``json_extract`` of its rows, ``IS`` between a column and a parameter,
+``last_insert_rowid()``) and hands back rows that read like ``sqlite3.Row`` (by name and
+by position). So the SQLite store stays exactly as it
 was, and a query fixed for one backend is fixed for both.
 
 What SQLite's ``BEGIN IMMEDIATE`` gives, every write transaction here gets from a
@@ -99,6 +100,8 @@ def translate(sql: str) -> str:
     sql = sql.replace("%", "%%")
     sql = sql.replace("json_each(?)", "json_array_elements_text(?::json)")
     sql = re.sub(r"json_each\(:(\w+)\)", r"json_array_elements_text(:\1::json)", sql)
+    # A row of a JSON array of rows (json_each gives each one as text here).
+    sql = re.sub(r"json_extract\(value, '\$\[(\d+)\]'\)", r"(value::json ->> \1)", sql)
     sql = re.sub(r"\bIS NOT :(\w+)", r"IS DISTINCT FROM :\1", sql)
     sql = re.sub(r"\bIS :(\w+)", r"IS NOT DISTINCT FROM :\1", sql)
     sql = sql.replace("last_insert_rowid()", "lastval()")
@@ -228,9 +231,12 @@ class PostgresBase(StoreBase):
             raise StoreUnavailable(f"the database {self.path} is unavailable: {error}") from None
 
     @contextmanager
-    def _write(self, *, quiet: bool = False, calendars: bool = True) -> Iterator[Connection]:
+    def _write(
+        self, *, quiet: bool = False, calendars: bool = True, alone: bool = False
+    ) -> Iterator[Connection]:
         """One transaction, after every earlier writer of every instance (see the module).
-        ``quiet`` and ``calendars`` change nothing here: the versions move on every call."""
+        ``quiet`` and ``calendars`` change nothing here: the versions move on every call;
+        nor does ``alone``: every write is a transaction of its own."""
         if getattr(self._local, "write", None) is not None:
             raise StoreError(f"a write to {self.path} began inside another one")
         with self._connected() as db, db.transaction():

@@ -31,6 +31,7 @@ from daemon.store import (
 from daemon.store.base import BULK_CACHE_KIB, CACHE_KIB
 from daemon.store.postgres import PostgresStore
 from daemon.store.queue import enqueue_item
+from daemon.store.records import ts
 from rules.intervals import Interval
 from rules.model import ACTIVE_STATUSES, Status
 from tests.daemon.store_helpers import NOW, START, open_store
@@ -345,6 +346,64 @@ def test_full_sync_replaces_and_delta_sync_patches(store: Store) -> None:
     assert store.busy_intervals("bruno", WINDOW) == []
     # Only what overlaps the window is returned (touching ends do not overlap).
     assert store.busy_intervals("ana", Interval(at(5), at(60))) == []
+
+
+def test_a_sync_naming_an_object_twice_keeps_its_last_change(store: Store) -> None:
+    """A sync's changes are stored together, not one after the other: an object named
+    twice ends as its last change says, as if they had been applied in turn. Text that
+    JSON escapes (quotes, backslashes, accents) and an own event's time and cancelled
+    flag come through as given."""
+    _synced_once(store)
+    odd = 'x "q" \\ ç.ics'
+    moved = Interval(at(500), at(530))
+    store.apply_sync(
+        BUSY,
+        [
+            ObjectChange("a.ics", "a", None, deleted=True),
+            ObjectChange("a.ics", "a", "e2", blocks=(block(60, 30),)),  # deleted, then back
+            ObjectChange("b.ics", "b", "e1", blocks=(block(120, 30),)),
+            ObjectChange("b.ics", "b", None, deleted=True),  # added, then deleted
+            ObjectChange(odd, 'uid "ç"', "e\\1", blocks=(block(200, 10), block(300, 10))),
+            ObjectChange(
+                "own.ics", "expediente-s1", "e", start=moved.start, end=moved.end, cancelled=True
+            ),
+        ],
+        full=False,
+        state="t2",
+        now=NOW,
+    )
+    assert store.calendar_objects(BUSY) == {
+        "a.ics": ("a", "e2"),
+        odd: ('uid "ç"', "e\\1"),
+        "own.ics": ("expediente-s1", "e"),
+    }
+    assert store.busy_intervals("ana", WINDOW) == [block(60, 30), block(200, 10), block(300, 10)]
+    row = store._read("SELECT start_ts, end_ts, cancelled FROM calendar_objects WHERE href = ?",
+                      ("own.ics",))[0]  # fmt: skip
+    assert (row[0], row[1], row[2]) == (ts(moved.start), ts(moved.end), 1)
+
+
+def test_a_sync_is_a_few_statements_whatever_its_size(tmp_path: Path) -> None:
+    """The writer of a sync holds the store's write lock, and every statement step lets
+    go of the GIL: with a busy thread beside it, a statement per changed object made 60
+    changes take a second to store. The count must not grow with the changes."""
+    counts = []
+    for size in (1, 200):
+        store = open_store(tmp_path / f"{size}.db")
+        seen: list[str] = []
+        store._connection().set_trace_callback(seen.append)
+        store.apply_sync(
+            BUSY,
+            [ObjectChange(f"{n}.ics", str(n), "e", blocks=(block(n, 1),)) for n in range(size)],
+            full=False,
+            state="t",
+            now=NOW,
+        )
+        assert len(store.busy_intervals("ana", WINDOW)) == size
+        # A trigger's run inside a statement is traced with the statement's own text again.
+        counts.append(sum(n == 0 or text != seen[n - 1] for n, text in enumerate(seen)))
+        store.close()
+    assert counts[0] == counts[1], counts
 
 
 def test_a_sync_is_stored_whole_or_not_at_all(store: Store) -> None:

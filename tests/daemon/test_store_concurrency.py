@@ -203,11 +203,12 @@ def test_a_store_used_by_many_threads_closes_from_another(store_at: str | Path) 
 
 
 def _queued_writers(
-    tmp_path: Path, count: int, work: Callable[[int, Any], None]
+    tmp_path: Path, count: int, work: Callable[[int, Any], None], alone: int | None = None
 ) -> tuple[daemon.store.base.StoreBase, list[object], int]:
-    """``count`` threads each run ``work(n, db)`` in a write, all queued behind a write
-    lock held by the test until every one of them waits for it; returns the handle, what
-    each thread ended with (None, or the exception it raised) and the commits made."""
+    """``count`` threads each run ``work(n, db)`` in a write (writer ``alone`` in one
+    that shares no transaction), all queued behind a write lock held by the test until
+    every one of them waits for it; returns the handle, what each thread ended with
+    (None, or the exception it raised) and the commits made."""
     base = daemon.store.base.StoreBase(
         tmp_path / "g.db", migrations=[(1, "CREATE TABLE t (n INTEGER NOT NULL);")]
     )
@@ -218,7 +219,7 @@ def _queued_writers(
 
     def writer(n: int) -> None:
         try:
-            with base._write() as db:
+            with base._write(alone=n == alone) as db:
                 work(n, db)
         except Exception as error:
             results[n] = error
@@ -273,3 +274,26 @@ def test_a_failing_writer_in_a_group_takes_back_only_its_own_changes(tmp_path: P
         kept = sorted(r[0] for r in base._read("SELECT n FROM t"))
         assert kept == sorted(set(range(10)) - failed)
         assert commits == 1
+
+
+def test_a_long_write_shares_no_transaction(tmp_path: Path) -> None:
+    """A write ``alone`` (a sync's changes) commits the writers before it first, which
+    only wait for a commit, and its own at once, before the writers after it begin."""
+    path = tmp_path / "g.db"
+    order: list[int] = []
+    committed: dict[int, int] = {}  # rows an outside connection sees as each writer runs
+
+    def insert(n: int, db: Any) -> None:
+        with closing(sqlite3.connect(path)) as other:
+            committed[n] = other.execute("SELECT count(*) FROM t").fetchone()[0]
+        order.append(n)
+        db.execute("INSERT INTO t (n) VALUES (?)", (n,))
+
+    base, results, commits = _queued_writers(tmp_path, 9, insert, alone=4)
+    with base:
+        assert results == [None] * 9
+        place = order.index(4)
+        assert committed[4] == place  # everyone before it was committed first
+        if place + 1 < len(order):
+            assert committed[order[place + 1]] == place + 1  # and it was, at once
+        assert commits == 1 + (place > 0) + (place < len(order) - 1)
