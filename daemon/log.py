@@ -8,7 +8,9 @@ that hold secrets are wrapped so their repr is ``***``.
 Log volume stays bounded under overload: waitress warns "Task queue depth is N" for every
 request that finds all its threads busy (24,000 lines in a minute of overload, each
 written while waitress holds its task queue's lock). :class:`QueueDepthSummary` lets the
-first of a burst through and folds the rest into one line per minute.
+first of a burst through and folds the rest into one line per minute;
+:class:`RepeatSummary` does the same for the daemon's own warnings that come once per
+request (every answer while the database is away says so).
 
 The daemon's lines are written by a thread of their own (:func:`setup` with
 ``background``): a thread that logs only queues its record. Written by the thread that
@@ -29,6 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 _PRIORITY = {
     logging.DEBUG: 7,
@@ -58,18 +61,19 @@ class JournalFormatter(logging.Formatter):
         return f"<{priority}>{super().format(record)}"
 
 
-class QueueDepthSummary(logging.Filter):
-    """On waitress's ``waitress.queue`` logger: its per-request "Task queue depth is N"
-    warnings become at most one summary line per ``interval`` seconds.
+class BurstSummary(logging.Filter):
+    """A filter that turns warnings logged once per request into at most one line per
+    ``interval`` seconds for each kind of warning (:meth:`kind`), so that an overload or
+    an outage writes a few lines a minute, not one per request.
 
-    The first warning after a quiet interval passes as it is, so an overload shows at
-    once; the ones after it are counted, and the first one past the interval (or
-    :meth:`flush`, which the daemon's loop calls) turns into "request queue was N deep at
-    most, M times in the last S s". Other records pass untouched. ``monotonic`` is the
-    clock, in seconds (a test's counter).
+    The first warning of a kind after a quiet interval passes as it is, so the trouble
+    shows at once; the ones after it are counted, and the first one past the interval (or
+    :meth:`flush`, which the daemon's loop calls) turns into a summary of them
+    (:meth:`summary`). Records of no kind pass untouched. ``monotonic`` is the clock, in
+    seconds (a test's counter).
     """
 
-    PREFIX = "Task queue depth is"
+    SUMMARY = "burst_summary"  # set on a summary record, which passes as it is
 
     def __init__(
         self, interval: float = 60.0, *, monotonic: Callable[[], float] = time.monotonic
@@ -78,54 +82,111 @@ class QueueDepthSummary(logging.Filter):
         self.interval = interval
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._since: float | None = None  # when the interval being counted began
-        self._times = 0
-        self._deepest = 0
+        self._bursts: dict[str, _Burst] = {}
+
+    def kind(self, record: logging.LogRecord) -> str | None:
+        """Which kind of repeated warning ``record`` is, if it is one."""
+        raise NotImplementedError
+
+    def summary(self, burst: _Burst, seconds: float) -> str:
+        """The line that stands for the ``burst.times`` warnings counted."""
+        raise NotImplementedError
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "queue_summary", False) or not str(record.msg).startswith(self.PREFIX):
+        if getattr(record, self.SUMMARY, False):
             return True
-        depth = record.args[0] if isinstance(record.args, tuple) and record.args else 0
+        kind = self.kind(record)
+        if kind is None:
+            return True
         now = self._monotonic()
         with self._lock:
-            if self._since is None or (now - self._since >= self.interval and not self._times):
-                self._since = now  # a new burst: this one shows as it is
+            burst = self._bursts.get(kind)
+            if burst is None or (now - burst.since >= self.interval and not burst.times):
+                self._bursts[kind] = _Burst(now, record.name)  # a new burst shows as it is
                 return True
-            self._times += 1
-            self._deepest = max(self._deepest, depth if isinstance(depth, int) else 0)
-            if now - self._since < self.interval:
+            burst.count(record)
+            if now - burst.since < self.interval:
                 return False
-            summary = self._summary(now)
-            self._since = now
-        record.msg, record.args = summary, ()
+            text = self.summary(burst, now - burst.since)
+            self._bursts[kind] = _Burst(now, record.name)
+        record.msg, record.args, record.exc_info, record.exc_text = text, (), None, None
         return True
 
     def flush(self, logger: logging.Logger | None = None) -> None:
-        """Log the summary of an interval that is over, through ``logger`` (by default
-        waitress's): a burst that ended is reported without waiting for the next one."""
+        """Log the summary of each burst whose interval is over, through ``logger`` (by
+        default the one its warnings came through): a burst that ended is reported without
+        waiting for the next one."""
         now = self._monotonic()
+        lines: list[tuple[str, str]] = []
         with self._lock:
-            if self._since is None or now - self._since < self.interval:
-                return
-            summary = self._summary(now) if self._times else None
-            # Counting goes on after a summary; a quiet interval ends the burst.
-            self._since = now if summary is not None else None
-        if summary is not None:
-            target = logger or logging.getLogger("waitress.queue")
-            target.warning("%s", summary, extra={"queue_summary": True})
+            for kind, burst in list(self._bursts.items()):
+                if now - burst.since < self.interval:
+                    continue
+                if burst.times:  # counting goes on after a summary
+                    lines.append((burst.logger, self.summary(burst, now - burst.since)))
+                    self._bursts[kind] = _Burst(now, burst.logger)
+                else:  # a quiet interval ends the burst
+                    del self._bursts[kind]
+        for name, text in lines:
+            target = logger or logging.getLogger(name)
+            target.warning("%s", text, extra={self.SUMMARY: True})
 
-    def _summary(self, now: float) -> str:
-        text = (
-            f"request queue was {self._deepest} deep at most, {self._times} times in the "
-            f"last {now - (now if self._since is None else self._since):.0f} s "
-            "(every worker thread busy)"
+
+@dataclass
+class _Burst:
+    """Warnings of one kind since ``since``: how many were held back, the deepest queue
+    they named, the last one's text."""
+
+    since: float
+    logger: str
+    times: int = 0
+    deepest: int = 0
+    last: str = ""
+
+    def count(self, record: logging.LogRecord) -> None:
+        self.times += 1
+        self.last = record.getMessage()
+        args = record.args
+        depth = args[0] if isinstance(args, tuple) and args else 0
+        self.deepest = max(self.deepest, depth if isinstance(depth, int) else 0)
+
+
+class QueueDepthSummary(BurstSummary):
+    """On waitress's ``waitress.queue`` logger: its per-request "Task queue depth is N"
+    warnings become at most one line a minute ("request queue was N deep at most, M
+    times in the last S s")."""
+
+    PREFIX = "Task queue depth is"
+
+    def kind(self, record: logging.LogRecord) -> str | None:
+        return "queue" if str(record.msg).startswith(self.PREFIX) else None
+
+    def summary(self, burst: _Burst, seconds: float) -> str:
+        return (
+            f"request queue was {burst.deepest} deep at most, {burst.times} times in the "
+            f"last {seconds:.0f} s (every worker thread busy)"
         )
-        self._times = self._deepest = 0
-        return text
 
 
-# The one summary of this process's waitress, wired by setup().
+class RepeatSummary(BurstSummary):
+    """On the daemon's loggers that warn once per request or message (the answers while
+    the database is away, a webhook that cannot check its requests, a bug hit by every
+    request): each warning or error, by its message template, shows once, and its
+    repeats become at most one line a minute, which gives the last of them and the
+    count. Lines below WARNING (a check-in, a booking) are events, not repeats, and pass."""
+
+    def kind(self, record: logging.LogRecord) -> str | None:
+        return str(record.msg) if record.levelno >= logging.WARNING else None
+
+    def summary(self, burst: _Burst, seconds: float) -> str:
+        return f"{burst.last} (and {burst.times - 1} more like it in the last {seconds:.0f} s)"
+
+
+# The one summary of this process's waitress, and the one of its own loggers that warn per
+# request, wired by setup().
 queue_summary = QueueDepthSummary()
+repeat_summary = RepeatSummary()
+REPEATING = ("expediente.web", "expediente.whatsapp")
 
 # Records waiting for the writer thread, at most: at a line per booking, minutes of a
 # stderr that does not take them (journald stalled), a few MB. Past it, lines are
@@ -243,3 +304,5 @@ def setup(
         root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("waitress.queue").addFilter(queue_summary)  # added once however often
+    for name in REPEATING:
+        logging.getLogger(name).addFilter(repeat_summary)

@@ -35,7 +35,7 @@ from daemon.clock import Clock, SystemClock
 from daemon.config import Config, load_config
 from daemon.errors import ExpedienteError
 from daemon.leader import leadership_for
-from daemon.log import queue_summary
+from daemon.log import queue_summary, repeat_summary
 from daemon.metrics import Metrics
 from daemon.outbox import LANES, FlushReport, Notifications, OutboxWorker
 from daemon.refresh import Refresher
@@ -412,7 +412,9 @@ class Daemon:
             f"{len(self.store.flagged_sessions())} flagged"
         )
         self.systemd.status(text)
-        queue_summary.flush()  # an overload that ended is reported without waiting for another
+        # An overload or an outage that ended is reported without waiting for another.
+        queue_summary.flush()
+        repeat_summary.flush()
 
     def start(self, *, serve: bool = True, port: int | None = None) -> None:
         """Serve HTTP, sync every calendar once, then tell systemd we are ready.

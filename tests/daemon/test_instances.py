@@ -9,6 +9,7 @@ connection and instance name. ``kill -9`` and server restarts of real processes 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from connectors.memory import MemoryCalendar
 from daemon.clock import FixedClock
 from daemon.config import CalendarConfig, load_config
 from daemon.leader import AdvisoryLockLeader
+from daemon.log import RepeatSummary
 from daemon.loop import Daemon
 from daemon.store import StoreUnavailable
 from daemon.systemd import Notifier
@@ -160,7 +162,7 @@ def test_a_leader_cut_off_from_the_database_stops_before_another_starts(
 
 
 def test_while_the_database_is_down_requests_get_503_and_then_work_again(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = PostgresServer()
     try:
@@ -174,6 +176,10 @@ def test_while_the_database_is_down_requests_get_503_and_then_work_again(
         instance = Instance(path, "app1", {})
         instance.daemon.sync_all()
         assert call(instance, "GET", "/api/v1/slots?type=standard")[0] == 200
+        # The daemon's log as setup() wires it, on a clock that stays in the first minute.
+        web = logging.getLogger("expediente.web")
+        monkeypatch.setattr(web, "filters", [RepeatSummary(60, monotonic=lambda: 0.0)])
+        caplog.set_level(logging.WARNING, "expediente.web")
         server.stop()
         status, headers, body = call(instance, "GET", "/api/v1/slots?type=standard")
         assert (status, headers.get("Retry-After")) == (503, "5"), body
@@ -185,6 +191,8 @@ def test_while_the_database_is_down_requests_get_503_and_then_work_again(
         html = {"Accept": "text/html"}
         page = wsgi.call(instance.app, wsgi.environ("GET", "/book/standard", b"", headers=html))
         assert page[0] == 503 and "indisponível" in page[2].decode()
+        said = [r.getMessage() for r in caplog.records if r.name == "expediente.web"]
+        assert len(said) == 1 and said[0].startswith("answering 503: "), said
         # Down long enough for the pool's reconnection attempts to back off and give up.
         with pytest.raises(StoreUnavailable):
             instance.daemon.store.list_sessions()

@@ -14,7 +14,7 @@ import pytest
 import waitress.utilities
 
 import daemon.log
-from daemon.log import JournalFormatter, QueueDepthSummary
+from daemon.log import BurstSummary, JournalFormatter, QueueDepthSummary, RepeatSummary
 from daemon.systemd import Notifier
 from tests.ticks import Ticks
 
@@ -52,13 +52,14 @@ def test_journal_lines_carry_priority_and_no_timestamp() -> None:
 # ------------------------------------------------------------ waitress queue warnings
 
 
-def queue_logger(name: str, summary: QueueDepthSummary) -> tuple[logging.Logger, list[str]]:
-    """A logger like waitress's with the summary on it; returns it and the lines it wrote."""
+def queue_logger(name: str, summary: BurstSummary) -> tuple[logging.Logger, list[str]]:
+    """A logger like waitress's with the summary on it; returns it and the lines it wrote
+    (a line that carries a traceback ends with " +traceback")."""
     lines: list[str] = []
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            lines.append(record.getMessage())
+            lines.append(record.getMessage() + (" +traceback" if record.exc_info else ""))
 
     logger = logging.getLogger(name)
     logger.propagate = False
@@ -105,6 +106,64 @@ def test_a_quiet_minute_ends_a_burst_and_other_records_pass() -> None:
         "request queue was 7 deep at most, 1 times in the last 61 s (every worker thread busy)",
         "Task queue depth is 2",
     ]
+
+
+def test_a_warning_each_request_repeats_becomes_one_line_a_minute() -> None:
+    """The database away for 150 s, a request every 10 ms: each answer's warning names
+    its error; the log shows the first, then a line a minute with the last and the count."""
+    ticks = Ticks()
+    summary = RepeatSummary(60, monotonic=ticks)
+    logger, lines = queue_logger("test.expediente.web.outage", summary)
+    logger.setLevel(logging.INFO)
+    for n in range(15_000):
+        ticks.now = n * 0.01
+        logger.warning("answering 503: %s", f"connection refused ({n})")
+        if n == 100:
+            logger.info("booked %s", "s1")  # an event, not a repeat
+            logger.warning("WhatsApp webhook refused: %s", "no secret")  # another kind
+    ticks.now = 200.0
+    summary.flush(logger)
+    assert lines == [
+        "answering 503: connection refused (0)",
+        "booked s1",
+        "WhatsApp webhook refused: no secret",
+        "answering 503: connection refused (6000) (and 5999 more like it in the last 60 s)",
+        "answering 503: connection refused (12000) (and 5999 more like it in the last 60 s)",
+        "answering 503: connection refused (14999) (and 2998 more like it in the last 80 s)",
+    ]
+
+
+def test_a_bug_hit_by_every_request_shows_its_traceback_once() -> None:
+    ticks = Ticks()
+    summary = RepeatSummary(60, monotonic=ticks)
+    logger, lines = queue_logger("test.expediente.web.bug", summary)
+    for n in range(3):
+        ticks.now = n * 30.0
+        try:
+            raise KeyError("field")
+        except KeyError:
+            logger.exception("bug while answering %s %s", "GET", f"/x/{n}")
+    assert lines == [
+        "bug while answering GET /x/0 +traceback",
+        "bug while answering GET /x/2 (and 1 more like it in the last 60 s)",
+    ]
+
+
+def test_setup_puts_the_repeat_summary_on_the_loggers_that_warn_per_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    for name in ("waitress.queue", *daemon.log.REPEATING):
+        monkeypatch.setattr(logging.getLogger(name), "filters", [])
+    for name in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, name, getattr(logging, name))
+    daemon.log.setup("INFO", journald=False)
+    daemon.log.setup("INFO", journald=False)
+    assert daemon.log.REPEATING == ("expediente.web", "expediente.whatsapp")
+    for name in daemon.log.REPEATING:
+        assert logging.getLogger(name).filters == [daemon.log.repeat_summary]
 
 
 def test_setup_puts_the_summary_on_waitress_queue_logger(monkeypatch: pytest.MonkeyPatch) -> None:
