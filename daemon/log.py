@@ -145,7 +145,10 @@ class _Burst:
 
     def count(self, record: logging.LogRecord) -> None:
         self.times += 1
-        self.last = record.getMessage()
+        try:
+            self.last = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not fit: logging reports it on emit
+            self.last = str(record.msg)
         args = record.args
         depth = args[0] if isinstance(args, tuple) and args else 0
         self.deepest = max(self.deepest, depth if isinstance(depth, int) else 0)

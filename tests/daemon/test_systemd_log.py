@@ -149,6 +149,20 @@ def test_a_bug_hit_by_every_request_shows_its_traceback_once() -> None:
     ]
 
 
+def test_a_repeat_whose_arguments_do_not_fit_is_counted_not_raised() -> None:
+    ticks = Ticks()
+    summary = RepeatSummary(60, monotonic=ticks)
+    logger, lines = queue_logger("test.expediente.web.args", summary)
+    logger.warning("answering 503: %s", "down")
+    logger.warning("answering 503: %s", "down", "one too many")  # held back, not raised
+    ticks.now = 61.0
+    summary.flush(logger)
+    assert lines == [
+        "answering 503: down",
+        "answering 503: %s (and 0 more like it in the last 61 s)",
+    ]
+
+
 def test_setup_puts_the_repeat_summary_on_the_loggers_that_warn_per_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
