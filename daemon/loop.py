@@ -403,6 +403,10 @@ class Daemon:
             self._submit(f"sync:{calendar.id}", self._sync_job(calendar.id, full=True))
 
     def _status(self) -> None:
+        # An overload or an outage that ended is reported without waiting for another;
+        # first, since the store reads below fail while the database is away.
+        queue_summary.flush()
+        repeat_summary.flush()
         now = self.clock.now()
         stale = self.service.stale_technicians(now)
         calendars = self.store.calendars()
@@ -412,9 +416,6 @@ class Daemon:
             f"{len(self.store.flagged_sessions())} flagged"
         )
         self.systemd.status(text)
-        # An overload or an outage that ended is reported without waiting for another.
-        queue_summary.flush()
-        repeat_summary.flush()
 
     def start(self, *, serve: bool = True, port: int | None = None) -> None:
         """Serve HTTP, sync every calendar once, then tell systemd we are ready.
